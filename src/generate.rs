@@ -1,0 +1,243 @@
+//! Drives libbpf's load phase in gen mode over an opened object: links the
+//! programs, applies the load-time BTF edit, and feeds maps and programs to
+//! the loader emitter in libbpf's order.
+
+use crate::btf::{kind, linkage};
+use crate::error::{Error, Result};
+use crate::host::Host;
+use crate::link::link_programs;
+use crate::loader::{LoaderGen, MapCreate, ProgLoad};
+use crate::object::{Map, MapDef, MapOrigin, Object, is_map_in_map};
+use crate::section_defs::{self, SEC_ATTACH_BTF, map_type, prog_type};
+
+/// The loader program and its data, plus the skeleton layout they expect.
+#[derive(Debug, Clone)]
+pub struct LoaderBlobs {
+    pub data: Vec<u8>,
+    pub insns: Vec<u8>,
+    /// Map descriptors in ctx order (every map of the object).
+    pub map_names: Vec<String>,
+    /// Program descriptors in ctx order (every entry program, loaded or not).
+    pub prog_names: Vec<String>,
+}
+
+/// `adjust_ringbuf_sz`: the smallest page_size * 2^k that is > size, unless
+/// size already has that form.
+fn ringbuf_size(size: u32, page: u32) -> u32 {
+    if size == 0 || page == 0 {
+        return size;
+    }
+    if size % page == 0 && (size / page).is_power_of_two() {
+        return size;
+    }
+    let mut mul: u64 = 1;
+    while mul * page as u64 <= u32::MAX as u64 {
+        if mul * page as u64 > size as u64 {
+            return (mul * page as u64) as u32;
+        }
+        mul <<= 1;
+    }
+    size
+}
+
+/// The definition as libbpf submits it on this host.
+pub fn effective_def(def: &MapDef, host: &Host) -> MapDef {
+    let mut d = def.clone();
+    if d.map_type == map_type::RINGBUF || d.map_type == map_type::USER_RINGBUF {
+        d.max_entries = ringbuf_size(d.max_entries, host.page_size);
+    }
+    if d.map_type == map_type::PERF_EVENT_ARRAY && d.max_entries == 0 {
+        d.max_entries = host.possible_cpus;
+    }
+    d
+}
+
+fn btf_ids_dropped(t: u32) -> bool {
+    matches!(
+        t,
+        map_type::PERF_EVENT_ARRAY
+            | map_type::CGROUP_ARRAY
+            | map_type::STACK_TRACE
+            | map_type::ARRAY_OF_MAPS
+            | map_type::HASH_OF_MAPS
+            | map_type::DEVMAP
+            | map_type::DEVMAP_HASH
+            | map_type::CPUMAP
+            | map_type::XSKMAP
+            | map_type::SOCKMAP
+            | map_type::SOCKHASH
+            | map_type::QUEUE
+            | map_type::STACK
+            | map_type::ARENA
+    )
+}
+
+fn map_create<'a>(map: &'a Map, def: &MapDef, has_btf: bool) -> MapCreate<'a> {
+    let keep_ids = has_btf && !btf_ids_dropped(def.map_type);
+    MapCreate {
+        map_type: def.map_type,
+        name: &map.name,
+        key_size: def.key_size,
+        value_size: def.value_size,
+        max_entries: def.max_entries,
+        map_flags: def.map_flags,
+        numa_node: def.numa_node,
+        map_extra: def.map_extra,
+        btf_key_type_id: if keep_ids { def.key_type_id } else { 0 },
+        btf_value_type_id: if keep_ids { def.value_type_id } else { 0 },
+    }
+}
+
+pub fn gen_loader(obj: &Object, host: &Host) -> Result<LoaderBlobs> {
+    gen_inner(obj, host).map_err(|e| e.for_object(&obj.name))
+}
+
+fn gen_inner(obj: &Object, host: &Host) -> Result<LoaderBlobs> {
+    if let Some(m) = obj.maps.iter().find(|m| m.prog_slots.iter().any(Option::is_some)) {
+        return Err(Error::unsupported(format!(
+            "map '{}': static initialisation of a prog-array is not supported by libbpf 1.5's loader generator",
+            m.name
+        ))
+        .in_section(".maps"));
+    }
+    if obj.maps.len() > 64 {
+        return Err(Error::unsupported("Total maps exceeds 64"));
+    }
+    // Validate every program that will load before linking, in libbpf's terms.
+    for p in obj.programs.iter().filter(|p| !p.is_subprog && p.autoload) {
+        let attrs = p.load_attrs();
+        let fail = |msg: String| Err(Error::unsupported(format!("prog '{}': {msg}", p.name)).in_section(p.sec_name.clone()));
+        if p.sec_def.is_none() || attrs.prog_type == prog_type::UNSPEC {
+            return fail(format!("missing BPF prog type, check ELF section name '{}'", p.sec_name));
+        }
+        if attrs.prog_type == prog_type::STRUCT_OPS {
+            return fail("SEC(\"struct_ops\") program isn't referenced anywhere, did you forget to use it?".into());
+        }
+    }
+    let linked = link_programs(obj)?;
+
+    let mut emitter = LoaderGen::new(obj.programs.len(), obj.maps.len());
+    if let Some(btf) = &obj.btf {
+        let mut btf = btf.clone();
+        // Hidden global sub-programs: their BTF FUNC becomes static.
+        for p in obj.programs.iter().filter(|p| p.mark_btf_static && p.is_subprog) {
+            for id in 1..btf.type_cnt() {
+                let t = btf.type_by_id(id)?;
+                if t.kind() == kind::FUNC && t.vlen() == linkage::GLOBAL && btf.name_of(&t)? == p.name {
+                    btf.set_info(&t, kind::FUNC << 24 | linkage::STATIC);
+                    break;
+                }
+            }
+        }
+        emitter.load_btf(btf.raw());
+    }
+    let has_btf = obj.btf.is_some();
+    for (i, map) in obj.maps.iter().enumerate() {
+        let def = effective_def(&map.def, host);
+        if is_map_in_map(def.map_type) {
+            if let Some(inner) = &map.inner {
+                let inner_def = effective_def(&inner.def, host);
+                emitter.map_create(&map_create(inner, &inner_def, has_btf), None);
+            }
+        }
+        emitter.map_create(&map_create(map, &def, has_btf), Some(i));
+        if map.is_internal() {
+            emitter.map_update_elem(i, &map.initial_value);
+            if map.origin == MapOrigin::Rodata {
+                emitter.map_freeze(i);
+            }
+        }
+        for (slot, target) in map.init_slots.iter().enumerate() {
+            if let Some(t) = target {
+                emitter.populate_outer_map(i, slot as u32, *t);
+            }
+        }
+    }
+    let skel_slots: Vec<usize> = {
+        let mut next = 0;
+        obj.programs
+            .iter()
+            .map(|p| {
+                let s = next;
+                if !p.is_subprog {
+                    next += 1;
+                }
+                s
+            })
+            .collect()
+    };
+    for lp in &linked {
+        let p = &obj.programs[lp.prog_idx];
+        let attrs = p.load_attrs();
+        let needs_target = p.sec_def.is_some_and(|d| d.flags & SEC_ATTACH_BTF != 0);
+        let attach_target = if needs_target {
+            if attrs.prog_type == prog_type::EXT {
+                return Err(Error::unsupported(format!("prog '{}': attach program FD is not set", p.name))
+                    .in_section(p.sec_name.clone()));
+            }
+            let Some(name) = section_defs::section_target(&p.sec_name) else {
+                return Err(Error::unsupported(format!(
+                    "prog '{}': no BTF-based attach target is specified, use bpf_program__set_attach_target()",
+                    p.name
+                ))
+                .in_section(p.sec_name.clone()));
+            };
+            let (prefix, kind) = section_defs::btf_attach_lookup(attrs.prog_type, attrs.expected_attach_type);
+            let full = format!("{prefix}{name}");
+            if full.len() >= 128 {
+                return Err(Error::unsupported(format!("prog '{}': attach target name is too long", p.name)));
+            }
+            Some((full, kind))
+        } else {
+            None
+        };
+        let mut insn_bytes = Vec::with_capacity(lp.insns.len() * 8);
+        for i in &lp.insns {
+            insn_bytes.extend_from_slice(&i.to_bytes());
+        }
+        // libbpf passes func/line info only when the object has BTF.
+        let (fi, li) = if has_btf {
+            (lp.func_info.as_ref(), lp.line_info.as_ref())
+        } else {
+            (None, None)
+        };
+        emitter.prog_load(&ProgLoad {
+            prog_type: attrs.prog_type,
+            name: &p.name,
+            license: &obj.license,
+            insns: &insn_bytes,
+            insn_cnt: lp.insns.len() as u32,
+            expected_attach_type: attrs.expected_attach_type,
+            prog_flags: attrs.prog_flags,
+            func_info: fi.map(|r| r.bytes.as_slice()).unwrap_or(&[]),
+            func_info_rec_size: fi.map(|r| r.rec_size).unwrap_or(0),
+            func_info_cnt: fi.map(|r| r.count).unwrap_or(0),
+            line_info: li.map(|r| r.bytes.as_slice()).unwrap_or(&[]),
+            line_info_rec_size: li.map(|r| r.rec_size).unwrap_or(0),
+            line_info_cnt: li.map(|r| r.count).unwrap_or(0),
+            attach_target,
+            skel_slot: skel_slots[lp.prog_idx],
+        });
+    }
+    let (data, insns) = emitter.finish()?;
+    Ok(LoaderBlobs {
+        data,
+        insns,
+        map_names: obj.maps.iter().map(|m| m.name.clone()).collect(),
+        prog_names: obj.programs.iter().filter(|p| !p.is_subprog).map(|p| p.name.clone()).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ringbuf_size;
+
+    #[test]
+    fn ringbuf_rounding() {
+        assert_eq!(ringbuf_size(4096, 4096), 4096);
+        assert_eq!(ringbuf_size(4096 * 3, 4096), 4096 * 4);
+        assert_eq!(ringbuf_size(4096 * 3 + 1, 4096), 4096 * 4);
+        assert_eq!(ringbuf_size(1, 4096), 4096);
+        assert_eq!(ringbuf_size(0, 4096), 0);
+    }
+}

@@ -1,0 +1,152 @@
+//! BPF instruction encoding: one 8-byte little-endian `struct bpf_insn`, and
+//! the handful of constructors the loader emitter needs.
+
+pub const BPF_PSEUDO_MAP_FD: u8 = 1;
+pub const BPF_PSEUDO_BTF_ID: u8 = 3;
+pub const BPF_PSEUDO_MAP_IDX: u8 = 5;
+pub const BPF_PSEUDO_MAP_IDX_VALUE: u8 = 6;
+pub const BPF_PSEUDO_CALL: u8 = 1;
+pub const BPF_PSEUDO_FUNC: u8 = 4;
+pub const BPF_PSEUDO_KFUNC_CALL: u8 = 2;
+
+// Opcode pieces (class | op | source) used below.
+pub const BPF_LD_IMM64: u8 = 0x18;
+pub const BPF_CALL: u8 = 0x85;
+pub const BPF_EXIT: u8 = 0x95;
+const BPF_JMP: u8 = 0x05;
+const BPF_K: u8 = 0x00;
+const BPF_X: u8 = 0x08;
+const BPF_ALU64: u8 = 0x07;
+const BPF_ALU: u8 = 0x04;
+const BPF_LDX: u8 = 0x01;
+const BPF_STX: u8 = 0x03;
+const BPF_ST: u8 = 0x02;
+const BPF_MEM: u8 = 0x60;
+
+pub const BPF_ADD: u8 = 0x00;
+pub const BPF_RSH: u8 = 0x70;
+pub const BPF_AND: u8 = 0x50;
+pub const BPF_MOV: u8 = 0xb0;
+pub const BPF_JA: u8 = 0x00;
+pub const BPF_JEQ: u8 = 0x10;
+pub const BPF_JNE: u8 = 0x50;
+pub const BPF_JSET: u8 = 0x40;
+pub const BPF_JSGE: u8 = 0x70;
+pub const BPF_JSLT: u8 = 0xc0;
+pub const BPF_JSLE: u8 = 0xd0;
+
+/// Access sizes for loads and stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Size {
+    W = 0x00,
+    H = 0x08,
+    B = 0x10,
+    DW = 0x18,
+}
+
+impl Size {
+    pub fn from_bytes(n: u32) -> Size {
+        match n {
+            8 => Size::DW,
+            4 => Size::W,
+            2 => Size::H,
+            _ => Size::B,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Insn {
+    pub code: u8,
+    /// dst in the low nibble, src in the high nibble (little-endian layout).
+    pub regs: u8,
+    pub off: i16,
+    pub imm: i32,
+}
+
+impl Insn {
+    pub fn from_bytes(b: &[u8]) -> Insn {
+        Insn {
+            code: b[0],
+            regs: b[1],
+            off: i16::from_le_bytes([b[2], b[3]]),
+            imm: i32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+        }
+    }
+
+    pub fn to_bytes(self) -> [u8; 8] {
+        let o = self.off.to_le_bytes();
+        let i = self.imm.to_le_bytes();
+        [self.code, self.regs, o[0], o[1], i[0], i[1], i[2], i[3]]
+    }
+
+    pub fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
+        Insn {
+            code,
+            regs: (src << 4) | (dst & 0xf),
+            off,
+            imm,
+        }
+    }
+
+    pub fn src_reg(&self) -> u8 {
+        self.regs >> 4
+    }
+
+    pub fn set_src_reg(&mut self, src: u8) {
+        self.regs = (self.regs & 0x0f) | (src << 4);
+    }
+
+    pub fn is_call(&self) -> bool {
+        self.code == BPF_CALL
+    }
+
+    pub fn is_ldimm64(&self) -> bool {
+        self.code == BPF_LD_IMM64
+    }
+
+    pub fn is_subprog_call(&self) -> bool {
+        self.is_call() && self.src_reg() == BPF_PSEUDO_CALL && self.regs & 0xf == 0 && self.off == 0
+    }
+
+    pub fn is_pseudo_func(&self) -> bool {
+        self.is_ldimm64() && self.src_reg() == BPF_PSEUDO_FUNC
+    }
+
+    // ---- constructors, named after the kernel's BPF_* macros ----
+
+    pub fn mov64_reg(dst: u8, src: u8) -> Insn {
+        Insn::new(BPF_ALU64 | BPF_MOV | BPF_X, dst, src, 0, 0)
+    }
+    pub fn mov64_imm(dst: u8, imm: i32) -> Insn {
+        Insn::new(BPF_ALU64 | BPF_MOV | BPF_K, dst, 0, 0, imm)
+    }
+    pub fn alu64_imm(op: u8, dst: u8, imm: i32) -> Insn {
+        Insn::new(BPF_ALU64 | op | BPF_K, dst, 0, 0, imm)
+    }
+    pub fn alu32_imm(op: u8, dst: u8, imm: i32) -> Insn {
+        Insn::new(BPF_ALU | op | BPF_K, dst, 0, 0, imm)
+    }
+    pub fn ldx_mem(size: Size, dst: u8, src: u8, off: i16) -> Insn {
+        Insn::new(BPF_LDX | size as u8 | BPF_MEM, dst, src, off, 0)
+    }
+    pub fn stx_mem(size: Size, dst: u8, src: u8, off: i16) -> Insn {
+        Insn::new(BPF_STX | size as u8 | BPF_MEM, dst, src, off, 0)
+    }
+    pub fn st_mem(size: Size, dst: u8, off: i16, imm: i32) -> Insn {
+        Insn::new(BPF_ST | size as u8 | BPF_MEM, dst, 0, off, imm)
+    }
+    pub fn jmp_imm(op: u8, dst: u8, imm: i32, off: i16) -> Insn {
+        Insn::new(BPF_JMP | op | BPF_K, dst, 0, off, imm)
+    }
+    pub fn call(helper: i32) -> Insn {
+        Insn::new(BPF_CALL, 0, 0, 0, helper)
+    }
+    pub fn exit() -> Insn {
+        Insn::new(BPF_EXIT, 0, 0, 0, 0)
+    }
+    /// Both halves of `ld_imm64 dst, src=pseudo, imm=imm1 | imm2<<32`.
+    pub fn ld_imm64_raw(dst: u8, src: u8, imm1: i32, imm2: i32) -> [Insn; 2] {
+        [Insn::new(BPF_LD_IMM64, dst, src, 0, imm1), Insn::new(0, 0, 0, 0, imm2)]
+    }
+}

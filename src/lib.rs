@@ -1,0 +1,47 @@
+//! bpfgen_fast: libbpf 1.5's loader-program generator (what `bpftool gen
+//! skeleton -L` embeds in a light skeleton), re-implemented as a pure
+//! function of (object bytes, name, host facts). No syscalls except reading
+//! host facts in [`host::Host::detect`].
+//!
+//! Data flows one way: [`elf`] → [`object::open`] → [`generate::gen_loader`]
+//! ([`link`] + [`loader`]).
+
+pub mod btf;
+pub mod elf;
+pub mod error;
+pub mod generate;
+pub mod host;
+pub mod insn;
+pub mod link;
+pub mod loader;
+pub mod object;
+pub mod section_defs;
+
+#[cfg(feature = "pyo3")]
+mod bindings;
+
+pub use error::{Error, ErrorKind, Result};
+pub use generate::{LoaderBlobs, gen_loader};
+pub use host::Host;
+pub use object::{Object, open};
+
+/// bpftool's object name rule: basename, trailing `.o` dropped, every
+/// character outside `[A-Za-z0-9_]` replaced by `_`, at most 63 characters.
+pub fn default_object_name(path: &str) -> String {
+    let base = path.rsplit('/').next().unwrap_or(path);
+    let base: String = base.chars().take(63).collect();
+    let base = base.strip_suffix(".o").unwrap_or(&base);
+    base.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn object_names() {
+        assert_eq!(super::default_object_name("dir/p.bpf.o"), "p_bpf");
+        assert_eq!(super::default_object_name("x-y.o"), "x_y");
+        assert_eq!(super::default_object_name("plain"), "plain");
+    }
+}

@@ -1,0 +1,247 @@
+//! libbpf's load-phase instruction work in gen mode: each autoloaded entry
+//! program gets its own copy of the code with the `.text` sub-programs it
+//! reaches appended depth-first, calls and callback addresses re-targeted,
+//! func/line info gathered per piece, and map / global-data references turned
+//! into the loader's fd-array encodings.
+
+use crate::error::{Error, Result};
+use crate::insn::{BPF_PSEUDO_FUNC, BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE, Insn};
+use crate::object::{Object, Reloc, RelocKind};
+
+/// func_info or line_info records ready for PROG_LOAD.
+#[derive(Debug, Clone, Default)]
+pub struct ExtRecords {
+    pub bytes: Vec<u8>,
+    pub rec_size: u32,
+    pub count: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct LinkedProgram {
+    /// Index into `Object::programs`.
+    pub prog_idx: usize,
+    pub insns: Vec<Insn>,
+    pub func_info: Option<ExtRecords>,
+    pub line_info: Option<ExtRecords>,
+}
+
+/// Link every autoloaded entry program, in object order.
+pub fn link_programs(obj: &Object) -> Result<Vec<LinkedProgram>> {
+    // Callback address loads are marked on every program's pristine code
+    // first, so appended copies carry the mark too.
+    let pristine: Vec<Vec<Insn>> = obj
+        .programs
+        .iter()
+        .map(|p| {
+            let mut insns = p.insns.clone();
+            for r in &p.relocs {
+                if let RelocKind::SubprogAddr { .. } = r.kind {
+                    insns[r.insn_idx].set_src_reg(BPF_PSEUDO_FUNC);
+                }
+            }
+            insns
+        })
+        .collect();
+    let mut out = Vec::new();
+    for (idx, prog) in obj.programs.iter().enumerate() {
+        if prog.is_subprog || !prog.autoload {
+            continue;
+        }
+        let mut linker = Linker {
+            obj,
+            pristine: &pristine,
+            sub_insn_off: vec![0; obj.programs.len()],
+            insns: pristine[idx].clone(),
+            relocs: prog.relocs.clone(),
+            func_info: None,
+            line_info: None,
+        };
+        linker
+            .reloc_code(idx, idx)
+            .and_then(|()| linker.relocate_data(idx))
+            .map_err(|e| e.for_object(&obj.name))?;
+        out.push(LinkedProgram {
+            prog_idx: idx,
+            insns: linker.insns,
+            func_info: linker.func_info,
+            line_info: linker.line_info,
+        });
+    }
+    Ok(out)
+}
+
+struct Linker<'o> {
+    obj: &'o Object,
+    pristine: &'o [Vec<Insn>],
+    /// Where each sub-program landed in the current main program (0: not yet).
+    sub_insn_off: Vec<usize>,
+    insns: Vec<Insn>,
+    relocs: Vec<Reloc>,
+    func_info: Option<ExtRecords>,
+    line_info: Option<ExtRecords>,
+}
+
+enum ExtKind {
+    Func,
+    Line,
+}
+
+impl Linker<'_> {
+    fn err(&self, prog: usize, msg: String) -> Error {
+        let p = &self.obj.programs[prog];
+        Error::reloc(format!("prog '{}': {msg}", p.name)).in_section(p.sec_name.clone())
+    }
+
+    fn reloc_code(&mut self, main: usize, prog: usize) -> Result<()> {
+        self.append_ext_info(main, prog, ExtKind::Func)?;
+        self.append_ext_info(main, prog, ExtKind::Line)?;
+        let p = &self.obj.programs[prog];
+        let base = self.sub_insn_off[prog];
+        for insn_idx in 0..p.sec_insn_cnt {
+            let insn = self.insns[base + insn_idx];
+            if !insn.is_subprog_call() && !insn.is_pseudo_func() {
+                continue;
+            }
+            let relo = p
+                .relocs
+                .binary_search_by_key(&insn_idx, |r| r.insn_idx)
+                .ok()
+                .map(|i| p.relocs[i].kind);
+            let imm = insn.imm as i64;
+            let target = match relo {
+                Some(RelocKind::Call { sym_off }) => sym_off as i64 / 8 + imm + 1,
+                Some(RelocKind::SubprogAddr { sym_off }) => (sym_off as i64 + imm) / 8,
+                Some(_) => return Err(self.err(prog, format!("unexpected relo for insn #{insn_idx}"))),
+                None if insn.is_pseudo_func() => {
+                    return Err(self.err(prog, format!("missing subprog addr relo for insn #{insn_idx}")));
+                }
+                None => (p.sec_insn_off + insn_idx) as i64 + imm + 1,
+            };
+            let sub = self.find_subprog(target).ok_or_else(|| {
+                self.err(prog, "no .text section found yet sub-program call exists".to_string())
+            })?;
+            if self.sub_insn_off[sub] == 0 {
+                self.append_subprog(sub);
+                self.reloc_code(main, sub)?;
+            }
+            let rel = self.sub_insn_off[sub] as i64 - (base + insn_idx) as i64 - 1;
+            self.insns[base + insn_idx].imm = i32::try_from(rel)
+                .map_err(|_| self.err(prog, format!("call offset {rel} out of range")))?;
+        }
+        Ok(())
+    }
+
+    fn find_subprog(&self, sec_insn: i64) -> Option<usize> {
+        let text = self.obj.text_shndx?;
+        let sec_insn = usize::try_from(sec_insn).ok()?;
+        self.obj.programs.iter().position(|p| {
+            p.sec_idx == text && sec_insn >= p.sec_insn_off && sec_insn < p.sec_insn_off + p.sec_insn_cnt
+        })
+    }
+
+    fn append_subprog(&mut self, sub: usize) {
+        let off = self.insns.len();
+        self.sub_insn_off[sub] = off;
+        self.insns.extend_from_slice(&self.pristine[sub]);
+        self.relocs.extend(
+            self.obj.programs[sub]
+                .relocs
+                .iter()
+                .map(|r| Reloc { insn_idx: r.insn_idx + off, kind: r.kind }),
+        );
+    }
+
+    /// `reloc_prog_func_and_line_info`: copy the piece's records, converting
+    /// byte offsets into instruction indices of the main program.
+    fn append_ext_info(&mut self, main: usize, prog: usize, which: ExtKind) -> Result<()> {
+        let Some(ext) = &self.obj.btf_ext else { return Ok(()) };
+        let btf = self.obj.btf.as_ref().expect("BTF.ext implies BTF");
+        let (info, slot, what) = match which {
+            ExtKind::Func => (&ext.func_info, &mut self.func_info, "function"),
+            ExtKind::Line => (&ext.line_info, &mut self.line_info, "line"),
+        };
+        if main != prog && slot.is_none() {
+            return Ok(());
+        }
+        let p = &self.obj.programs[prog];
+        let off_adj = self.sub_insn_off[prog] as i64 - p.sec_insn_off as i64;
+        let mut found: Option<(usize, usize, usize)> = None; // (section, first, end)
+        for (si, sec) in info.sections.iter().enumerate() {
+            let Ok(name) = btf.str_at(sec.sec_name_off) else { continue };
+            if name.is_empty() {
+                continue;
+            }
+            let sec_idx = self.obj.section_names.iter().skip(1).position(|n| n == name).map(|i| i + 1);
+            if sec_idx != Some(p.sec_idx) {
+                continue;
+            }
+            let (mut first, mut end) = (None, 0);
+            for i in 0..sec.count {
+                let insn_off = (ext.record_insn_off(info, sec, i) / 8) as usize;
+                if insn_off < p.sec_insn_off {
+                    continue;
+                }
+                if insn_off >= p.sec_insn_off + p.sec_insn_cnt {
+                    break;
+                }
+                first.get_or_insert(i);
+                end = i + 1;
+            }
+            found = first.map(|f| (si, f, end));
+            break;
+        }
+        let Some((si, first, end)) = found else {
+            if slot.is_some() {
+                return Err(Error::btf(format!("prog '{}': missing .BTF.ext {what} info.", p.name))
+                    .in_section(".BTF.ext"));
+            }
+            return Ok(()); // libbpf skips all of this kind for the program
+        };
+        let sec = &info.sections[si];
+        let recs = slot.get_or_insert_with(|| ExtRecords {
+            bytes: Vec::new(),
+            rec_size: info.rec_size as u32,
+            count: 0,
+        });
+        for i in first..end {
+            let rec = ext.record(info, sec, i);
+            let raw_off = u32::from_le_bytes([rec[0], rec[1], rec[2], rec[3]]);
+            let new_off = (raw_off / 8) as i64 + off_adj;
+            recs.bytes.extend_from_slice(&(new_off as u32).to_le_bytes());
+            recs.bytes.extend_from_slice(&rec[4..]);
+        }
+        recs.count += (end - first) as u32;
+        recs.rec_size = info.rec_size as u32;
+        Ok(())
+    }
+
+    fn relocate_data(&mut self, main: usize) -> Result<()> {
+        for r in &self.relocs {
+            let needs_pair = matches!(r.kind, RelocKind::Ld64 { .. } | RelocKind::Data { .. });
+            if r.insn_idx >= self.insns.len() || (needs_pair && r.insn_idx + 1 >= self.insns.len()) {
+                return Err(self.err(main, format!("relocation at insn {} is out of range", r.insn_idx)));
+            }
+            match r.kind {
+                RelocKind::Ld64 { map_idx } => {
+                    let insn = &mut self.insns[r.insn_idx];
+                    insn.set_src_reg(BPF_PSEUDO_MAP_IDX);
+                    insn.imm = map_idx as i32;
+                }
+                RelocKind::Data { map_idx, sym_off } => {
+                    let base = self.insns[r.insn_idx].imm;
+                    self.insns[r.insn_idx + 1].imm = base.wrapping_add(sym_off as i32);
+                    let insn = &mut self.insns[r.insn_idx];
+                    insn.set_src_reg(BPF_PSEUDO_MAP_IDX_VALUE);
+                    insn.imm = map_idx as i32;
+                }
+                RelocKind::SubprogAddr { .. } => {
+                    if self.insns[r.insn_idx].src_reg() != BPF_PSEUDO_FUNC {
+                        return Err(self.err(main, "bad subprog address relocation".to_string()));
+                    }
+                }
+                RelocKind::Call { .. } => {}
+            }
+        }
+        Ok(())
+    }
+}

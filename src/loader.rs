@@ -1,0 +1,482 @@
+//! The loader emitter: builds the loader program (instruction blob) and its
+//! data blob record by record, in the order libbpf's `bpf_gen__*` calls come
+//! in gen mode. Every blob reference is an offset into the data blob, loaded
+//! with `ld_imm64 src=BPF_PSEUDO_MAP_IDX_VALUE`; every failure branch jumps to
+//! the shared cleanup block at instruction 7.
+
+use crate::error::{Error, Result};
+use crate::insn::*;
+
+// Helpers the loader calls.
+const FN_PROBE_READ_KERNEL: i32 = 113;
+const FN_COPY_FROM_USER: i32 = 148;
+const FN_SYS_BPF: i32 = 166;
+const FN_BTF_FIND_BY_NAME_KIND: i32 = 167;
+const FN_SYS_CLOSE: i32 = 168;
+
+// bpf() commands.
+const BPF_MAP_CREATE: i32 = 0;
+const BPF_MAP_UPDATE_ELEM: i32 = 2;
+const BPF_PROG_LOAD: i32 = 5;
+const BPF_BTF_LOAD: i32 = 18;
+const BPF_MAP_FREEZE: i32 = 22;
+
+const MAX_USED_MAPS: usize = 64;
+const MAX_KFUNC_DESCS: usize = 256;
+const FD_ARRAY_BYTES: u32 = ((MAX_USED_MAPS + MAX_KFUNC_DESCS) * 4) as u32;
+
+/// `struct loader_stack` sits at the bottom of the loader's 512-byte frame:
+/// btf_fd, inner_map_fd, then one slot per program.
+const MAX_USED_PROGS: usize = 32;
+const STACK_SZ: i32 = (8 + 4 * MAX_USED_PROGS) as i32;
+const STACK_BTF_FD: i16 = -(STACK_SZ as i16);
+const STACK_INNER_MAP_FD: i16 = -(STACK_SZ as i16) + 4;
+fn stack_prog_fd(j: usize) -> i16 {
+    -(STACK_SZ as i16) + 8 + 4 * j as i16
+}
+
+// `struct bpf_loader_ctx` and the descriptors that follow it in the skeleton.
+const CTX_FLAGS: i16 = 4;
+const CTX_LOG_LEVEL: i16 = 8;
+const CTX_LOG_SIZE: i16 = 12;
+const CTX_LOG_BUF: i16 = 16;
+const CTX_SIZE: usize = 24;
+const MAP_DESC_SIZE: usize = 16;
+const PROG_DESC_SIZE: usize = 4;
+const BPF_SKEL_KERNEL: i32 = 1;
+
+// Attribute sizes (offsetofend of the last field each command uses).
+pub const MAP_CREATE_ATTR_SIZE: usize = 72;
+pub const PROG_LOAD_ATTR_SIZE: usize = 140;
+const BTF_LOAD_ATTR_SIZE: usize = 28;
+const MAP_UPDATE_ATTR_SIZE: usize = 32;
+const MAP_FREEZE_ATTR_SIZE: usize = 4;
+
+const R0: u8 = 0;
+const R1: u8 = 1;
+const R2: u8 = 2;
+const R3: u8 = 3;
+const R4: u8 = 4;
+const R6: u8 = 6;
+const R7: u8 = 7;
+const R9: u8 = 9;
+const R10: u8 = 10;
+
+/// A MAP_CREATE request as the emitter receives it.
+#[derive(Debug, Clone, Default)]
+pub struct MapCreate<'a> {
+    pub map_type: u32,
+    pub name: &'a str,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub map_flags: u32,
+    pub numa_node: u32,
+    pub map_extra: u64,
+    pub btf_key_type_id: u32,
+    pub btf_value_type_id: u32,
+}
+
+/// A PROG_LOAD request as the emitter receives it.
+#[derive(Debug, Clone, Default)]
+pub struct ProgLoad<'a> {
+    pub prog_type: u32,
+    pub name: &'a str,
+    pub license: &'a str,
+    pub insns: &'a [u8],
+    pub insn_cnt: u32,
+    pub expected_attach_type: u32,
+    pub prog_flags: u32,
+    pub func_info: &'a [u8],
+    pub func_info_rec_size: u32,
+    pub func_info_cnt: u32,
+    pub line_info: &'a [u8],
+    pub line_info_rec_size: u32,
+    pub line_info_cnt: u32,
+    /// (name with prefix, BTF kind) of a BTF attach target looked up at run time.
+    pub attach_target: Option<(String, u32)>,
+    /// The skeleton slot (`progs.<name>`) that receives this program's fd.
+    pub skel_slot: usize,
+}
+
+/// Loader under construction.
+pub struct LoaderGen {
+    data: Vec<u8>,
+    insns: Vec<Insn>,
+    cleanup_label: usize,
+    nr_maps: usize,
+    nr_maps_total: usize,
+    /// Skeleton slot for each loaded program, in load order.
+    prog_slots: Vec<usize>,
+    error: Option<Error>,
+}
+
+fn put_u32(buf: &mut [u8], off: usize, v: u32) {
+    buf[off..off + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+fn put_name(buf: &mut [u8], off: usize, name: &str) {
+    // libbpf_strlcpy into a 16-byte field: at most 15 bytes, NUL-terminated.
+    let bytes = name.as_bytes();
+    let n = bytes.len().min(15);
+    buf[off..off + n].copy_from_slice(&bytes[..n]);
+}
+
+impl LoaderGen {
+    /// `bpf_gen__init`: fd array, stack-zeroing prologue, cleanup block.
+    pub fn new(nr_progs: usize, nr_maps: usize) -> LoaderGen {
+        let mut g = LoaderGen {
+            data: Vec::with_capacity(4096),
+            insns: Vec::with_capacity(256),
+            cleanup_label: 0,
+            nr_maps: 0,
+            nr_maps_total: nr_maps,
+            prog_slots: Vec::new(),
+            error: None,
+        };
+        g.add_zeroes(FD_ARRAY_BYTES as usize);
+        g.emit(Insn::mov64_reg(R6, R1));
+        g.emit(Insn::mov64_reg(R1, R10));
+        g.emit(Insn::alu64_imm(BPF_ADD, R1, -STACK_SZ));
+        g.emit(Insn::mov64_imm(R2, STACK_SZ));
+        g.emit(Insn::mov64_imm(R3, 0));
+        g.emit(Insn::call(FN_PROBE_READ_KERNEL));
+        let stack_words = 2 + nr_progs;
+        let skip = stack_words * 3 + 2 + nr_maps * 6;
+        let skip = g.jump_off(skip as i64);
+        g.emit(Insn::jmp_imm(BPF_JA, 0, 0, skip));
+        g.cleanup_label = g.insns.len();
+        for w in 0..stack_words {
+            g.emit(Insn::ldx_mem(Size::W, R1, R10, (-STACK_SZ + 4 * w as i32) as i16));
+            g.emit(Insn::jmp_imm(BPF_JSLE, R1, 0, 1));
+            g.emit(Insn::call(FN_SYS_CLOSE));
+        }
+        for i in 0..nr_maps {
+            g.emit_sys_close_blob(fd_array_off(i));
+        }
+        g.emit(Insn::mov64_reg(R0, R7));
+        g.emit(Insn::exit());
+        g
+    }
+
+    fn fail(&mut self, e: Error) {
+        if self.error.is_none() {
+            self.error = Some(e);
+        }
+    }
+
+    fn jump_off(&mut self, off: i64) -> i16 {
+        match i16::try_from(off) {
+            Ok(v) => v,
+            Err(_) => {
+                self.fail(Error::unsupported(format!(
+                    "loader jump offset {off} does not fit in 16 bits (object too large for one loader)"
+                )));
+                0
+            }
+        }
+    }
+
+    fn emit(&mut self, insn: Insn) {
+        self.insns.push(insn);
+    }
+
+    fn emit2(&mut self, pair: [Insn; 2]) {
+        self.insns.extend_from_slice(&pair);
+    }
+
+    /// `add_data`: append 8-byte aligned, return the offset before appending.
+    fn add_data(&mut self, bytes: &[u8]) -> i32 {
+        let off = self.data.len();
+        let padded = bytes.len().div_ceil(8) * 8;
+        if off + padded > i32::MAX as usize {
+            self.fail(Error::unsupported("loader data blob exceeds 2 GiB"));
+            return 0;
+        }
+        self.data.extend_from_slice(bytes);
+        self.data.resize(off + padded, 0);
+        off as i32
+    }
+
+    fn add_zeroes(&mut self, n: usize) -> i32 {
+        let off = self.data.len();
+        let padded = n.div_ceil(8) * 8;
+        self.data.resize(off + padded, 0);
+        off as i32
+    }
+
+    fn ld_blob(&mut self, reg: u8, off: i32) {
+        self.emit2(Insn::ld_imm64_raw(reg, BPF_PSEUDO_MAP_IDX_VALUE, 0, off));
+    }
+
+    fn rel_store(&mut self, off: i32, data: i32) {
+        self.ld_blob(R0, data);
+        self.ld_blob(R1, off);
+        self.emit(Insn::stx_mem(Size::DW, R1, R0, 0));
+    }
+
+    fn blob2blob(&mut self, off: i32, size: u32, src: i32) {
+        self.ld_blob(R2, src);
+        self.emit(Insn::ldx_mem(Size::from_bytes(size), R0, R2, 0));
+        self.ld_blob(R1, off);
+        self.emit(Insn::stx_mem(Size::from_bytes(size), R1, R0, 0));
+    }
+
+    fn blob2ctx(&mut self, ctx_off: i16, size: u32, src: i32) {
+        self.ld_blob(R1, src);
+        self.emit(Insn::ldx_mem(Size::from_bytes(size), R0, R1, 0));
+        self.emit(Insn::stx_mem(Size::from_bytes(size), R6, R0, ctx_off));
+    }
+
+    fn ctx2blob(&mut self, off: i32, size: u32, ctx_off: i16, nonzero: bool) {
+        self.emit(Insn::ldx_mem(Size::from_bytes(size), R0, R6, ctx_off));
+        if nonzero {
+            self.emit(Insn::jmp_imm(BPF_JEQ, R0, 0, 3));
+        }
+        self.ld_blob(R1, off);
+        self.emit(Insn::stx_mem(Size::from_bytes(size), R1, R0, 0));
+    }
+
+    fn stack2blob(&mut self, off: i32, size: u32, stack_off: i16) {
+        self.emit(Insn::ldx_mem(Size::from_bytes(size), R0, R10, stack_off));
+        self.ld_blob(R1, off);
+        self.emit(Insn::stx_mem(Size::from_bytes(size), R1, R0, 0));
+    }
+
+    fn stack2ctx(&mut self, ctx_off: i16, size: u32, stack_off: i16) {
+        self.emit(Insn::ldx_mem(Size::from_bytes(size), R0, R10, stack_off));
+        self.emit(Insn::stx_mem(Size::from_bytes(size), R6, R0, ctx_off));
+    }
+
+    fn sys_bpf(&mut self, cmd: i32, attr: i32, attr_size: usize) {
+        self.emit(Insn::mov64_imm(R1, cmd));
+        self.ld_blob(R2, attr);
+        self.emit(Insn::mov64_imm(R3, attr_size as i32));
+        self.emit(Insn::call(FN_SYS_BPF));
+        self.emit(Insn::mov64_reg(R7, R0));
+    }
+
+    fn check_err(&mut self) {
+        let off = self.cleanup_label as i64 - self.insns.len() as i64 - 1;
+        let off = self.jump_off(off);
+        self.emit(Insn::jmp_imm(BPF_JSLT, R7, 0, off));
+    }
+
+    fn sys_close_tail(&mut self) {
+        self.emit(Insn::jmp_imm(BPF_JSLE, R1, 0, 2));
+        self.emit(Insn::mov64_reg(R9, R1));
+        self.emit(Insn::call(FN_SYS_CLOSE));
+    }
+
+    fn emit_sys_close_stack(&mut self, stack_off: i16) {
+        self.emit(Insn::ldx_mem(Size::W, R1, R10, stack_off));
+        self.sys_close_tail();
+    }
+
+    fn emit_sys_close_blob(&mut self, blob_off: i32) {
+        self.ld_blob(R0, blob_off);
+        self.emit(Insn::ldx_mem(Size::W, R1, R0, 0));
+        self.sys_close_tail();
+    }
+
+    /// `bpf_gen__load_btf`.
+    pub fn load_btf(&mut self, raw: &[u8]) {
+        let btf = self.add_data(raw);
+        let mut attr = [0u8; BTF_LOAD_ATTR_SIZE];
+        put_u32(&mut attr, 16, raw.len() as u32);
+        let a = self.add_data(&attr);
+        self.ctx2blob(a + 24, 4, CTX_LOG_LEVEL, false);
+        self.ctx2blob(a + 20, 4, CTX_LOG_SIZE, false);
+        self.ctx2blob(a + 8, 8, CTX_LOG_BUF, false);
+        self.rel_store(a, btf);
+        self.sys_bpf(BPF_BTF_LOAD, a, BTF_LOAD_ATTR_SIZE);
+        self.check_err();
+        self.emit(Insn::stx_mem(Size::W, R10, R7, STACK_BTF_FD));
+    }
+
+    /// `bpf_gen__map_create`; `map_idx` None creates the inner map template.
+    pub fn map_create(&mut self, m: &MapCreate, map_idx: Option<usize>) {
+        let mut attr = [0u8; MAP_CREATE_ATTR_SIZE];
+        put_u32(&mut attr, 0, m.map_type);
+        put_u32(&mut attr, 4, m.key_size);
+        put_u32(&mut attr, 8, m.value_size);
+        put_u32(&mut attr, 12, m.max_entries);
+        put_u32(&mut attr, 16, m.map_flags);
+        put_u32(&mut attr, 24, m.numa_node);
+        put_name(&mut attr, 28, m.name);
+        put_u32(&mut attr, 52, m.btf_key_type_id);
+        put_u32(&mut attr, 56, m.btf_value_type_id);
+        attr[64..72].copy_from_slice(&m.map_extra.to_le_bytes());
+        let a = self.add_data(&attr);
+        if m.btf_value_type_id != 0 {
+            self.stack2blob(a + 48, 4, STACK_BTF_FD);
+        }
+        let is_mim = crate::object::is_map_in_map(m.map_type);
+        if is_mim {
+            self.stack2blob(a + 20, 4, STACK_INNER_MAP_FD);
+        }
+        if let Some(idx) = map_idx {
+            self.ctx2blob(a + 12, 4, ctx_map_off(idx) + 4, true);
+        }
+        self.sys_bpf(BPF_MAP_CREATE, a, MAP_CREATE_ATTR_SIZE);
+        self.check_err();
+        match map_idx {
+            None => self.emit(Insn::stx_mem(Size::W, R10, R7, STACK_INNER_MAP_FD)),
+            Some(idx) if idx != self.nr_maps => {
+                self.fail(Error::unsupported(format!("map index {idx} created out of order")));
+                return;
+            }
+            Some(_) => {
+                if self.nr_maps == MAX_USED_MAPS {
+                    self.fail(Error::unsupported(format!("Total maps exceeds {MAX_USED_MAPS}")));
+                    return;
+                }
+                let idx = self.nr_maps;
+                self.nr_maps += 1;
+                self.ld_blob(R1, fd_array_off(idx));
+                self.emit(Insn::stx_mem(Size::W, R1, R7, 0));
+            }
+        }
+        if is_mim {
+            self.emit_sys_close_stack(STACK_INNER_MAP_FD);
+        }
+    }
+
+    /// `bpf_gen__map_update_elem` with key 0: the initial image of a global-data map.
+    pub fn map_update_elem(&mut self, map_idx: usize, value: &[u8]) {
+        let v = self.add_data(value);
+        let key = self.add_data(&0u32.to_le_bytes());
+        self.emit(Insn::ldx_mem(Size::DW, R3, R6, ctx_map_off(map_idx) + 8));
+        self.emit(Insn::jmp_imm(BPF_JEQ, R3, 0, 8));
+        self.ld_blob(R1, v);
+        self.emit(Insn::mov64_imm(R2, value.len() as i32));
+        self.emit(Insn::ldx_mem(Size::W, R0, R6, CTX_FLAGS));
+        self.emit(Insn::jmp_imm(BPF_JSET, R0, BPF_SKEL_KERNEL, 2));
+        self.emit(Insn::call(FN_COPY_FROM_USER));
+        self.emit(Insn::jmp_imm(BPF_JA, 0, 0, 1));
+        self.emit(Insn::call(FN_PROBE_READ_KERNEL));
+        let a = self.add_zeroes(MAP_UPDATE_ATTR_SIZE);
+        self.blob2blob(a, 4, fd_array_off(map_idx));
+        self.rel_store(a + 8, key);
+        self.rel_store(a + 16, v);
+        self.sys_bpf(BPF_MAP_UPDATE_ELEM, a, MAP_UPDATE_ATTR_SIZE);
+        self.check_err();
+    }
+
+    /// `bpf_gen__populate_outer_map`: store an inner map's fd in an outer slot.
+    pub fn populate_outer_map(&mut self, outer: usize, slot: u32, inner: usize) {
+        let key = self.add_data(&slot.to_le_bytes());
+        let a = self.add_zeroes(MAP_UPDATE_ATTR_SIZE);
+        self.blob2blob(a, 4, fd_array_off(outer));
+        self.rel_store(a + 8, key);
+        self.rel_store(a + 16, fd_array_off(inner));
+        self.sys_bpf(BPF_MAP_UPDATE_ELEM, a, MAP_UPDATE_ATTR_SIZE);
+        self.check_err();
+    }
+
+    /// `bpf_gen__map_freeze`.
+    pub fn map_freeze(&mut self, map_idx: usize) {
+        let a = self.add_zeroes(MAP_FREEZE_ATTR_SIZE);
+        self.blob2blob(a, 4, fd_array_off(map_idx));
+        self.sys_bpf(BPF_MAP_FREEZE, a, MAP_FREEZE_ATTR_SIZE);
+        self.check_err();
+    }
+
+    /// `bpf_gen__prog_load`.
+    pub fn prog_load(&mut self, p: &ProgLoad) {
+        let mut license = p.license.as_bytes().to_vec();
+        license.push(0);
+        let license_off = self.add_data(&license);
+        let insns_off = self.add_data(p.insns);
+        let func_info = self.add_data(p.func_info);
+        let line_info = self.add_data(p.line_info);
+        let core_relos = self.add_data(&[]);
+        let mut attr = [0u8; PROG_LOAD_ATTR_SIZE];
+        put_u32(&mut attr, 0, p.prog_type);
+        put_u32(&mut attr, 4, p.insn_cnt);
+        put_u32(&mut attr, 44, p.prog_flags);
+        put_name(&mut attr, 48, p.name);
+        put_u32(&mut attr, 68, p.expected_attach_type);
+        put_u32(&mut attr, 76, p.func_info_rec_size);
+        put_u32(&mut attr, 88, p.func_info_cnt);
+        put_u32(&mut attr, 92, p.line_info_rec_size);
+        put_u32(&mut attr, 104, p.line_info_cnt);
+        if p.attach_target.is_some() {
+            put_u32(&mut attr, 108, 1);
+        }
+        put_u32(&mut attr, 136, 16); // core_relo_rec_size
+        let a = self.add_data(&attr);
+        self.rel_store(a + 16, license_off);
+        self.rel_store(a + 8, insns_off);
+        self.rel_store(a + 80, func_info);
+        self.rel_store(a + 96, line_info);
+        self.rel_store(a + 128, core_relos);
+        self.rel_store(a + 120, 0); // fd_array
+        self.ctx2blob(a + 24, 4, CTX_LOG_LEVEL, false);
+        self.ctx2blob(a + 28, 4, CTX_LOG_SIZE, false);
+        self.ctx2blob(a + 32, 8, CTX_LOG_BUF, false);
+        self.stack2blob(a + 72, 4, STACK_BTF_FD);
+        if let Some((target, kind)) = &p.attach_target {
+            let mut name = target.as_bytes().to_vec();
+            name.push(0);
+            let len = name.len() as i32;
+            let name_off = self.add_data(&name);
+            self.ld_blob(R1, name_off);
+            self.emit(Insn::mov64_imm(R2, len));
+            self.emit(Insn::mov64_imm(R3, *kind as i32));
+            self.emit(Insn::mov64_imm(R4, 0));
+            self.emit(Insn::call(FN_BTF_FIND_BY_NAME_KIND));
+            self.emit(Insn::mov64_reg(R7, R0));
+            self.check_err();
+            self.ld_blob(R0, a);
+            self.emit(Insn::stx_mem(Size::W, R0, R7, 108));
+            self.emit(Insn::alu64_imm(BPF_RSH, R7, 32));
+            self.emit(Insn::stx_mem(Size::W, R0, R7, 112));
+        }
+        self.sys_bpf(BPF_PROG_LOAD, a, PROG_LOAD_ATTR_SIZE);
+        if p.attach_target.is_some() {
+            self.emit_sys_close_blob(a + 112);
+        }
+        self.check_err();
+        let j = self.prog_slots.len();
+        self.emit(Insn::stx_mem(Size::W, R10, R7, stack_prog_fd(j)));
+        self.prog_slots.push(p.skel_slot);
+    }
+
+    /// `bpf_gen__finish`: hand fds to the skeleton and return the two blobs.
+    pub fn finish(mut self) -> Result<(Vec<u8>, Vec<u8>)> {
+        if self.nr_maps != self.nr_maps_total {
+            self.fail(Error::unsupported(format!(
+                "nr_maps {}/{} mismatch",
+                self.nr_maps_total, self.nr_maps
+            )));
+        }
+        self.emit_sys_close_stack(STACK_BTF_FD);
+        let maps_end = CTX_SIZE + MAP_DESC_SIZE * self.nr_maps;
+        for (j, &slot) in self.prog_slots.clone().iter().enumerate() {
+            let ctx_off = maps_end + PROG_DESC_SIZE * slot;
+            self.stack2ctx(ctx_off as i16, 4, stack_prog_fd(j));
+        }
+        for i in 0..self.nr_maps {
+            self.blob2ctx(ctx_map_off(i), 4, fd_array_off(i));
+        }
+        self.emit(Insn::mov64_imm(R0, 0));
+        self.emit(Insn::exit());
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let mut insns = Vec::with_capacity(self.insns.len() * 8);
+        for i in &self.insns {
+            insns.extend_from_slice(&i.to_bytes());
+        }
+        Ok((self.data, insns))
+    }
+}
+
+fn fd_array_off(idx: usize) -> i32 {
+    (idx * 4) as i32
+}
+
+fn ctx_map_off(idx: usize) -> i16 {
+    (CTX_SIZE + MAP_DESC_SIZE * idx) as i16
+}
