@@ -93,24 +93,38 @@ fn format_err(reason: impl Into<String>) -> Error {
     Error::elf(reason)
 }
 
+/// Problems with the file header itself are reported against "ELF header".
+fn header_err(reason: impl Into<String>, offset: u64) -> Error {
+    Error::elf(reason).in_section("ELF header").at(offset)
+}
+
 impl<'a> Elf<'a> {
     pub fn parse(data: &'a [u8]) -> Result<Elf<'a>> {
         if data.len() < 16 || &data[..4] != b"\x7fELF" {
-            return Err(format_err("not an ELF file").at(0));
+            return Err(header_err("not an ELF file", 0));
         }
         if data[4] != 2 {
-            return Err(format_err("not a valid eBPF object file (not ELF64)").at(4));
+            return Err(header_err("not a valid eBPF object file (not ELF64)", 4));
         }
         if data[5] != 1 {
-            return Err(format_err("elf: endianness mismatch (big-endian object)").at(5));
+            return Err(header_err("elf: endianness mismatch (big-endian object)", 5));
         }
         let e = LE;
-        let hdr = elf::FileHeader64::<LE>::parse(data).map_err(|err| format_err(format!("bad ELF header: {err}")).at(0))?;
+        let hdr =
+            elf::FileHeader64::<LE>::parse(data).map_err(|err| header_err(format!("bad ELF header: {err}"), 0))?;
         let machine = hdr.e_machine.get(e).0;
         if hdr.e_type.get(e).0 != ET_REL || (machine != 0 && machine != EM_BPF) {
-            return Err(format_err(format!("not a valid eBPF object file (e_type {}, e_machine {machine})", hdr.e_type.get(e).0)).at(16));
+            return Err(header_err(
+                format!(
+                    "not a valid eBPF object file (e_type {}, e_machine {machine})",
+                    hdr.e_type.get(e).0
+                ),
+                16,
+            ));
         }
-        let table = hdr.sections(e, data).map_err(|err| format_err(format!("bad section table: {err}")))?;
+        let table = hdr
+            .sections(e, data)
+            .map_err(|err| format_err(format!("bad section table: {err}")))?;
         let mut sections = Vec::with_capacity(table.len());
         for (idx, sh) in table.enumerate() {
             let name_bytes = table
@@ -122,8 +136,11 @@ impl<'a> Elf<'a> {
             let data = if sh_type == SHT_NOBITS {
                 &[][..]
             } else {
-                sh.data(e, data)
-                    .map_err(|_| format_err("section data is out of bounds").in_section(name).at(sh.sh_offset.get(e)))?
+                sh.data(e, data).map_err(|_| {
+                    format_err("section data is out of bounds")
+                        .in_section(name)
+                        .at(sh.sh_offset.get(e))
+                })?
             };
             sections.push(Section {
                 index: idx.0,
@@ -149,9 +166,7 @@ impl<'a> Elf<'a> {
             .ok_or_else(|| format_err("symbol strings section missing or invalid").in_section(symtab.name))?
             .data;
         let raw_syms: &[elf::Sym64<LE>] = object::pod::slice_from_all_bytes(symtab.data)
-            .or_else(|_| {
-                object::pod::slice_from_bytes(symtab.data, symtab.data.len() / 24).map(|(s, _)| s)
-            })
+            .or_else(|_| object::pod::slice_from_bytes(symtab.data, symtab.data.len() / 24).map(|(s, _)| s))
             .map_err(|_| format_err("symbol table is malformed").in_section(symtab.name))?;
         let mut symbols = Vec::with_capacity(raw_syms.len());
         for (i, s) in raw_syms.iter().enumerate() {
@@ -165,10 +180,14 @@ impl<'a> Elf<'a> {
                         .at(i as u64 * 24)
                 })?;
                 let end = rest.iter().position(|&b| b == 0).ok_or_else(|| {
-                    format_err(format!("symbol #{i}: unterminated name")).in_section(symtab.name).at(i as u64 * 24)
+                    format_err(format!("symbol #{i}: unterminated name"))
+                        .in_section(symtab.name)
+                        .at(i as u64 * 24)
                 })?;
                 std::str::from_utf8(&rest[..end]).map_err(|_| {
-                    format_err(format!("symbol #{i}: name is not UTF-8")).in_section(symtab.name).at(i as u64 * 24)
+                    format_err(format!("symbol #{i}: name is not UTF-8"))
+                        .in_section(symtab.name)
+                        .at(i as u64 * 24)
                 })?
             };
             let info = s.st_info.0;

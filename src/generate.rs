@@ -27,7 +27,7 @@ fn ringbuf_size(size: u32, page: u32) -> u32 {
     if size == 0 || page == 0 {
         return size;
     }
-    if size % page == 0 && (size / page).is_power_of_two() {
+    if size.is_multiple_of(page) && (size / page).is_power_of_two() {
         return size;
     }
     let mut mul: u64 = 1;
@@ -106,9 +106,13 @@ fn gen_inner(obj: &Object, host: &Host) -> Result<LoaderBlobs> {
     // Validate every program that will load before linking, in libbpf's terms.
     for p in obj.programs.iter().filter(|p| !p.is_subprog && p.autoload) {
         let attrs = p.load_attrs();
-        let fail = |msg: String| Err(Error::unsupported(format!("prog '{}': {msg}", p.name)).in_section(p.sec_name.clone()));
+        let fail =
+            |msg: String| Err(Error::unsupported(format!("prog '{}': {msg}", p.name)).in_section(p.sec_name.clone()));
         if p.sec_def.is_none() || attrs.prog_type == prog_type::UNSPEC {
-            return fail(format!("missing BPF prog type, check ELF section name '{}'", p.sec_name));
+            return fail(format!(
+                "missing BPF prog type, check ELF section name '{}'",
+                p.sec_name
+            ));
         }
         if attrs.prog_type == prog_type::STRUCT_OPS {
             return fail("SEC(\"struct_ops\") program isn't referenced anywhere, did you forget to use it?".into());
@@ -134,11 +138,11 @@ fn gen_inner(obj: &Object, host: &Host) -> Result<LoaderBlobs> {
     let has_btf = obj.btf.is_some();
     for (i, map) in obj.maps.iter().enumerate() {
         let def = effective_def(&map.def, host);
-        if is_map_in_map(def.map_type) {
-            if let Some(inner) = &map.inner {
-                let inner_def = effective_def(&inner.def, host);
-                emitter.map_create(&map_create(inner, &inner_def, has_btf), None);
-            }
+        if is_map_in_map(def.map_type)
+            && let Some(inner) = &map.inner
+        {
+            let inner_def = effective_def(&inner.def, host);
+            emitter.map_create(&map_create(inner, &inner_def, has_btf), None);
         }
         emitter.map_create(&map_create(map, &def, has_btf), Some(i));
         if map.is_internal() {
@@ -172,8 +176,10 @@ fn gen_inner(obj: &Object, host: &Host) -> Result<LoaderBlobs> {
         let needs_target = p.sec_def.is_some_and(|d| d.flags & SEC_ATTACH_BTF != 0);
         let attach_target = if needs_target {
             if attrs.prog_type == prog_type::EXT {
-                return Err(Error::unsupported(format!("prog '{}': attach program FD is not set", p.name))
-                    .in_section(p.sec_name.clone()));
+                return Err(
+                    Error::unsupported(format!("prog '{}': attach program FD is not set", p.name))
+                        .in_section(p.sec_name.clone()),
+                );
             }
             let Some(name) = section_defs::section_target(&p.sec_name) else {
                 return Err(Error::unsupported(format!(
@@ -185,7 +191,10 @@ fn gen_inner(obj: &Object, host: &Host) -> Result<LoaderBlobs> {
             let (prefix, kind) = section_defs::btf_attach_lookup(attrs.prog_type, attrs.expected_attach_type);
             let full = format!("{prefix}{name}");
             if full.len() >= 128 {
-                return Err(Error::unsupported(format!("prog '{}': attach target name is too long", p.name)));
+                return Err(Error::unsupported(format!(
+                    "prog '{}': attach target name is too long",
+                    p.name
+                )));
             }
             Some((full, kind))
         } else {
@@ -224,7 +233,12 @@ fn gen_inner(obj: &Object, host: &Host) -> Result<LoaderBlobs> {
         data,
         insns,
         map_names: obj.maps.iter().map(|m| m.name.clone()).collect(),
-        prog_names: obj.programs.iter().filter(|p| !p.is_subprog).map(|p| p.name.clone()).collect(),
+        prog_names: obj
+            .programs
+            .iter()
+            .filter(|p| !p.is_subprog)
+            .map(|p| p.name.clone())
+            .collect(),
     })
 }
 

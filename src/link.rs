@@ -117,16 +117,16 @@ impl Linker<'_> {
                 }
                 None => (p.sec_insn_off + insn_idx) as i64 + imm + 1,
             };
-            let sub = self.find_subprog(target).ok_or_else(|| {
-                self.err(prog, "no .text section found yet sub-program call exists".to_string())
-            })?;
+            let sub = self
+                .find_subprog(target)
+                .ok_or_else(|| self.err(prog, "no .text section found yet sub-program call exists".to_string()))?;
             if self.sub_insn_off[sub] == 0 {
                 self.append_subprog(sub);
                 self.reloc_code(main, sub)?;
             }
             let rel = self.sub_insn_off[sub] as i64 - (base + insn_idx) as i64 - 1;
-            self.insns[base + insn_idx].imm = i32::try_from(rel)
-                .map_err(|_| self.err(prog, format!("call offset {rel} out of range")))?;
+            self.insns[base + insn_idx].imm =
+                i32::try_from(rel).map_err(|_| self.err(prog, format!("call offset {rel} out of range")))?;
         }
         Ok(())
     }
@@ -134,21 +134,20 @@ impl Linker<'_> {
     fn find_subprog(&self, sec_insn: i64) -> Option<usize> {
         let text = self.obj.text_shndx?;
         let sec_insn = usize::try_from(sec_insn).ok()?;
-        self.obj.programs.iter().position(|p| {
-            p.sec_idx == text && sec_insn >= p.sec_insn_off && sec_insn < p.sec_insn_off + p.sec_insn_cnt
-        })
+        self.obj
+            .programs
+            .iter()
+            .position(|p| p.sec_idx == text && sec_insn >= p.sec_insn_off && sec_insn < p.sec_insn_off + p.sec_insn_cnt)
     }
 
     fn append_subprog(&mut self, sub: usize) {
         let off = self.insns.len();
         self.sub_insn_off[sub] = off;
         self.insns.extend_from_slice(&self.pristine[sub]);
-        self.relocs.extend(
-            self.obj.programs[sub]
-                .relocs
-                .iter()
-                .map(|r| Reloc { insn_idx: r.insn_idx + off, kind: r.kind }),
-        );
+        self.relocs.extend(self.obj.programs[sub].relocs.iter().map(|r| Reloc {
+            insn_idx: r.insn_idx + off,
+            kind: r.kind,
+        }));
     }
 
     /// `reloc_prog_func_and_line_info`: copy the piece's records, converting
@@ -167,11 +166,19 @@ impl Linker<'_> {
         let off_adj = self.sub_insn_off[prog] as i64 - p.sec_insn_off as i64;
         let mut found: Option<(usize, usize, usize)> = None; // (section, first, end)
         for (si, sec) in info.sections.iter().enumerate() {
-            let Ok(name) = btf.str_at(sec.sec_name_off) else { continue };
+            let Ok(name) = btf.str_at(sec.sec_name_off) else {
+                continue;
+            };
             if name.is_empty() {
                 continue;
             }
-            let sec_idx = self.obj.section_names.iter().skip(1).position(|n| n == name).map(|i| i + 1);
+            let sec_idx = self
+                .obj
+                .section_names
+                .iter()
+                .skip(1)
+                .position(|n| n == name)
+                .map(|i| i + 1);
             if sec_idx != Some(p.sec_idx) {
                 continue;
             }
@@ -192,8 +199,9 @@ impl Linker<'_> {
         }
         let Some((si, first, end)) = found else {
             if slot.is_some() {
-                return Err(Error::btf(format!("prog '{}': missing .BTF.ext {what} info.", p.name))
-                    .in_section(".BTF.ext"));
+                return Err(
+                    Error::btf(format!("prog '{}': missing .BTF.ext {what} info.", p.name)).in_section(".BTF.ext")
+                );
             }
             return Ok(()); // libbpf skips all of this kind for the program
         };

@@ -143,6 +143,28 @@ pub struct Object {
     pub text_shndx: Option<usize>,
     /// ELF section index → name, for error messages and BTF.ext mapping.
     pub section_names: Vec<String>,
+    /// The ELF section table and symbol table, for `inspect`.
+    pub elf_sections: Vec<SectionSummary>,
+    pub elf_symbols: Vec<SymbolSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SectionSummary {
+    pub index: usize,
+    pub name: String,
+    pub sh_type: u32,
+    pub flags: u64,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SymbolSummary {
+    pub name: String,
+    pub value: u64,
+    pub size: u64,
+    pub bind: u8,
+    pub typ: u8,
+    pub shndx: u16,
 }
 
 fn is_dwarf(name: &str) -> bool {
@@ -177,7 +199,7 @@ enum SecKind {
 }
 
 fn internal_map_name(kern_obj_name: &str, real_name: &str) -> String {
-    let sfx_len = real_name.len().max(7).min(BPF_OBJ_NAME_LEN - 1);
+    let sfx_len = real_name.len().clamp(7, BPF_OBJ_NAME_LEN - 1);
     let pfx_len = if real_name.len() > 1 && real_name[1..].contains('.') {
         0
     } else {
@@ -188,7 +210,13 @@ fn internal_map_name(kern_obj_name: &str, real_name: &str) -> String {
     name.push_str(&suffix);
     name.chars()
         .take(BPF_OBJ_NAME_LEN - 1)
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -225,6 +253,29 @@ fn open_inner(data: &[u8], name: &str) -> Result<Object> {
             maps: Vec::new(),
             text_shndx: None,
             section_names: elf.sections.iter().map(|s| s.name.to_string()).collect(),
+            elf_sections: elf
+                .sections
+                .iter()
+                .map(|s| SectionSummary {
+                    index: s.index,
+                    name: s.name.to_string(),
+                    sh_type: s.sh_type,
+                    flags: s.flags,
+                    size: s.size,
+                })
+                .collect(),
+            elf_symbols: elf
+                .symbols
+                .iter()
+                .map(|s| SymbolSummary {
+                    name: s.name.to_string(),
+                    value: s.value,
+                    size: s.size,
+                    bind: s.bind,
+                    typ: s.typ,
+                    shndx: s.shndx,
+                })
+                .collect(),
         },
         maps_shndx: None,
         maps_sec_btf_id: 0,
@@ -255,10 +306,10 @@ impl<'a> Opener<'a, '_> {
                     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
                     self.obj.license = String::from_utf8_lossy(&bytes[..end]).into_owned();
                 }
-                "version" => {
-                    if sec.data.len() != 4 {
-                        return Err(Error::elf(format!("invalid kver section size {}", sec.data.len())).in_section("version"));
-                    }
+                "version" if sec.data.len() != 4 => {
+                    return Err(
+                        Error::elf(format!("invalid kver section size {}", sec.data.len())).in_section("version")
+                    );
                 }
                 "maps" => {
                     return Err(Error::unsupported(
@@ -320,16 +371,14 @@ impl<'a> Opener<'a, '_> {
             }
         }
         // Programs in (section, offset) order: that order is the skeleton's.
-        self.obj
-            .programs
-            .sort_by_key(|p| (p.sec_idx, p.sec_insn_off));
+        self.obj.programs.sort_by_key(|p| (p.sec_idx, p.sec_insn_off));
         if let Some(data) = btf_data {
             self.obj.btf = Some(Btf::parse(data)?);
         }
-        if let Some(data) = btf_ext_data {
-            if self.obj.btf.is_some() {
-                self.obj.btf_ext = Some(BtfExt::parse(data)?);
-            }
+        if let Some(data) = btf_ext_data
+            && self.obj.btf.is_some()
+        {
+            self.obj.btf_ext = Some(BtfExt::parse(data)?);
         }
         if self.obj.btf.is_none() && self.maps_shndx.is_some() {
             return Err(Error::btf("BTF is required, but is missing or corrupted.").in_section(MAPS_SEC));
@@ -349,14 +398,18 @@ impl<'a> Opener<'a, '_> {
                     .at(off));
             }
             if Some(sec.index) != self.obj.text_shndx && sym.bind == elf::STB_LOCAL {
-                return Err(Error::unsupported(format!("program '{}' is static and not supported", sym.name))
-                    .in_section(sec.name)
-                    .at(off));
+                return Err(
+                    Error::unsupported(format!("program '{}' is static and not supported", sym.name))
+                        .in_section(sec.name)
+                        .at(off),
+                );
             }
             if size == 0 || size % 8 != 0 || off % 8 != 0 {
-                return Err(Error::elf(format!("corrupted program '{}', offset {off}, size {size}", sym.name))
-                    .in_section(sec.name)
-                    .at(off));
+                return Err(
+                    Error::elf(format!("corrupted program '{}', offset {off}, size {size}", sym.name))
+                        .in_section(sec.name)
+                        .at(off),
+                );
             }
             let bytes = &sec.data[off as usize..(off + size) as usize];
             let (sec_name, autoload) = match sec.name.strip_prefix('?') {
@@ -411,8 +464,10 @@ impl<'a> Opener<'a, '_> {
                 if t.size_or_type == 0 {
                     let size = self.elf.section_by_name(&sec_name).map(|s| s.size).unwrap_or(0);
                     if size == 0 || size > u32::MAX as u64 {
-                        return Err(Error::btf(format!("sec '{sec_name}': failed to determine size from ELF"))
-                            .in_section(".BTF"));
+                        return Err(
+                            Error::btf(format!("sec '{sec_name}': failed to determine size from ELF"))
+                                .in_section(".BTF"),
+                        );
                     }
                     btf.set_size(&t, size as u32);
                     fixup_offsets = true;
@@ -420,8 +475,9 @@ impl<'a> Opener<'a, '_> {
                 for vsi in infos.iter_mut() {
                     let var = btf.type_by_id(vsi.type_id)?;
                     if var.kind() != kind::VAR {
-                        return Err(Error::btf(format!("sec '{sec_name}': unexpected non-VAR type found"))
-                            .in_section(".BTF"));
+                        return Err(
+                            Error::btf(format!("sec '{sec_name}': unexpected non-VAR type found")).in_section(".BTF")
+                        );
                     }
                     let link = btf.tail_u32(&var);
                     if link == linkage::STATIC || link == linkage::EXTERN {
@@ -434,8 +490,10 @@ impl<'a> Opener<'a, '_> {
                         .iter()
                         .find(|s| s.typ == elf::STT_OBJECT && s.is_global_or_weak() && s.name == var_name)
                         .ok_or_else(|| {
-                            Error::btf(format!("sec '{sec_name}': failed to find ELF symbol for VAR '{var_name}'"))
-                                .in_section(".BTF")
+                            Error::btf(format!(
+                                "sec '{sec_name}': failed to find ELF symbol for VAR '{var_name}'"
+                            ))
+                            .in_section(".BTF")
                         })?;
                     if fixup_offsets {
                         vsi.offset = sym.value as u32;
@@ -480,8 +538,9 @@ impl<'a> Opener<'a, '_> {
                 return Err(err(format!("map '{map_name}': unexpected var kind.")));
             }
             if btf.tail_u32(&var) != linkage::GLOBAL {
-                return Err(Error::unsupported(format!("map '{map_name}': unsupported map linkage."))
-                    .in_section(MAPS_SEC));
+                return Err(
+                    Error::unsupported(format!("map '{map_name}': unsupported map linkage.")).in_section(MAPS_SEC),
+                );
             }
             let (_, def_t) = btf.skip_mods_and_typedefs(var.size_or_type)?;
             let def_t = match def_t {
@@ -557,15 +616,19 @@ impl<'a> Opener<'a, '_> {
                 key_size: 4,
                 value_size: sec.size as u32,
                 max_entries: 1,
-                map_flags: if origin == MapOrigin::Rodata { BPF_F_RDONLY_PROG } else { 0 },
+                map_flags: if origin == MapOrigin::Rodata {
+                    BPF_F_RDONLY_PROG
+                } else {
+                    0
+                },
                 ..MapDef::default()
             };
-            if let Some(btf) = &self.obj.btf {
-                if let Some(id) = btf.find_by_name(sec.name).filter(|&id| id != 0) {
-                    def.value_type_id = id;
-                    if datasec_has_exposed_var(btf, id) {
-                        def.map_flags |= BPF_F_MMAPABLE;
-                    }
+            if let Some(btf) = &self.obj.btf
+                && let Some(id) = btf.find_by_name(sec.name).filter(|&id| id != 0)
+            {
+                def.value_type_id = id;
+                if datasec_has_exposed_var(btf, id) {
+                    def.map_flags |= BPF_F_MMAPABLE;
                 }
             }
             let initial_value = if origin == MapOrigin::Bss {
@@ -624,12 +687,16 @@ impl<'a> Opener<'a, '_> {
         for (i, rel) in rels.iter().enumerate() {
             let at = (i * 16) as u64;
             let sym = self.elf.symbols.get(rel.sym as usize).ok_or_else(|| {
-                Error::elf(format!("symbol #{} not found for relo #{i}", rel.sym)).in_section(relsec.name).at(at)
+                Error::elf(format!("symbol #{} not found for relo #{i}", rel.sym))
+                    .in_section(relsec.name)
+                    .at(at)
             })?;
             if sym.shndx as usize >= self.elf.sections.len() && sym.shndx < elf::SHN_LORESERVE {
-                return Err(Error::elf(format!("corrupted symbol #{} pointing to invalid section", rel.sym))
-                    .in_section(relsec.name)
-                    .at(at));
+                return Err(
+                    Error::elf(format!("corrupted symbol #{} pointing to invalid section", rel.sym))
+                        .in_section(relsec.name)
+                        .at(at),
+                );
             }
             if rel.offset % 8 != 0 || rel.offset >= target_sec.data.len() as u64 {
                 return Err(Error::elf(format!("invalid offset {:#x} for relo #{i}", rel.offset))
@@ -650,9 +717,16 @@ impl<'a> Opener<'a, '_> {
             let prog = &self.obj.programs[prog_idx];
             let insn_idx = sec_insn - prog.sec_insn_off;
             let insn = prog.insns[insn_idx];
-            let fail = |msg: String| Err(Error::reloc(format!("prog '{}': {msg}", prog.name)).in_section(target_sec.name).at(rel.offset));
+            let fail = |msg: String| {
+                Err(Error::reloc(format!("prog '{}': {msg}", prog.name))
+                    .in_section(target_sec.name)
+                    .at(rel.offset))
+            };
             if !insn.is_call() && !insn.is_ldimm64() {
-                return fail(format!("invalid relo against '{sym_name}' for insns[{insn_idx}].code {:#x}", insn.code));
+                return fail(format!(
+                    "invalid relo against '{sym_name}' for insns[{insn_idx}].code {:#x}",
+                    insn.code
+                ));
             }
             if sym.is_extern() {
                 return fail(format!("extern '{sym_name}' is not supported yet"));
@@ -683,7 +757,10 @@ impl<'a> Opener<'a, '_> {
                         || (sym.is_global_or_weak() && sym.typ == elf::STT_FUNC));
                 if is_subprog_sym {
                     if sym.value % 8 != 0 || insn.imm % 8 != 0 {
-                        return fail(format!("bad subprog addr relo against '{sym_name}' at offset {}+{}", sym.value, insn.imm));
+                        return fail(format!(
+                            "bad subprog addr relo against '{sym_name}' at offset {}+{}",
+                            sym.value, insn.imm
+                        ));
                     }
                     RelocKind::SubprogAddr { sym_off: sym.value }
                 } else if Some(shndx as usize) == self.maps_shndx {
@@ -691,7 +768,9 @@ impl<'a> Opener<'a, '_> {
                         .obj
                         .maps
                         .iter()
-                        .position(|m| m.origin == MapOrigin::User && m.sec_idx == shndx as usize && m.sec_offset == sym.value)
+                        .position(|m| {
+                            m.origin == MapOrigin::User && m.sec_idx == shndx as usize && m.sec_offset == sym.value
+                        })
                         .ok_or_else(|| {
                             Error::reloc(format!(
                                 "prog '{}': map relo failed to find map for section '{}', off {}",
@@ -704,7 +783,10 @@ impl<'a> Opener<'a, '_> {
                 } else {
                     let sec_kind = self.sec_kinds.get(shndx as usize).copied().unwrap_or(SecKind::None);
                     if !matches!(sec_kind, SecKind::Data | SecKind::Rodata | SecKind::Bss) {
-                        return fail(format!("bad data relo against section '{}'", self.section_name(shndx as usize)));
+                        return fail(format!(
+                            "bad data relo against section '{}'",
+                            self.section_name(shndx as usize)
+                        ));
                     }
                     let map_idx = self
                         .obj
@@ -720,7 +802,10 @@ impl<'a> Opener<'a, '_> {
                             .in_section(target_sec.name)
                             .at(rel.offset)
                         })?;
-                    RelocKind::Data { map_idx, sym_off: sym.value }
+                    RelocKind::Data {
+                        map_idx,
+                        sym_off: sym.value,
+                    }
                 }
             };
             self.obj.programs[prog_idx].relocs.push(Reloc { insn_idx, kind });
@@ -734,7 +819,11 @@ impl<'a> Opener<'a, '_> {
         let infos = btf.secinfos(&datasec);
         for (i, rel) in rels.iter().enumerate() {
             let at = (i * 16) as u64;
-            let err = |msg: String| Error::reloc(format!(".maps relo #{i}: {msg}")).in_section(relsec.name).at(at);
+            let err = |msg: String| {
+                Error::reloc(format!(".maps relo #{i}: {msg}"))
+                    .in_section(relsec.name)
+                    .at(at)
+            };
             let sym = self
                 .elf
                 .symbols
@@ -746,7 +835,12 @@ impl<'a> Opener<'a, '_> {
                     vi.offset as u64 <= rel.offset && rel.offset + 8 <= vi.offset as u64 + vi.size as u64
                 }
             });
-            let owner = owner.ok_or_else(|| err(format!("cannot find map '{}' at rel->r_offset {}", sym.name, rel.offset)))?;
+            let owner = owner.ok_or_else(|| {
+                err(format!(
+                    "cannot find map '{}' at rel->r_offset {}",
+                    sym.name, rel.offset
+                ))
+            })?;
             let map = &self.obj.maps[owner];
             let is_mim = is_map_in_map(map.def.map_type);
             let is_prog_array = map.def.map_type == map_type::PROG_ARRAY;
@@ -775,7 +869,8 @@ impl<'a> Opener<'a, '_> {
                     .iter()
                     .find(|p| p.name == sym.name)
                     .ok_or_else(|| err(format!("'{}' isn't a valid program reference", sym.name)))?;
-                if prog.sec_idx != sym.shndx as usize || (prog.sec_insn_off * 8) as u64 != sym.value || prog.is_subprog {
+                if prog.sec_idx != sym.shndx as usize || (prog.sec_insn_off * 8) as u64 != sym.value || prog.is_subprog
+                {
                     return Err(err(format!("'{}' isn't an entry-point program", sym.name)));
                 }
                 Target::Prog(prog.name.clone())
@@ -787,13 +882,15 @@ impl<'a> Opener<'a, '_> {
             let (_, def_t) = btf.skip_mods_and_typedefs(var.size_or_type)?;
             let def_t = def_t.ok_or_else(|| err("map definition is void".into()))?;
             let members = btf.members(&def_t);
-            let last = members.last().ok_or_else(|| err("map definition has no members".into()))?;
+            let last = members
+                .last()
+                .ok_or_else(|| err("map definition has no members".into()))?;
             if btf.str_at(last.name_off)? != "values" {
                 return Err(err("static initialiser outside 'values'".into()));
             }
             let moff = (Btf::member_bit_offset(&def_t, last) / 8) as u64;
             let rel_in_var = rel.offset - vi.offset as u64;
-            if rel_in_var < moff || (rel_in_var - moff) % 8 != 0 {
+            if rel_in_var < moff || !(rel_in_var - moff).is_multiple_of(8) {
                 return Err(err("misaligned static initialiser".into()));
             }
             let slot = ((rel_in_var - moff) / 8) as usize;
@@ -904,7 +1001,10 @@ fn parse_btf_map_def(btf: &Btf, map_name: &str, def_id: u32, mut inner: Option<&
             }
             "values" => {
                 let Some(inner_def) = inner.as_deref_mut() else {
-                    return Err(Error::unsupported(format!("map '{map_name}': multi-level inner maps not supported.")).in_section(MAPS_SEC));
+                    return Err(
+                        Error::unsupported(format!("map '{map_name}': multi-level inner maps not supported."))
+                            .in_section(MAPS_SEC),
+                    );
                 };
                 if i != vlen - 1 {
                     return Err(err(format!("'{name}' member should be last.")));
@@ -912,7 +1012,10 @@ fn parse_btf_map_def(btf: &Btf, map_name: &str, def_id: u32, mut inner: Option<&
                 let mim = is_map_in_map(def.map_type);
                 let prog_array = def.map_type == map_type::PROG_ARRAY;
                 if !mim && !prog_array {
-                    return Err(Error::unsupported(format!("map '{map_name}': should be map-in-map or prog-array.")).in_section(MAPS_SEC));
+                    return Err(
+                        Error::unsupported(format!("map '{map_name}': should be map-in-map or prog-array."))
+                            .in_section(MAPS_SEC),
+                    );
                 }
                 if def.value_size != 0 && def.value_size != 4 {
                     return Err(err(format!("conflicting value size {} != 4.", def.value_size)));
@@ -923,10 +1026,12 @@ fn parse_btf_map_def(btf: &Btf, map_name: &str, def_id: u32, mut inner: Option<&
                     return Err(err("value type should be a zero-sized array.".into()));
                 }
                 let (_, ptr) = btf.skip_mods_and_typedefs(btf.array(&arr).0)?;
-                let ptr = ptr.filter(|t| t.kind() == kind::PTR).ok_or_else(|| err("value type should be an array of pointers".into()))?;
+                let ptr = ptr
+                    .filter(|t| t.kind() == kind::PTR)
+                    .ok_or_else(|| err("value type should be an array of pointers".into()))?;
                 let (_, target) = btf.skip_mods_and_typedefs(ptr.size_or_type)?;
                 if prog_array {
-                    if !target.is_some_and(|t| t.kind() == kind::FUNC_PROTO) {
+                    if target.is_none_or(|t| t.kind() != kind::FUNC_PROTO) {
                         return Err(err("prog-array value def is not a function prototype".into()));
                     }
                     continue;

@@ -23,7 +23,10 @@ fn golden_host(dir: &Path) -> Host {
 
 /// First differing byte, for a readable failure.
 fn first_diff(a: &[u8], b: &[u8]) -> Option<usize> {
-    a.iter().zip(b).position(|(x, y)| x != y).or((a.len() != b.len()).then(|| a.len().min(b.len())))
+    a.iter()
+        .zip(b)
+        .position(|(x, y)| x != y)
+        .or((a.len() != b.len()).then(|| a.len().min(b.len())))
 }
 
 /// Objects whose blobs differ from bpftool's on purpose (README: divergences).
@@ -36,10 +39,19 @@ fn fixtures_match_bpftool_blobs() {
     let host = golden_host(&golden);
     let mut checked = 0;
     let mut failures = Vec::new();
-    let mut entries: Vec<_> = fs::read_dir(root.join("obj")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut entries: Vec<_> = fs::read_dir(root.join("obj"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     entries.sort();
     for path in entries {
-        let stem = path.file_name().unwrap().to_str().unwrap().trim_end_matches(".o").to_string();
+        let stem = path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim_end_matches(".o")
+            .to_string();
         let data_path = golden.join(format!("{stem}.data.bin"));
         if !data_path.exists() {
             continue;
@@ -77,5 +89,10 @@ fn fixtures_match_bpftool_blobs() {
         }
     }
     assert!(checked >= 20, "only {checked} fixtures checked");
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

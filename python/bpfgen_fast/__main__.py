@@ -1,0 +1,3 @@
+from bpfgen_fast.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,224 @@
+"""The Python facade over the Rust core: open an object, look at it, adjust
+what libbpf lets a user adjust before load (autoload), generate the loader."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Union
+
+from bpfgen_fast import _core
+
+PathOrBytes = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
+
+# struct bpf_loader_ctx, struct bpf_map_desc, struct bpf_prog_desc (skel_internal.h)
+_CTX_SIZE = 24
+_MAP_DESC_SIZE = 16
+_PROG_DESC_SIZE = 4
+
+
+@dataclass(frozen=True)
+class MapInfo:
+    """Read-only facts about one map, as libbpf's open phase sees it."""
+
+    name: str
+    section: str
+    type: str
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int
+    internal: bool
+    inner: str | None
+
+
+class ProgramInfo:
+    """One entry program. ``autoload`` may be changed before generation."""
+
+    __slots__ = ("_facts", "_obj")
+
+    def __init__(self, obj: _core.Object, facts: dict[str, object]) -> None:
+        self._obj = obj
+        self._facts = facts
+
+    @property
+    def name(self) -> str:
+        return str(self._facts["name"])
+
+    @property
+    def section(self) -> str:
+        return str(self._facts["section"])
+
+    @property
+    def type(self) -> str:
+        """Program type as libbpf spells it (``tracepoint``, ``xdp``, ...)."""
+        return str(self._facts["type"])
+
+    @property
+    def expected_attach_type(self) -> str | None:
+        v = self._facts["expected_attach_type"]
+        return None if v is None else str(v)
+
+    @property
+    def flags(self) -> int:
+        return int(str(self._facts["flags"]))
+
+    @property
+    def insn_cnt(self) -> int:
+        return int(str(self._facts["insn_cnt"]))
+
+    @property
+    def autoload(self) -> bool:
+        return bool(self._facts["autoload"])
+
+    @autoload.setter
+    def autoload(self, value: bool) -> None:
+        self._obj.set_autoload(self.name, bool(value))
+        self._facts["autoload"] = bool(value)
+
+    def __repr__(self) -> str:
+        return f"ProgramInfo(name={self.name!r}, section={self.section!r}, type={self.type!r})"
+
+
+class _OrderedView(Mapping[str, "object"]):
+    """An ordered, read-only name → item mapping."""
+
+    def __init__(self, items: dict[str, object]) -> None:
+        self._items = items
+
+    def __getitem__(self, key: str) -> object:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass(frozen=True)
+class Loader:
+    """A generated loader: the two blobs and the skeleton layout they expect."""
+
+    data: bytes
+    insns: bytes
+    map_names: tuple[str, ...]
+    prog_names: tuple[str, ...]
+    _host: dict[str, int | None] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def ctx_size(self) -> int:
+        """Size of the loader ctx: bpf_loader_ctx + one map desc per map + one prog desc
+        per program."""
+        return (
+            _CTX_SIZE
+            + _MAP_DESC_SIZE * len(self.map_names)
+            + _PROG_DESC_SIZE * len(self.prog_names)
+        )
+
+    def write(self, prefix: str | os.PathLike[str]) -> list[Path]:
+        """Write ``PREFIX.data.bin``, ``PREFIX.insns.bin`` and ``PREFIX.json`` atomically."""
+        import json
+
+        from bpfgen_fast._io import atomic_write
+
+        base = os.fspath(prefix)
+        meta = {
+            "maps": list(self.map_names),
+            "programs": list(self.prog_names),
+            "nr_maps": len(self.map_names),
+            "nr_progs": len(self.prog_names),
+            "ctx_size": self.ctx_size,
+            "data_size": len(self.data),
+            "insn_cnt": len(self.insns) // 8,
+        }
+        paths = [Path(base + ".data.bin"), Path(base + ".insns.bin"), Path(base + ".json")]
+        atomic_write(paths[0], self.data)
+        atomic_write(paths[1], self.insns)
+        atomic_write(paths[2], (json.dumps(meta, indent=2) + "\n").encode())
+        return paths
+
+
+class BpfObject:
+    """A BPF ELF object after libbpf's open phase."""
+
+    def __init__(self, core: _core.Object) -> None:
+        self._core = core
+
+    @classmethod
+    def open(cls, source: PathOrBytes, name: str | None = None) -> BpfObject:
+        """Open from a path (``name`` defaults to bpftool's rule) or from bytes
+        (``name`` required)."""
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            if name is None:
+                raise TypeError("name is required when opening an object from bytes")
+            data = bytes(source)
+        else:
+            path = os.fspath(source)
+            with open(path, "rb") as f:
+                data = f.read()
+            if name is None:
+                name = _core.default_object_name(path)
+        return cls(_core.open(data, name))
+
+    @property
+    def name(self) -> str:
+        return self._core.name
+
+    @property
+    def license(self) -> str:
+        return self._core.license
+
+    @property
+    def maps(self) -> Mapping[str, MapInfo]:
+        items: dict[str, object] = {}
+        for m in self._core.maps():
+            items[str(m["name"])] = MapInfo(
+                name=str(m["name"]),
+                section=str(m["section"]),
+                type=str(m["type"]),
+                key_size=int(str(m["key_size"])),
+                value_size=int(str(m["value_size"])),
+                max_entries=int(str(m["max_entries"])),
+                flags=int(str(m["flags"])),
+                internal=bool(m["internal"]),
+                inner=None if m["inner"] is None else str(m["inner"]),
+            )
+        return _OrderedView(items)  # type: ignore[return-value]
+
+    @property
+    def programs(self) -> Mapping[str, ProgramInfo]:
+        items: dict[str, object] = {}
+        for p in self._core.programs():
+            items[str(p["name"])] = ProgramInfo(self._core, p)
+        return _OrderedView(items)  # type: ignore[return-value]
+
+    @property
+    def subprograms(self) -> list[str]:
+        return self._core.subprograms()
+
+    def gen_loader(
+        self, *, page_size: int | None = None, possible_cpus: int | None = None
+    ) -> Loader:
+        """Generate the loader blobs. Host facts default to this machine's, like libbpf."""
+        data, insns, maps, progs = self._core.gen_loader(page_size, possible_cpus)
+        return Loader(
+            data=data,
+            insns=insns,
+            map_names=tuple(maps),
+            prog_names=tuple(progs),
+            _host={"page_size": page_size, "possible_cpus": possible_cpus},
+        )
+
+
+def gen_loader(
+    path: PathOrBytes,
+    name: str | None = None,
+    *,
+    page_size: int | None = None,
+    possible_cpus: int | None = None,
+) -> Loader:
+    """Open ``path`` and generate its loader in one call."""
+    return BpfObject.open(path, name).gen_loader(page_size=page_size, possible_cpus=possible_cpus)

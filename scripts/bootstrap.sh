@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Everything a fresh machine of this kind needs before bpfgen_fast can run:
+# system packages (scripts/setup-system.sh), a Python venv at .venv with the
+# build and test tools, and the Rust core built into it with maturin.
+# Idempotent and quiet when there is nothing to do.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup-system.sh
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+# shellcheck disable=SC1091
+. .venv/bin/activate
+stamp=.venv/.deps-stamp
+want="$(sha256sum pyproject.toml | cut -c1-16)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  python -m pip install -q --upgrade pip
+  python -m pip install -q "maturin>=1.5,<2" "pytest>=8" "pytest-benchmark>=4" \
+    "pyelftools>=0.31" "hypothesis>=6" "ruff>=0.6" "mypy>=1.10"
+  echo "$want" > "$stamp"
+fi
+rustup component add clippy rustfmt >/dev/null 2>&1 || true
+maturin develop --release -q

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what it needs, then
+# runs formatting and lint checks, the Rust tests and the Python tests
+# (golden byte-equality with bpftool 7.5.0, kernel runs, error handling).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+. .venv/bin/activate
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "cargo fmt"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --all-targets -- -D warnings
+cargo clippy --features pyo3 --lib -- -D warnings
+step "cargo test"
+cargo test --release
+step "ruff"
+ruff check python tests benches scripts
+step "mypy"
+mypy
+step "pytest"
+pytest -q tests
