@@ -2,12 +2,14 @@
 //! programs, applies the load-time BTF edit, and feeds maps and programs to
 //! the loader emitter in libbpf's order.
 
-use crate::btf::{kind, linkage};
+use crate::btf::{kind, kind as btf_kind, linkage};
 use crate::error::{Error, Result};
+use crate::externs::{self, ExternKind};
 use crate::host::Host;
 use crate::link::link_programs;
-use crate::loader::{LoaderGen, MapCreate, ProgLoad};
+use crate::loader::{KsymReloc, LoaderGen, MapCreate, ProgLoad};
 use crate::object::{Map, MapDef, MapOrigin, Object, is_map_in_map};
+use crate::object::{Reloc, RelocKind};
 use crate::section_defs::{self, SEC_ATTACH_BTF, map_type, prog_type};
 
 /// The loader program and its data, plus the skeleton layout they expect.
@@ -88,6 +90,57 @@ fn map_create<'a>(map: &'a Map, def: &MapDef, has_btf: bool) -> MapCreate<'a> {
     }
 }
 
+/// `bpf_program_record_relos`: the ksym and kfunc references the loader
+/// must resolve, in final instruction order.
+fn ksym_relocs(obj: &Object, relocs: &[Reloc]) -> Vec<KsymReloc> {
+    relocs
+        .iter()
+        .filter_map(|r| {
+            let (ext_idx, is_ld64) = match r.kind {
+                RelocKind::ExternLd64 { ext_idx } => (ext_idx, true),
+                RelocKind::ExternCall { ext_idx } => (ext_idx, false),
+                _ => return None,
+            };
+            let ext = &obj.externs[ext_idx];
+            let ExternKind::Ksym { type_id } = ext.kind else {
+                return None;
+            };
+            Some(KsymReloc {
+                // libbpf 1.5 looks the name up with any `___flavour` suffix kept.
+                name: ext.name.clone(),
+                is_weak: ext.is_weak,
+                is_typeless: is_ld64 && type_id == 0,
+                is_ld64,
+                kind: if ext.is_func || !is_ld64 {
+                    btf_kind::FUNC
+                } else {
+                    btf_kind::VAR
+                },
+                insn_idx: r.insn_idx,
+            })
+        })
+        .collect()
+}
+
+/// CO-RE records as `struct bpf_core_relo` with byte offsets into the final program.
+fn core_records(relocs: &[Reloc]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for r in relocs {
+        if let RelocKind::Core {
+            type_id,
+            access_str_off,
+            kind,
+        } = r.kind
+        {
+            out.extend_from_slice(&((r.insn_idx * 8) as u32).to_le_bytes());
+            out.extend_from_slice(&type_id.to_le_bytes());
+            out.extend_from_slice(&access_str_off.to_le_bytes());
+            out.extend_from_slice(&kind.to_le_bytes());
+        }
+    }
+    out
+}
+
 pub fn gen_loader(obj: &Object, host: &Host) -> Result<LoaderBlobs> {
     gen_inner(obj, host).map_err(|e| e.for_object(&obj.name))
 }
@@ -118,7 +171,14 @@ fn gen_inner(obj: &Object, host: &Host) -> Result<LoaderBlobs> {
             return fail("SEC(\"struct_ops\") program isn't referenced anywhere, did you forget to use it?".into());
         }
     }
-    let linked = link_programs(obj)?;
+    // Kconfig values and typeless ksym addresses come from the build host
+    // (or the explicit inputs in `host`), as in libbpf's load phase.
+    let mut kcfg_image = obj
+        .kconfig_map_idx
+        .map(|i| obj.maps[i].initial_value.clone())
+        .unwrap_or_default();
+    let resolved = externs::resolve(&obj.externs, &mut kcfg_image, host)?;
+    let linked = link_programs(obj, &resolved)?;
 
     let mut emitter = LoaderGen::new(obj.programs.len(), obj.maps.len());
     if let Some(btf) = &obj.btf {
@@ -146,8 +206,13 @@ fn gen_inner(obj: &Object, host: &Host) -> Result<LoaderBlobs> {
         }
         emitter.map_create(&map_create(map, &def, has_btf), Some(i));
         if map.is_internal() {
-            emitter.map_update_elem(i, &map.initial_value);
-            if map.origin == MapOrigin::Rodata {
+            let image = if Some(i) == obj.kconfig_map_idx {
+                &kcfg_image
+            } else {
+                &map.initial_value
+            };
+            emitter.map_update_elem(i, image);
+            if matches!(map.origin, MapOrigin::Rodata | MapOrigin::Kconfig) {
                 emitter.map_freeze(i);
             }
         }
@@ -226,6 +291,8 @@ fn gen_inner(obj: &Object, host: &Host) -> Result<LoaderBlobs> {
             line_info_cnt: li.map(|r| r.count).unwrap_or(0),
             attach_target,
             skel_slot: skel_slots[lp.prog_idx],
+            ksym_relocs: ksym_relocs(obj, &lp.relocs),
+            core_relos: core_records(&lp.relocs),
         });
     }
     let (data, insns) = emitter.finish()?;

@@ -1,6 +1,14 @@
 //! Facts about the build host that libbpf bakes into a loader. They are one
-//! explicit value so output can be reproduced on any machine; `Host::detect`
-//! reads them the way libbpf does.
+//! explicit value so output can be reproduced on any machine. `Host::detect`
+//! reads page size and CPU count the way libbpf does; kernel version, kernel
+//! config and kallsyms are read from the host only when an object needs them
+//! and no explicit value was given.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::externs::ResolveInputs;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Host {
@@ -8,6 +16,12 @@ pub struct Host {
     pub page_size: u32,
     /// Number of possible CPUs: the size of a PERF_EVENT_ARRAY without max_entries.
     pub possible_cpus: u32,
+    /// `LINUX_KERNEL_VERSION` (KERNEL_VERSION(a, b, c) encoding); None: this host's.
+    pub kernel_version: Option<u32>,
+    /// Kernel config text (`CONFIG_X=y` lines); None: `/boot/config-$(uname -r)` or `/proc/config.gz`.
+    pub kconfig: Option<Arc<str>>,
+    /// `/proc/kallsyms`-format text for typeless ksyms; None: this host's `/proc/kallsyms`.
+    pub kallsyms: Option<Arc<str>>,
 }
 
 impl Default for Host {
@@ -35,6 +49,62 @@ pub fn count_cpu_list(list: &str) -> Option<u32> {
     (n > 0).then_some(n)
 }
 
+/// KERNEL_VERSION(a, b, c) with the patch level saturated at 255.
+pub fn kernel_version_code(major: u32, minor: u32, patch: u32) -> u32 {
+    (major << 16) + (minor << 8) + patch.min(255)
+}
+
+fn three_numbers(s: &str) -> Option<(u32, u32, u32)> {
+    let mut it = s.splitn(3, '.');
+    let num = |p: Option<&str>| -> Option<u32> {
+        let p = p?;
+        let digits: String = p.chars().take_while(|c| c.is_ascii_digit()).collect();
+        digits.parse().ok()
+    };
+    Some((num(it.next())?, num(it.next())?, num(it.next())?))
+}
+
+/// Kernel version the way libbpf derives it: Ubuntu's version_signature,
+/// Debian's version string, then the release.
+pub fn version_from(signature: Option<&str>, release: &str, version: &str) -> Option<u32> {
+    if let Some(sig) = signature
+        && let Some(v) = sig.split_whitespace().nth(2).and_then(three_numbers)
+    {
+        return Some(kernel_version_code(v.0, v.1, v.2));
+    }
+    if let Some(p) = version.find("Debian ")
+        && let Some(v) = three_numbers(&version[p + 7..])
+    {
+        return Some(kernel_version_code(v.0, v.1, v.2));
+    }
+    three_numbers(release).map(|v| kernel_version_code(v.0, v.1, v.2))
+}
+
+fn uname() -> (String, String) {
+    // SAFETY: utsname is plain data; uname fills it with NUL-terminated strings.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut u) } != 0 {
+        return (String::new(), String::new());
+    }
+    let field = |f: &[libc::c_char]| -> String {
+        let bytes: Vec<u8> = f.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    (field(&u.release), field(&u.version))
+}
+
+/// Read a possibly gzip-compressed text file (gzopen accepts both).
+fn read_maybe_gz(path: &str) -> std::io::Result<String> {
+    let raw = std::fs::read(path)?;
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = String::new();
+        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_string(&mut out)?;
+        Ok(out)
+    } else {
+        Ok(String::from_utf8_lossy(&raw).into_owned())
+    }
+}
+
 impl Host {
     pub fn detect() -> Host {
         // SAFETY: sysconf has no memory-safety preconditions.
@@ -46,13 +116,46 @@ impl Host {
         Host {
             page_size: if page > 0 { page as u32 } else { 4096 },
             possible_cpus,
+            kernel_version: None,
+            kconfig: None,
+            kallsyms: None,
         }
+    }
+}
+
+impl ResolveInputs for Host {
+    fn kernel_version(&self) -> Result<u32> {
+        if let Some(v) = self.kernel_version {
+            return Ok(v);
+        }
+        let signature = std::fs::read_to_string("/proc/version_signature").ok();
+        let (release, version) = uname();
+        version_from(signature.as_deref(), &release, &version)
+            .ok_or_else(|| Error::unsupported("extern (kcfg) 'LINUX_KERNEL_VERSION': failed to get kernel version"))
+    }
+
+    fn kconfig(&self) -> Result<String> {
+        if let Some(text) = &self.kconfig {
+            return Ok(text.to_string());
+        }
+        let (release, _) = uname();
+        read_maybe_gz(&format!("/boot/config-{release}"))
+            .or_else(|_| read_maybe_gz("/proc/config.gz"))
+            .map_err(|_| Error::unsupported("failed to open system Kconfig (give one with --kconfig-file)"))
+    }
+
+    fn kallsyms(&self) -> Result<String> {
+        if let Some(text) = &self.kallsyms {
+            return Ok(text.to_string());
+        }
+        std::fs::read_to_string("/proc/kallsyms")
+            .map_err(|e| Error::unsupported(format!("failed to open /proc/kallsyms: {e}")))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::count_cpu_list;
+    use super::{count_cpu_list, version_from};
 
     #[test]
     fn cpu_lists() {
@@ -60,5 +163,18 @@ mod tests {
         assert_eq!(count_cpu_list("0"), Some(1));
         assert_eq!(count_cpu_list("0-3,8,10-11"), Some(7));
         assert_eq!(count_cpu_list("x"), None);
+    }
+
+    #[test]
+    fn kernel_versions() {
+        assert_eq!(version_from(None, "6.18.44-fc-v782", "#1 SMP"), Some(0x61200 + 44));
+        assert_eq!(
+            version_from(None, "4.19.0-22-amd64", "#1 SMP Debian 4.19.260-1 (2022-09-29)"),
+            Some((4 << 16) + (19 << 8) + 255)
+        );
+        assert_eq!(
+            version_from(Some("Ubuntu 5.4.0-12.15-generic 5.4.8"), "5.4.0", ""),
+            Some((5 << 16) + (4 << 8) + 8)
+        );
     }
 }

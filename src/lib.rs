@@ -1,5 +1,4 @@
 //! bpfgen_fast: libbpf 1.5's loader-program generator (what `bpftool gen
-//! skeleton -L` embeds in a light skeleton), re-implemented as a pure
 //! function of (object bytes, name, host facts). No syscalls except reading
 //! host facts in [`host::Host::detect`].
 //!
@@ -9,6 +8,7 @@
 pub mod btf;
 pub mod elf;
 pub mod error;
+pub mod externs;
 pub mod generate;
 pub mod host;
 pub mod insn;

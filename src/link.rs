@@ -4,8 +4,12 @@
 //! func/line info gathered per piece, and map / global-data references turned
 //! into the loader's fd-array encodings.
 
+use crate::btf::{kind, linkage};
 use crate::error::{Error, Result};
-use crate::insn::{BPF_PSEUDO_FUNC, BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE, Insn};
+use crate::externs::{ExternKind, Resolved};
+use crate::insn::{
+    BPF_PSEUDO_BTF_ID, BPF_PSEUDO_FUNC, BPF_PSEUDO_KFUNC_CALL, BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE, Insn,
+};
 use crate::object::{Object, Reloc, RelocKind};
 
 /// func_info or line_info records ready for PROG_LOAD.
@@ -23,10 +27,124 @@ pub struct LinkedProgram {
     pub insns: Vec<Insn>,
     pub func_info: Option<ExtRecords>,
     pub line_info: Option<ExtRecords>,
+    /// All relocations of the linked code, in final instruction order.
+    pub relocs: Vec<Reloc>,
+}
+
+/// CO-RE records become relocations of the (sub-)program that owns them
+/// (`bpf_object__relocate_core` in gen mode: recorded, never applied).
+fn relocs_with_core(obj: &Object) -> Result<Vec<Vec<Reloc>>> {
+    let mut relocs: Vec<Vec<Reloc>> = obj.programs.iter().map(|p| p.relocs.clone()).collect();
+    let (Some(ext), Some(btf)) = (&obj.btf_ext, &obj.btf) else {
+        return Ok(relocs);
+    };
+    let info = &ext.core_relo;
+    if info.is_empty() {
+        return Ok(relocs);
+    }
+    for sec in &info.sections {
+        let name = btf.str_at(sec.sec_name_off)?;
+        if name.is_empty() {
+            return Err(Error::btf("CO-RE relocation section has no name").in_section(".BTF.ext"));
+        }
+        let sec_idx = obj.section_names.iter().skip(1).position(|n| n == name).map(|i| i + 1);
+        for i in 0..sec.count {
+            let rec = ext.record(info, sec, i);
+            let word = |o: usize| u32::from_le_bytes([rec[o], rec[o + 1], rec[o + 2], rec[o + 3]]);
+            let insn_off = word(0);
+            if insn_off % 8 != 0 {
+                return Err(
+                    Error::btf(format!("CO-RE relocation #{i} of '{name}' is misaligned")).in_section(".BTF.ext")
+                );
+            }
+            let sec_insn = (insn_off / 8) as usize;
+            let Some(pi) = obj.programs.iter().position(|p| {
+                Some(p.sec_idx) == sec_idx && sec_insn >= p.sec_insn_off && sec_insn < p.sec_insn_off + p.sec_insn_cnt
+            }) else {
+                continue;
+            };
+            let p = &obj.programs[pi];
+            if !p.autoload {
+                continue;
+            }
+            relocs[pi].push(Reloc {
+                insn_idx: sec_insn - p.sec_insn_off,
+                kind: RelocKind::Core {
+                    type_id: word(4),
+                    access_str_off: word(8),
+                    kind: word(12),
+                },
+            });
+        }
+    }
+    for r in relocs.iter_mut() {
+        r.sort_by_key(|r| (r.insn_idx, r.kind.order()));
+    }
+    Ok(relocs)
+}
+
+/// The exception callback a main program names through an
+/// `exception_callback:<name>` decl tag (`bpf_prog_assign_exc_cb`).
+fn exception_callback(obj: &Object, main: usize) -> Result<Option<usize>> {
+    const PREFIX: &str = "exception_callback:";
+    let Some(btf) = &obj.btf else { return Ok(None) };
+    let prog = &obj.programs[main];
+    let err = |msg: String| Err(Error::btf(format!("prog '{}': {msg}", prog.name)).in_section(".BTF"));
+    let mut found: Option<usize> = None;
+    for id in 1..btf.type_cnt() {
+        let t = btf.type_by_id(id)?;
+        if t.kind() != kind::DECL_TAG || btf.tail_u32(&t) != u32::MAX {
+            continue;
+        }
+        let Some(cb_name) = btf.name_of(&t)?.strip_prefix(PREFIX) else {
+            continue;
+        };
+        let target = btf.type_by_id(t.size_or_type)?;
+        if target.kind() != kind::FUNC || target.vlen() != linkage::GLOBAL {
+            return err("exception_callback:<value> decl tag not applied to the main program".into());
+        }
+        if btf.name_of(&target)? != prog.name {
+            continue;
+        }
+        if found.is_some() {
+            found = None;
+            break;
+        }
+        if cb_name.is_empty() {
+            return err("exception_callback:<value> decl tag contains empty value".into());
+        }
+        for (j, sub) in obj.programs.iter().enumerate() {
+            if !sub.is_subprog || sub.name != cb_name {
+                continue;
+            }
+            if !sub.is_global || sub.mark_btf_static {
+                return err(format!(
+                    "exception callback {} must be a global non-hidden function",
+                    sub.name
+                ));
+            }
+            if found.is_some() {
+                return err(format!(
+                    "multiple subprogs with same name as exception callback '{}'",
+                    sub.name
+                ));
+            }
+            found = Some(j);
+            break;
+        }
+        if found.is_none() {
+            return Err(Error::unsupported(format!(
+                "prog '{}': cannot find exception callback '{cb_name}'",
+                prog.name
+            )));
+        }
+    }
+    Ok(found)
 }
 
 /// Link every autoloaded entry program, in object order.
-pub fn link_programs(obj: &Object) -> Result<Vec<LinkedProgram>> {
+pub fn link_programs(obj: &Object, resolved: &Resolved) -> Result<Vec<LinkedProgram>> {
+    let own_relocs = relocs_with_core(obj).map_err(|e| e.for_object(&obj.name))?;
     // Callback address loads are marked on every program's pristine code
     // first, so appended copies carry the mark too.
     let pristine: Vec<Vec<Insn>> = obj
@@ -50,14 +168,17 @@ pub fn link_programs(obj: &Object) -> Result<Vec<LinkedProgram>> {
         let mut linker = Linker {
             obj,
             pristine: &pristine,
+            own_relocs: &own_relocs,
+            resolved,
             sub_insn_off: vec![0; obj.programs.len()],
             insns: pristine[idx].clone(),
-            relocs: prog.relocs.clone(),
+            relocs: own_relocs[idx].clone(),
             func_info: None,
             line_info: None,
         };
         linker
             .reloc_code(idx, idx)
+            .and_then(|()| linker.append_exception_callback(idx))
             .and_then(|()| linker.relocate_data(idx))
             .map_err(|e| e.for_object(&obj.name))?;
         out.push(LinkedProgram {
@@ -65,6 +186,7 @@ pub fn link_programs(obj: &Object) -> Result<Vec<LinkedProgram>> {
             insns: linker.insns,
             func_info: linker.func_info,
             line_info: linker.line_info,
+            relocs: linker.relocs,
         });
     }
     Ok(out)
@@ -73,6 +195,9 @@ pub fn link_programs(obj: &Object) -> Result<Vec<LinkedProgram>> {
 struct Linker<'o> {
     obj: &'o Object,
     pristine: &'o [Vec<Insn>],
+    /// Each program's own relocations (ELF ones plus recorded CO-RE).
+    own_relocs: &'o [Vec<Reloc>],
+    resolved: &'o Resolved,
     /// Where each sub-program landed in the current main program (0: not yet).
     sub_insn_off: Vec<usize>,
     insns: Vec<Insn>,
@@ -96,17 +221,20 @@ impl Linker<'_> {
         self.append_ext_info(main, prog, ExtKind::Func)?;
         self.append_ext_info(main, prog, ExtKind::Line)?;
         let p = &self.obj.programs[prog];
+        let own = &self.own_relocs[prog];
         let base = self.sub_insn_off[prog];
         for insn_idx in 0..p.sec_insn_cnt {
             let insn = self.insns[base + insn_idx];
             if !insn.is_subprog_call() && !insn.is_pseudo_func() {
                 continue;
             }
-            let relo = p
-                .relocs
+            let relo = own
                 .binary_search_by_key(&insn_idx, |r| r.insn_idx)
                 .ok()
-                .map(|i| p.relocs[i].kind);
+                .map(|i| own[i].kind);
+            if let Some(RelocKind::ExternCall { .. }) = relo {
+                continue; // kfunc calls are patched with the data relocations
+            }
             let imm = insn.imm as i64;
             let target = match relo {
                 Some(RelocKind::Call { sym_off }) => sym_off as i64 / 8 + imm + 1,
@@ -144,10 +272,20 @@ impl Linker<'_> {
         let off = self.insns.len();
         self.sub_insn_off[sub] = off;
         self.insns.extend_from_slice(&self.pristine[sub]);
-        self.relocs.extend(self.obj.programs[sub].relocs.iter().map(|r| Reloc {
+        self.relocs.extend(self.own_relocs[sub].iter().map(|r| Reloc {
             insn_idx: r.insn_idx + off,
             kind: r.kind,
         }));
+    }
+
+    fn append_exception_callback(&mut self, main: usize) -> Result<()> {
+        if let Some(cb) = exception_callback(self.obj, main)?
+            && self.sub_insn_off[cb] == 0
+        {
+            self.append_subprog(cb);
+            self.reloc_code(main, cb)?;
+        }
+        Ok(())
     }
 
     /// `reloc_prog_func_and_line_info`: copy the piece's records, converting
@@ -225,7 +363,10 @@ impl Linker<'_> {
 
     fn relocate_data(&mut self, main: usize) -> Result<()> {
         for r in &self.relocs {
-            let needs_pair = matches!(r.kind, RelocKind::Ld64 { .. } | RelocKind::Data { .. });
+            let needs_pair = matches!(
+                r.kind,
+                RelocKind::Ld64 { .. } | RelocKind::Data { .. } | RelocKind::ExternLd64 { .. }
+            );
             if r.insn_idx >= self.insns.len() || (needs_pair && r.insn_idx + 1 >= self.insns.len()) {
                 return Err(self.err(main, format!("relocation at insn {} is out of range", r.insn_idx)));
             }
@@ -247,7 +388,38 @@ impl Linker<'_> {
                         return Err(self.err(main, "bad subprog address relocation".to_string()));
                     }
                 }
-                RelocKind::Call { .. } => {}
+                RelocKind::ExternLd64 { ext_idx } => {
+                    let ext = &self.obj.externs[ext_idx];
+                    let (lo, hi, src) = match ext.kind {
+                        ExternKind::Kcfg { data_off, .. } => {
+                            let map = self.obj.kconfig_map_idx.unwrap_or(0) as i32;
+                            (map, data_off as i32, Some(BPF_PSEUDO_MAP_IDX_VALUE))
+                        }
+                        ExternKind::Ksym { type_id } if type_id != 0 && self.resolved.is_set[ext_idx] => {
+                            // Typed ksym: the loader fills in the BTF id at run time.
+                            (0, 0, Some(BPF_PSEUDO_BTF_ID))
+                        }
+                        ExternKind::Ksym { .. } => {
+                            let addr = self.resolved.addr[ext_idx];
+                            (addr as u32 as i32, (addr >> 32) as u32 as i32, None)
+                        }
+                    };
+                    let insn = &mut self.insns[r.insn_idx];
+                    if let Some(src) = src {
+                        insn.set_src_reg(src);
+                    }
+                    insn.imm = lo;
+                    self.insns[r.insn_idx + 1].imm = hi;
+                }
+                RelocKind::ExternCall { .. } => {
+                    // Every kfunc is "resolved" in gen mode: id and BTF fd slot
+                    // are filled in by the loader.
+                    let insn = &mut self.insns[r.insn_idx];
+                    insn.set_src_reg(BPF_PSEUDO_KFUNC_CALL);
+                    insn.imm = 0;
+                    insn.off = 0;
+                }
+                RelocKind::Call { .. } | RelocKind::Core { .. } => {}
             }
         }
         Ok(())

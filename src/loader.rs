@@ -13,6 +13,8 @@ const FN_COPY_FROM_USER: i32 = 148;
 const FN_SYS_BPF: i32 = 166;
 const FN_BTF_FIND_BY_NAME_KIND: i32 = 167;
 const FN_SYS_CLOSE: i32 = 168;
+const FN_KALLSYMS_LOOKUP_NAME: i32 = 179;
+const ENOENT: i32 = 2;
 
 // bpf() commands.
 const BPF_MAP_CREATE: i32 = 0;
@@ -57,6 +59,7 @@ const R1: u8 = 1;
 const R2: u8 = 2;
 const R3: u8 = 3;
 const R4: u8 = 4;
+const R8: u8 = 8;
 const R6: u8 = 6;
 const R7: u8 = 7;
 const R9: u8 = 9;
@@ -97,6 +100,35 @@ pub struct ProgLoad<'a> {
     pub attach_target: Option<(String, u32)>,
     /// The skeleton slot (`progs.<name>`) that receives this program's fd.
     pub skel_slot: usize,
+    /// Extern references the loader resolves at run time, in instruction order.
+    pub ksym_relocs: Vec<KsymReloc>,
+    /// CO-RE records (16 bytes each) for the kernel to apply.
+    pub core_relos: Vec<u8>,
+}
+
+/// One `__ksym` / kfunc reference (`struct ksym_relo_desc`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KsymReloc {
+    pub name: String,
+    pub is_weak: bool,
+    pub is_typeless: bool,
+    pub is_ld64: bool,
+    /// BTF kind looked up: VAR (14) or FUNC (12).
+    pub kind: u32,
+    pub insn_idx: usize,
+}
+
+/// First use of a symbol within one program (`struct ksym_desc`).
+struct KsymDesc {
+    name: String,
+    kind: u32,
+    is_ld64: bool,
+    typeless: bool,
+    /// Blob offset of the first patched instruction.
+    insn: i32,
+    /// fd_array slot of a kfunc's module BTF fd.
+    off: i32,
+    refs: u32,
 }
 
 /// Loader under construction.
@@ -108,6 +140,8 @@ pub struct LoaderGen {
     nr_maps_total: usize,
     /// Skeleton slot for each loaded program, in load order.
     prog_slots: Vec<usize>,
+    /// kfunc BTF fd slots in use by the current program.
+    nr_fd_array: usize,
     error: Option<Error>,
 }
 
@@ -132,6 +166,7 @@ impl LoaderGen {
             nr_maps: 0,
             nr_maps_total: nr_maps,
             prog_slots: Vec::new(),
+            nr_fd_array: 0,
             error: None,
         };
         g.add_zeroes(FD_ARRAY_BYTES as usize);
@@ -390,7 +425,7 @@ impl LoaderGen {
         let insns_off = self.add_data(p.insns);
         let func_info = self.add_data(p.func_info);
         let line_info = self.add_data(p.line_info);
-        let core_relos = self.add_data(&[]);
+        let core_relos = self.add_data(&p.core_relos);
         let mut attr = [0u8; PROG_LOAD_ATTR_SIZE];
         put_u32(&mut attr, 0, p.prog_type);
         put_u32(&mut attr, 4, p.insn_cnt);
@@ -404,6 +439,7 @@ impl LoaderGen {
         if p.attach_target.is_some() {
             put_u32(&mut attr, 108, 1);
         }
+        put_u32(&mut attr, 116, (p.core_relos.len() / 16) as u32);
         put_u32(&mut attr, 136, 16); // core_relo_rec_size
         let a = self.add_data(&attr);
         self.rel_store(a + 16, license_off);
@@ -433,7 +469,12 @@ impl LoaderGen {
             self.emit(Insn::alu64_imm(BPF_RSH, R7, 32));
             self.emit(Insn::stx_mem(Size::W, R0, R7, 112));
         }
+        let mut ksyms: Vec<KsymDesc> = Vec::new();
+        for r in &p.ksym_relocs {
+            self.emit_relo(r, insns_off, &mut ksyms);
+        }
         self.sys_bpf(BPF_PROG_LOAD, a, PROG_LOAD_ATTR_SIZE);
+        self.cleanup_relos(&ksyms);
         if p.attach_target.is_some() {
             self.emit_sys_close_blob(a + 112);
         }
@@ -441,6 +482,161 @@ impl LoaderGen {
         let j = self.prog_slots.len();
         self.emit(Insn::stx_mem(Size::W, R10, R7, stack_prog_fd(j)));
         self.prog_slots.push(p.skel_slot);
+    }
+
+    fn emit_find_by_name_kind(&mut self, r: &KsymReloc) {
+        let mut name = r.name.as_bytes().to_vec();
+        name.push(0);
+        let len = name.len() as i32;
+        let name_off = self.add_data(&name);
+        self.ld_blob(R1, name_off);
+        self.emit(Insn::mov64_imm(R2, len));
+        self.emit(Insn::mov64_imm(R3, r.kind as i32));
+        self.emit(Insn::mov64_imm(R4, 0));
+        self.emit(Insn::call(FN_BTF_FIND_BY_NAME_KIND));
+        self.emit(Insn::mov64_reg(R7, R0));
+    }
+
+    /// One extern reference: r8 points at the instruction in the blob.
+    fn emit_relo(&mut self, r: &KsymReloc, insns_off: i32, ksyms: &mut Vec<KsymDesc>) {
+        let insn = insns_off + 8 * r.insn_idx as i32;
+        self.ld_blob(R8, insn);
+        let existing = ksyms
+            .iter()
+            .position(|d| d.kind == r.kind && d.is_ld64 == r.is_ld64 && d.name == r.name);
+        let (desc, first) = match existing {
+            Some(i) => {
+                ksyms[i].refs += 1;
+                (i, Some(ksyms[i].insn))
+            }
+            None => {
+                ksyms.push(KsymDesc {
+                    name: r.name.clone(),
+                    kind: r.kind,
+                    is_ld64: r.is_ld64,
+                    typeless: false,
+                    insn,
+                    off: 0,
+                    refs: 1,
+                });
+                (ksyms.len() - 1, None)
+            }
+        };
+        if !r.is_ld64 {
+            self.emit_relo_kfunc(r, insn, first, &mut ksyms[desc]);
+        } else if r.is_typeless {
+            if first.is_none() {
+                ksyms[desc].typeless = true;
+            }
+            self.emit_relo_typeless(r, insn, first);
+        } else {
+            self.emit_relo_typed(r, insn, first);
+        }
+    }
+
+    fn emit_relo_kfunc(&mut self, r: &KsymReloc, insn: i32, first: Option<i32>, desc: &mut KsymDesc) {
+        if let Some(first) = first {
+            self.blob2blob(insn + 4, 4, first + 4);
+            self.blob2blob(insn + 2, 2, first + 2);
+            return;
+        }
+        self.emit_find_by_name_kind(r);
+        if !r.is_weak {
+            self.check_err();
+        }
+        let slot = if self.nr_fd_array == MAX_KFUNC_DESCS {
+            // All fd_array slots taken: spill into a fresh blob word.
+            (self.add_zeroes(4) - fd_array_off(0)) / 4
+        } else {
+            self.nr_fd_array += 1;
+            (MAX_USED_MAPS + self.nr_fd_array - 1) as i32
+        };
+        if slot > i16::MAX as i32 {
+            self.fail(Error::unsupported(format!(
+                "BTF fd off {slot} for kfunc {} exceeds INT16_MAX, cannot process relocation",
+                r.name
+            )));
+            return;
+        }
+        desc.off = slot;
+        self.emit(Insn::jmp_imm(BPF_JSGE, R7, 0, 3));
+        self.emit(Insn::st_mem(Size::W, R8, 4, 0));
+        self.emit(Insn::st_mem(Size::H, R8, 2, 0));
+        self.emit(Insn::jmp_imm(BPF_JA, 0, 0, 10));
+        self.emit(Insn::stx_mem(Size::W, R8, R7, 4));
+        self.emit(Insn::mov64_reg(R9, R7));
+        self.emit(Insn::alu64_imm(BPF_RSH, R9, 32));
+        self.ld_blob(R0, fd_array_off(slot as usize));
+        self.emit(Insn::stx_mem(Size::W, R0, R9, 0));
+        self.emit(Insn::jmp_imm(BPF_JNE, R9, 0, 2));
+        self.emit(Insn::st_mem(Size::H, R8, 2, 0));
+        self.emit(Insn::jmp_imm(BPF_JA, 0, 0, 1));
+        self.emit(Insn::st_mem(Size::H, R8, 2, slot));
+    }
+
+    fn emit_relo_typeless(&mut self, r: &KsymReloc, insn: i32, first: Option<i32>) {
+        if let Some(first) = first {
+            self.blob2blob(insn + 4, 4, first + 4);
+            self.blob2blob(insn + 12, 4, first + 12);
+            return;
+        }
+        let mut name = r.name.as_bytes().to_vec();
+        name.push(0);
+        let len = name.len() as i32;
+        let name_off = self.add_data(&name);
+        let res_off = self.add_zeroes(8);
+        self.ld_blob(R1, name_off);
+        self.emit(Insn::mov64_imm(R2, len));
+        self.emit(Insn::mov64_imm(R3, 0));
+        self.ld_blob(R4, res_off);
+        self.emit(Insn::mov64_reg(R7, R4));
+        self.emit(Insn::call(FN_KALLSYMS_LOOKUP_NAME));
+        self.emit(Insn::ldx_mem(Size::DW, R9, R7, 0));
+        self.emit(Insn::mov64_reg(R7, R0));
+        self.emit(Insn::jmp_imm(BPF_JEQ, R7, -ENOENT, 1));
+        self.check_err();
+        self.emit(Insn::stx_mem(Size::W, R8, R9, 4));
+        self.emit(Insn::alu64_imm(BPF_RSH, R9, 32));
+        self.emit(Insn::stx_mem(Size::W, R8, R9, 12));
+    }
+
+    fn emit_relo_typed(&mut self, r: &KsymReloc, insn: i32, first: Option<i32>) {
+        if let Some(first) = first {
+            self.blob2blob(insn + 12, 4, first + 12);
+            self.blob2blob(insn + 4, 4, first + 4);
+            self.emit(Insn::jmp_imm(BPF_JNE, R0, 0, 3));
+        } else {
+            self.emit_find_by_name_kind(r);
+            if !r.is_weak {
+                self.check_err();
+            }
+            self.emit(Insn::jmp_imm(BPF_JSGE, R7, 0, 3));
+            self.emit(Insn::st_mem(Size::W, R8, 4, 0));
+            self.emit(Insn::st_mem(Size::W, R8, 12, 0));
+            self.emit(Insn::jmp_imm(BPF_JA, 0, 0, 4));
+            self.emit(Insn::stx_mem(Size::W, R8, R7, 4));
+            self.emit(Insn::alu64_imm(BPF_RSH, R7, 32));
+            self.emit(Insn::stx_mem(Size::W, R8, R7, 12));
+            self.emit(Insn::jmp_imm(BPF_JA, 0, 0, 3));
+        }
+        // Unresolved weak ksym: clear src_reg so it loads as a plain 0.
+        self.emit(Insn::ldx_mem(Size::B, R9, R8, 1));
+        self.emit(Insn::alu32_imm(BPF_AND, R9, 0x0f));
+        self.emit(Insn::stx_mem(Size::B, R8, R9, 1));
+    }
+
+    /// Close the BTF fds the lookups returned (module BTFs) once PROG_LOAD ran.
+    fn cleanup_relos(&mut self, ksyms: &[KsymDesc]) {
+        for d in ksyms {
+            if d.is_ld64 && !d.typeless {
+                self.emit_sys_close_blob(d.insn + 12);
+            } else if !d.is_ld64 {
+                self.emit_sys_close_blob(fd_array_off(d.off as usize));
+                if (d.off as usize) < MAX_USED_MAPS + MAX_KFUNC_DESCS {
+                    self.nr_fd_array -= 1;
+                }
+            }
+        }
     }
 
     /// `bpf_gen__finish`: hand fds to the skeleton and return the two blobs.

@@ -6,6 +6,7 @@ use crate::btf::ext::BtfExt;
 use crate::btf::{Btf, kind, linkage};
 use crate::elf::{self, Elf, Section};
 use crate::error::{Error, Result};
+use crate::externs::{self, Extern, ExternKind};
 use crate::insn::Insn;
 use crate::section_defs::{self, LoadAttrs, SectionDef, map_type};
 
@@ -24,17 +25,30 @@ pub enum RelocKind {
     Call { sym_off: u64 },
     /// Global data: ld_imm64 of an address inside an internal map.
     Data { map_idx: usize, sym_off: u64 },
+    /// ld_imm64 of a `__ksym` or `__kconfig` extern.
+    ExternLd64 { ext_idx: usize },
+    /// Call of a kfunc.
+    ExternCall { ext_idx: usize },
     /// Address of a `.text` function (callbacks).
     SubprogAddr { sym_off: u64 },
+    /// A CO-RE relocation, recorded for the kernel to apply.
+    Core {
+        type_id: u32,
+        access_str_off: u32,
+        kind: u32,
+    },
 }
 
 impl RelocKind {
-    fn order(&self) -> u8 {
+    pub fn order(&self) -> u8 {
         match self {
             RelocKind::Ld64 { .. } => 0,
             RelocKind::Call { .. } => 1,
             RelocKind::Data { .. } => 2,
+            RelocKind::ExternLd64 { .. } => 3,
+            RelocKind::ExternCall { .. } => 4,
             RelocKind::SubprogAddr { .. } => 5,
+            RelocKind::Core { .. } => 6,
         }
     }
 }
@@ -59,6 +73,8 @@ pub struct Program {
     pub is_subprog: bool,
     /// Global/weak symbol with hidden visibility: its BTF FUNC becomes static.
     pub mark_btf_static: bool,
+    /// Global or weak symbol (an exception callback must be one).
+    pub is_global: bool,
     pub sec_def: Option<&'static SectionDef>,
     pub relocs: Vec<Reloc>,
 }
@@ -84,6 +100,8 @@ pub enum MapOrigin {
     Data,
     Rodata,
     Bss,
+    /// The `.kconfig` map backing `__kconfig` externs.
+    Kconfig,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -141,6 +159,9 @@ pub struct Object {
     pub programs: Vec<Program>,
     pub maps: Vec<Map>,
     pub text_shndx: Option<usize>,
+    /// `__ksym` / `__kconfig` externs in libbpf's sorted order.
+    pub externs: Vec<Extern>,
+    pub kconfig_map_idx: Option<usize>,
     /// ELF section index → name, for error messages and BTF.ext mapping.
     pub section_names: Vec<String>,
     /// The ELF section table and symbol table, for `inspect`.
@@ -252,6 +273,8 @@ fn open_inner(data: &[u8], name: &str) -> Result<Object> {
             programs: Vec::new(),
             maps: Vec::new(),
             text_shndx: None,
+            externs: Vec::new(),
+            kconfig_map_idx: None,
             section_names: elf.sections.iter().map(|s| s.name.to_string()).collect(),
             elf_sections: elf
                 .sections
@@ -281,10 +304,11 @@ fn open_inner(data: &[u8], name: &str) -> Result<Object> {
         maps_sec_btf_id: 0,
     };
     op.collect_sections()?;
-    op.check_externs()?;
+    op.obj.externs = externs::collect(&elf, op.obj.btf.as_mut())?;
     op.fixup_btf()?;
     op.init_user_maps()?;
     op.init_global_data_maps()?;
+    op.init_kconfig_map();
     op.init_progs();
     op.collect_relos()?;
     Ok(op.obj)
@@ -427,21 +451,10 @@ impl<'a> Opener<'a, '_> {
                 autoload,
                 is_subprog: Some(sec.index) == self.obj.text_shndx,
                 mark_btf_static: global && sym.is_hidden(),
+                is_global: global,
                 sec_def: None,
                 relocs: Vec::new(),
             });
-        }
-        Ok(())
-    }
-
-    /// Externs (`__ksym`, `__kconfig`) belong to a later milestone; refuse
-    /// them clearly instead of emitting a loader that ignores them.
-    fn check_externs(&self) -> Result<()> {
-        if let Some(sym) = self.elf.symbols.iter().find(|s| s.is_extern() && !s.name.is_empty()) {
-            return Err(Error::unsupported(format!(
-                "extern '{}' (.ksyms/.kconfig) is not supported yet",
-                sym.name
-            )));
         }
         Ok(())
     }
@@ -559,12 +572,6 @@ impl<'a> Opener<'a, '_> {
                 .in_section(MAPS_SEC)
                 .at(vsi.offset as u64));
             }
-            if def.map_type == map_type::ARENA {
-                return Err(Error::unsupported(format!(
-                    "map '{map_name}': arena maps are not supported by libbpf 1.5's loader generator"
-                ))
-                .in_section(MAPS_SEC));
-            }
             let inner = def.has_inner.then(|| {
                 Box::new(Map {
                     name: format!("{map_name}.inner"),
@@ -653,6 +660,52 @@ impl<'a> Opener<'a, '_> {
         Ok(())
     }
 
+    /// The `.kconfig` map, sized to the last kconfig extern.
+    fn init_kconfig_map(&mut self) {
+        let Some(size) = self.obj.externs.iter().rev().find_map(|e| match e.kind {
+            ExternKind::Kcfg { data_off, size, .. } => Some(data_off + size),
+            ExternKind::Ksym { .. } => None,
+        }) else {
+            return;
+        };
+        let mut def = MapDef {
+            map_type: map_type::ARRAY,
+            key_size: 4,
+            value_size: size,
+            max_entries: 1,
+            map_flags: BPF_F_RDONLY_PROG,
+            ..MapDef::default()
+        };
+        if let Some(btf) = &self.obj.btf
+            && let Some(id) = btf.find_by_name(".kconfig").filter(|&id| id != 0)
+        {
+            def.value_type_id = id;
+            if datasec_has_exposed_var(btf, id) {
+                def.map_flags |= BPF_F_MMAPABLE;
+            }
+        }
+        let symtab = self
+            .elf
+            .sections
+            .iter()
+            .position(|s| s.sh_type == elf::SHT_SYMTAB)
+            .unwrap_or(0);
+        self.obj.kconfig_map_idx = Some(self.obj.maps.len());
+        self.obj.maps.push(Map {
+            name: internal_map_name(&self.obj.kern_name, ".kconfig"),
+            real_name: ".kconfig".to_string(),
+            origin: MapOrigin::Kconfig,
+            sec_idx: symtab,
+            sec_offset: 0,
+            btf_var_idx: 0,
+            def,
+            inner: None,
+            init_slots: Vec::new(),
+            prog_slots: Vec::new(),
+            initial_value: vec![0; size as usize],
+        });
+    }
+
     fn init_progs(&mut self) {
         for prog in &mut self.obj.programs {
             prog.sec_def = section_defs::find_section_def(&prog.sec_name);
@@ -728,10 +781,26 @@ impl<'a> Opener<'a, '_> {
                     insn.code
                 ));
             }
-            if sym.is_extern() {
-                return fail(format!("extern '{sym_name}' is not supported yet"));
-            }
-            let kind = if insn.is_call() {
+            let kind = if sym.is_extern() {
+                let ext_idx = self
+                    .obj
+                    .externs
+                    .iter()
+                    .position(|e| e.sym_idx == rel.sym as usize)
+                    .ok_or_else(|| {
+                        Error::reloc(format!(
+                            "prog '{}': extern relo failed to find extern for '{sym_name}' ({})",
+                            prog.name, rel.sym
+                        ))
+                        .in_section(target_sec.name)
+                        .at(rel.offset)
+                    })?;
+                if insn.is_call() {
+                    RelocKind::ExternCall { ext_idx }
+                } else {
+                    RelocKind::ExternLd64 { ext_idx }
+                }
+            } else if insn.is_call() {
                 if insn.src_reg() != crate::insn::BPF_PSEUDO_CALL {
                     return fail("incorrect bpf_call opcode".into());
                 }
@@ -1053,7 +1122,12 @@ fn parse_btf_map_def(btf: &Btf, map_name: &str, def_id: u32, mut inner: Option<&
                 def.pinning = v;
             }
             "map_extra" => def.map_extra = map_field_long(btf, map_name, name, m.type_id)?,
-            _ => {} // libbpf ignores unknown fields outside strict mode
+            _ => {
+                // bpf_object__open runs with strict map definitions.
+                return Err(
+                    Error::unsupported(format!("map '{map_name}': unknown field '{name}'.")).in_section(MAPS_SEC)
+                );
+            }
         }
     }
     if def.map_type == 0 {

@@ -18,6 +18,7 @@ fn golden_host(dir: &Path) -> Host {
     Host {
         page_size: field("page_size"),
         possible_cpus: field("possible_cpus"),
+        ..Host::detect()
     }
 }
 

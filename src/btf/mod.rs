@@ -5,6 +5,8 @@
 //! never a panic.
 
 pub mod ext;
+mod layout;
+mod mutate;
 
 use crate::error::{Error, Result};
 

@@ -1,0 +1,57 @@
+//! Type layout questions libbpf asks of BTF: alignment (`btf__align_of`).
+
+use super::{Btf, kind};
+use crate::error::{Error, Result};
+
+/// BPF targets have 8-byte pointers.
+const PTR_SIZE: u32 = 8;
+const MAX_DEPTH: usize = 32;
+
+impl Btf {
+    /// Alignment of a type in bytes; 1 for structs that must be packed.
+    pub fn align_of(&self, id: u32) -> Result<u32> {
+        self.align_of_depth(id, 0)
+    }
+
+    fn align_of_depth(&self, id: u32, depth: usize) -> Result<u32> {
+        if depth > MAX_DEPTH {
+            return Err(Error::btf(format!("BTF type chain from [{id}] is too deep")).in_section(".BTF"));
+        }
+        let t = self.type_by_id(id)?;
+        match t.kind() {
+            kind::INT | kind::ENUM | kind::ENUM64 | kind::FLOAT => Ok(PTR_SIZE.min(t.size_or_type)),
+            kind::PTR => Ok(PTR_SIZE),
+            kind::TYPEDEF | kind::VOLATILE | kind::CONST | kind::RESTRICT | kind::TYPE_TAG => {
+                self.align_of_depth(t.size_or_type, depth + 1)
+            }
+            kind::ARRAY => self.align_of_depth(self.array(&t).0, depth + 1),
+            kind::STRUCT | kind::UNION => {
+                let mut max_align = 1;
+                for m in self.members(&t) {
+                    let align = self.align_of_depth(m.type_id, depth + 1)?;
+                    if align == 0 {
+                        return Err(Error::btf(format!("BTF type [{}] has no alignment", m.type_id)));
+                    }
+                    max_align = max_align.max(align);
+                    // A member off its natural alignment means the struct is packed.
+                    if Btf::member_bitfield_size(&t, &m) == 0 && !m.offset.is_multiple_of(8 * align) {
+                        return Ok(1);
+                    }
+                }
+                if !t.size_or_type.is_multiple_of(max_align) {
+                    return Ok(1);
+                }
+                Ok(max_align)
+            }
+            k => Err(Error::btf(format!("unsupported BTF kind {k} for alignment of [{id}]")).in_section(".BTF")),
+        }
+    }
+
+    /// First type of this kind and name (`btf__find_by_name_kind`).
+    pub fn find_by_name_kind(&self, name: &str, k: u32) -> Option<u32> {
+        (1..self.type_cnt()).find(|&id| {
+            self.type_by_id(id)
+                .is_ok_and(|t| t.kind() == k && self.str_at(t.name_off).is_ok_and(|n| n == name))
+        })
+    }
+}
