@@ -59,15 +59,41 @@ fn to_py_err(py: Python<'_>, e: Error) -> PyErr {
     err
 }
 
-fn host_from(page_size: Option<u32>, possible_cpus: Option<u32>) -> Host {
-    let mut host = Host::detect();
-    if let Some(p) = page_size {
-        host.page_size = p;
+/// Host facts: this machine's unless given explicitly (see `Host`).
+#[derive(FromPyObject, Default)]
+struct HostArgs {
+    #[pyo3(item)]
+    page_size: Option<u32>,
+    #[pyo3(item)]
+    possible_cpus: Option<u32>,
+    #[pyo3(item)]
+    kernel_version: Option<u32>,
+    #[pyo3(item)]
+    kconfig: Option<String>,
+    #[pyo3(item)]
+    kconfig_extra: Option<String>,
+    #[pyo3(item)]
+    kallsyms: Option<String>,
+    /// Test-only: bpftool 7.5.0's (wrong) prog-fd slots for `?` programs.
+    #[pyo3(item)]
+    bpftool_prog_slots: Option<bool>,
+}
+
+impl HostArgs {
+    fn into_host(self) -> Host {
+        let mut host = Host::detect();
+        if let Some(p) = self.page_size {
+            host.page_size = p;
+        }
+        if let Some(c) = self.possible_cpus {
+            host.possible_cpus = c;
+        }
+        host.kernel_version = self.kernel_version;
+        host.kconfig = self.kconfig.map(Into::into);
+        host.kconfig_extra = self.kconfig_extra.map(Into::into);
+        host.kallsyms = self.kallsyms.map(Into::into);
+        host
     }
-    if let Some(c) = possible_cpus {
-        host.possible_cpus = c;
-    }
-    host
 }
 
 /// (data, insns, map_names, prog_names) as returned to Python.
@@ -174,18 +200,30 @@ impl PyObject_ {
         }
     }
 
+    /// Generate the light-skeleton header (`bpftool gen skeleton -L`).
+    fn gen_skeleton(&self, py: Python<'_>, host: HostArgs) -> PyResult<String> {
+        let opts = crate::generate::GenOptions {
+            bpftool_prog_slots: host.bpftool_prog_slots.unwrap_or(false),
+        };
+        let host = host.into_host();
+        let obj = &self.inner;
+        py.detach(|| {
+            let blobs = crate::generate::gen_loader_with(obj, &host, opts)?;
+            crate::skel::gen_skeleton(obj, &blobs, &host)
+        })
+        .map_err(|e| to_py_err(py, e))
+    }
+
     /// Generate the loader: (data, insns, map_names, prog_names).
-    #[pyo3(signature = (page_size=None, possible_cpus=None))]
-    fn gen_loader<'py>(
-        &self,
-        py: Python<'py>,
-        page_size: Option<u32>,
-        possible_cpus: Option<u32>,
-    ) -> PyResult<LoaderTuple<'py>> {
-        let host = host_from(page_size, possible_cpus);
+    /// `host` is a dict with the optional keys of `HostArgs`.
+    fn gen_loader<'py>(&self, py: Python<'py>, host: HostArgs) -> PyResult<LoaderTuple<'py>> {
+        let opts = crate::generate::GenOptions {
+            bpftool_prog_slots: host.bpftool_prog_slots.unwrap_or(false),
+        };
+        let host = host.into_host();
         let obj = &self.inner;
         let blobs = py
-            .detach(|| crate::generate::gen_loader(obj, &host))
+            .detach(|| crate::generate::gen_loader_with(obj, &host, opts))
             .map_err(|e| to_py_err(py, e))?;
         Ok((
             PyBytes::new(py, &blobs.data),

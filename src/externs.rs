@@ -291,6 +291,10 @@ pub struct Resolved {
 pub trait ResolveInputs {
     fn kernel_version(&self) -> Result<u32>;
     fn kconfig(&self) -> Result<String>;
+    /// Values that take precedence over the kernel config (libbpf's open-time `kconfig` option).
+    fn kconfig_extra(&self) -> Option<String> {
+        None
+    }
     fn kallsyms(&self) -> Result<String>;
 }
 
@@ -410,6 +414,45 @@ fn parse_u64_c(value: &str) -> Option<u64> {
     Some(if neg { n.wrapping_neg() } else { n })
 }
 
+/// Apply `CONFIG_X=value` lines to the kconfig image (first value wins).
+fn apply_kconfig(externs: &[Extern], kcfg_data: &mut [u8], is_set: &mut [bool], text: &str) -> Result<()> {
+    for line in text.lines() {
+        if !line.starts_with("CONFIG_") {
+            continue;
+        }
+        let Some((name, value)) = line.split_once('=') else {
+            return Err(Error::unsupported(format!("failed to parse '{line}': no separator")));
+        };
+        if value.is_empty() {
+            return Err(Error::unsupported(format!("failed to parse '{line}': no value")));
+        }
+        let Some(i) = externs.iter().position(|e| e.name == name) else {
+            continue;
+        };
+        if is_set[i] || !externs[i].is_kcfg() {
+            continue;
+        }
+        let ext = &externs[i];
+        match value.as_bytes()[0] {
+            b'y' | b'n' | b'm' => set_tristate(ext, kcfg_data, value.as_bytes()[0])?,
+            b'"' => set_str(ext, kcfg_data, value)?,
+            _ => {
+                let num = parse_u64_c(value)
+                    .ok_or_else(|| kcfg_err(&ext.name, format!("value '{value}' isn't a valid integer")))?;
+                let ExternKind::Kcfg { ty, .. } = ext.kind else {
+                    unreachable!()
+                };
+                if ty != KcfgType::Int && ty != KcfgType::Char {
+                    return Err(kcfg_err(&ext.name, format!("value '{value}' implies integer type")));
+                }
+                set_num(ext, kcfg_data, num)?;
+            }
+        }
+        is_set[i] = true;
+    }
+    Ok(())
+}
+
 /// Resolve externs as libbpf's `bpf_object__resolve_externs` does in gen mode,
 /// filling the kconfig map image `kcfg_data`.
 pub fn resolve(externs: &[Extern], kcfg_data: &mut [u8], inputs: &dyn ResolveInputs) -> Result<Resolved> {
@@ -447,40 +490,14 @@ pub fn resolve(externs: &[Extern], kcfg_data: &mut [u8], inputs: &dyn ResolveInp
         }
     }
     if need_config {
-        let text = inputs.kconfig()?;
-        for line in text.lines() {
-            if !line.starts_with("CONFIG_") {
-                continue;
-            }
-            let Some((name, value)) = line.split_once('=') else {
-                return Err(Error::unsupported(format!("failed to parse '{line}': no separator")));
-            };
-            if value.is_empty() {
-                return Err(Error::unsupported(format!("failed to parse '{line}': no value")));
-            }
-            let Some(i) = externs.iter().position(|e| e.name == name) else {
-                continue;
-            };
-            if res.is_set[i] || !externs[i].is_kcfg() {
-                continue;
-            }
-            let ext = &externs[i];
-            match value.as_bytes()[0] {
-                b'y' | b'n' | b'm' => set_tristate(ext, kcfg_data, value.as_bytes()[0])?,
-                b'"' => set_str(ext, kcfg_data, value)?,
-                _ => {
-                    let num = parse_u64_c(value)
-                        .ok_or_else(|| kcfg_err(&ext.name, format!("value '{value}' isn't a valid integer")))?;
-                    let ExternKind::Kcfg { ty, .. } = ext.kind else {
-                        unreachable!()
-                    };
-                    if ty != KcfgType::Int && ty != KcfgType::Char {
-                        return Err(kcfg_err(&ext.name, format!("value '{value}' implies integer type")));
-                    }
-                    set_num(ext, kcfg_data, num)?;
-                }
-            }
-            res.is_set[i] = true;
+        // Explicit values first; the kernel config only if something is left.
+        let extra = inputs.kconfig_extra();
+        if let Some(extra) = &extra {
+            apply_kconfig(externs, kcfg_data, &mut res.is_set, extra)?;
+        }
+        let unset = externs.iter().enumerate().any(|(i, e)| e.is_kcfg() && !res.is_set[i]);
+        if extra.is_none() || unset {
+            apply_kconfig(externs, kcfg_data, &mut res.is_set, &inputs.kconfig()?)?;
         }
     }
     if need_kallsyms {

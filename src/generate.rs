@@ -21,6 +21,10 @@ pub struct LoaderBlobs {
     pub map_names: Vec<String>,
     /// Program descriptors in ctx order (every entry program, loaded or not).
     pub prog_names: Vec<String>,
+    /// The `.kconfig` map's image with the values resolved on the host (what
+    /// the loader writes, and what the skeleton header embeds); `None`
+    /// without a `.kconfig` map.
+    pub kconfig_image: Option<Vec<u8>>,
 }
 
 /// `adjust_ringbuf_sz`: the smallest page_size * 2^k that is > size, unless
@@ -141,11 +145,25 @@ fn core_records(relocs: &[Reloc]) -> Vec<u8> {
     out
 }
 
-pub fn gen_loader(obj: &Object, host: &Host) -> Result<LoaderBlobs> {
-    gen_inner(obj, host).map_err(|e| e.for_object(&obj.name))
+/// Choices where bpfgen_fast deliberately differs from bpftool 7.5.0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GenOptions {
+    /// Reproduce bpftool 7.5.0's prog-fd slots (the j-th *loaded* program's fd
+    /// goes to skeleton slot j even when a `SEC("?...")` program precedes it).
+    /// Off by default: each program's fd goes to its own slot. Only for tests
+    /// that prove this is the sole difference.
+    pub bpftool_prog_slots: bool,
 }
 
-fn gen_inner(obj: &Object, host: &Host) -> Result<LoaderBlobs> {
+pub fn gen_loader(obj: &Object, host: &Host) -> Result<LoaderBlobs> {
+    gen_loader_with(obj, host, GenOptions::default())
+}
+
+pub fn gen_loader_with(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs> {
+    gen_inner(obj, host, opts).map_err(|e| e.for_object(&obj.name))
+}
+
+fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs> {
     if let Some(m) = obj.maps.iter().find(|m| m.prog_slots.iter().any(Option::is_some)) {
         return Err(Error::unsupported(format!(
             "map '{}': static initialisation of a prog-array is not supported by libbpf 1.5's loader generator",
@@ -235,7 +253,7 @@ fn gen_inner(obj: &Object, host: &Host) -> Result<LoaderBlobs> {
             })
             .collect()
     };
-    for lp in &linked {
+    for (load_idx, lp) in linked.iter().enumerate() {
         let p = &obj.programs[lp.prog_idx];
         let attrs = p.load_attrs();
         let needs_target = p.sec_def.is_some_and(|d| d.flags & SEC_ATTACH_BTF != 0);
@@ -290,7 +308,11 @@ fn gen_inner(obj: &Object, host: &Host) -> Result<LoaderBlobs> {
             line_info_rec_size: li.map(|r| r.rec_size).unwrap_or(0),
             line_info_cnt: li.map(|r| r.count).unwrap_or(0),
             attach_target,
-            skel_slot: skel_slots[lp.prog_idx],
+            skel_slot: if opts.bpftool_prog_slots {
+                load_idx
+            } else {
+                skel_slots[lp.prog_idx]
+            },
             ksym_relocs: ksym_relocs(obj, &lp.relocs),
             core_relos: core_records(&lp.relocs),
         });
@@ -306,6 +328,7 @@ fn gen_inner(obj: &Object, host: &Host) -> Result<LoaderBlobs> {
             .filter(|p| !p.is_subprog)
             .map(|p| p.name.clone())
             .collect(),
+        kconfig_image: obj.kconfig_map_idx.map(|_| kcfg_image),
     })
 }
 

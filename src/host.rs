@@ -20,6 +20,8 @@ pub struct Host {
     pub kernel_version: Option<u32>,
     /// Kernel config text (`CONFIG_X=y` lines); None: `/boot/config-$(uname -r)` or `/proc/config.gz`.
     pub kconfig: Option<Arc<str>>,
+    /// `CONFIG_X=value` lines that win over the kernel config.
+    pub kconfig_extra: Option<Arc<str>>,
     /// `/proc/kallsyms`-format text for typeless ksyms; None: this host's `/proc/kallsyms`.
     pub kallsyms: Option<Arc<str>>,
 }
@@ -118,6 +120,7 @@ impl Host {
             possible_cpus,
             kernel_version: None,
             kconfig: None,
+            kconfig_extra: None,
             kallsyms: None,
         }
     }
@@ -142,6 +145,10 @@ impl ResolveInputs for Host {
         read_maybe_gz(&format!("/boot/config-{release}"))
             .or_else(|_| read_maybe_gz("/proc/config.gz"))
             .map_err(|_| Error::unsupported("failed to open system Kconfig (give one with --kconfig-file)"))
+    }
+
+    fn kconfig_extra(&self) -> Option<String> {
+        self.kconfig_extra.as_ref().map(|s| s.to_string())
     }
 
     fn kallsyms(&self) -> Result<String> {

@@ -1,4 +1,5 @@
 //! bpfgen_fast: libbpf 1.5's loader-program generator (what `bpftool gen
+//! skeleton -L` embeds in a light skeleton), re-implemented as a pure
 //! function of (object bytes, name, host facts). No syscalls except reading
 //! host facts in [`host::Host::detect`].
 //!
@@ -16,14 +17,16 @@ pub mod link;
 pub mod loader;
 pub mod object;
 pub mod section_defs;
+pub mod skel;
 
 #[cfg(feature = "pyo3")]
 mod bindings;
 
 pub use error::{Error, ErrorKind, Result};
-pub use generate::{LoaderBlobs, gen_loader};
+pub use generate::{GenOptions, LoaderBlobs, gen_loader, gen_loader_with};
 pub use host::Host;
 pub use object::{Object, open};
+pub use skel::gen_skeleton;
 
 /// bpftool's object name rule: basename, trailing `.o` dropped, every
 /// character outside `[A-Za-z0-9_]` replaced by `_`, at most 63 characters.

@@ -13,18 +13,37 @@ from bpfgen_fast.errors import (
     RelocationError,
     UnsupportedError,
 )
-from bpfgen_fast.object import BpfObject, Loader, MapInfo, ProgramInfo, gen_loader
+from bpfgen_fast.explain import Explanation, LoaderDecodeError, explain
+from bpfgen_fast.object import (
+    BpfObject,
+    Loader,
+    MapInfo,
+    ProgramInfo,
+    gen_loader,
+    gen_skeleton,
+    host_args,
+)
+from bpfgen_fast.run import BpfPermissionError, LoadedObject, LoadError, run
 
 __all__ = [
     "BpfObject",
+    "BpfPermissionError",
     "BpfgenError",
     "BtfError",
     "ElfError",
+    "Explanation",
+    "LoadError",
+    "LoadedObject",
     "Loader",
+    "LoaderDecodeError",
     "MapInfo",
     "ProgramInfo",
     "RelocationError",
     "UnsupportedError",
+    "explain",
     "gen_loader",
+    "gen_skeleton",
+    "host_args",
+    "run",
 ]
 __version__ = "0.1.0"

@@ -11,7 +11,11 @@ from pathlib import Path
 def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    except OSError as e:  # name the file the caller asked for, not our temporary
+        e.filename = str(target)
+        raise
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

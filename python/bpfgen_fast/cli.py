@@ -17,6 +17,7 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from bpfgen_fast import _core
 from bpfgen_fast.errors import BpfgenError
@@ -24,9 +25,15 @@ from bpfgen_fast.object import BpfObject
 
 USAGE = """\
 usage: bpfgen-fast [--debug] COMMAND ...
-  gen skeleton -L OBJ [name NAME] [-o FILE] [--page-size N] [--possible-cpus N]
-  gen loader OBJ [name NAME] -o PREFIX [--page-size N] [--possible-cpus N]
+  gen skeleton -L OBJ [name NAME] [-o FILE] [HOST] [AUTOLOAD]
+  gen loader OBJ [name NAME] -o PREFIX [HOST] [AUTOLOAD]
   inspect OBJ [--json]
+  explain OBJ|PREFIX [--json] [--disasm] [HOST] [AUTOLOAD]
+  run OBJ [name NAME] [--log-level N] [--json] [AUTOLOAD]     (root)
+HOST (default: this machine's, as libbpf reads them):
+  --page-size N --possible-cpus N --kernel-version X.Y.Z
+  --kconfig-file FILE --kallsyms-file FILE
+AUTOLOAD: --no-autoload PROG / --autoload PROG (repeatable)
 """
 
 
@@ -43,12 +50,32 @@ class Args:
     json: bool = False
     page_size: int | None = None
     possible_cpus: int | None = None
+    kernel_version: str | None = None
+    kconfig_file: str | None = None
+    kallsyms_file: str | None = None
+    autoload: list[tuple[str, bool]] = field(default_factory=list)
+    log_level: str | None = None
+    disasm: bool = False
+
+    def host(self) -> dict[str, Any]:
+        """Host facts for generation; unset ones are read from this machine."""
+        return {
+            "page_size": self.page_size,
+            "possible_cpus": self.possible_cpus,
+            "kernel_version": self.kernel_version,
+            "kconfig_file": self.kconfig_file,
+            "kallsyms_file": self.kallsyms_file,
+        }
 
 
 _VALUE_OPTS = {"-o": "output", "--output": "output", "--page-size": "page_size",
-               "--possible-cpus": "possible_cpus"}
+               "--possible-cpus": "possible_cpus", "--kernel-version": "kernel_version",
+               "--kconfig-file": "kconfig_file", "--kallsyms-file": "kallsyms_file",
+               "--autoload": "autoload", "--no-autoload": "no_autoload",
+               "--log-level": "log_level"}
+_NUMERIC_OPTS = {"page_size", "possible_cpus"}
 _FLAG_OPTS = {"-L": "use_loader", "--use-loader": "use_loader", "--debug": "debug",
-              "-d": "debug", "--json": "json", "-j": "json"}
+              "-d": "debug", "--json": "json", "-j": "json", "--disasm": "disasm"}
 
 
 def parse(argv: Sequence[str]) -> Args:
@@ -63,8 +90,10 @@ def parse(argv: Sequence[str]) -> Args:
             if value is None:
                 raise UsageError(f"option {key} needs a value")
             attr = _VALUE_OPTS[key]
-            if attr == "output":
-                args.output = value
+            if attr in ("autoload", "no_autoload"):
+                args.autoload.append((value, attr == "autoload"))
+            elif attr not in _NUMERIC_OPTS:
+                setattr(args, attr, value)
             else:
                 try:
                     number = int(value, 0)
@@ -94,19 +123,24 @@ def _object_and_name(words: list[str]) -> tuple[str, str | None]:
     raise UsageError(f"unexpected arguments: {' '.join(rest)}")
 
 
-def _open(words: list[str]) -> BpfObject:
+def _open(words: list[str], args: Args | None = None) -> BpfObject:
     path, name = _object_and_name(words)
     try:
-        return BpfObject.open(path, name)
+        obj = BpfObject.open(path, name)
     except OSError as e:
         raise BpfgenError(f"{path}: {e.strerror or e}") from e
+    for prog, autoload in args.autoload if args else []:
+        if prog not in obj.programs:
+            raise UsageError(f"--{'' if autoload else 'no-'}autoload: no program {prog!r} in {path}")
+        obj.programs[prog].autoload = autoload
+    return obj
 
 
 def cmd_gen_loader(args: Args, words: list[str]) -> int:
     if args.output is None:
         raise UsageError("gen loader needs -o PREFIX")
-    obj = _open(words)
-    loader = obj.gen_loader(page_size=args.page_size, possible_cpus=args.possible_cpus)
+    obj = _open(words, args)
+    loader = obj.gen_loader(**args.host())
     loader.write(args.output)
     return 0
 
@@ -114,11 +148,8 @@ def cmd_gen_loader(args: Args, words: list[str]) -> int:
 def cmd_gen_skeleton(args: Args, words: list[str]) -> int:
     if not args.use_loader:
         raise UsageError("only light skeletons (-L) are supported")
-    obj = _open(words)
-    gen_skeleton = getattr(obj, "gen_skeleton", None)
-    if gen_skeleton is None:
-        raise BpfgenError("light skeleton headers are not available in this build")
-    text: str = gen_skeleton(page_size=args.page_size, possible_cpus=args.possible_cpus)
+    obj = _open(words, args)
+    text = obj.gen_skeleton(**args.host())
     if args.output is None:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -181,6 +212,75 @@ def cmd_inspect(args: Args, words: list[str]) -> int:
     return 0
 
 
+def cmd_explain(args: Args, words: list[str]) -> int:
+    """``explain OBJ|PREFIX``: decode the loader of an object, or of blobs written
+    by ``gen loader -o PREFIX``, into the steps it will take."""
+    import os
+
+    from bpfgen_fast.explain import explain, read_loader
+
+    if words and not os.path.isfile(words[0]) and os.path.isfile(words[0] + ".insns.bin"):
+        if len(words) > 1:
+            raise UsageError(f"unexpected arguments: {' '.join(words[1:])}")
+        try:
+            loader = read_loader(words[0])
+        except OSError as e:
+            raise BpfgenError(f"{e.filename}: {e.strerror or e}") from e
+    else:
+        loader = _open(words, args).gen_loader(**args.host())
+    expl = explain(loader, disasm=args.disasm)
+    print(expl.to_json() if args.json else expl.to_text())
+    return 0
+
+
+def cmd_run(args: Args, words: list[str]) -> int:
+    """``run OBJ``: load through the generated loader, print what was created,
+    close everything."""
+    from bpfgen_fast.run import LoadError, run
+
+    try:
+        level = int(args.log_level or "0", 0)
+    except ValueError:
+        raise UsageError(f"option --log-level needs a number, got {args.log_level!r}") from None
+    if level < 0:
+        raise UsageError("option --log-level must not be negative")
+    obj = _open(words, args)
+    try:
+        loaded = run(obj, level)
+    except LoadError as e:
+        if e.log:
+            sys.stderr.write(e.log if e.log.endswith("\n") else e.log + "\n")
+        raise
+    with loaded:
+        maps = []
+        for name, fd in loaded.maps.items():
+            mi = loaded.map_info(name)
+            maps.append({"name": name, "fd": fd, "id": mi.id, "type": mi.type_name,
+                         "key_size": mi.key_size, "value_size": mi.value_size,
+                         "max_entries": mi.max_entries, "flags": mi.map_flags})
+        progs = []
+        for name, fd in loaded.progs.items():
+            pi = loaded.prog_info(name)
+            progs.append({"name": name, "fd": fd, "id": pi.id, "type": pi.type_name,
+                          "xlated_len": pi.xlated_prog_len})
+        if loaded.log:
+            sys.stderr.write(loaded.log if loaded.log.endswith("\n") else loaded.log + "\n")
+    if args.json:
+        print(json.dumps({"object": obj.name, "maps": maps, "programs": progs}, indent=2))
+        return 0
+    out = [f"loaded {obj.name}: {len(maps)} maps, {len(progs)} programs (closed on exit)", "maps:"]
+    for m in maps:
+        out.append(f"  fd {m['fd']:<4} id {m['id']:<6} {m['name']:<24} {m['type']:<18} "
+                   f"key {m['key_size']:<4} value {m['value_size']:<6} "
+                   f"max_entries {m['max_entries']:<8} flags {m['flags']:#x}")
+    out.append("programs:")
+    for p in progs:
+        out.append(f"  fd {p['fd']:<4} id {p['id']:<6} {p['name']:<24} {p['type']:<18} "
+                   f"xlated {p['xlated_len']} bytes")
+    print("\n".join(out))
+    return 0
+
+
 def dispatch(args: Args) -> int:
     w = args.words
     if w[:2] == ["gen", "loader"]:
@@ -189,6 +289,10 @@ def dispatch(args: Args) -> int:
         return cmd_gen_skeleton(args, w[2:])
     if w[:1] == ["inspect"]:
         return cmd_inspect(args, w[1:])
+    if w[:1] == ["explain"]:
+        return cmd_explain(args, w[1:])
+    if w[:1] == ["run"]:
+        return cmd_run(args, w[1:])
     raise UsageError("unknown command" if w else "")
 
 
@@ -215,6 +319,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except BrokenPipeError:
+        return 1
+    except OSError as e:  # writing the outputs (-o) failed: still one error line
+        if args.debug:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
         return 1
 
 

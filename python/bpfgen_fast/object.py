@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 from bpfgen_fast import _core
 
@@ -17,6 +17,71 @@ PathOrBytes = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
 _CTX_SIZE = 24
 _MAP_DESC_SIZE = 16
 _PROG_DESC_SIZE = 4
+
+
+KconfigValue = Union[str, int, bool]
+
+
+def kernel_version_code(version: int | str) -> int:
+    """``KERNEL_VERSION(a, b, c)`` from an int (passed through) or ``"a.b.c"``."""
+    if isinstance(version, int):
+        return version
+    parts = version.strip().split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise ValueError(f"kernel version must look like 6.12.3, got {version!r}")
+    major, minor, patch = (int(p) for p in parts)
+    return (major << 16) + (minor << 8) + min(patch, 255)
+
+
+def _kconfig_lines(kconfig: Mapping[str, KconfigValue]) -> str:
+    lines = []
+    for name, value in kconfig.items():
+        if not name.startswith("CONFIG_"):
+            raise ValueError(f"kconfig keys must start with CONFIG_, got {name!r}")
+        if isinstance(value, bool):
+            text = "y" if value else "n"
+        else:
+            text = str(value)
+        lines.append(f"{name}={text}")
+    return "\n".join(lines) + "\n"
+
+
+def host_args(
+    *,
+    page_size: int | None = None,
+    possible_cpus: int | None = None,
+    kernel_version: int | str | None = None,
+    kconfig: Mapping[str, KconfigValue] | None = None,
+    kconfig_file: str | os.PathLike[str] | None = None,
+    kallsyms_file: str | os.PathLike[str] | None = None,
+    _bpftool_prog_slots: bool = False,
+) -> dict[str, object]:
+    """The host facts generation depends on. Anything left ``None`` is read
+    from this machine the way libbpf reads it, and only when an object needs it:
+    page size, possible CPUs, the running kernel's version, its config
+    (``/boot/config-$(uname -r)`` or ``/proc/config.gz``) and ``/proc/kallsyms``.
+    ``kconfig`` values win over the config file, like libbpf's ``kconfig`` option."""
+    kconfig_text = None
+    if kconfig_file is not None:
+        raw = Path(kconfig_file).read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            import gzip
+
+            raw = gzip.decompress(raw)
+        kconfig_text = raw.decode(errors="replace")
+    kallsyms_text = None
+    if kallsyms_file is not None:
+        kallsyms_text = Path(kallsyms_file).read_text(errors="replace")
+    return {
+        "page_size": page_size,
+        "possible_cpus": possible_cpus,
+        "kernel_version": None if kernel_version is None else kernel_version_code(kernel_version),
+        "kconfig": kconfig_text,
+        "kconfig_extra": None if kconfig is None else _kconfig_lines(kconfig),
+        "kallsyms": kallsyms_text,
+        # Test-only: reproduce bpftool 7.5.0's prog-fd slots (README: divergences).
+        "bpftool_prog_slots": _bpftool_prog_slots,
+    }
 
 
 @dataclass(frozen=True)
@@ -106,7 +171,14 @@ class Loader:
     insns: bytes
     map_names: tuple[str, ...]
     prog_names: tuple[str, ...]
-    _host: dict[str, int | None] = field(default_factory=dict, repr=False, compare=False)
+    _host: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
+    _core: _core.Object | None = field(default=None, repr=False, compare=False)
+
+    def gen_skeleton(self) -> str:
+        """The light-skeleton header embedding these blobs (same host facts)."""
+        if self._core is None:
+            raise ValueError("this Loader was not generated from a BpfObject")
+        return self._core.gen_skeleton(self._host)
 
     @property
     def ctx_size(self) -> int:
@@ -199,26 +271,30 @@ class BpfObject:
     def subprograms(self) -> list[str]:
         return self._core.subprograms()
 
-    def gen_loader(
-        self, *, page_size: int | None = None, possible_cpus: int | None = None
-    ) -> Loader:
-        """Generate the loader blobs. Host facts default to this machine's, like libbpf."""
-        data, insns, maps, progs = self._core.gen_loader(page_size, possible_cpus)
+    def gen_loader(self, **host: Any) -> Loader:
+        """Generate the loader blobs. Host facts (see :func:`host_args`) default
+        to this machine's, like libbpf."""
+        args = host_args(**host)
+        data, insns, maps, progs = self._core.gen_loader(args)
         return Loader(
             data=data,
             insns=insns,
             map_names=tuple(maps),
             prog_names=tuple(progs),
-            _host={"page_size": page_size, "possible_cpus": possible_cpus},
+            _host=args,
+            _core=self._core,
         )
 
+    def gen_skeleton(self, **host: Any) -> str:
+        """The light-skeleton header, as ``bpftool gen skeleton -L`` prints it."""
+        return self._core.gen_skeleton(host_args(**host))
 
-def gen_loader(
-    path: PathOrBytes,
-    name: str | None = None,
-    *,
-    page_size: int | None = None,
-    possible_cpus: int | None = None,
-) -> Loader:
+
+def gen_loader(path: PathOrBytes, name: str | None = None, **host: Any) -> Loader:
     """Open ``path`` and generate its loader in one call."""
-    return BpfObject.open(path, name).gen_loader(page_size=page_size, possible_cpus=possible_cpus)
+    return BpfObject.open(path, name).gen_loader(**host)
+
+
+def gen_skeleton(path: PathOrBytes, name: str | None = None, **host: Any) -> str:
+    """Open ``path`` and generate its light-skeleton header in one call."""
+    return BpfObject.open(path, name).gen_skeleton(**host)

@@ -4,6 +4,7 @@
 //! once; every accessor is bounds-checked so corrupt input yields an error,
 //! never a panic.
 
+pub mod cdecl;
 pub mod ext;
 mod layout;
 mod mutate;
@@ -310,7 +311,10 @@ impl Btf {
         (0..t.vlen() as usize)
             .map(|i| {
                 let o = t.tail() + 8 * i;
-                (read_u32(&self.raw, o).unwrap_or(0), read_u32(&self.raw, o + 4).unwrap_or(0))
+                (
+                    read_u32(&self.raw, o).unwrap_or(0),
+                    read_u32(&self.raw, o + 4).unwrap_or(0),
+                )
             })
             .collect()
     }
@@ -336,9 +340,7 @@ impl Btf {
             }
             let t = self.type_by_id(id)?;
             match t.kind() {
-                kind::CONST | kind::VOLATILE | kind::RESTRICT | kind::TYPEDEF | kind::TYPE_TAG => {
-                    id = t.size_or_type
-                }
+                kind::CONST | kind::VOLATILE | kind::RESTRICT | kind::TYPEDEF | kind::TYPE_TAG => id = t.size_or_type,
                 _ => return Ok((id, Some(t))),
             }
         }
@@ -356,13 +358,9 @@ impl Btf {
             }
             let t = self.type_by_id(id)?;
             let size: u64 = match t.kind() {
-                kind::INT
-                | kind::STRUCT
-                | kind::UNION
-                | kind::ENUM
-                | kind::DATASEC
-                | kind::FLOAT
-                | kind::ENUM64 => t.size_or_type as u64,
+                kind::INT | kind::STRUCT | kind::UNION | kind::ENUM | kind::DATASEC | kind::FLOAT | kind::ENUM64 => {
+                    t.size_or_type as u64
+                }
                 kind::PTR => 8,
                 kind::TYPEDEF
                 | kind::VOLATILE
