@@ -540,10 +540,7 @@ const MAP_TYPE_NAMES: [&str; map_type::MAX as usize] = [
 ];
 
 fn lookup_name(table: &[&'static str], value: u32) -> Option<&'static str> {
-    usize::try_from(value)
-        .ok()
-        .and_then(|i| table.get(i))
-        .copied()
+    usize::try_from(value).ok().and_then(|i| table.get(i)).copied()
 }
 
 /// libbpf's name for a program type (`libbpf_bpf_prog_type_str`).
@@ -621,10 +618,7 @@ mod tests {
         let x = lookup("xdp");
         assert_eq!(x.flags, SEC_ATTACHABLE_OPT);
         assert_eq!(x.load_attrs(), load(pt::XDP, at::XDP, 0));
-        assert_eq!(
-            attrs("xdp.frags"),
-            load(pt::XDP, at::XDP, BPF_F_XDP_HAS_FRAGS)
-        );
+        assert_eq!(attrs("xdp.frags"), load(pt::XDP, at::XDP, BPF_F_XDP_HAS_FRAGS));
         assert_eq!(attrs("xdp/devmap"), load(pt::XDP, at::XDP_DEVMAP, 0));
         assert_eq!(
             attrs("xdp.frags/cpumap"),
@@ -648,14 +642,8 @@ mod tests {
         assert_eq!(attrs("tc"), load(pt::SCHED_CLS, 0, 0));
         assert!(find_section_def("tc/foo").is_none());
         assert_eq!(attrs("tc/ingress"), load(pt::SCHED_CLS, at::TCX_INGRESS, 0));
-        assert_eq!(
-            attrs("tcx/ingress"),
-            load(pt::SCHED_CLS, at::TCX_INGRESS, 0)
-        );
-        assert_eq!(
-            attrs("netkit/primary"),
-            load(pt::SCHED_CLS, at::NETKIT_PRIMARY, 0)
-        );
+        assert_eq!(attrs("tcx/ingress"), load(pt::SCHED_CLS, at::TCX_INGRESS, 0));
+        assert_eq!(attrs("netkit/primary"), load(pt::SCHED_CLS, at::NETKIT_PRIMARY, 0));
         assert_eq!(attrs("sk_lookup"), load(pt::SK_LOOKUP, at::SK_LOOKUP, 0));
         assert_eq!(
             attrs("sk_reuseport/migrate"),
@@ -670,10 +658,7 @@ mod tests {
         let skb = lookup("cgroup_skb/ingress");
         assert_eq!(skb.flags, SEC_ATTACHABLE_OPT);
         // EXP_ATTACH_OPT never clears the attach type in gen mode.
-        assert_eq!(
-            skb.load_attrs(),
-            load(pt::CGROUP_SKB, at::CGROUP_INET_INGRESS, 0)
-        );
+        assert_eq!(skb.load_attrs(), load(pt::CGROUP_SKB, at::CGROUP_INET_INGRESS, 0));
         assert_eq!(
             attrs("cgroup/connect4"),
             load(pt::CGROUP_SOCK_ADDR, at::CGROUP_INET4_CONNECT, 0)
@@ -701,10 +686,7 @@ mod tests {
             load(pt::TRACING, at::TRACE_FENTRY, BPF_F_SLEEPABLE)
         );
         assert_eq!(attrs("fexit/bar"), load(pt::TRACING, at::TRACE_FEXIT, 0));
-        assert_eq!(
-            attrs("fmod_ret/bar"),
-            load(pt::TRACING, at::MODIFY_RETURN, 0)
-        );
+        assert_eq!(attrs("fmod_ret/bar"), load(pt::TRACING, at::MODIFY_RETURN, 0));
         assert_eq!(lookup("tp_btf/sched_switch").pattern, "tp_btf+");
         assert_eq!(lookup("freplace/x").prog_type, pt::EXT);
         assert!(!lookup("raw_tp/x").needs_btf_attach_target());
@@ -715,16 +697,10 @@ mod tests {
         let l = lookup("lsm/file_open");
         assert!(l.needs_btf_attach_target());
         assert_eq!(l.load_attrs(), load(pt::LSM, at::LSM_MAC, 0));
-        assert_eq!(
-            attrs("lsm.s/x"),
-            load(pt::LSM, at::LSM_MAC, BPF_F_SLEEPABLE)
-        );
+        assert_eq!(attrs("lsm.s/x"), load(pt::LSM, at::LSM_MAC, BPF_F_SLEEPABLE));
         assert_eq!(lookup("lsm_cgroup/x").expected_attach_type, at::LSM_CGROUP);
         assert_eq!(attrs("iter/task"), load(pt::TRACING, at::TRACE_ITER, 0));
-        assert_eq!(
-            attrs("iter.s/task"),
-            load(pt::TRACING, at::TRACE_ITER, BPF_F_SLEEPABLE)
-        );
+        assert_eq!(attrs("iter.s/task"), load(pt::TRACING, at::TRACE_ITER, BPF_F_SLEEPABLE));
     }
 
     #[test]
@@ -732,14 +708,8 @@ mod tests {
         assert_eq!(attrs("kprobe/do_sys_open"), load(pt::KPROBE, 0, 0));
         assert_eq!(lookup("kprobe").pattern, "kprobe+");
         assert_eq!(attrs("uprobe.s/x"), load(pt::KPROBE, 0, BPF_F_SLEEPABLE));
-        assert_eq!(
-            attrs("kprobe.multi/x"),
-            load(pt::KPROBE, at::TRACE_KPROBE_MULTI, 0)
-        );
-        assert_eq!(
-            attrs("kprobe.session/x"),
-            load(pt::KPROBE, at::TRACE_KPROBE_SESSION, 0)
-        );
+        assert_eq!(attrs("kprobe.multi/x"), load(pt::KPROBE, at::TRACE_KPROBE_MULTI, 0));
+        assert_eq!(attrs("kprobe.session/x"), load(pt::KPROBE, at::TRACE_KPROBE_SESSION, 0));
         assert_eq!(
             attrs("uretprobe.multi.s/x"),
             load(pt::KPROBE, at::TRACE_UPROBE_MULTI, BPF_F_SLEEPABLE)
@@ -763,10 +733,7 @@ mod tests {
     #[test]
     fn misc_types() {
         assert_eq!(attrs("struct_ops/foo"), load(pt::STRUCT_OPS, 0, 0));
-        assert_eq!(
-            attrs("struct_ops.s/foo"),
-            load(pt::STRUCT_OPS, 0, BPF_F_SLEEPABLE)
-        );
+        assert_eq!(attrs("struct_ops.s/foo"), load(pt::STRUCT_OPS, 0, BPF_F_SLEEPABLE));
         assert_eq!(attrs("syscall"), load(pt::SYSCALL, 0, BPF_F_SLEEPABLE));
         assert_eq!(attrs("sockops"), load(pt::SOCK_OPS, at::CGROUP_SOCK_OPS, 0));
         assert_eq!(attrs("perf_event"), load(pt::PERF_EVENT, 0, 0));
@@ -817,10 +784,7 @@ mod tests {
         for (i, d) in section_defs().iter().enumerate() {
             let name = d.pattern.trim_end_matches('+');
             let found = find_section_def(name).expect("pattern matches itself");
-            let j = section_defs()
-                .iter()
-                .position(|e| std::ptr::eq(e, found))
-                .unwrap();
+            let j = section_defs().iter().position(|e| std::ptr::eq(e, found)).unwrap();
             assert_eq!(i, j, "{} shadowed by {}", d.pattern, found.pattern);
         }
     }
@@ -831,22 +795,13 @@ mod tests {
             btf_attach_lookup(pt::TRACING, at::TRACE_RAW_TP),
             ("btf_trace_", BTF_KIND_TYPEDEF)
         );
-        assert_eq!(
-            btf_attach_lookup(pt::LSM, at::LSM_MAC),
-            ("bpf_lsm_", BTF_KIND_FUNC)
-        );
-        assert_eq!(
-            btf_attach_lookup(pt::LSM, at::LSM_CGROUP),
-            ("bpf_lsm_", BTF_KIND_FUNC)
-        );
+        assert_eq!(btf_attach_lookup(pt::LSM, at::LSM_MAC), ("bpf_lsm_", BTF_KIND_FUNC));
+        assert_eq!(btf_attach_lookup(pt::LSM, at::LSM_CGROUP), ("bpf_lsm_", BTF_KIND_FUNC));
         assert_eq!(
             btf_attach_lookup(pt::TRACING, at::TRACE_ITER),
             ("bpf_iter_", BTF_KIND_FUNC)
         );
-        assert_eq!(
-            btf_attach_lookup(pt::TRACING, at::TRACE_FENTRY),
-            ("", BTF_KIND_FUNC)
-        );
+        assert_eq!(btf_attach_lookup(pt::TRACING, at::TRACE_FENTRY), ("", BTF_KIND_FUNC));
         assert_eq!(section_target("fentry/foo"), Some("foo"));
         assert_eq!(section_target("tp/a/b"), Some("a/b"));
         assert_eq!(section_target("fentry"), None);
@@ -858,23 +813,14 @@ mod tests {
         assert_eq!(prog_type_name(pt::XDP), Some("xdp"));
         assert_eq!(prog_type_name(pt::NETFILTER), Some("netfilter"));
         assert_eq!(prog_type_name(pt::MAX), None);
-        assert_eq!(
-            attach_type_name(at::CGROUP_INET_INGRESS),
-            Some("cgroup_inet_ingress")
-        );
+        assert_eq!(attach_type_name(at::CGROUP_INET_INGRESS), Some("cgroup_inet_ingress"));
         assert_eq!(attach_type_name(at::TRACE_ITER), Some("trace_iter"));
-        assert_eq!(
-            attach_type_name(at::TRACE_KPROBE_SESSION),
-            Some("trace_kprobe_session")
-        );
+        assert_eq!(attach_type_name(at::TRACE_KPROBE_SESSION), Some("trace_kprobe_session"));
         assert_eq!(attach_type_name(at::MAX), None);
         assert_eq!(attach_type_name(u32::MAX), None);
         assert_eq!(map_type_name(map_type::HASH), Some("hash"));
         assert_eq!(map_type_name(map_type::PERCPU_ARRAY), Some("percpu_array"));
-        assert_eq!(
-            map_type_name(map_type::CGROUP_STORAGE),
-            Some("cgroup_storage")
-        );
+        assert_eq!(map_type_name(map_type::CGROUP_STORAGE), Some("cgroup_storage"));
         assert_eq!(map_type_name(map_type::DEVMAP_HASH), Some("devmap_hash"));
         assert_eq!(map_type_name(map_type::ARENA), Some("arena"));
         assert_eq!(map_type_name(map_type::MAX), None);

@@ -2,9 +2,10 @@
 //! a C header that embeds the loader blobs and wraps them in
 //! `<obj>__open/load/attach/destroy` helpers built on `<bpf/skel_internal.h>`.
 //!
-//! The text is bpftool's, byte for byte, with two deliberate exceptions that
-//! make headers bpftool gets wrong usable (see [`ctx_size_line`] and
-//! [`attach_line`]).
+//! The text is bpftool's, byte for byte, with deliberate exceptions only
+//! where bpftool's header would not compile or bpftool crashes: objects
+//! without programs ([`ctx_size_line`]), bare `SEC("raw_tp")` programs
+//! ([`attach_line`]) and arena maps ([`MmapedMap`]).
 
 use std::fmt::Write;
 
@@ -59,11 +60,7 @@ fn user_map_name(map: &Map) -> &str {
 fn map_ident(map: &Map) -> Option<String> {
     let name = user_map_name(map);
     if !map.is_internal() {
-        let mut s = name.to_string();
-        if s.len() > IDENT_MAX {
-            s = String::from_utf8_lossy(&s.as_bytes()[..IDENT_MAX]).into_owned();
-        }
-        return Some(s);
+        return Some(name[..name.floor_char_boundary(IDENT_MAX)].to_string());
     }
     [".data", ".rodata", ".bss", ".kconfig"]
         .iter()
