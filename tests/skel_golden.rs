@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use bpfgen_fast::{Host, default_object_name, gen_loader, gen_skeleton, open};
+use bpfgen_fast::{GenOptions, Host, default_object_name, gen_loader, gen_loader_with, gen_skeleton, open};
 
 fn golden_host(dir: &Path) -> Host {
     let text = fs::read_to_string(dir.join("host.json")).expect("host.json");
@@ -114,6 +114,18 @@ fn fixtures_match_bpftool_headers() {
             want = want.replace(BPFTOOL_CTX_SZ, OUR_CTX_SZ);
         }
         if BLOBS_DIVERGE.contains(&stem.as_str()) {
+            // With bpftool's prog-fd slots the whole header must match too.
+            let obj = open(&bytes, &name).unwrap();
+            let bpftool_slots = GenOptions {
+                bpftool_prog_slots: true,
+            };
+            let blobs = gen_loader_with(&obj, &host, bpftool_slots).unwrap();
+            let full = gen_skeleton(&obj, &blobs, &host).unwrap();
+            if let Some((line, a, b)) = first_line_diff(&full, &want) {
+                failures.push(format!(
+                    "{stem} (bpftool prog slots): line {line} differs\n    ours:    {a}\n    bpftool: {b}"
+                ));
+            }
             want = without_blobs(&want);
             ours_cmp = without_blobs(&ours_cmp);
         }
