@@ -131,7 +131,8 @@ def _open(words: list[str], args: Args | None = None) -> BpfObject:
         raise BpfgenError(f"{path}: {e.strerror or e}") from e
     for prog, autoload in args.autoload if args else []:
         if prog not in obj.programs:
-            raise UsageError(f"--{'' if autoload else 'no-'}autoload: no program {prog!r} in {path}")
+            flag = "--autoload" if autoload else "--no-autoload"
+            raise UsageError(f"{flag}: no program {prog!r} in {path}")
         obj.programs[prog].autoload = autoload
     return obj
 
@@ -205,7 +206,9 @@ def cmd_inspect(args: Args, words: list[str]) -> int:
     out.append("programs:")
     for p in info["programs"]:  # type: ignore[attr-defined]
         load = "" if p["autoload"] else "  (not autoloaded)"
-        out.append(f"  {p['name']:<24} {p['section']:<32} {p['type']:<16} {p['insn_cnt']} insns{load}")
+        out.append(
+            f"  {p['name']:<24} {p['section']:<32} {p['type']:<16} {p['insn_cnt']} insns{load}"
+        )
     if info["subprograms"]:
         out.append("subprograms: " + ", ".join(info["subprograms"]))  # type: ignore[arg-type]
     print("\n".join(out))
@@ -328,4 +331,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-__all__ = ["main", "inspect_dict", "_core"]
+__all__ = ["_core", "inspect_dict", "main"]

@@ -38,10 +38,7 @@ def _kconfig_lines(kconfig: Mapping[str, KconfigValue]) -> str:
     for name, value in kconfig.items():
         if not name.startswith("CONFIG_"):
             raise ValueError(f"kconfig keys must start with CONFIG_, got {name!r}")
-        if isinstance(value, bool):
-            text = "y" if value else "n"
-        else:
-            text = str(value)
+        text = ("y" if value else "n") if isinstance(value, bool) else str(value)
         lines.append(f"{name}={text}")
     return "\n".join(lines) + "\n"
 

@@ -1,0 +1,1299 @@
+"""Decode a generated loader back into what it will do.
+
+libbpf's gen_loader builds the loader program from a small, fixed set of
+instruction building blocks (reference §3.4/§3.5): the prologue, the cleanup
+path every error branch jumps to, then one block per BTF_LOAD, MAP_CREATE,
+map update/freeze/populate and PROG_LOAD (with its attach-target lookup and
+ksym/kfunc relocations), then the epilogue that hands the fds to the skeleton.
+:func:`explain` pattern-matches the instruction stream against those blocks and
+reads the attributes from the data blob at the offsets the ``ld_imm64 src=6``
+pairs reference. Anything that does not fit raises :class:`LoaderDecodeError`,
+so the decoder doubles as a structural self-check of a generated loader.
+
+    >>> e = bpfgen_fast.explain(bpfgen_fast.gen_loader("prog.bpf.o"))
+    >>> [m.name for m in e.maps], [p.name for p in e.programs]
+    >>> print(e.to_text()); e.to_json()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, ClassVar, Union
+
+from bpfgen_fast._bpf import attach_type_name, map_type_name, prog_type_name
+from bpfgen_fast.errors import BpfgenError
+from bpfgen_fast.object import BpfObject, Loader
+
+FORMAT = "bpfgen-explain/1"
+
+# loader layout constants (gen_loader.c)
+_STACK_SZ = 136
+_BTF_FD = -136
+_INNER_MAP_FD = -132
+_PROG_FD0 = -128
+_CTX_HDR = 24
+_MAP_DESC = 16
+_PROG_DESC = 4
+_CLEANUP_LABEL = 7
+
+# helpers
+_HELPERS = {
+    6: "trace_printk", 113: "probe_read_kernel", 148: "copy_from_user", 166: "sys_bpf",
+    167: "btf_find_by_name_kind", 168: "sys_close", 179: "kallsyms_lookup_name",
+}
+_H_PROBE_READ_KERNEL, _H_COPY_FROM_USER, _H_SYS_BPF = 113, 148, 166
+_H_FIND_BY_NAME_KIND, _H_SYS_CLOSE, _H_KALLSYMS = 167, 168, 179
+_BTF_KINDS = {8: "typedef", 12: "func", 14: "var"}
+
+# bpf commands used by the loader, and their attr sizes
+_BTF_LOAD, _MAP_CREATE, _MAP_UPDATE, _MAP_FREEZE, _PROG_LOAD = 18, 0, 2, 22, 5
+
+# opcodes
+_MOV64_IMM, _MOV64_REG, _ADD64_IMM, _RSH64_IMM, _AND32_IMM = 0xB7, 0xBF, 0x07, 0x77, 0x54
+_JA, _JEQ, _JNE, _JSET, _JSGE, _JSLT, _JSLE = 0x05, 0x15, 0x55, 0x45, 0x75, 0xC5, 0xD5
+_CALL, _EXIT, _LD_IMM64 = 0x85, 0x95, 0x18
+_SZ = {4: 0x00, 2: 0x08, 1: 0x10, 8: 0x18}
+_SZ_OF = {v: k for k, v in _SZ.items()}
+_LDX, _ST, _STX = 0x61, 0x62, 0x63
+
+
+class LoaderDecodeError(BpfgenError):
+    """The loader does not have the shape libbpf 1.5's gen_loader emits."""
+
+    def __init__(self, reason: str, insn: int | None = None) -> None:
+        where = "" if insn is None else f"insn {insn}: "
+        super().__init__(f"loader: {where}{reason}")
+        self.object = "loader"
+        self.section = None
+        self.offset = insn
+        self.reason = reason
+
+
+# --------------------------------------------------------------------------------------------
+# Result types
+
+
+@dataclass(frozen=True)
+class AttachTarget:
+    """The run-time BTF lookup of a BTF-attach program's target."""
+
+    first_insn: int
+    name: str
+    kind: int
+    kind_name: str
+
+
+@dataclass(frozen=True)
+class KsymRelo:
+    """One ksym/kfunc relocation: a run-time lookup patching one program insn.
+
+    ``kind`` is ``kfunc`` (call), ``ksym`` (typed ld_imm64, VAR or FUNC) or
+    ``typeless`` (kallsyms address). ``strong`` is None where the code does not
+    tell (typeless lookups, repeated uses). ``repeat_of`` is the program insn of
+    the first use the values are copied from; ``fd_slot`` the fd_array index a
+    kfunc's module BTF fd goes to."""
+
+    first_insn: int
+    last_insn: int
+    name: str
+    kind: str
+    btf_kind: int
+    insn: int
+    patched_insn: str
+    strong: bool | None
+    repeat_of: int | None
+    fd_slot: int | None
+
+
+@dataclass(frozen=True)
+class BtfLoad:
+    op: ClassVar[str] = "BTF_LOAD"
+    first_insn: int
+    last_insn: int
+    attr: int
+    btf: int
+    size: int
+
+
+@dataclass(frozen=True)
+class MapCreate:
+    """``index`` is the map's ctx/fd_array slot, -1 for a map-in-map inner map
+    (created, used as template, closed)."""
+
+    op: ClassVar[str] = "MAP_CREATE"
+    first_insn: int
+    last_insn: int
+    attr: int
+    index: int
+    name: str
+    kernel_name: str
+    type: int
+    type_name: str
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int
+    numa_node: int
+    ifindex: int
+    btf_key_type_id: int
+    btf_value_type_id: int
+    map_extra: int
+    uses_btf_fd: bool
+    uses_inner_map_fd: bool
+    max_entries_from_ctx: bool
+
+
+@dataclass(frozen=True)
+class MapUpdate:
+    """Store the initial image (key 0) of an internal map; the skeleton's
+    ``initial_value`` replaces the blob's image when set."""
+
+    op: ClassVar[str] = "MAP_UPDATE"
+    first_insn: int
+    last_insn: int
+    attr: int
+    map_index: int
+    map_name: str
+    value: int
+    value_size: int
+    key: int
+
+
+@dataclass(frozen=True)
+class MapFreeze:
+    op: ClassVar[str] = "MAP_FREEZE"
+    first_insn: int
+    last_insn: int
+    attr: int
+    map_index: int
+    map_name: str
+
+
+@dataclass(frozen=True)
+class MapPopulate:
+    """Map-in-map static slot: outer[slot] = fd of map ``inner_index``."""
+
+    op: ClassVar[str] = "MAP_POPULATE"
+    first_insn: int
+    last_insn: int
+    attr: int
+    map_index: int
+    map_name: str
+    slot: int
+    inner_index: int
+    inner_name: str
+
+
+@dataclass(frozen=True)
+class ProgLoad:
+    """``index`` is the load order (the loader's stack slot), ``ctx_slot`` the
+    skeleton prog desc the epilogue hands the fd to (bpftool: the same; bpfgen_fast:
+    the program's own slot when a ``SEC("?...")`` program is not loaded)."""
+
+    op: ClassVar[str] = "PROG_LOAD"
+    first_insn: int
+    last_insn: int
+    attr: int
+    index: int
+    ctx_slot: int
+    name: str
+    kernel_name: str
+    type: int
+    type_name: str
+    expected_attach_type: int
+    attach_type_name: str
+    prog_flags: int
+    ifindex: int
+    license: str
+    insns: int
+    insn_cnt: int
+    func_info_cnt: int
+    func_info_rec_size: int
+    line_info_cnt: int
+    line_info_rec_size: int
+    core_relo_cnt: int
+    attach_btf_id: int
+    attach_target: AttachTarget | None
+    relocations: tuple[KsymRelo, ...]
+
+
+@dataclass(frozen=True)
+class Finish:
+    op: ClassVar[str] = "FINISH"
+    first_insn: int
+    last_insn: int
+    prog_fds: int
+    map_fds: int
+
+
+@dataclass(frozen=True)
+class Cleanup:
+    """The error path (insn 7): close the BTF fd, the inner-map fd, every prog
+    fd slot and every map fd slot, return the error."""
+
+    op: ClassVar[str] = "CLEANUP"
+    first_insn: int
+    last_insn: int
+    prog_fd_slots: int
+    map_fd_slots: int
+
+
+Step = Union[BtfLoad, MapCreate, MapUpdate, MapFreeze, MapPopulate, ProgLoad, Finish]
+_STEP_TYPES: dict[str, type[Any]] = {
+    t.op: t for t in (BtfLoad, MapCreate, MapUpdate, MapFreeze, MapPopulate, ProgLoad, Finish)
+}
+
+
+def _step_dict(step: Step | Cleanup) -> dict[str, Any]:
+    return {"op": step.op, **asdict(step)}
+
+
+def _step_from(d: dict[str, Any]) -> Step:
+    cls = _STEP_TYPES.get(str(d.get("op")))
+    if cls is None:
+        raise LoaderDecodeError(f"unknown step op {d.get('op')!r} in JSON")
+    kw = _kwargs(cls, d)
+    if cls is ProgLoad:
+        t = kw["attach_target"]
+        kw["attach_target"] = None if t is None else AttachTarget(**_kwargs(AttachTarget, t))
+        kw["relocations"] = tuple(KsymRelo(**_kwargs(KsymRelo, r)) for r in kw["relocations"])
+    step: Step = cls(**kw)
+    return step
+
+
+def _kwargs(cls: type[Any], d: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return {f.name: d[f.name] for f in fields(cls)}
+    except (KeyError, TypeError) as e:
+        raise LoaderDecodeError(f"bad {cls.__name__} record in JSON: {e}") from None
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What a loader will do, in execution order (``steps``), plus its error path."""
+
+    insn_cnt: int
+    data_size: int
+    nr_maps: int
+    nr_prog_slots: int
+    ctx_size: int
+    steps: tuple[Step, ...]
+    cleanup: Cleanup
+    disasm: tuple[str, ...] = field(default=())
+
+    @property
+    def maps(self) -> tuple[MapCreate, ...]:
+        """MAP_CREATE records of the object's maps (inner maps excluded), in ctx order."""
+        return tuple(s for s in self.steps if isinstance(s, MapCreate) and s.index >= 0)
+
+    @property
+    def programs(self) -> tuple[ProgLoad, ...]:
+        """PROG_LOAD records in load order (= prog fd slot order)."""
+        return tuple(s for s in self.steps if isinstance(s, ProgLoad))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "insn_cnt": self.insn_cnt,
+            "data_size": self.data_size,
+            "nr_maps": self.nr_maps,
+            "nr_prog_slots": self.nr_prog_slots,
+            "ctx_size": self.ctx_size,
+            "steps": [_step_dict(s) for s in self.steps],
+            "cleanup": _step_dict(self.cleanup),
+            "disasm": list(self.disasm),
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Explanation:
+        if d.get("format") != FORMAT:
+            raise LoaderDecodeError(f"not a {FORMAT} document")
+        try:
+            c = dict(d["cleanup"])
+            c.pop("op", None)
+            return cls(
+                insn_cnt=int(d["insn_cnt"]),
+                data_size=int(d["data_size"]),
+                nr_maps=int(d["nr_maps"]),
+                nr_prog_slots=int(d["nr_prog_slots"]),
+                ctx_size=int(d["ctx_size"]),
+                steps=tuple(_step_from(s) for s in d["steps"]),
+                cleanup=Cleanup(**_kwargs(Cleanup, c)),
+                disasm=tuple(str(x) for x in d.get("disasm", ())),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            raise LoaderDecodeError(f"bad explanation JSON: {e}") from None
+
+    @classmethod
+    def from_json(cls, text: str) -> Explanation:
+        try:
+            d = json.loads(text)
+        except ValueError as e:
+            raise LoaderDecodeError(f"bad explanation JSON: {e}") from None
+        if not isinstance(d, dict):
+            raise LoaderDecodeError("bad explanation JSON: not an object")
+        return cls.from_dict(d)
+
+    def to_text(self) -> str:
+        return render_text(self)
+
+
+# --------------------------------------------------------------------------------------------
+# Instruction decoding
+
+
+@dataclass(frozen=True)
+class _Insn:
+    idx: int  # slot index
+    code: int
+    dst: int
+    src: int
+    off: int
+    imm: int
+    imm2: int | None  # second slot imm of ld_imm64
+
+    @property
+    def slots(self) -> int:
+        return 2 if self.imm2 is not None else 1
+
+
+def _decode_insns(raw: bytes) -> list[_Insn]:
+    if len(raw) % 8:
+        raise LoaderDecodeError(f"instruction blob size {len(raw)} is not a multiple of 8")
+    n = len(raw) // 8
+    out: list[_Insn] = []
+    i = 0
+    while i < n:
+        code, regs, off, imm = struct.unpack_from("<BBhi", raw, 8 * i)
+        if code == _LD_IMM64:
+            if i + 1 >= n:
+                raise LoaderDecodeError("truncated ld_imm64", i)
+            c2, r2, o2, imm2 = struct.unpack_from("<BBhi", raw, 8 * (i + 1))
+            if c2 or r2 or o2:
+                raise LoaderDecodeError("malformed second half of ld_imm64", i)
+            out.append(_Insn(i, code, regs & 0xF, regs >> 4, off, imm, imm2))
+            i += 2
+        else:
+            out.append(_Insn(i, code, regs & 0xF, regs >> 4, off, imm, None))
+            i += 1
+    return out
+
+
+_ALU_OPS = {0x00: "+=", 0x10: "-=", 0x20: "*=", 0x30: "/=", 0x40: "|=", 0x50: "&=",
+            0x60: "<<=", 0x70: ">>=", 0x90: "%=", 0xA0: "^=", 0xB0: "=", 0xC0: "s>>="}
+_JMP_OPS = {0x10: "==", 0x20: ">", 0x30: ">=", 0x40: "&", 0x50: "!=", 0x60: "s>", 0x70: "s>=",
+            0xA0: "<", 0xB0: "<=", 0xC0: "s<", 0xD0: "s<="}
+_SIZE_NAMES = {0x00: "u32", 0x08: "u16", 0x10: "u8", 0x18: "u64"}
+
+
+def _fmt_off(off: int) -> str:
+    return f"+{off}" if off >= 0 else str(off)
+
+
+def _disasm_one(i: _Insn, blob: bool = True) -> str:
+    cls = i.code & 7
+    if i.code == _LD_IMM64:
+        assert i.imm2 is not None
+        if i.src == 6 and blob:
+            return f"r{i.dst} = &blob[{i.imm2}]"
+        if i.src == 6:
+            return f"r{i.dst} = map[idx:{i.imm}]+{i.imm2} ll"
+        value = (i.imm & 0xFFFFFFFF) | ((i.imm2 & 0xFFFFFFFF) << 32)
+        pseudo = {1: " (map fd)", 2: " (map value)", 3: " (btf id)", 4: " (func)",
+                  5: " (map idx)"}.get(i.src, "")
+        return f"r{i.dst} = {value:#x} ll{pseudo}"
+    if cls in (4, 7):  # ALU, ALU64
+        op = i.code & 0xF0
+        r = "r" if cls == 7 else "w"
+        if op == 0x80:
+            return f"{r}{i.dst} = -{r}{i.dst}"
+        if op == 0xD0:
+            return f"{r}{i.dst} = {'be' if i.code & 8 else 'le'}{i.imm} {r}{i.dst}"
+        sym = _ALU_OPS.get(op, f"alu{op:#x}")
+        rhs = f"{r}{i.src}" if i.code & 8 else str(i.imm)
+        return f"{r}{i.dst} {sym} {rhs}"
+    if cls in (5, 6):  # JMP, JMP32
+        op = i.code & 0xF0
+        if op == 0x80:
+            what = _HELPERS.get(i.imm, "")
+            if i.src == 1:
+                return f"call pc{_fmt_off(i.imm)}"
+            if i.src == 2:
+                return f"call kfunc {i.imm}"
+            return f"call {i.imm}" + (f" ({what})" if what else "")
+        if op == 0x90:
+            return "exit"
+        target = i.idx + 1 + i.off
+        if op == 0x00:
+            return f"goto pc{_fmt_off(i.off)} -> {target}"
+        r = "r" if cls == 5 else "w"
+        rhs = f"{r}{i.src}" if i.code & 8 else str(i.imm)
+        return f"if {r}{i.dst} {_JMP_OPS.get(op, '?')} {rhs} goto pc{_fmt_off(i.off)} -> {target}"
+    size = _SIZE_NAMES[i.code & 0x18]
+    mode = i.code & 0xE0
+    if cls == 1 and mode == 0x60:
+        return f"r{i.dst} = *({size} *)(r{i.src} {_fmt_off(i.off)})"
+    if cls == 2 and mode == 0x60:
+        return f"*({size} *)(r{i.dst} {_fmt_off(i.off)}) = {i.imm}"
+    if cls == 3 and mode == 0x60:
+        return f"*({size} *)(r{i.dst} {_fmt_off(i.off)}) = r{i.src}"
+    if cls == 3 and mode == 0xC0:
+        return f"atomic({i.imm:#x}) *({size} *)(r{i.dst} {_fmt_off(i.off)}), r{i.src}"
+    return f"(code {i.code:#04x} dst r{i.dst} src r{i.src} off {i.off} imm {i.imm})"
+
+
+def disasm(insns: bytes, *, blob: bool = True) -> list[str]:
+    """Disassemble BPF instructions, one line per insn (``ld_imm64`` takes two
+    slots). With ``blob`` (the loader's own code), ``src=6`` pairs print as blob
+    addresses."""
+    return [f"{i.idx:5}: ({i.code:02x}) {_disasm_one(i, blob)}" for i in _decode_insns(insns)]
+
+
+class _Cursor:
+    def __init__(self, insns: list[_Insn], data: bytes) -> None:
+        self.insns = insns
+        self.data = data
+        self.pos = 0
+
+    def peek(self, k: int = 0) -> _Insn | None:
+        p = self.pos + k
+        return self.insns[p] if p < len(self.insns) else None
+
+    @property
+    def here(self) -> int:
+        i = self.peek()
+        return i.idx if i is not None else (self.insns[-1].idx + self.insns[-1].slots
+                                            if self.insns else 0)
+
+    @property
+    def last(self) -> int:
+        """Slot index of the last consumed instruction (its final slot)."""
+        prev = self.insns[self.pos - 1]
+        return prev.idx + prev.slots - 1
+
+    def take(
+        self,
+        code: int,
+        what: str,
+        *,
+        dst: int | None = None,
+        src: int | None = None,
+        off: int | None = None,
+        imm: int | None = None,
+    ) -> _Insn:
+        i = self.peek()
+        if i is None:
+            raise LoaderDecodeError(f"expected {what}, found the end of the program", self.here)
+        if (
+            i.code != code
+            or (dst is not None and i.dst != dst)
+            or (src is not None and i.src != src)
+            or (off is not None and i.off != off)
+            or (imm is not None and i.imm != imm)
+        ):
+            raise LoaderDecodeError(f"expected {what}, found `{_disasm_one(i)}`", i.idx)
+        self.pos += 1
+        return i
+
+    def is_(
+        self,
+        code: int,
+        k: int = 0,
+        *,
+        dst: int | None = None,
+        src: int | None = None,
+        off: int | None = None,
+        imm: int | None = None,
+    ) -> bool:
+        i = self.peek(k)
+        return (
+            i is not None
+            and i.code == code
+            and (dst is None or i.dst == dst)
+            and (src is None or i.src == src)
+            and (off is None or i.off == off)
+            and (imm is None or i.imm == imm)
+        )
+
+    def is_ldb(self, reg: int, k: int = 0) -> bool:
+        return self.is_(_LD_IMM64, k, dst=reg, src=6, imm=0)
+
+    # building blocks ------------------------------------------------------------------------
+
+    def ldb(self, reg: int) -> int:
+        i = self.take(_LD_IMM64, f"r{reg} = &blob[...]", dst=reg, src=6, imm=0)
+        assert i.imm2 is not None
+        if not 0 <= i.imm2 <= len(self.data):
+            raise LoaderDecodeError(f"blob offset {i.imm2} outside the data blob", i.idx)
+        return i.imm2
+
+    def mov_imm(self, reg: int, imm: int | None = None) -> int:
+        return self.take(_MOV64_IMM, f"r{reg} = imm", dst=reg, src=0, imm=imm).imm
+
+    def mov_reg(self, dst: int, src: int) -> None:
+        self.take(_MOV64_REG, f"r{dst} = r{src}", dst=dst, src=src)
+
+    def call(self, helper: int) -> None:
+        self.take(_CALL, f"call {_HELPERS.get(helper, helper)}", src=0, imm=helper)
+
+    def ldx(self, size: int, dst: int, src: int, off: int | None = None) -> _Insn:
+        return self.take(_LDX | _SZ[size], f"r{dst} = *(u{8 * size} *)(r{src} ...)", dst=dst,
+                         src=src, off=off)
+
+    def ldx_any(self, dst: int, src: int, off: int | None = None) -> tuple[int, int]:
+        """ldx of any size; returns (size, off)."""
+        i = self.peek()
+        if i is None or i.code & 0xE7 != _LDX or i.dst != dst or i.src != src or (
+            off is not None and i.off != off
+        ):
+            raise LoaderDecodeError(
+                f"expected r{dst} = *(r{src} ...)",
+                self.here if i is None else i.idx,
+            )
+        self.pos += 1
+        return _SZ_OF[i.code & 0x18], i.off
+
+    def stx(self, size: int, dst: int, src: int, off: int) -> None:
+        self.take(_STX | _SZ[size], f"*(u{8 * size} *)(r{dst} {_fmt_off(off)}) = r{src}",
+                  dst=dst, src=src, off=off)
+
+    def st(self, size: int, dst: int, off: int, imm: int | None = None) -> int:
+        return self.take(_ST | _SZ[size], f"*(u{8 * size} *)(r{dst} {_fmt_off(off)}) = imm",
+                         dst=dst, src=0, off=off, imm=imm).imm
+
+    def jmp(self, code: int, dst: int, imm: int, off: int) -> None:
+        self.take(code, f"conditional jump on r{dst} ({code:#x}, {imm}, {off:+})", dst=dst,
+                  src=0, imm=imm, off=off)
+
+    def ja(self, off: int) -> None:
+        self.take(_JA, f"goto {off:+}", dst=0, src=0, off=off, imm=0)
+
+    def ctx2blob(self) -> tuple[int, int, int, bool]:
+        """-> (blob_off, size, ctx_off, nonzero_check)"""
+        size, ctx_off = self.ldx_any(0, 6)
+        nz = self.is_(_JEQ, dst=0, imm=0, off=3)
+        if nz:
+            self.pos += 1
+        off = self.ldb(1)
+        self.stx(size, 1, 0, 0)
+        return off, size, ctx_off, nz
+
+    def stack2blob(self) -> tuple[int, int, int]:
+        size, soff = self.ldx_any(0, 10)
+        off = self.ldb(1)
+        self.stx(size, 1, 0, 0)
+        return off, size, soff
+
+    def blob2blob(self) -> tuple[int, int, int]:
+        """-> (dst_off, size, src_off)"""
+        src = self.ldb(2)
+        size, _ = self.ldx_any(0, 2, 0)
+        dst = self.ldb(1)
+        self.stx(size, 1, 0, 0)
+        return dst, size, src
+
+    def blob2ctx(self) -> tuple[int, int, int]:
+        """-> (ctx_off, size, blob_off)"""
+        src = self.ldb(1)
+        size, _ = self.ldx_any(0, 1, 0)
+        i = self.peek()
+        self.stx(size, 6, 0, i.off if i is not None else 0)
+        return self.insns[self.pos - 1].off, size, src
+
+    def stack2ctx(self) -> tuple[int, int, int]:
+        """-> (ctx_off, size, stack_off)"""
+        size, soff = self.ldx_any(0, 10)
+        i = self.peek()
+        self.stx(size, 6, 0, i.off if i is not None else 0)
+        return self.insns[self.pos - 1].off, size, soff
+
+    def rel_store(self) -> tuple[int, int]:
+        """-> (dst_off, data_off): blob[dst] = &blob[data]"""
+        data = self.ldb(0)
+        dst = self.ldb(1)
+        self.stx(8, 1, 0, 0)
+        return dst, data
+
+    def sys_bpf(self, cmd: int | None = None) -> tuple[int, int, int]:
+        """-> (cmd, attr, size)"""
+        c = self.mov_imm(1, cmd)
+        attr = self.ldb(2)
+        size = self.mov_imm(3)
+        self.call(_H_SYS_BPF)
+        self.mov_reg(7, 0)
+        return c, attr, size
+
+    def check_err(self) -> None:
+        i = self.take(_JSLT, "if r7 s< 0 goto cleanup", dst=7, src=0, imm=0)
+        if i.idx + 1 + i.off != _CLEANUP_LABEL:
+            raise LoaderDecodeError(
+                f"error branch goes to insn {i.idx + 1 + i.off}, not the cleanup label", i.idx
+            )
+
+    def maybe_check_err(self) -> bool:
+        if self.is_(_JSLT, dst=7, src=0, imm=0):
+            self.check_err()
+            return True
+        return False
+
+    def close_tail(self) -> None:
+        self.jmp(_JSLE, 1, 0, 2)
+        self.mov_reg(9, 1)
+        self.call(_H_SYS_CLOSE)
+
+    def close_stack(self, soff: int) -> None:
+        self.ldx(4, 1, 10, soff)
+        self.close_tail()
+
+    def close_blob(self) -> int:
+        off = self.ldb(0)
+        self.ldx(4, 1, 0, 0)
+        self.close_tail()
+        return off
+
+    def cstr(self, off: int, size: int | None = None, at: int | None = None) -> str:
+        data = self.data
+        end = data.find(b"\0", off)
+        if end < 0 or (size is not None and end != off + size - 1):
+            raise LoaderDecodeError(f"no NUL-terminated string at blob offset {off}", at)
+        return data[off:end].decode(errors="replace")
+
+    def u32(self, off: int, at: int | None = None) -> int:
+        if off < 0 or off + 4 > len(self.data):
+            raise LoaderDecodeError(f"blob read at {off} out of range", at)
+        v: int = struct.unpack_from("<I", self.data, off)[0]
+        return v
+
+    def u64(self, off: int, at: int | None = None) -> int:
+        if off < 0 or off + 8 > len(self.data):
+            raise LoaderDecodeError(f"blob read at {off} out of range", at)
+        v: int = struct.unpack_from("<Q", self.data, off)[0]
+        return v
+
+
+def _expect(cond: bool, what: str, at: int | None) -> None:
+    if not cond:
+        raise LoaderDecodeError(what, at)
+
+
+class _Decoder:
+    def __init__(
+        self, data: bytes, insns: bytes, map_names: Sequence[str], prog_names: Sequence[str]
+    ) -> None:
+        self.c = _Cursor(_decode_insns(insns), data)
+        self.data = data
+        self.insn_cnt = len(insns) // 8
+        self.map_names = list(map_names)
+        self.prog_names = list(prog_names)
+        self.maps: dict[int, str] = {}
+        self.nr_maps = 0
+        self.nr_progs = 0
+        self.btf_loaded = False
+        self.prog_slots: list[int] = []
+
+    # ----------------------------------------------------------------------------------------
+
+    def run(self) -> tuple[list[Step], Cleanup, int, int]:
+        c = self.c
+        if not c.insns:
+            raise LoaderDecodeError("empty instruction blob")
+        # prologue
+        c.mov_reg(6, 1)
+        c.mov_reg(1, 10)
+        c.take(_ADD64_IMM, "r1 += -136", dst=1, imm=-_STACK_SZ)
+        c.mov_imm(2, _STACK_SZ)
+        c.mov_imm(3, 0)
+        c.call(_H_PROBE_READ_KERNEL)
+        jump = c.take(_JA, "goto over the cleanup code", dst=0, src=0, imm=0)
+        cleanup = self.parse_cleanup()
+        _expect(jump.idx + 1 + jump.off == c.here,
+                f"prologue jumps to {jump.idx + 1 + jump.off}, cleanup ends at {c.here}", jump.idx)
+        steps: list[Step] = []
+        while True:
+            step = self.parse_step()
+            steps.append(step)
+            if isinstance(step, Finish):
+                break
+        if c.peek() is not None:
+            raise LoaderDecodeError("instructions after the final exit", c.here)
+        steps = self.assign_prog_slots(steps)
+        _expect(self.nr_maps == cleanup.map_fd_slots,
+                f"{self.nr_maps} maps created, cleanup closes {cleanup.map_fd_slots}", None)
+        _expect(self.nr_progs <= cleanup.prog_fd_slots,
+                f"{self.nr_progs} programs loaded, only {cleanup.prog_fd_slots} fd slots", None)
+        return steps, cleanup, cleanup.map_fd_slots, cleanup.prog_fd_slots
+
+    def assign_prog_slots(self, steps: list[Step]) -> list[Step]:
+        """Give each PROG_LOAD its ctx slot (from the epilogue) and its full name:
+        the skeleton's name for that slot if it fits the 15-char kernel name, else
+        the next skeleton name (in order) that does, else the kernel name."""
+        out: list[Step] = []
+        next_name = 0
+        for s in steps:
+            if isinstance(s, ProgLoad):
+                slot = self.prog_slots[s.index]
+                names = self.prog_names
+                name = s.kernel_name
+                if slot < len(names) and names[slot][:15] == s.kernel_name:
+                    name = names[slot]
+                    next_name = slot + 1
+                else:
+                    for k in range(next_name, len(names)):
+                        if names[k][:15] == s.kernel_name:
+                            name, next_name = names[k], k + 1
+                            break
+                s = replace(s, ctx_slot=slot, name=name)
+            out.append(s)
+        return out
+
+    def parse_cleanup(self) -> Cleanup:
+        c = self.c
+        first = c.here
+        _expect(first == _CLEANUP_LABEL, "cleanup code does not start at insn 7", first)
+        k = 0
+        while c.is_(_LDX, dst=1, src=10, off=-_STACK_SZ + 4 * k):
+            c.pos += 1
+            c.jmp(_JSLE, 1, 0, 1)
+            c.call(_H_SYS_CLOSE)
+            k += 1
+        _expect(k >= 2, "cleanup does not close the btf and inner map fds", c.here)
+        m = 0
+        while c.is_ldb(0):
+            at = c.here
+            off = c.close_blob()
+            _expect(off == 4 * m, f"cleanup closes fd_array slot at {off}, expected {4 * m}", at)
+            m += 1
+        c.mov_reg(0, 7)
+        c.take(_EXIT, "exit")
+        return Cleanup(first, c.last, k - 2, m)
+
+    def parse_step(self) -> Step:
+        c = self.c
+        if c.is_(_LDX | _SZ[4], dst=0, src=6, off=8):
+            return self.parse_btf()
+        if c.is_(_LDX | _SZ[4], dst=1, src=10, off=_BTF_FD):
+            return self.parse_finish()
+        if (
+            c.is_(_LDX | _SZ[4], dst=0, src=10)
+            or c.is_(_LDX | _SZ[4], dst=0, src=6)
+            or c.is_(_MOV64_IMM, dst=1, imm=_MAP_CREATE)
+        ):
+            return self.parse_map_create()
+        if c.is_(_LDX | _SZ[8], dst=3, src=6):
+            return self.parse_map_update()
+        if c.is_ldb(2):
+            return self.parse_freeze_or_populate()
+        if c.is_ldb(0):
+            return self.parse_prog_load()
+        i = c.peek()
+        if i is None:
+            raise LoaderDecodeError("program ends without the final exit", c.here)
+        raise LoaderDecodeError(f"unexpected `{_disasm_one(i)}` at the start of a step", i.idx)
+
+    def map_name(self, idx: int, at: int) -> str:
+        if idx not in self.maps:
+            raise LoaderDecodeError(f"reference to map #{idx} before it is created", at)
+        return self.maps[idx]
+
+    def parse_btf(self) -> BtfLoad:
+        c = self.c
+        first = c.here
+        moves = [c.ctx2blob() for _ in range(3)]
+        dst, btf = c.rel_store()
+        _, attr, size = c.sys_bpf(_BTF_LOAD)
+        _expect(size == 28, f"BTF_LOAD attr size {size}", first)
+        _expect(
+            moves == [(attr + 24, 4, 8, False), (attr + 20, 4, 12, False), (attr + 8, 8, 16, False)]
+            and dst == attr,
+            "BTF_LOAD attr set-up does not match", first,
+        )
+        c.check_err()
+        c.stx(4, 10, 7, _BTF_FD)
+        btf_size = c.u32(attr + 16, first)
+        _expect(btf + btf_size <= len(self.data), "BTF data outside the blob", first)
+        self.btf_loaded = True
+        return BtfLoad(first, c.last, attr, btf, btf_size)
+
+    def parse_map_create(self) -> MapCreate:
+        c = self.c
+        first = c.here
+        uses_btf = uses_inner = from_ctx = False
+        ctx_idx: int | None = None
+        pre: list[tuple[str, int]] = []
+        if c.is_(_LDX | _SZ[4], dst=0, src=10, off=_BTF_FD):
+            off, _, _ = c.stack2blob()
+            pre.append(("btf_fd", off))
+            uses_btf = True
+        if c.is_(_LDX | _SZ[4], dst=0, src=10, off=_INNER_MAP_FD):
+            off, _, _ = c.stack2blob()
+            pre.append(("inner_map_fd", off))
+            uses_inner = True
+        if c.is_(_LDX | _SZ[4], dst=0, src=6):
+            off, size, ctx_off, nz = c.ctx2blob()
+            _expect(nz and size == 4 and (ctx_off - _CTX_HDR - 4) % _MAP_DESC == 0,
+                    "bad max_entries override", first)
+            ctx_idx = (ctx_off - _CTX_HDR - 4) // _MAP_DESC
+            pre.append(("max_entries", off))
+            from_ctx = True
+        _, attr, size = c.sys_bpf(_MAP_CREATE)
+        _expect(size == 72, f"MAP_CREATE attr size {size}", first)
+        want = {"btf_fd": attr + 48, "inner_map_fd": attr + 20, "max_entries": attr + 12}
+        for what, off in pre:
+            _expect(off == want[what], f"MAP_CREATE {what} stored at the wrong offset", first)
+        c.check_err()
+        if c.is_(_STX | _SZ[4], dst=10, src=7, off=_INNER_MAP_FD):
+            c.pos += 1
+            index = -1
+            _expect(ctx_idx is None, "inner map with a ctx max_entries override", first)
+        else:
+            at = c.here
+            off = c.ldb(1)
+            c.stx(4, 1, 7, 0)
+            _expect(off % 4 == 0 and off // 4 == self.nr_maps,
+                    f"map fd stored in slot {off / 4}, expected {self.nr_maps}", at)
+            index = off // 4
+            _expect(ctx_idx is None or ctx_idx == index,
+                    f"max_entries override reads map desc {ctx_idx} for map {index}", first)
+            self.nr_maps += 1
+        if uses_inner:
+            c.close_stack(_INNER_MAP_FD)
+        a = self.data
+        mtype, key, value, max_entries, flags = struct.unpack_from("<5I", a, attr)
+        numa, = struct.unpack_from("<I", a, attr + 24)
+        kname = a[attr + 28 : attr + 44].split(b"\0", 1)[0].decode(errors="replace")
+        ifindex, _btf_fd, bkey, bvalue = struct.unpack_from("<4I", a, attr + 44)
+        extra, = struct.unpack_from("<Q", a, attr + 64)
+        name = kname
+        if index >= 0:
+            if index < len(self.map_names) and self.map_names[index][:15] == kname:
+                name = self.map_names[index]
+            self.maps[index] = name
+        return MapCreate(
+            first, c.last, attr, index, name, kname, mtype, map_type_name(mtype), key, value,
+            max_entries, flags, numa, ifindex, bkey, bvalue, extra, uses_btf, uses_inner, from_ctx,
+        )
+
+    def parse_map_update(self) -> MapUpdate:
+        c = self.c
+        first = c.here
+        ctx_off = c.ldx(8, 3, 6).off
+        _expect((ctx_off - _CTX_HDR - 8) % _MAP_DESC == 0, "bad initial_value ctx offset", first)
+        idx = (ctx_off - _CTX_HDR - 8) // _MAP_DESC
+        c.jmp(_JEQ, 3, 0, 8)
+        value = c.ldb(1)
+        value_size = c.mov_imm(2)
+        c.ldx(4, 0, 6, 4)
+        c.jmp(_JSET, 0, 1, 2)
+        c.call(_H_COPY_FROM_USER)
+        c.ja(1)
+        c.call(_H_PROBE_READ_KERNEL)
+        fd_dst, sz, fd_src = c.blob2blob()
+        key_dst, key = c.rel_store()
+        val_dst, val2 = c.rel_store()
+        _, attr, size = c.sys_bpf(_MAP_UPDATE)
+        c.check_err()
+        _expect(
+            size == 32 and fd_dst == attr and sz == 4 and fd_src == 4 * idx
+            and key_dst == attr + 8 and val_dst == attr + 16 and val2 == value,
+            "MAP_UPDATE_ELEM attr set-up does not match", first,
+        )
+        _expect(value + value_size <= len(self.data), "map image outside the blob", first)
+        return MapUpdate(first, c.last, attr, idx, self.map_name(idx, first), value, value_size,
+                         key)
+
+    def parse_freeze_or_populate(self) -> MapFreeze | MapPopulate:
+        c = self.c
+        first = c.here
+        fd_dst, sz, fd_src = c.blob2blob()
+        _expect(sz == 4 and fd_src % 4 == 0, "bad map fd copy", first)
+        idx = fd_src // 4
+        if c.is_(_MOV64_IMM, dst=1, imm=_MAP_FREEZE):
+            _, attr, size = c.sys_bpf(_MAP_FREEZE)
+            c.check_err()
+            _expect(size == 4 and fd_dst == attr, "MAP_FREEZE attr set-up does not match", first)
+            return MapFreeze(first, c.last, attr, idx, self.map_name(idx, first))
+        key_dst, key = c.rel_store()
+        val_dst, inner = c.rel_store()
+        _, attr, size = c.sys_bpf(_MAP_UPDATE)
+        c.check_err()
+        _expect(
+            size == 32 and fd_dst == attr and key_dst == attr + 8 and val_dst == attr + 16
+            and inner % 4 == 0,
+            "map-in-map MAP_UPDATE_ELEM attr set-up does not match", first,
+        )
+        slot = struct.unpack_from("<i", self.data, key)[0] if key + 4 <= len(self.data) else -1
+        return MapPopulate(first, c.last, attr, idx, self.map_name(idx, first), slot,
+                           inner // 4, self.map_name(inner // 4, first))
+
+    def parse_prog_load(self) -> ProgLoad:
+        c = self.c
+        first = c.here
+        stores = [c.rel_store() for _ in range(6)]
+        moves = [c.ctx2blob() for _ in range(3)]
+        btf_dst, _, btf_soff = c.stack2blob()
+        _expect(btf_soff == _BTF_FD, "PROG_LOAD does not take the BTF fd", first)
+        attach: AttachTarget | None = None
+        attach_attr: int | None = None
+        if c.is_ldb(1):
+            at = c.here
+            name_off = c.ldb(1)
+            length = c.mov_imm(2)
+            kind = c.mov_imm(3)
+            c.mov_imm(4, 0)
+            c.call(_H_FIND_BY_NAME_KIND)
+            c.mov_reg(7, 0)
+            c.check_err()
+            attach_attr = c.ldb(0)
+            c.stx(4, 0, 7, 108)
+            c.take(_RSH64_IMM, "r7 >>= 32", dst=7, imm=32)
+            c.stx(4, 0, 7, 112)
+            attach = AttachTarget(at, c.cstr(name_off, length, at), kind,
+                                  _BTF_KINDS.get(kind, str(kind)))
+        # relocations need the insns offset, known from the rel_stores above
+        insns_off = stores[1][1]
+        relos: list[KsymRelo] = []
+        firsts: dict[int, KsymRelo] = {}
+        while c.is_ldb(8):
+            relos.append(self.parse_relo(insns_off, firsts))
+        _, attr, size = c.sys_bpf(_PROG_LOAD)
+        _expect(size == 140, f"PROG_LOAD attr size {size}", first)
+        want_stores = [attr + 16, attr + 8, attr + 80, attr + 96, attr + 128, attr + 120]
+        _expect([s[0] for s in stores] == want_stores and stores[5][1] == 0,
+                "PROG_LOAD pointer set-up does not match", first)
+        _expect(
+            moves == [(attr + 24, 4, 8, False), (attr + 28, 4, 12, False),
+                      (attr + 32, 8, 16, False)] and btf_dst == attr + 72,
+            "PROG_LOAD log/btf set-up does not match", first,
+        )
+        _expect(attach_attr is None or attach_attr == attr, "attach target stored elsewhere",
+                first)
+        # fds closed after the load: typed ksyms' BTF obj fds, kfunc BTF fds, attach obj fd
+        want_closes: list[int] = []
+        for r in relos:
+            if r.repeat_of is not None:
+                continue
+            if r.kind == "ksym":
+                want_closes.append(insns_off + 8 * r.insn + 12)
+            elif r.kind == "kfunc":
+                assert r.fd_slot is not None
+                want_closes.append(4 * r.fd_slot)
+        if attach is not None:
+            want_closes.append(attr + 112)
+        closes: list[int] = []
+        while len(closes) < len(want_closes) and c.is_ldb(0):
+            closes.append(c.close_blob())
+        _expect(closes == want_closes, "fds closed after PROG_LOAD do not match the lookups",
+                first)
+        c.check_err()
+        c.stx(4, 10, 7, _PROG_FD0 + 4 * self.nr_progs)
+        j = self.nr_progs
+        self.nr_progs += 1
+
+        a = self.data
+        (ptype, insn_cnt) = struct.unpack_from("<II", a, attr)
+        prog_flags, = struct.unpack_from("<I", a, attr + 44)
+        kname = a[attr + 48 : attr + 64].split(b"\0", 1)[0].decode(errors="replace")
+        ifindex, eat = struct.unpack_from("<II", a, attr + 64)
+        fi_rec, = struct.unpack_from("<I", a, attr + 76)
+        fi_cnt, li_rec = struct.unpack_from("<II", a, attr + 88)
+        li_cnt, attach_btf_id = struct.unpack_from("<II", a, attr + 104)
+        core_cnt, = struct.unpack_from("<I", a, attr + 116)
+        license_off, insns_at = stores[0][1], stores[1][1]
+        _expect(insns_at + 8 * insn_cnt <= len(a), "program instructions outside the blob", first)
+        for r in relos:
+            _expect(r.insn < insn_cnt, f"relocation of insn {r.insn} beyond the program", first)
+        return ProgLoad(
+            first, c.last, attr, j, -1, kname, kname, ptype, prog_type_name(ptype), eat,
+            attach_type_name(eat), prog_flags, ifindex, c.cstr(license_off, None, first),
+            insns_at, insn_cnt, fi_cnt, fi_rec, li_cnt, li_rec, core_cnt, attach_btf_id, attach,
+            tuple(relos),
+        )
+
+    def patched(self, insn_addr: int) -> str:
+        if insn_addr + 8 > len(self.data):
+            return "?"
+        raw = self.data[insn_addr : insn_addr + 16]
+        try:
+            return _disasm_one(_decode_insns(raw if raw[0] == _LD_IMM64 else raw[:8])[0], False)
+        except LoaderDecodeError:
+            return "?"
+
+    def parse_relo(self, insns_off: int, firsts: dict[int, KsymRelo]) -> KsymRelo:
+        c = self.c
+        first = c.here
+        insn_addr = c.ldb(8)
+        _expect(insn_addr >= insns_off and (insn_addr - insns_off) % 8 == 0,
+                "relocation does not point at a program instruction", first)
+        insn = (insn_addr - insns_off) // 8
+        patched = self.patched(insn_addr)
+        if c.is_ldb(2):  # repeated use: copy from the first use
+            d1, s1, src1 = c.blob2blob()
+            d2, s2, src2 = c.blob2blob()
+            rel = (d1 - insn_addr, s1, d2 - insn_addr, s2)
+            if rel == (4, 4, 2, 2):
+                kind, base = "kfunc", src1 - 4
+                ok = src2 == base + 2
+            elif rel == (12, 4, 4, 4):
+                kind, base = "ksym", src1 - 12
+                ok = src2 == base + 4
+                c.jmp(_JNE, 0, 0, 3)
+                self.clear_src_reg()
+            elif rel == (4, 4, 12, 4):
+                kind, base = "typeless", src1 - 4
+                ok = src2 == base + 12
+            else:
+                raise LoaderDecodeError("unrecognised repeated ksym relocation", first)
+            orig = firsts.get(base)
+            _expect(ok and orig is not None and orig.kind == kind,
+                    "repeated ksym relocation does not copy from a first use", first)
+            assert orig is not None
+            return KsymRelo(first, c.last, orig.name, kind, orig.btf_kind, insn, patched, None,
+                            orig.insn, orig.fd_slot)
+        at = c.here
+        name_off = c.ldb(1)
+        length = c.mov_imm(2)
+        name = c.cstr(name_off, length, at)
+        if c.is_(_MOV64_IMM, dst=3, imm=0) and c.is_ldb(4, 1):  # typeless: kallsyms
+            c.pos += 1
+            c.ldb(4)
+            c.mov_reg(7, 4)
+            c.call(_H_KALLSYMS)
+            c.ldx(8, 9, 7, 0)
+            c.mov_reg(7, 0)
+            c.jmp(_JEQ, 7, -2, 1)
+            c.check_err()
+            c.stx(4, 8, 9, 4)
+            c.take(_RSH64_IMM, "r9 >>= 32", dst=9, imm=32)
+            c.stx(4, 8, 9, 12)
+            r = KsymRelo(first, c.last, name, "typeless", 0, insn, patched, None, None, None)
+            firsts[insn_addr] = r
+            return r
+        btf_kind = c.mov_imm(3)
+        c.mov_imm(4, 0)
+        c.call(_H_FIND_BY_NAME_KIND)
+        c.mov_reg(7, 0)
+        strong = c.maybe_check_err()
+        c.jmp(_JSGE, 7, 0, 3)
+        c.st(4, 8, 4, 0)
+        if c.is_(_ST | _SZ[2], dst=8, off=2):  # kfunc
+            c.st(2, 8, 2, 0)
+            c.ja(10)
+            c.stx(4, 8, 7, 4)
+            c.mov_reg(9, 7)
+            c.take(_RSH64_IMM, "r9 >>= 32", dst=9, imm=32)
+            slot_off = c.ldb(0)
+            c.stx(4, 0, 9, 0)
+            c.jmp(_JNE, 9, 0, 2)
+            c.st(2, 8, 2, 0)
+            c.ja(1)
+            slot = c.st(2, 8, 2)
+            _expect(slot_off == 4 * slot, "kfunc BTF fd slot and insn.off disagree", first)
+            r = KsymRelo(first, c.last, name, "kfunc", btf_kind, insn, patched, strong, None,
+                         slot)
+        else:  # typed ld_imm64
+            c.st(4, 8, 12, 0)
+            c.ja(4)
+            c.stx(4, 8, 7, 4)
+            c.take(_RSH64_IMM, "r7 >>= 32", dst=7, imm=32)
+            c.stx(4, 8, 7, 12)
+            c.ja(3)
+            self.clear_src_reg()
+            r = KsymRelo(first, c.last, name, "ksym", btf_kind, insn, patched, strong, None, None)
+        firsts[insn_addr] = r
+        return r
+
+    def clear_src_reg(self) -> None:
+        c = self.c
+        c.ldx(1, 9, 8, 1)
+        c.take(_AND32_IMM, "w9 &= 0xf", dst=9, imm=0x0F)
+        c.stx(1, 8, 9, 1)
+
+    def parse_finish(self) -> Finish:
+        c = self.c
+        first = c.here
+        c.close_stack(_BTF_FD)
+        j = 0
+        while c.is_(_LDX | _SZ[4], dst=0, src=10):
+            at = c.here
+            ctx_off, size, soff = c.stack2ctx()
+            base = _CTX_HDR + _MAP_DESC * self.nr_maps
+            slot = (ctx_off - base) // _PROG_DESC
+            _expect(soff == _PROG_FD0 + 4 * j and size == 4 and ctx_off >= base
+                    and (ctx_off - base) % _PROG_DESC == 0 and slot not in self.prog_slots,
+                    f"prog fd {j} handed to a bad ctx slot", at)
+            self.prog_slots.append(slot)
+            j += 1
+        i = 0
+        while c.is_ldb(1):
+            at = c.here
+            ctx_off, size, src = c.blob2ctx()
+            _expect(src == 4 * i and size == 4 and ctx_off == _CTX_HDR + _MAP_DESC * i,
+                    f"map fd {i} handed to the wrong ctx slot", at)
+            i += 1
+        c.mov_imm(0, 0)
+        c.take(_EXIT, "exit")
+        _expect(j == self.nr_progs, f"epilogue hands {j} prog fds, {self.nr_progs} loaded", first)
+        _expect(i == self.nr_maps, f"epilogue hands {i} map fds, {self.nr_maps} created", first)
+        return Finish(first, c.last, j, i)
+
+
+def decode(
+    data: bytes,
+    insns: bytes,
+    map_names: Sequence[str] = (),
+    prog_names: Sequence[str] = (),
+    *,
+    ctx_size: int | None = None,
+    with_disasm: bool = False,
+) -> Explanation:
+    """Decode raw blobs. ``map_names``/``prog_names`` (the skeleton's) give full
+    names where the attrs hold 15-char kernel names."""
+    try:
+        steps, cleanup, nr_maps, nr_slots = _Decoder(data, insns, map_names, prog_names).run()
+    except (struct.error, IndexError) as e:  # a read past the blob the checks did not catch
+        raise LoaderDecodeError(f"malformed loader: {e}") from None
+    slots = [s.ctx_slot + 1 for s in steps if isinstance(s, ProgLoad)]
+    need = _CTX_HDR + _MAP_DESC * nr_maps + _PROG_DESC * max(slots, default=0)
+    return Explanation(
+        insn_cnt=len(insns) // 8,
+        data_size=len(data),
+        nr_maps=nr_maps,
+        nr_prog_slots=nr_slots,
+        ctx_size=max(need, ctx_size or 0),
+        steps=tuple(steps),
+        cleanup=cleanup,
+        disasm=tuple(disasm(insns)) if with_disasm else (),
+    )
+
+
+def explain(loader: Loader | BpfObject, *, disasm: bool = False) -> Explanation:
+    """Decode ``loader`` (a :class:`Loader`, or a :class:`BpfObject` whose loader is
+    generated with this host's facts) into an ordered listing of what it will do.
+    Raises :class:`LoaderDecodeError` if the loader does not have gen_loader's shape."""
+    if isinstance(loader, BpfObject):
+        loader = loader.gen_loader()
+    return decode(
+        loader.data, loader.insns, loader.map_names, loader.prog_names,
+        ctx_size=loader.ctx_size, with_disasm=disasm,
+    )
+
+
+def read_loader(prefix: str | os.PathLike[str]) -> Loader:
+    """Read ``PREFIX.data.bin``/``PREFIX.insns.bin`` (and ``PREFIX.json`` for the
+    map and program names if present), as written by :meth:`Loader.write`."""
+    base = os.fspath(prefix)
+    with open(base + ".data.bin", "rb") as f:
+        data = f.read()
+    with open(base + ".insns.bin", "rb") as f:
+        insns = f.read()
+    maps: tuple[str, ...] = ()
+    progs: tuple[str, ...] = ()
+    try:
+        with open(base + ".json") as f:
+            meta = json.load(f)
+        maps = tuple(str(m) for m in meta.get("maps", ()))
+        progs = tuple(str(p) for p in meta.get("programs", ()))
+    except FileNotFoundError:
+        pass
+    except (ValueError, AttributeError) as e:
+        raise LoaderDecodeError(f"{base}.json: {e}") from None
+    return Loader(data=data, insns=insns, map_names=maps, prog_names=progs)
+
+
+def initial_images(e: Explanation, data: bytes) -> dict[int, bytes]:
+    """map index → initial value image (the bytes its MAP_UPDATE stores)."""
+    return {
+        s.map_index: data[s.value : s.value + s.value_size]
+        for s in e.steps
+        if isinstance(s, MapUpdate)
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Text
+
+
+def _span(s: Step | Cleanup) -> str:
+    return f"[{s.first_insn:5}-{s.last_insn:5}]"
+
+
+def render_text(e: Explanation) -> str:
+    n_loaded = len(e.programs)
+    out = [
+        f"loader: {e.insn_cnt} insns, data {e.data_size} bytes, {e.nr_maps} maps, "
+        f"{n_loaded} programs loaded ({e.nr_prog_slots} prog fd slots), ctx {e.ctx_size} bytes"
+    ]
+    for s in e.steps:
+        head = f"{_span(s)} {s.op:<12}"
+        if isinstance(s, BtfLoad):
+            out.append(f"{head} size {s.size}")
+        elif isinstance(s, MapCreate):
+            who = f"#{s.index} {s.name}" if s.index >= 0 else f"(inner) {s.name}"
+            extra = []
+            if s.numa_node:
+                extra.append(f"numa_node {s.numa_node}")
+            if s.map_extra:
+                extra.append(f"map_extra {s.map_extra:#x}")
+            if s.btf_value_type_id or s.btf_key_type_id:
+                extra.append(f"btf key/value {s.btf_key_type_id}/{s.btf_value_type_id}")
+            out.append(
+                f"{head} {who}  {s.type_name}  key {s.key_size} value {s.value_size} "
+                f"max_entries {s.max_entries} flags {s.flags:#x}"
+                + ("  " + ", ".join(extra) if extra else "")
+            )
+        elif isinstance(s, MapUpdate):
+            out.append(f"{head} #{s.map_index} {s.map_name}  initial value, {s.value_size} bytes")
+        elif isinstance(s, MapFreeze):
+            out.append(f"{head} #{s.map_index} {s.map_name}")
+        elif isinstance(s, MapPopulate):
+            out.append(f"{head} #{s.map_index} {s.map_name}[{s.slot}] = #{s.inner_index} "
+                       f"{s.inner_name}")
+        elif isinstance(s, ProgLoad):
+            flags = f" flags {s.prog_flags:#x}" if s.prog_flags else ""
+            # expected_attach_type 0 only means something for cgroup_skb (ingress)
+            att = f"  attach {s.attach_type_name}" if s.expected_attach_type or s.type == 8 else ""
+            slot = f" (slot {s.ctx_slot})" if s.ctx_slot != s.index else ""
+            out.append(
+                f"{head} #{s.index}{slot} {s.name}  {s.type_name}{att}{flags}  "
+                f"{s.insn_cnt} insns, func_info {s.func_info_cnt}, line_info {s.line_info_cnt}, "
+                f"core_relos {s.core_relo_cnt}  license {s.license!r}"
+            )
+            if s.attach_target is not None:
+                t = s.attach_target
+                out.append(f"{'':14}attach target: find {t.kind_name} {t.name!r}")
+            for r in s.relocations:
+                how = {True: "strong", False: "weak", None: ""}[r.strong]
+                src = f" (copy of insn {r.repeat_of})" if r.repeat_of is not None else ""
+                slot = f" fd slot {r.fd_slot}" if r.fd_slot is not None and r.repeat_of is None \
+                    else ""
+                kind = {12: "func", 14: "var", 0: "kallsyms"}.get(r.btf_kind, str(r.btf_kind))
+                out.append(
+                    f"{'':14}{r.kind} {r.name!r} ({kind}{', ' + how if how else ''}) patches "
+                    f"insn {r.insn}: {r.patched_insn}{src}{slot}"
+                )
+        elif isinstance(s, Finish):
+            out.append(f"{head} {s.prog_fds} prog fds and {s.map_fds} map fds to the ctx; "
+                       "close BTF fd; return 0")
+    cl = e.cleanup
+    out.append(
+        f"{_span(cl)} {cl.op:<12} on error: close BTF fd, inner map fd, {cl.prog_fd_slots} "
+        f"prog fd slots, {cl.map_fd_slots} map fds; return the error"
+    )
+    if e.disasm:
+        out.append("disassembly:")
+        out.extend(e.disasm)
+    return "\n".join(out)
+
+
+__all__ = [
+    "AttachTarget", "BtfLoad", "Cleanup", "Explanation", "Finish", "KsymRelo",
+    "LoaderDecodeError", "MapCreate", "MapFreeze", "MapPopulate", "MapUpdate", "ProgLoad",
+    "Step", "decode", "disasm", "explain", "initial_images", "read_loader", "render_text",
+]

@@ -1,0 +1,623 @@
+"""Load an object through its generated loader, in Python: what skel_internal.h's
+``bpf_load_and_run`` and the light skeleton's ``__open``/``__load`` do, over the
+raw bpf() syscall (no libbpf).
+
+    >>> with bpfgen_fast.run(bpfgen_fast.BpfObject.open("prog.bpf.o")) as obj:
+    ...     obj.maps, obj.progs          # name -> fd
+    ...     obj.bss[0:4] = b"\\1\\0\\0\\0"  # mmapped global data, like skel->bss
+    ...     obj.attach()                 # raw_tp / fentry / fexit / lsm / iter links
+
+Steps: create the ``__loader.map`` ARRAY holding the data blob, load the
+``__loader.prog`` BPF_PROG_TYPE_SYSCALL program with ``fd_array = &map_fd``, run
+it with BPF_PROG_TEST_RUN with the skeleton ctx (``struct bpf_loader_ctx`` + map
+and prog descriptors), read the fds back. Every fd is closed on failure; on
+success the caller owns them through :class:`LoadedObject` (a context manager).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno as _errno
+import mmap
+import os
+import struct
+import warnings
+from collections.abc import Mapping
+from types import TracebackType
+
+from bpfgen_fast import _bpf
+from bpfgen_fast.errors import BpfgenError
+from bpfgen_fast.explain import (
+    BtfLoad,
+    Explanation,
+    MapCreate,
+    MapFreeze,
+    MapPopulate,
+    MapUpdate,
+    ProgLoad,
+    Step,
+    explain,
+    initial_images,
+)
+from bpfgen_fast.object import BpfObject, Loader
+
+_CTX_HDR = 24
+_MAP_DESC = 16
+_PROG_DESC = 4
+_LOADER_LICENSE = "Dual BSD/GPL"
+DEFAULT_LOG_SIZE = 16 << 20
+
+
+class LoadError(BpfgenError):
+    """Loading failed. ``errno`` is the kernel's error (positive), ``log`` the
+    verifier/BTF log when ``log_level`` was set (else ""), ``step`` the failing
+    step (``"PROG_LOAD handle_tp"``, ``"kfunc lookup 'bpf_foo' for prog"``, ...)
+    when it can be told, ``step_index`` its index in ``explanation.steps``."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errno: int | None = None,
+        log: str = "",
+        step: str | None = None,
+        step_index: int | None = None,
+        object_name: str = "loader",
+    ) -> None:
+        super().__init__(f"{object_name}: {message}")
+        self.errno = errno
+        self.log = log
+        self.step = step
+        self.step_index = step_index
+        self.object = object_name
+        self.section = None
+        self.offset = None
+        self.reason = message
+
+
+class BpfPermissionError(LoadError):
+    """bpf() is not permitted (or not available) for this process."""
+
+
+def _strerror(err: int) -> str:
+    name = _errno.errorcode.get(err, str(err))
+    return f"{os.strerror(err)} ({name})"
+
+
+def map_ident(name: str, internal: bool) -> str | None:
+    """bpftool's ``get_map_ident``: the skeleton member name of a map."""
+    if not internal:
+        return name
+    for sfx in (".data", ".rodata", ".bss", ".kconfig"):
+        at = name.find(sfx)
+        if at >= 0:
+            return "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name[at + 1 :])
+    return None
+
+
+def _possible_cpus() -> int:
+    try:
+        with open("/sys/devices/system/cpu/possible") as f:
+            text = f.read().strip()
+    except OSError:
+        return os.cpu_count() or 1
+    n = 0
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        n += (int(hi) if hi else int(lo)) - int(lo) + 1
+    return n
+
+
+_PERCPU_MAPS = {5, 6, 10, 21}  # percpu_hash, percpu_array, lru_percpu_hash, percpu_cgroup_storage
+
+
+class LoadedObject:
+    """The maps, programs and links of a loaded object, by name; closes every fd on
+    :meth:`close` / leaving the ``with`` block. Global-data maps that allow mmap
+    are mapped like the C skeleton's ``skel->bss``: ``obj.mmaps["bss"]`` (or
+    ``obj.bss``), writable unless the map is read-only for programs (.rodata)."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        explanation: Explanation,
+        maps: dict[str, int],
+        progs: dict[str, int],
+        mmaps: dict[str, mmap.mmap],
+        idents: dict[str, str],
+        sections: dict[str, str],
+        log: str,
+    ) -> None:
+        self.name = name
+        self.explanation = explanation
+        self._maps = maps
+        self._progs = progs
+        self._mmaps = mmaps
+        self._idents = idents
+        self._sections = sections
+        self._links: dict[str, int] = {}
+        self.log = log
+        self._closed = False
+
+    # --- lookup -------------------------------------------------------------------------------
+
+    @property
+    def maps(self) -> Mapping[str, int]:
+        """Map name → fd, in the object's map order."""
+        return dict(self._maps)
+
+    @property
+    def progs(self) -> Mapping[str, int]:
+        """Program name → fd for every loaded program, in load order."""
+        return dict(self._progs)
+
+    @property
+    def links(self) -> Mapping[str, int]:
+        """Program name → link fd for attached programs."""
+        return dict(self._links)
+
+    @property
+    def mmaps(self) -> Mapping[str, mmap.mmap]:
+        """Map ident (``bss``, ``data``, ``rodata``, ``data_custom``...) → mmap of its value."""
+        return dict(self._mmaps)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __getattr__(self, ident: str) -> mmap.mmap:
+        mm = self.__dict__.get("_mmaps")
+        if mm is not None and ident in mm:
+            m: mmap.mmap = mm[ident]
+            return m
+        raise AttributeError(f"{type(self).__name__!s} has no attribute or mmapped map {ident!r}")
+
+    def _map_name(self, name: str) -> str:
+        if name in self._maps:
+            return name
+        if name in self._idents:
+            return self._idents[name]
+        raise KeyError(f"no map {name!r} (maps: {', '.join(self._maps)})")
+
+    def map_fd(self, name: str) -> int:
+        """fd of a map, by name or skeleton ident."""
+        self._check_open()
+        return self._maps[self._map_name(name)]
+
+    def prog_fd(self, name: str) -> int:
+        self._check_open()
+        if name not in self._progs:
+            raise KeyError(f"no loaded program {name!r} (programs: {', '.join(self._progs)})")
+        return self._progs[name]
+
+    def _map_record(self, name: str) -> MapCreate:
+        full = self._map_name(name)
+        for m in self.explanation.maps:
+            if m.name == full:
+                return m
+        raise KeyError(name)  # pragma: no cover - maps come from the explanation
+
+    def _prog_record(self, name: str) -> ProgLoad:
+        for p in self.explanation.programs:
+            if p.name == name:
+                return p
+        raise KeyError(f"no loaded program {name!r}")
+
+    def map_info(self, name: str) -> _bpf.MapKernelInfo:
+        """What the kernel reports for a map (BPF_OBJ_GET_INFO_BY_FD)."""
+        return _bpf.map_info(self.map_fd(name))
+
+    def prog_info(self, name: str) -> _bpf.ProgKernelInfo:
+        return _bpf.prog_info(self.prog_fd(name))
+
+    def lookup(self, name: str, key: bytes) -> bytes | None:
+        """Look an element up (per-CPU maps: all CPUs' values concatenated, 8-aligned)."""
+        rec = self._map_record(name)
+        size = rec.value_size
+        if rec.type in _PERCPU_MAPS:
+            size = (size + 7) // 8 * 8 * _possible_cpus()
+        return _bpf.map_lookup_elem(self.map_fd(name), key, size)
+
+    def update(self, name: str, key: bytes, value: bytes, flags: int = 0) -> None:
+        _bpf.map_update_elem(self.map_fd(name), key, value, flags)
+
+    def test_run(
+        self,
+        prog: str,
+        *,
+        ctx: bytes | None = None,
+        data: bytes | None = None,
+        data_size_out: int = 0,
+        repeat: int = 0,
+    ) -> _bpf.TestRun:
+        """Run a program with BPF_PROG_TEST_RUN (``ctx``: e.g. a syscall program's args)."""
+        buf = None if ctx is None else ctypes.create_string_buffer(ctx, len(ctx))
+        return _bpf.prog_test_run(self.prog_fd(prog), ctx=buf, data=data,
+                                  data_size_out=data_size_out, repeat=repeat)
+
+    # --- attach -------------------------------------------------------------------------------
+
+    def attachable(self, prog: str) -> bool:
+        """Whether the light skeleton attaches this program (raw_tp, fentry/fexit,
+        fmod_ret, tp_btf, lsm, iter)."""
+        t = self._prog_record(prog).type
+        return t in (_bpf.BPF_PROG_TYPE_RAW_TRACEPOINT, _bpf.BPF_PROG_TYPE_TRACING,
+                     _bpf.BPF_PROG_TYPE_LSM)
+
+    def _attach_one(self, prog: str) -> int:
+        p = self._prog_record(prog)
+        fd = self.prog_fd(prog)
+        try:
+            if p.type == _bpf.BPF_PROG_TYPE_RAW_TRACEPOINT:
+                sec = self._sections.get(prog)
+                if sec is None:
+                    raise LoadError(f"attach {prog}: section unknown (run() was given a bare "
+                                    "Loader; pass the BpfObject)", object_name=self.name)
+                if "/" not in sec:
+                    raise LoadError(f"attach {prog}: section {sec!r} names no tracepoint",
+                                    object_name=self.name)
+                return _bpf.raw_tracepoint_open(sec.split("/", 1)[1], fd)
+            if p.type in (_bpf.BPF_PROG_TYPE_TRACING, _bpf.BPF_PROG_TYPE_LSM):
+                if p.expected_attach_type == _bpf.BPF_TRACE_ITER:
+                    return _bpf.link_create(fd, 0, _bpf.BPF_TRACE_ITER)
+                return _bpf.raw_tracepoint_open(None, fd)
+        except OSError as e:
+            raise LoadError(f"attach {prog}: {_strerror(e.errno or 0)}", errno=e.errno,
+                            step=f"attach {prog}", object_name=self.name) from None
+        raise LoadError(f"attach {prog}: auto-attach not supported for {p.type_name} programs",
+                        object_name=self.name)
+
+    def attach(self, prog: str | None = None) -> dict[str, int]:
+        """Attach one program, or (``prog=None``) every program the light skeleton
+        attaches, skipping the others as the skeleton does. Returns name → link fd
+        of the links created by this call; on failure those are closed again."""
+        self._check_open()
+        names = [prog] if prog is not None else [p for p in self._progs if self.attachable(p)]
+        made: dict[str, int] = {}
+        try:
+            for n in names:
+                if n in self._links:
+                    raise LoadError(f"attach {n}: already attached", object_name=self.name)
+                made[n] = self._attach_one(n)
+        except BaseException:
+            for fd in made.values():
+                os.close(fd)
+            raise
+        self._links.update(made)
+        return made
+
+    def detach(self) -> None:
+        links, self._links = self._links, {}
+        for fd in links.values():
+            _close_quietly(fd)
+
+    # --- lifetime -----------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError("LoadedObject is closed")
+
+    def close(self) -> None:
+        """Detach, unmap, close program and map fds (as ``__destroy`` does). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self.detach()
+        for m in self._mmaps.values():
+            # BufferError: a caller still holds a memoryview; the mmap stays alive with it
+            with contextlib.suppress(BufferError):
+                m.close()
+        for fd in self._progs.values():
+            _close_quietly(fd)
+        for fd in self._maps.values():
+            _close_quietly(fd)
+
+    def __enter__(self) -> LoadedObject:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not self.__dict__.get("_closed", True):
+            warnings.warn(f"unclosed LoadedObject {self.name!r}", ResourceWarning, stacklevel=1)
+            self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{len(self._maps)} maps, {len(self._progs)} progs"
+        return f"<LoadedObject {self.name!r}: {state}>"
+
+
+def _close_quietly(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
+
+
+def _step_name(s: Step) -> str:
+    if isinstance(s, BtfLoad):
+        return "BTF_LOAD"
+    if isinstance(s, MapCreate):
+        return f"MAP_CREATE {s.name}" if s.index >= 0 else f"MAP_CREATE (inner) {s.name}"
+    if isinstance(s, (MapUpdate, MapFreeze, MapPopulate)):
+        return f"{s.op} {s.map_name}"
+    if isinstance(s, ProgLoad):
+        return f"PROG_LOAD {s.name}"
+    return s.op
+
+
+def diagnose(e: Explanation, blob: bytes) -> tuple[int | None, str | None]:
+    """Which step of a failed loader run failed, from the loader map's value after
+    the run (the loader's working memory: attrs it filled in, fds it stored).
+    Returns (index into ``e.steps``, description), (None, None) when it cannot tell."""
+
+    def u32(off: int) -> int:
+        return struct.unpack_from("<I", blob, off)[0] if 0 <= off <= len(blob) - 4 else 0
+
+    def u64(off: int) -> int:
+        return struct.unpack_from("<Q", blob, off)[0] if 0 <= off <= len(blob) - 8 else 0
+
+    def completed(s: Step) -> bool:
+        return isinstance(s, MapCreate) and s.index >= 0 and u32(4 * s.index) != 0
+
+    def reached(s: Step) -> bool:
+        if isinstance(s, BtfLoad):
+            return u64(s.attr) != 0
+        if isinstance(s, MapCreate):
+            return (completed(s) or (s.uses_btf_fd and u32(s.attr + 48) != 0)
+                    or (s.uses_inner_map_fd and u32(s.attr + 20) != 0))
+        if isinstance(s, (MapUpdate, MapPopulate)):
+            return u64(s.attr + 8) != 0
+        if isinstance(s, MapFreeze):
+            return u32(s.attr) != 0
+        if isinstance(s, ProgLoad):
+            return u64(s.attr + 16) != 0
+        return False
+
+    steps = e.steps
+    last = max((i for i, s in enumerate(steps) if reached(s)), default=None)
+    if last is None:
+        idx = 0
+    elif completed(steps[last]):
+        idx = last + 1
+    else:
+        idx = last
+        nxt = steps[last + 1] if last + 1 < len(steps) else None
+        if isinstance(nxt, MapCreate) and not (nxt.uses_btf_fd or nxt.uses_inner_map_fd):
+            return None, f"{_step_name(steps[last])} or {_step_name(nxt)}"
+    if idx >= len(steps) or not isinstance(steps[idx], (BtfLoad, MapCreate, MapUpdate, MapFreeze,
+                                                          MapPopulate, ProgLoad)):
+        return None, None
+    s = steps[idx]
+    if isinstance(s, ProgLoad):
+        t = s.attach_target
+        if t is not None and u32(s.attr + 108) == 1:  # placeholder not replaced by the lookup
+            return idx, f"attach target lookup {t.kind_name} '{t.name}' for {s.name}"
+        for r in s.relocations:
+            first_strong = r.repeat_of is None and r.strong and r.kind in ("kfunc", "ksym")
+            if first_strong and u32(s.insns + 8 * r.insn + 4) == 0:
+                return idx, f"{r.kind} lookup '{r.name}' for {s.name}"
+    return idx, _step_name(s)
+
+
+def _c_string(buf: ctypes.Array[ctypes.c_char]) -> str:
+    return buf.value.decode(errors="replace")
+
+
+def run(
+    loader: Loader | BpfObject,
+    log_level: int = 0,
+    *,
+    log_size: int = DEFAULT_LOG_SIZE,
+    initial_values: Mapping[str, bytes] | None = None,
+    max_entries: Mapping[str, int] | None = None,
+) -> LoadedObject:
+    """Load ``loader`` (a :class:`Loader`, or a :class:`BpfObject` whose loader is
+    generated with this host's facts) into the kernel and return its maps and
+    programs. ``log_level`` > 0 collects the BTF/verifier log (``LoadError.log``,
+    ``LoadedObject.log``) in a ``log_size`` buffer. ``initial_values`` replaces
+    (a prefix of) a global-data map's initial image before load, by ident or map
+    name — like writing ``skel->rodata`` between open and load; ``max_entries``
+    overrides a map's max_entries (the descriptor field the loader honours).
+    Raises :class:`LoadError` (fds all closed), :class:`BpfPermissionError` when
+    bpf() is refused."""
+    obj = loader if isinstance(loader, BpfObject) else None
+    if obj is not None:
+        name = obj.name
+        loader = obj.gen_loader()
+    else:
+        assert isinstance(loader, Loader)
+        name = "loader"
+    if log_level < 0:
+        raise ValueError("log_level must be >= 0")
+    expl = explain(loader)
+    data, insns = loader.data, loader.insns
+    maps = expl.maps
+    progs = expl.programs
+    images = initial_images(expl, data)
+    info = obj.maps if obj is not None else {}
+    sections = {p.name: p.section for p in obj.programs.values()} if obj is not None else {}
+
+    idents: dict[str, str] = {}
+    mmapable: dict[int, tuple[str, int, bool]] = {}  # map idx -> (ident, mmap size, rdonly)
+    page = mmap.PAGESIZE
+    for m in maps:
+        internal = info[m.name].internal if m.name in info else "." in m.name
+        ident = map_ident(m.name, internal)
+        if ident is not None:
+            idents.setdefault(ident, m.name)
+        if internal and ident and m.flags & _bpf.BPF_F_MMAPABLE and m.index in images:
+            size = (m.value_size + 7) // 8 * 8 * m.max_entries
+            size = max(page, (size + page - 1) // page * page)
+            mmapable[m.index] = (ident, size, bool(m.flags & _bpf.BPF_F_RDONLY_PROG))
+
+    def resolve(key: str) -> MapCreate:
+        full = idents.get(key, key)
+        for m in maps:
+            if m.name == full:
+                return m
+        raise KeyError(f"no map {key!r}")
+
+    ctx_size = max(loader.ctx_size, expl.ctx_size)
+    ctx = ctypes.create_string_buffer(ctx_size)
+    log_buf = ctypes.create_string_buffer(log_size) if log_level else None
+    struct.pack_into("<IIIIQ", ctx, 0, ctx_size, 0, log_level, log_size if log_level else 0,
+                     _bpf.addr(log_buf))
+    for key, value in (max_entries or {}).items():
+        struct.pack_into("<I", ctx, _CTX_HDR + _MAP_DESC * resolve(key).index + 4, value)
+
+    overrides: dict[int, bytes] = {}
+    for key, image in (initial_values or {}).items():
+        m = resolve(key)
+        if m.index not in images:
+            raise ValueError(f"map {key!r} has no initial value to replace")
+        if len(image) > m.value_size:
+            raise ValueError(f"initial value for {key!r} is {len(image)} bytes, map value is "
+                             f"{m.value_size}")
+        overrides[m.index] = bytes(image) + images[m.index][len(image) :]
+
+    owned: list[int] = []  # object fds: closed on any failure
+    regions: list[mmap.mmap] = []  # anon initial-value regions (skel_prep_map_data)
+    keep: list[ctypes.Array[ctypes.c_char]] = []
+    mapped: dict[str, mmap.mmap] = {}
+    try:
+        for idx, (_ident, size, _) in mmapable.items():
+            region = mmap.mmap(-1, size, flags=mmap.MAP_SHARED,
+                               prot=mmap.PROT_READ | mmap.PROT_WRITE)
+            regions.append(region)
+            img = overrides.get(idx, images[idx])
+            region[: len(img)] = img
+            cref = ctypes.c_char.from_buffer(region)
+            struct.pack_into("<Q", ctx, _CTX_HDR + _MAP_DESC * idx + 8, ctypes.addressof(cref))
+            del cref
+        for idx, img in overrides.items():
+            if idx in mmapable:
+                continue
+            buf = ctypes.create_string_buffer(img, len(img))
+            keep.append(buf)
+            struct.pack_into("<Q", ctx, _CTX_HDR + _MAP_DESC * idx + 8, ctypes.addressof(buf))
+
+        _load_and_run(name, expl, data, insns, ctx, ctx_size, log_level, log_buf)
+
+        log = _c_string(log_buf) if log_buf is not None else ""
+        map_fds: dict[str, int] = {}
+        for m in maps:
+            fd = struct.unpack_from("<i", ctx, _CTX_HDR + _MAP_DESC * m.index)[0]
+            if fd > 0:
+                owned.append(fd)
+                map_fds[m.name] = fd
+        prog_fds: dict[str, int] = {}
+        for p in progs:
+            off = _CTX_HDR + _MAP_DESC * expl.nr_maps + _PROG_DESC * p.ctx_slot
+            fd = struct.unpack_from("<i", ctx, off)[0]
+            if fd > 0:
+                owned.append(fd)
+                prog_fds[p.name] = fd
+        missing = [m.name for m in maps if m.name not in map_fds] + [
+            p.name for p in progs if p.name not in prog_fds
+        ]
+        if missing:
+            raise LoadError(f"loader succeeded but left no fd for {', '.join(missing)}",
+                            log=log, object_name=name)
+        # skel_finalize_map_data: map the map's value where the initial image was
+        by_index = {m.index: m for m in maps}
+        for idx, (ident, size, rdonly) in mmapable.items():
+            m = by_index[idx]
+            prot = mmap.PROT_READ if rdonly else mmap.PROT_READ | mmap.PROT_WRITE
+            try:
+                mapped[ident] = mmap.mmap(map_fds[m.name], size, flags=mmap.MAP_SHARED, prot=prot)
+            except OSError as e:
+                raise LoadError(f"mmap of map {m.name}: {_strerror(e.errno or 0)}",
+                                errno=e.errno, log=log, object_name=name) from None
+        loaded = LoadedObject(
+            name=name, explanation=expl, maps=map_fds, progs=prog_fds, mmaps=mapped,
+            idents={k: v for k, v in idents.items() if k != v}, sections=sections, log=log,
+        )
+        owned = []
+        mapped = {}
+        return loaded
+    finally:
+        for mm in mapped.values():
+            mm.close()
+        for fd in owned:
+            _close_quietly(fd)
+        for region in regions:
+            region.close()
+
+
+def _load_and_run(
+    name: str,
+    expl: Explanation,
+    data: bytes,
+    insns: bytes,
+    ctx: ctypes.Array[ctypes.c_char],
+    ctx_size: int,
+    log_level: int,
+    log_buf: ctypes.Array[ctypes.c_char] | None,
+) -> None:
+    """bpf_load_and_run(): loader map + loader prog + test run; both closed on return."""
+
+    def log() -> str:
+        return _c_string(log_buf) if log_buf is not None else ""
+
+    hint = "" if log_level else " (log_level=1 shows the log)"
+    try:
+        map_fd = _bpf.map_create(_bpf.BPF_MAP_TYPE_ARRAY, "__loader.map", 4, len(data), 1)
+    except OSError as e:
+        err = e.errno or 0
+        if err in (_errno.EPERM, _errno.EACCES, _errno.ENOSYS):
+            raise BpfPermissionError(
+                f"bpf() not permitted: creating the loader map failed with {_strerror(err)}; "
+                "loading needs root (CAP_BPF and CAP_PERFMON or CAP_SYS_ADMIN)",
+                errno=err, step="loader map", object_name=name,
+            ) from None
+        raise LoadError(f"failed to create loader map: {_strerror(err)}", errno=err,
+                        step="loader map", object_name=name) from None
+    prog_fd = -1
+    try:
+        try:
+            _bpf.map_update_elem(map_fd, b"\0\0\0\0", data)
+        except OSError as e:
+            raise LoadError(f"failed to update loader map: {_strerror(e.errno or 0)}",
+                            errno=e.errno, step="loader map", object_name=name) from None
+        fd_array = ctypes.c_int(map_fd)
+        try:
+            prog_fd = _bpf.prog_load(
+                _bpf.BPF_PROG_TYPE_SYSCALL, insns, _LOADER_LICENSE, "__loader.prog",
+                fd_array=ctypes.addressof(fd_array), prog_flags=_bpf.BPF_F_SLEEPABLE,
+                log_level=log_level, log_size=len(log_buf) if log_buf is not None else 0,
+                log_buf=_bpf.addr(log_buf),
+            )
+        except OSError as e:
+            raise LoadError(f"failed to load loader prog: {_strerror(e.errno or 0)}{hint}",
+                            errno=e.errno, log=log(), step="loader prog",
+                            object_name=name) from None
+        try:
+            res = _bpf.prog_test_run(prog_fd, ctx=ctx, ctx_size=ctx_size)
+        except OSError as e:
+            raise LoadError(f"failed to execute loader prog: {_strerror(e.errno or 0)}",
+                            errno=e.errno, log=log(), step="loader run",
+                            object_name=name) from None
+        if res.retval < 0:
+            err = -res.retval
+            try:
+                blob = _bpf.map_lookup_elem(map_fd, b"\0\0\0\0", len(data)) or b""
+            except OSError:
+                blob = b""
+            idx, step = diagnose(expl, blob) if blob else (None, None)
+            where = f"{step}: " if step else "loader prog: "
+            raise LoadError(f"{where}{_strerror(err)}{hint if log_level == 0 else ''}",
+                            errno=err, log=log(), step=step, step_index=idx, object_name=name)
+    finally:
+        _close_quietly(map_fd)
+        if prog_fd >= 0:
+            _close_quietly(prog_fd)
+
+
+__all__ = ["BpfPermissionError", "LoadError", "LoadedObject", "diagnose", "map_ident", "run"]
