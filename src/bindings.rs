@@ -77,6 +77,9 @@ struct HostArgs {
     /// Test-only: bpftool 7.5.0's (wrong) prog-fd slots for `?` programs.
     #[pyo3(item)]
     bpftool_prog_slots: Option<bool>,
+    /// Test-only: bpftool 7.5.0's (wrong) lookups of `name___flavour` ksyms.
+    #[pyo3(item)]
+    bpftool_ksym_names: Option<bool>,
 }
 
 impl HostArgs {
@@ -123,10 +126,12 @@ impl PyObject_ {
         for m in &self.inner.maps {
             let d = PyDict::new(py);
             d.set_item("name", &m.name)?;
-            d.set_item(
-                "section",
-                self.inner.section_names.get(m.sec_idx).cloned().unwrap_or_default(),
-            )?;
+            // The .kconfig map has no ELF section of its own (libbpf files it under the symtab).
+            let section = match m.origin {
+                crate::object::MapOrigin::Kconfig => ".kconfig".to_string(),
+                _ => self.inner.section_names.get(m.sec_idx).cloned().unwrap_or_default(),
+            };
+            d.set_item("section", section)?;
             d.set_item("type", section_defs::map_type_name(m.def.map_type).unwrap_or("unknown"))?;
             d.set_item("type_id", m.def.map_type)?;
             d.set_item("key_size", m.def.key_size)?;
@@ -204,6 +209,7 @@ impl PyObject_ {
     fn gen_skeleton(&self, py: Python<'_>, host: HostArgs) -> PyResult<String> {
         let opts = crate::generate::GenOptions {
             bpftool_prog_slots: host.bpftool_prog_slots.unwrap_or(false),
+            bpftool_ksym_names: host.bpftool_ksym_names.unwrap_or(false),
         };
         let host = host.into_host();
         let obj = &self.inner;
@@ -219,6 +225,7 @@ impl PyObject_ {
     fn gen_loader<'py>(&self, py: Python<'py>, host: HostArgs) -> PyResult<LoaderTuple<'py>> {
         let opts = crate::generate::GenOptions {
             bpftool_prog_slots: host.bpftool_prog_slots.unwrap_or(false),
+            bpftool_ksym_names: host.bpftool_ksym_names.unwrap_or(false),
         };
         let host = host.into_host();
         let obj = &self.inner;

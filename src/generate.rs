@@ -78,8 +78,22 @@ fn btf_ids_dropped(t: u32) -> bool {
     )
 }
 
+/// A map whose BTF names only a key type, or only a value type where the
+/// kernel needs both. libbpf 1.5's loader passes such ids on and MAP_CREATE
+/// fails with EINVAL; libbpf's normal loader retries without BTF and the map
+/// is created. We create it without BTF right away (README: divergences).
+pub fn btf_ids_incomplete(def: &MapDef) -> bool {
+    match (def.key_type_id != 0, def.value_type_id != 0) {
+        (true, false) => true,
+        // The kernel accepts a missing key type only for these.
+        (false, true) => !(def.map_type == map_type::ARRAY && def.max_entries == 1
+            || def.map_type == map_type::BLOOM_FILTER),
+        _ => false,
+    }
+}
+
 fn map_create<'a>(map: &'a Map, def: &MapDef, has_btf: bool) -> MapCreate<'a> {
-    let keep_ids = has_btf && !btf_ids_dropped(def.map_type);
+    let keep_ids = has_btf && !btf_ids_dropped(def.map_type) && !btf_ids_incomplete(def);
     MapCreate {
         map_type: def.map_type,
         name: &map.name,
@@ -94,9 +108,23 @@ fn map_create<'a>(map: &'a Map, def: &MapDef, has_btf: bool) -> MapCreate<'a> {
     }
 }
 
+/// A CO-RE-style `name___flavour` reduced to `name` (`bpf_core_essential_name_len`).
+pub fn essential_name(name: &str) -> &str {
+    let b = name.as_bytes();
+    let n = b.len();
+    if n >= 5 {
+        for i in (0..=n - 5).rev() {
+            if b[i] != b'_' && &b[i + 1..i + 4] == b"___" && b[i + 4] != b'_' {
+                return &name[..i + 1];
+            }
+        }
+    }
+    name
+}
+
 /// `bpf_program_record_relos`: the ksym and kfunc references the loader
 /// must resolve, in final instruction order.
-fn ksym_relocs(obj: &Object, relocs: &[Reloc]) -> Vec<KsymReloc> {
+fn ksym_relocs(obj: &Object, relocs: &[Reloc], opts: GenOptions) -> Vec<KsymReloc> {
     relocs
         .iter()
         .filter_map(|r| {
@@ -109,11 +137,19 @@ fn ksym_relocs(obj: &Object, relocs: &[Reloc]) -> Vec<KsymReloc> {
             let ExternKind::Ksym { type_id } = ext.kind else {
                 return None;
             };
+            let is_typeless = is_ld64 && type_id == 0;
+            // BTF lookups use the name without its `___flavour` suffix, as
+            // libbpf's normal loader does; libbpf 1.5's gen mode keeps the
+            // suffix, so such kfuncs are never found (README: divergences).
+            let name = if opts.bpftool_ksym_names || is_typeless {
+                ext.name.clone()
+            } else {
+                essential_name(&ext.name).to_string()
+            };
             Some(KsymReloc {
-                // libbpf 1.5 looks the name up with any `___flavour` suffix kept.
-                name: ext.name.clone(),
+                name,
                 is_weak: ext.is_weak,
-                is_typeless: is_ld64 && type_id == 0,
+                is_typeless,
                 is_ld64,
                 kind: if ext.is_func || !is_ld64 {
                     btf_kind::FUNC
@@ -153,6 +189,9 @@ pub struct GenOptions {
     /// Off by default: each program's fd goes to its own slot. Only for tests
     /// that prove this is the sole difference.
     pub bpftool_prog_slots: bool,
+    /// Reproduce bpftool 7.5.0's run-time lookups of `name___flavour` ksyms
+    /// and kfuncs with the suffix kept (never found). Test-only, like above.
+    pub bpftool_ksym_names: bool,
 }
 
 pub fn gen_loader(obj: &Object, host: &Host) -> Result<LoaderBlobs> {
@@ -164,16 +203,6 @@ pub fn gen_loader_with(obj: &Object, host: &Host, opts: GenOptions) -> Result<Lo
 }
 
 fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs> {
-    if let Some(m) = obj.maps.iter().find(|m| m.prog_slots.iter().any(Option::is_some)) {
-        return Err(Error::unsupported(format!(
-            "map '{}': static initialisation of a prog-array is not supported by libbpf 1.5's loader generator",
-            m.name
-        ))
-        .in_section(".maps"));
-    }
-    if obj.maps.len() > 64 {
-        return Err(Error::unsupported("Total maps exceeds 64"));
-    }
     // Validate every program that will load before linking, in libbpf's terms.
     for p in obj.programs.iter().filter(|p| !p.is_subprog && p.autoload) {
         let attrs = p.load_attrs();
@@ -313,9 +342,27 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
             } else {
                 skel_slots[lp.prog_idx]
             },
-            ksym_relocs: ksym_relocs(obj, &lp.relocs),
+            ksym_relocs: ksym_relocs(obj, &lp.relocs, opts),
             core_relos: core_records(&lp.relocs),
         });
+    }
+    // Static `.values` of prog-arrays, once their programs exist (libbpf 1.5
+    // refuses these in gen mode; its normal loader fills them after loading).
+    for (map_idx, map) in obj.maps.iter().enumerate() {
+        for (slot, target) in map.prog_slots.iter().enumerate() {
+            let Some(target) = target else { continue };
+            let load_idx = linked
+                .iter()
+                .position(|lp| obj.programs[lp.prog_idx].name == *target)
+                .ok_or_else(|| {
+                    Error::unsupported(format!(
+                        "map '{}': slot [{slot}] refers to program '{target}', which is not loaded",
+                        map.name
+                    ))
+                    .in_section(".maps")
+                })?;
+            emitter.populate_prog_array(map_idx, slot as u32, load_idx);
+        }
     }
     let (data, insns) = emitter.finish()?;
     Ok(LoaderBlobs {
@@ -335,6 +382,16 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
 #[cfg(test)]
 mod tests {
     use super::ringbuf_size;
+
+    #[test]
+    fn flavour_suffixes() {
+        use super::essential_name;
+        assert_eq!(essential_name("bpf_task_acquire___flav"), "bpf_task_acquire");
+        assert_eq!(essential_name("a___b___c"), "a___b");
+        assert_eq!(essential_name("plain"), "plain");
+        assert_eq!(essential_name("x____y"), "x____y");
+        assert_eq!(essential_name("___abc"), "___abc");
+    }
 
     #[test]
     fn ringbuf_rounding() {

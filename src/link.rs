@@ -10,7 +10,7 @@ use crate::externs::{ExternKind, Resolved};
 use crate::insn::{
     BPF_PSEUDO_BTF_ID, BPF_PSEUDO_FUNC, BPF_PSEUDO_KFUNC_CALL, BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE, Insn,
 };
-use crate::object::{Object, Reloc, RelocKind};
+use crate::object::{Object, Reloc, RelocKind, find_prog_by_sec_insn};
 
 /// func_info or line_info records ready for PROG_LOAD.
 #[derive(Debug, Clone, Default)]
@@ -58,9 +58,7 @@ fn relocs_with_core(obj: &Object) -> Result<Vec<Vec<Reloc>>> {
                 );
             }
             let sec_insn = (insn_off / 8) as usize;
-            let Some(pi) = obj.programs.iter().position(|p| {
-                Some(p.sec_idx) == sec_idx && sec_insn >= p.sec_insn_off && sec_insn < p.sec_insn_off + p.sec_insn_cnt
-            }) else {
+            let Some(pi) = sec_idx.and_then(|si| find_prog_by_sec_insn(&obj.programs, si, sec_insn)) else {
                 continue;
             };
             let p = &obj.programs[pi];
@@ -83,20 +81,20 @@ fn relocs_with_core(obj: &Object) -> Result<Vec<Vec<Reloc>>> {
     Ok(relocs)
 }
 
+const EXCEPTION_CB_PREFIX: &str = "exception_callback:";
+
 /// The exception callback a main program names through an
 /// `exception_callback:<name>` decl tag (`bpf_prog_assign_exc_cb`).
-fn exception_callback(obj: &Object, main: usize) -> Result<Option<usize>> {
-    const PREFIX: &str = "exception_callback:";
+/// `candidates`: from [`exception_callback_tags`]; no other type can name a
+/// callback.
+fn exception_callback(obj: &Object, main: usize, candidates: &[u32]) -> Result<Option<usize>> {
     let Some(btf) = &obj.btf else { return Ok(None) };
     let prog = &obj.programs[main];
     let err = |msg: String| Err(Error::btf(format!("prog '{}': {msg}", prog.name)).in_section(".BTF"));
     let mut found: Option<usize> = None;
-    for id in 1..btf.type_cnt() {
+    for &id in candidates {
         let t = btf.type_by_id(id)?;
-        if t.kind() != kind::DECL_TAG || btf.tail_u32(&t) != u32::MAX {
-            continue;
-        }
-        let Some(cb_name) = btf.name_of(&t)?.strip_prefix(PREFIX) else {
+        let Some(cb_name) = btf.name_of(&t)?.strip_prefix(EXCEPTION_CB_PREFIX) else {
             continue;
         };
         let target = btf.type_by_id(t.size_or_type)?;
@@ -142,9 +140,104 @@ fn exception_callback(obj: &Object, main: usize) -> Result<Option<usize>> {
     Ok(found)
 }
 
+/// The DECL_TAGs `exception_callback` does not skip, in id order: tags on a
+/// whole function (component index -1) whose name starts with
+/// `exception_callback:`, or cannot be read (so the error surfaces exactly
+/// where the per-program scan would raise it). The filter has no side
+/// effects and is the same for every program, so it runs once per object.
+/// (Performance: scanning every BTF type per entry program was quadratic;
+/// selftests carry hundreds of `comment:` tags.)
+fn exception_callback_tags(obj: &Object) -> Vec<u32> {
+    let Some(btf) = &obj.btf else { return Vec::new() };
+    (1..btf.type_cnt())
+        .filter(|&id| {
+            btf.type_by_id(id).is_ok_and(|t| {
+                t.kind() == kind::DECL_TAG
+                    && btf.tail_u32(&t) == u32::MAX
+                    && btf.name_of(&t).map_or(true, |n| n.starts_with(EXCEPTION_CB_PREFIX))
+            })
+        })
+        .collect()
+}
+
+/// Where each `.BTF.ext` func_info / line_info section's records apply,
+/// computed once per object (`append_ext_info` runs for every piece of every
+/// program).
+struct ExtIndex {
+    func: Vec<ExtSecIndex>,
+    line: Vec<ExtSecIndex>,
+}
+
+struct ExtSecIndex {
+    /// ELF section index the records belong to; None when the name is
+    /// unreadable, empty or names no section (libbpf skips those).
+    sec_idx: Option<usize>,
+    /// The records' instruction offsets are non-decreasing (as compilers
+    /// emit them): ranges are then found by binary search; otherwise by
+    /// libbpf's linear scan. Checked on first use.
+    sorted: std::cell::OnceCell<bool>,
+}
+
+/// The first `i` in `0..n` for which `pred(i)` is false (`pred` must be
+/// true on a prefix), like `slice::partition_point` over record indices.
+fn partition_point(n: usize, pred: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if pred(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+impl ExtIndex {
+    fn new(obj: &Object) -> ExtIndex {
+        let (Some(ext), Some(btf)) = (&obj.btf_ext, &obj.btf) else {
+            return ExtIndex {
+                func: Vec::new(),
+                line: Vec::new(),
+            };
+        };
+        // (name, index) of every ELF section after the null one, sorted, for
+        // the first index of a name by binary search.
+        let mut by_name: Vec<(&str, usize)> =
+            obj.section_names.iter().enumerate().skip(1).map(|(i, n)| (n.as_str(), i)).collect();
+        by_name.sort_unstable();
+        let first_named = |name: &str| {
+            let i = by_name.partition_point(|&(n, _)| n < name);
+            by_name.get(i).filter(|&&(n, _)| n == name).map(|&(_, idx)| idx)
+        };
+        let index = |info: &crate::btf::ext::ExtInfo| -> Vec<ExtSecIndex> {
+            info.sections
+                .iter()
+                .map(|sec| {
+                    let sec_idx = btf
+                        .str_at(sec.sec_name_off)
+                        .ok()
+                        .filter(|n| !n.is_empty())
+                        .and_then(first_named);
+                    ExtSecIndex {
+                        sec_idx,
+                        sorted: std::cell::OnceCell::new(),
+                    }
+                })
+                .collect()
+        };
+        ExtIndex {
+            func: index(&ext.func_info),
+            line: index(&ext.line_info),
+        }
+    }
+}
+
 /// Link every autoloaded entry program, in object order.
 pub fn link_programs(obj: &Object, resolved: &Resolved) -> Result<Vec<LinkedProgram>> {
     let own_relocs = relocs_with_core(obj).map_err(|e| e.for_object(&obj.name))?;
+    let exc_tags = exception_callback_tags(obj);
+    let ext_index = ExtIndex::new(obj);
     // Callback address loads are marked on every program's pristine code
     // first, so appended copies carry the mark too.
     let pristine: Vec<Vec<Insn>> = obj
@@ -170,6 +263,8 @@ pub fn link_programs(obj: &Object, resolved: &Resolved) -> Result<Vec<LinkedProg
             pristine: &pristine,
             own_relocs: &own_relocs,
             resolved,
+            exc_tags: &exc_tags,
+            ext_index: &ext_index,
             sub_insn_off: vec![0; obj.programs.len()],
             insns: pristine[idx].clone(),
             relocs: own_relocs[idx].clone(),
@@ -198,6 +293,8 @@ struct Linker<'o> {
     /// Each program's own relocations (ELF ones plus recorded CO-RE).
     own_relocs: &'o [Vec<Reloc>],
     resolved: &'o Resolved,
+    exc_tags: &'o [u32],
+    ext_index: &'o ExtIndex,
     /// Where each sub-program landed in the current main program (0: not yet).
     sub_insn_off: Vec<usize>,
     insns: Vec<Insn>,
@@ -262,10 +359,7 @@ impl Linker<'_> {
     fn find_subprog(&self, sec_insn: i64) -> Option<usize> {
         let text = self.obj.text_shndx?;
         let sec_insn = usize::try_from(sec_insn).ok()?;
-        self.obj
-            .programs
-            .iter()
-            .position(|p| p.sec_idx == text && sec_insn >= p.sec_insn_off && sec_insn < p.sec_insn_off + p.sec_insn_cnt)
+        find_prog_by_sec_insn(&self.obj.programs, text, sec_insn)
     }
 
     fn append_subprog(&mut self, sub: usize) {
@@ -279,7 +373,7 @@ impl Linker<'_> {
     }
 
     fn append_exception_callback(&mut self, main: usize) -> Result<()> {
-        if let Some(cb) = exception_callback(self.obj, main)?
+        if let Some(cb) = exception_callback(self.obj, main, self.exc_tags)?
             && self.sub_insn_off[cb] == 0
         {
             self.append_subprog(cb);
@@ -292,10 +386,9 @@ impl Linker<'_> {
     /// byte offsets into instruction indices of the main program.
     fn append_ext_info(&mut self, main: usize, prog: usize, which: ExtKind) -> Result<()> {
         let Some(ext) = &self.obj.btf_ext else { return Ok(()) };
-        let btf = self.obj.btf.as_ref().expect("BTF.ext implies BTF");
-        let (info, slot, what) = match which {
-            ExtKind::Func => (&ext.func_info, &mut self.func_info, "function"),
-            ExtKind::Line => (&ext.line_info, &mut self.line_info, "line"),
+        let (info, index, slot, what) = match which {
+            ExtKind::Func => (&ext.func_info, &self.ext_index.func, &mut self.func_info, "function"),
+            ExtKind::Line => (&ext.line_info, &self.ext_index.line, &mut self.line_info, "line"),
         };
         if main != prog && slot.is_none() {
             return Ok(());
@@ -303,37 +396,36 @@ impl Linker<'_> {
         let p = &self.obj.programs[prog];
         let off_adj = self.sub_insn_off[prog] as i64 - p.sec_insn_off as i64;
         let mut found: Option<(usize, usize, usize)> = None; // (section, first, end)
-        for (si, sec) in info.sections.iter().enumerate() {
-            let Ok(name) = btf.str_at(sec.sec_name_off) else {
-                continue;
+        // The first ext section for the program's ELF section (libbpf stops there).
+        if let Some(si) = index.iter().position(|x| x.sec_idx == Some(p.sec_idx)) {
+            let sec = &info.sections[si];
+            let (lo, hi) = (p.sec_insn_off, p.sec_insn_off + p.sec_insn_cnt);
+            let insn_off = |i: usize| (ext.record_insn_off(info, sec, i) / 8) as usize;
+            let sorted = *index[si]
+                .sorted
+                .get_or_init(|| (1..sec.count).all(|i| insn_off(i - 1) <= insn_off(i)));
+            found = match sorted {
+                // Sorted records: the same range the scan below finds.
+                true => {
+                    let first = partition_point(sec.count, |i| insn_off(i) < lo);
+                    let end = partition_point(sec.count, |i| insn_off(i) < hi);
+                    (first < end).then_some((si, first, end))
+                }
+                false => {
+                    let (mut first, mut end) = (None, 0);
+                    for i in 0..sec.count {
+                        if insn_off(i) < lo {
+                            continue;
+                        }
+                        if insn_off(i) >= hi {
+                            break;
+                        }
+                        first.get_or_insert(i);
+                        end = i + 1;
+                    }
+                    first.map(|f| (si, f, end))
+                }
             };
-            if name.is_empty() {
-                continue;
-            }
-            let sec_idx = self
-                .obj
-                .section_names
-                .iter()
-                .skip(1)
-                .position(|n| n == name)
-                .map(|i| i + 1);
-            if sec_idx != Some(p.sec_idx) {
-                continue;
-            }
-            let (mut first, mut end) = (None, 0);
-            for i in 0..sec.count {
-                let insn_off = (ext.record_insn_off(info, sec, i) / 8) as usize;
-                if insn_off < p.sec_insn_off {
-                    continue;
-                }
-                if insn_off >= p.sec_insn_off + p.sec_insn_cnt {
-                    break;
-                }
-                first.get_or_insert(i);
-                end = i + 1;
-            }
-            found = first.map(|f| (si, f, end));
-            break;
         }
         let Some((si, first, end)) = found else {
             if slot.is_some() {

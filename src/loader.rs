@@ -23,9 +23,10 @@ const BPF_PROG_LOAD: i32 = 5;
 const BPF_BTF_LOAD: i32 = 18;
 const BPF_MAP_FREEZE: i32 = 22;
 
+/// libbpf's fd_array: 64 map slots, then 256 kfunc BTF fd slots. Objects
+/// with more maps get one map slot per map (beyond libbpf 1.5).
 const MAX_USED_MAPS: usize = 64;
 const MAX_KFUNC_DESCS: usize = 256;
-const FD_ARRAY_BYTES: u32 = ((MAX_USED_MAPS + MAX_KFUNC_DESCS) * 4) as u32;
 
 /// `struct loader_stack` sits at the bottom of the loader's 512-byte frame:
 /// btf_fd, inner_map_fd, then one slot per program.
@@ -138,6 +139,12 @@ pub struct LoaderGen {
     cleanup_label: usize,
     nr_maps: usize,
     nr_maps_total: usize,
+    /// Map slots at the start of the fd array (64 as in libbpf, or more).
+    map_slots: usize,
+    /// More than 32 programs: program fds live in the data blob at this
+    /// offset instead of the loader's stack (beyond libbpf 1.5, whose stack
+    /// slots run out and whose loader the verifier then rejects).
+    prog_fd_blob: Option<i32>,
     /// Skeleton slot for each loaded program, in load order.
     prog_slots: Vec<usize>,
     /// kfunc BTF fd slots in use by the current program.
@@ -158,26 +165,39 @@ fn put_name(buf: &mut [u8], off: usize, name: &str) {
 
 impl LoaderGen {
     /// `bpf_gen__init`: fd array, stack-zeroing prologue, cleanup block.
+    ///
+    /// `nr_progs` counts every program of the object, `.text` functions
+    /// included, like libbpf's `obj->nr_programs`. Up to 32 programs and 64
+    /// maps the output is libbpf's byte for byte.
     pub fn new(nr_progs: usize, nr_maps: usize) -> LoaderGen {
+        let map_slots = nr_maps.max(MAX_USED_MAPS);
         let mut g = LoaderGen {
             data: Vec::with_capacity(4096),
             insns: Vec::with_capacity(256),
             cleanup_label: 0,
             nr_maps: 0,
             nr_maps_total: nr_maps,
+            map_slots,
+            prog_fd_blob: None,
             prog_slots: Vec::new(),
             nr_fd_array: 0,
             error: None,
         };
-        g.add_zeroes(FD_ARRAY_BYTES as usize);
+        g.add_zeroes((map_slots + MAX_KFUNC_DESCS) * 4);
+        if nr_progs > MAX_USED_PROGS {
+            g.prog_fd_blob = Some(g.add_zeroes(4 * nr_progs));
+        }
         g.emit(Insn::mov64_reg(R6, R1));
         g.emit(Insn::mov64_reg(R1, R10));
         g.emit(Insn::alu64_imm(BPF_ADD, R1, -STACK_SZ));
         g.emit(Insn::mov64_imm(R2, STACK_SZ));
         g.emit(Insn::mov64_imm(R3, 0));
         g.emit(Insn::call(FN_PROBE_READ_KERNEL));
-        let stack_words = 2 + nr_progs;
-        let skip = stack_words * 3 + 2 + nr_maps * 6;
+        // Stack words closed on cleanup: btf_fd, inner_map_fd and (when they
+        // live on the stack) one per program.
+        let stack_words = if g.prog_fd_blob.is_some() { 2 } else { 2 + nr_progs };
+        let blob_progs = if g.prog_fd_blob.is_some() { nr_progs } else { 0 };
+        let skip = stack_words * 3 + 2 + (nr_maps + blob_progs) * 6;
         let skip = g.jump_off(skip as i64);
         g.emit(Insn::jmp_imm(BPF_JA, 0, 0, skip));
         g.cleanup_label = g.insns.len();
@@ -185,6 +205,11 @@ impl LoaderGen {
             g.emit(Insn::ldx_mem(Size::W, R1, R10, (-STACK_SZ + 4 * w as i32) as i16));
             g.emit(Insn::jmp_imm(BPF_JSLE, R1, 0, 1));
             g.emit(Insn::call(FN_SYS_CLOSE));
+        }
+        if let Some(base) = g.prog_fd_blob {
+            for j in 0..nr_progs {
+                g.emit_sys_close_blob(base + 4 * j as i32);
+            }
         }
         for i in 0..nr_maps {
             g.emit_sys_close_blob(fd_array_off(i));
@@ -351,7 +376,8 @@ impl LoaderGen {
             self.stack2blob(a + 20, 4, STACK_INNER_MAP_FD);
         }
         if let Some(idx) = map_idx {
-            self.ctx2blob(a + 12, 4, ctx_map_off(idx) + 4, true);
+            let max_entries = self.ctx_off(CTX_SIZE + MAP_DESC_SIZE * idx + 4);
+            self.ctx2blob(a + 12, 4, max_entries, true);
         }
         self.sys_bpf(BPF_MAP_CREATE, a, MAP_CREATE_ATTR_SIZE);
         self.check_err();
@@ -362,10 +388,6 @@ impl LoaderGen {
                 return;
             }
             Some(_) => {
-                if self.nr_maps == MAX_USED_MAPS {
-                    self.fail(Error::unsupported(format!("Total maps exceeds {MAX_USED_MAPS}")));
-                    return;
-                }
                 let idx = self.nr_maps;
                 self.nr_maps += 1;
                 self.ld_blob(R1, fd_array_off(idx));
@@ -381,7 +403,8 @@ impl LoaderGen {
     pub fn map_update_elem(&mut self, map_idx: usize, value: &[u8]) {
         let v = self.add_data(value);
         let key = self.add_data(&0u32.to_le_bytes());
-        self.emit(Insn::ldx_mem(Size::DW, R3, R6, ctx_map_off(map_idx) + 8));
+        let initial_value = self.ctx_off(CTX_SIZE + MAP_DESC_SIZE * map_idx + 8);
+        self.emit(Insn::ldx_mem(Size::DW, R3, R6, initial_value));
         self.emit(Insn::jmp_imm(BPF_JEQ, R3, 0, 8));
         self.ld_blob(R1, v);
         self.emit(Insn::mov64_imm(R2, value.len() as i32));
@@ -394,6 +417,37 @@ impl LoaderGen {
         self.blob2blob(a, 4, fd_array_off(map_idx));
         self.rel_store(a + 8, key);
         self.rel_store(a + 16, v);
+        self.sys_bpf(BPF_MAP_UPDATE_ELEM, a, MAP_UPDATE_ATTR_SIZE);
+        self.check_err();
+    }
+
+    /// A ctx offset for a load or store; the skeleton struct must stay
+    /// addressable with a 16-bit offset.
+    fn ctx_off(&mut self, off: usize) -> i16 {
+        match i16::try_from(off) {
+            Ok(v) => v,
+            Err(_) => {
+                self.fail(Error::unsupported(format!(
+                    "skeleton context offset {off} does not fit in 16 bits (too many maps and programs)"
+                )));
+                0
+            }
+        }
+    }
+
+    /// Store a loaded program's fd in a PROG_ARRAY slot (static `.values`
+    /// of a prog-array; libbpf 1.5 refuses these in gen mode).
+    pub fn populate_prog_array(&mut self, map_idx: usize, slot: u32, load_idx: usize) {
+        let key = self.add_data(&slot.to_le_bytes());
+        let value = self.add_zeroes(4);
+        let a = self.add_zeroes(MAP_UPDATE_ATTR_SIZE);
+        match self.prog_fd_blob {
+            Some(base) => self.blob2blob(value, 4, base + 4 * load_idx as i32),
+            None => self.stack2blob(value, 4, stack_prog_fd(load_idx)),
+        }
+        self.blob2blob(a, 4, fd_array_off(map_idx));
+        self.rel_store(a + 8, key);
+        self.rel_store(a + 16, value);
         self.sys_bpf(BPF_MAP_UPDATE_ELEM, a, MAP_UPDATE_ATTR_SIZE);
         self.check_err();
     }
@@ -480,7 +534,13 @@ impl LoaderGen {
         }
         self.check_err();
         let j = self.prog_slots.len();
-        self.emit(Insn::stx_mem(Size::W, R10, R7, stack_prog_fd(j)));
+        match self.prog_fd_blob {
+            Some(base) => {
+                self.ld_blob(R1, base + 4 * j as i32);
+                self.emit(Insn::stx_mem(Size::W, R1, R7, 0));
+            }
+            None => self.emit(Insn::stx_mem(Size::W, R10, R7, stack_prog_fd(j))),
+        }
         self.prog_slots.push(p.skel_slot);
     }
 
@@ -549,7 +609,7 @@ impl LoaderGen {
             (self.add_zeroes(4) - fd_array_off(0)) / 4
         } else {
             self.nr_fd_array += 1;
-            (MAX_USED_MAPS + self.nr_fd_array - 1) as i32
+            (self.map_slots + self.nr_fd_array - 1) as i32
         };
         if slot > i16::MAX as i32 {
             self.fail(Error::unsupported(format!(
@@ -632,7 +692,7 @@ impl LoaderGen {
                 self.emit_sys_close_blob(d.insn + 12);
             } else if !d.is_ld64 {
                 self.emit_sys_close_blob(fd_array_off(d.off as usize));
-                if (d.off as usize) < MAX_USED_MAPS + MAX_KFUNC_DESCS {
+                if (d.off as usize) < self.map_slots + MAX_KFUNC_DESCS {
                     self.nr_fd_array -= 1;
                 }
             }
@@ -650,11 +710,15 @@ impl LoaderGen {
         self.emit_sys_close_stack(STACK_BTF_FD);
         let maps_end = CTX_SIZE + MAP_DESC_SIZE * self.nr_maps;
         for (j, &slot) in self.prog_slots.clone().iter().enumerate() {
-            let ctx_off = maps_end + PROG_DESC_SIZE * slot;
-            self.stack2ctx(ctx_off as i16, 4, stack_prog_fd(j));
+            let ctx_off = self.ctx_off(maps_end + PROG_DESC_SIZE * slot);
+            match self.prog_fd_blob {
+                Some(base) => self.blob2ctx(ctx_off, 4, base + 4 * j as i32),
+                None => self.stack2ctx(ctx_off, 4, stack_prog_fd(j)),
+            }
         }
         for i in 0..self.nr_maps {
-            self.blob2ctx(ctx_map_off(i), 4, fd_array_off(i));
+            let ctx_off = self.ctx_off(CTX_SIZE + MAP_DESC_SIZE * i);
+            self.blob2ctx(ctx_off, 4, fd_array_off(i));
         }
         self.emit(Insn::mov64_imm(R0, 0));
         self.emit(Insn::exit());
@@ -671,8 +735,4 @@ impl LoaderGen {
 
 fn fd_array_off(idx: usize) -> i32 {
     (idx * 4) as i32
-}
-
-fn ctx_map_off(idx: usize) -> i16 {
-    (CTX_SIZE + MAP_DESC_SIZE * idx) as i16
 }

@@ -241,8 +241,61 @@ fn internal_map_name(kern_obj_name: &str, real_name: &str) -> String {
         .collect()
 }
 
+/// libbpf's `find_prog_by_sec_insn`: the program of section `sec_idx` that
+/// contains instruction `insn_idx`, by binary search over `programs`, which
+/// are sorted by (section index, offset) once sections are collected.
+/// (Performance: replaces linear `position()` scans that made relocation
+/// collection and linking quadratic in the number of programs.)
+pub fn find_prog_by_sec_insn(programs: &[Program], sec_idx: usize, insn_idx: usize) -> Option<usize> {
+    // Index of the last program at or before (sec_idx, insn_idx).
+    let after = programs.partition_point(|p| (p.sec_idx, p.sec_insn_off) <= (sec_idx, insn_idx));
+    let i = after.checked_sub(1)?;
+    let p = &programs[i];
+    (p.sec_idx == sec_idx && insn_idx >= p.sec_insn_off && insn_idx < p.sec_insn_off + p.sec_insn_cnt).then_some(i)
+}
+
 pub fn is_map_in_map(t: u32) -> bool {
     t == map_type::ARRAY_OF_MAPS || t == map_type::HASH_OF_MAPS
+}
+
+/// The map and extern searches of relocation collection as sorted
+/// (key, index) tables, built once per object; `first` returns the lowest
+/// index with the key, which is what the linear search libbpf does finds.
+/// (Performance: a linear search per relocation was quadratic for objects
+/// with many maps or externs.)
+struct RelocLookup {
+    /// `.maps` offset → user map defined there.
+    user_map_at: Vec<(u64, usize)>,
+    /// ELF section index → internal (global data) map of that section.
+    data_map_of: Vec<(u64, usize)>,
+    /// Symbol index → extern.
+    extern_of_sym: Vec<(u64, usize)>,
+}
+
+impl RelocLookup {
+    fn new(obj: &Object, maps_shndx: Option<usize>) -> RelocLookup {
+        let table = |it: &mut dyn Iterator<Item = (u64, usize)>| {
+            let mut v: Vec<(u64, usize)> = it.collect();
+            v.sort_unstable();
+            v
+        };
+        let maps = obj.maps.iter().enumerate();
+        RelocLookup {
+            user_map_at: table(
+                &mut maps
+                    .clone()
+                    .filter(|(_, m)| m.origin == MapOrigin::User && Some(m.sec_idx) == maps_shndx)
+                    .map(|(i, m)| (m.sec_offset, i)),
+            ),
+            data_map_of: table(&mut maps.filter(|(_, m)| m.is_internal()).map(|(i, m)| (m.sec_idx as u64, i))),
+            extern_of_sym: table(&mut obj.externs.iter().enumerate().map(|(i, e)| (e.sym_idx as u64, i))),
+        }
+    }
+
+    fn first(table: &[(u64, usize)], key: u64) -> Option<usize> {
+        let i = table.partition_point(|&(k, _)| k < key);
+        table.get(i).filter(|&&(k, _)| k == key).map(|&(_, idx)| idx)
+    }
 }
 
 struct Opener<'a, 'e> {
@@ -465,6 +518,11 @@ impl<'a> Opener<'a, '_> {
         let Some(btf) = self.obj.btf.as_mut() else {
             return Ok(());
         };
+        // First global/weak OBJECT symbol of each name, built on first use.
+        // (Performance: a linear symbol search per VAR, like libbpf's
+        // `find_elf_var_sym`, is quadratic for objects with many globals.)
+        let elf = self.elf;
+        let mut var_syms: Option<Vec<(&str, usize)>> = None;
         for id in 1..btf.type_cnt() {
             let t = btf.type_by_id(id)?;
             if t.kind() != kind::DATASEC {
@@ -497,11 +555,23 @@ impl<'a> Opener<'a, '_> {
                         continue;
                     }
                     let var_name = btf.name_of(&var)?;
-                    let sym = self
-                        .elf
-                        .symbols
-                        .iter()
-                        .find(|s| s.typ == elf::STT_OBJECT && s.is_global_or_weak() && s.name == var_name)
+                    let by_name = var_syms.get_or_insert_with(|| {
+                        // (name, symbol index), sorted: the first symbol of a name by binary search.
+                        let mut v: Vec<(&str, usize)> = elf
+                            .symbols
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, s)| s.typ == elf::STT_OBJECT && s.is_global_or_weak())
+                            .map(|(i, s)| (s.name, i))
+                            .collect();
+                        v.sort_unstable();
+                        v
+                    });
+                    let at = by_name.partition_point(|&(n, _)| n < var_name);
+                    let sym = by_name
+                        .get(at)
+                        .filter(|&&(n, _)| n == var_name)
+                        .map(|&(_, i)| &elf.symbols[i])
                         .ok_or_else(|| {
                             Error::btf(format!(
                                 "sec '{sec_name}': failed to find ELF symbol for VAR '{var_name}'"
@@ -717,6 +787,7 @@ impl<'a> Opener<'a, '_> {
     }
 
     fn collect_relos(&mut self) -> Result<()> {
+        let lookup = RelocLookup::new(&self.obj, self.maps_shndx);
         for sec in self.elf.sections.iter().skip(1) {
             if self.sec_kinds[sec.index] != SecKind::Relo {
                 continue;
@@ -726,7 +797,7 @@ impl<'a> Opener<'a, '_> {
             if Some(target) == self.maps_shndx {
                 self.collect_map_relos(sec, &rels)?;
             } else {
-                self.collect_prog_relos(sec, target, &rels)?;
+                self.collect_prog_relos(sec, target, &rels, &lookup)?;
             }
         }
         for prog in &mut self.obj.programs {
@@ -735,7 +806,13 @@ impl<'a> Opener<'a, '_> {
         Ok(())
     }
 
-    fn collect_prog_relos(&mut self, relsec: &Section<'a>, target: usize, rels: &[elf::Rel]) -> Result<()> {
+    fn collect_prog_relos(
+        &mut self,
+        relsec: &Section<'a>,
+        target: usize,
+        rels: &[elf::Rel],
+        lookup: &RelocLookup,
+    ) -> Result<()> {
         let target_sec = &self.elf.sections[target];
         for (i, rel) in rels.iter().enumerate() {
             let at = (i * 16) as u64;
@@ -757,9 +834,7 @@ impl<'a> Opener<'a, '_> {
                     .at(at));
             }
             let sec_insn = (rel.offset / 8) as usize;
-            let Some(prog_idx) = self.obj.programs.iter().position(|p| {
-                p.sec_idx == target && sec_insn >= p.sec_insn_off && sec_insn < p.sec_insn_off + p.sec_insn_cnt
-            }) else {
+            let Some(prog_idx) = find_prog_by_sec_insn(&self.obj.programs, target, sec_insn) else {
                 continue;
             };
             let sym_name = if sym.typ == elf::STT_SECTION && sym.name_off == 0 {
@@ -782,12 +857,7 @@ impl<'a> Opener<'a, '_> {
                 ));
             }
             let kind = if sym.is_extern() {
-                let ext_idx = self
-                    .obj
-                    .externs
-                    .iter()
-                    .position(|e| e.sym_idx == rel.sym as usize)
-                    .ok_or_else(|| {
+                let ext_idx = RelocLookup::first(&lookup.extern_of_sym, rel.sym as u64).ok_or_else(|| {
                         Error::reloc(format!(
                             "prog '{}': extern relo failed to find extern for '{sym_name}' ({})",
                             prog.name, rel.sym
@@ -833,14 +903,7 @@ impl<'a> Opener<'a, '_> {
                     }
                     RelocKind::SubprogAddr { sym_off: sym.value }
                 } else if Some(shndx as usize) == self.maps_shndx {
-                    let map_idx = self
-                        .obj
-                        .maps
-                        .iter()
-                        .position(|m| {
-                            m.origin == MapOrigin::User && m.sec_idx == shndx as usize && m.sec_offset == sym.value
-                        })
-                        .ok_or_else(|| {
+                    let map_idx = RelocLookup::first(&lookup.user_map_at, sym.value).ok_or_else(|| {
                             Error::reloc(format!(
                                 "prog '{}': map relo failed to find map for section '{}', off {}",
                                 prog.name, MAPS_SEC, sym.value
@@ -857,12 +920,7 @@ impl<'a> Opener<'a, '_> {
                             self.section_name(shndx as usize)
                         ));
                     }
-                    let map_idx = self
-                        .obj
-                        .maps
-                        .iter()
-                        .position(|m| m.is_internal() && m.sec_idx == shndx as usize)
-                        .ok_or_else(|| {
+                    let map_idx = RelocLookup::first(&lookup.data_map_of, shndx as u64).ok_or_else(|| {
                             Error::reloc(format!(
                                 "prog '{}': data relo failed to find map for section '{}'",
                                 prog.name,

@@ -1,25 +1,13 @@
 //! Byte-for-byte comparison of our light-skeleton headers with bpftool
 //! 7.5.0's (golden/NAME.lskel.h), for every committed fixture object.
 
+mod common;
+
 use std::fs;
 use std::path::Path;
 
-use bpfgen_fast::{GenOptions, Host, default_object_name, gen_loader, gen_loader_with, gen_skeleton, open};
+use bpfgen_fast::{default_object_name, gen_loader, gen_loader_with, gen_skeleton, open};
 
-fn golden_host(dir: &Path) -> Host {
-    let text = fs::read_to_string(dir.join("host.json")).expect("host.json");
-    let field = |key: &str| -> u32 {
-        let at = text.find(&format!("\"{key}\"")).expect(key);
-        let rest = &text[at + key.len() + 3..];
-        let digits: String = rest.trim_start().chars().take_while(|c| c.is_ascii_digit()).collect();
-        digits.parse().expect("number")
-    };
-    Host {
-        page_size: field("page_size"),
-        possible_cpus: field("possible_cpus"),
-        ..Host::detect()
-    }
-}
 
 /// Line number (1-based) and both lines at the first difference.
 fn first_line_diff(ours: &str, want: &str) -> Option<(usize, String, String)> {
@@ -38,9 +26,6 @@ fn first_line_diff(ours: &str, want: &str) -> Option<(usize, String, String)> {
     }
 }
 
-/// Headers whose loader blobs differ from bpftool's on purpose; the header
-/// text around them must still be bpftool's.
-const BLOBS_DIVERGE: &[&str] = &["autoload_question.bpf"];
 
 /// Our only intended header divergence: without programs there is no
 /// `links` member, so `ctx.sz` is measured up to the end of `maps`.
@@ -72,7 +57,7 @@ fn without_blobs(header: &str) -> String {
 fn fixtures_match_bpftool_headers() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let golden = root.join("golden");
-    let host = golden_host(&golden);
+    let host = common::golden_host();
     let mut checked = 0;
     let mut failures = Vec::new();
     let mut entries: Vec<_> = fs::read_dir(root.join("obj"))
@@ -113,13 +98,10 @@ fn fixtures_match_bpftool_headers() {
             assert_eq!(want.matches(BPFTOOL_CTX_SZ).count(), 1, "{stem}: bpftool's ctx.sz line");
             want = want.replace(BPFTOOL_CTX_SZ, OUR_CTX_SZ);
         }
-        if BLOBS_DIVERGE.contains(&stem.as_str()) {
+        if common::BLOBS_DIVERGE.contains(&stem.as_str()) {
             // With bpftool's prog-fd slots the whole header must match too.
             let obj = open(&bytes, &name).unwrap();
-            let bpftool_slots = GenOptions {
-                bpftool_prog_slots: true,
-            };
-            let blobs = gen_loader_with(&obj, &host, bpftool_slots).unwrap();
+            let blobs = gen_loader_with(&obj, &host, common::BPFTOOL_COMPAT).unwrap();
             let full = gen_skeleton(&obj, &blobs, &host).unwrap();
             if let Some((line, a, b)) = first_line_diff(&full, &want) {
                 failures.push(format!(
@@ -151,7 +133,7 @@ fn fixtures_match_bpftool_headers() {
 #[test]
 fn bare_raw_tp_is_not_auto_attached() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let host = golden_host(&root.join("golden"));
+    let host = common::golden_host();
     let mut bytes = fs::read(root.join("obj/skel_types.bpf.o")).unwrap();
     let (from, to) = (b"raw_tp/sys_enter\0", b"raw_tp\0sys_enter\0");
     let mut patched = 0;

@@ -52,6 +52,7 @@ def host_args(
     kconfig_file: str | os.PathLike[str] | None = None,
     kallsyms_file: str | os.PathLike[str] | None = None,
     _bpftool_prog_slots: bool = False,
+    _bpftool_ksym_names: bool = False,
 ) -> dict[str, object]:
     """The host facts generation depends on. Anything left ``None`` is read
     from this machine the way libbpf reads it, and only when an object needs it:
@@ -78,6 +79,7 @@ def host_args(
         "kallsyms": kallsyms_text,
         # Test-only: reproduce bpftool 7.5.0's prog-fd slots (README: divergences).
         "bpftool_prog_slots": _bpftool_prog_slots,
+        "bpftool_ksym_names": _bpftool_ksym_names,
     }
 
 

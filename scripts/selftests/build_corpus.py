@@ -60,15 +60,14 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 SCRIPT_VERSION = "2"
 
@@ -114,8 +113,7 @@ def log(msg: str) -> None:
 
 def run_text(cmd: Sequence[str], **kw: object) -> str:
     """Run a command that must succeed; return its stdout as text."""
-    p = subprocess.run(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       check=False, **kw)  # type: ignore[call-overload]
+    p = subprocess.run(list(cmd), capture_output=True, check=False, **kw)  # type: ignore[call-overload]
     if p.returncode != 0:
         raise RuntimeError("%s failed (%d): %s" % (" ".join(cmd), p.returncode,
                                                   p.stderr.decode(errors="replace")))
@@ -177,7 +175,7 @@ def decode_c_blob(header: str, var: str) -> bytes:
     m = re.search(r"static const char " + re.escape(var) +
                   r"\[\] __attribute__\(\(__aligned__\(8\)\)\) = \"\\\n(.*?)\";", header, re.S)
     if not m:
-        raise ValueError("no %s[] literal in header" % var)
+        raise ValueError(f"no {var}[] literal in header")
     body = m.group(1).replace("\\\n", "")
     out = bytearray()
     i = 0
@@ -247,11 +245,11 @@ def extract_sources(cache: Path) -> Path:
     want = "\n".join(TAR_MEMBERS) + "\n"
     if stamp.exists() and stamp.read_text() == want:
         return tree
-    log("extracting %s from %s ..." % (", ".join(TAR_MEMBERS), TARBALL))
+    log("extracting {} from {} ...".format(", ".join(TAR_MEMBERS), TARBALL))
     tree.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=cache / "src", prefix=".extract-") as tmp:
         subprocess.run(["tar", "-xJf", str(TARBALL), "-C", tmp]
-                       + ["%s/%s" % (TREE_NAME, m) for m in TAR_MEMBERS], check=True)
+                       + [f"{TREE_NAME}/{m}" for m in TAR_MEMBERS], check=True)
         src_root = Path(tmp) / TREE_NAME
         for dirpath, _dirs, files in os.walk(src_root):
             rel = Path(dirpath).relative_to(src_root)
@@ -289,7 +287,7 @@ def prepare_includes(tree: Path, keydir: Path) -> Path:
     (inc / "bpf").mkdir(parents=True, exist_ok=True)
     vmlinux_h = inc / "vmlinux.h"
     if not vmlinux_h.exists():
-        log("dumping vmlinux.h from %s" % VMLINUX_BTF)
+        log(f"dumping vmlinux.h from {VMLINUX_BTF}")
         write_atomic(vmlinux_h, run_text([BPFTOOL, "btf", "dump", "file", str(VMLINUX_BTF), "format", "c"]))
     libbpf = tree / "tools/lib/bpf"
     for hdr in libbpf_src_headers((libbpf / "Makefile").read_text()):
@@ -308,10 +306,7 @@ def base_cflags(tree: Path, inc: Path) -> list[str]:
     makefile = (tree / SELFTESTS_REL / "Makefile").read_text()
     if BPF_CFLAGS_DEF not in makefile:
         raise RuntimeError("selftests Makefile's BPF_CFLAGS differ from what this script mirrors")
-    return (["-g", "-Wall", "-Werror", "-D__TARGET_ARCH_x86", "-mlittle-endian",
-             "-I%s" % inc, "-I%s" % (tree / SELFTESTS_REL), "-I%s" % (tree / "tools/include/uapi"),
-             "-Wno-compare-distinct-pointer-types"]
-            + clang_sys_includes() + ["-DENABLE_ATOMICS_TESTS"])
+    return (["-g", "-Wall", "-Werror", "-D__TARGET_ARCH_x86", "-mlittle-endian", f"-I{inc}", "-I%s" % (tree / SELFTESTS_REL), "-I%s" % (tree / "tools/include/uapi"), "-Wno-compare-distinct-pointer-types", *clang_sys_includes(), "-DENABLE_ATOMICS_TESTS"])
 
 
 # ---------------------------------------------------------------- compile
@@ -346,15 +341,13 @@ def compile_one(source: str, selftests: Path, objdir: Path, logdir: Path,
     attempts = (
         (VERDICT_OK, base),
         (VERDICT_NOWERROR, nowerror),
-        (VERDICT_NO_KFUNC, nowerror + ["-DBPF_NO_KFUNC_PROTOTYPES"]),
+        (VERDICT_NO_KFUNC, [*nowerror, "-DBPF_NO_KFUNC_PROTOTYPES"]),
     )
     failed: list[CompileResult] = []
     result: CompileResult | None = None
     for verdict, flags in attempts:
-        cmd = [CLANG] + flags + extra + ["-O2", "--target=bpf", "-c", "progs/" + source,
-                                         "-mcpu=v3", "-o", str(obj)]
-        p = subprocess.run(cmd, cwd=selftests, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=COMPILE_TIMEOUT, check=False)
+        cmd = [CLANG, *flags, *extra, "-O2", "--target=bpf", "-c", "progs/" + source, "-mcpu=v3", "-o", str(obj)]
+        p = subprocess.run(cmd, cwd=selftests, capture_output=True, timeout=COMPILE_TIMEOUT, check=False)
         stderr = p.stderr.decode(errors="replace")
         if p.returncode == 0:
             result = CompileResult(source, verdict, "", cmd, stderr)
@@ -400,8 +393,7 @@ def run_oracle(name: str, objdir: Path, oracle: Path) -> OracleResult:
     obj = stem + ".o"
     try:
         p = subprocess.run([BPFTOOL, "gen", "skeleton", "-L", obj], cwd=objdir,
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           timeout=BPFTOOL_TIMEOUT, check=False)
+                           capture_output=True, timeout=BPFTOOL_TIMEOUT, check=False)
         rc, out, err = p.returncode, p.stdout, p.stderr.decode(errors="replace")
     except subprocess.TimeoutExpired as e:
         rc, out, err = -signal.SIGKILL, b"", (e.stderr or b"").decode(errors="replace") + "(timeout)\n"
@@ -417,7 +409,7 @@ def run_oracle(name: str, objdir: Path, oracle: Path) -> OracleResult:
         write_atomic(oracle / (stem + ".lskel.h"), header)
     else:
         write_atomic(oracle / (stem + ".err"),
-                     "# bpftool gen skeleton -L %s: %s\n%s" % (obj, status, err))
+                     f"# bpftool gen skeleton -L {obj}: {status}\n{err}")
     result = read_oracle(oracle, stem)
     assert result is not None
     return result
@@ -435,7 +427,7 @@ class Row:
 def load_reference(path: Path) -> dict[str, Row]:
     """Reference TSV rows, with verdicts reduced to the manifest's categories."""
     rows: dict[str, Row] = {}
-    lines = [l for l in path.read_text().splitlines() if l and not l.startswith("#")]
+    lines = [ln for ln in path.read_text().splitlines() if ln and not ln.startswith("#")]
     for line in lines[1:]:
         source, compiled, bpftool = line.split("\t")[:3]
         comp = VERDICT_FAIL if compiled.startswith("fail") else compiled
@@ -465,14 +457,14 @@ def report(results: dict[str, Row], reference: dict[str, Row]) -> bool:
                  Counter(r.bpftool for r in ref.values()))
     missing = sorted(set(results) - set(reference))
     if missing:
-        print("not in the TSV: %s" % " ".join(missing))
+        print("not in the TSV: {}".format(" ".join(missing)))
     disagree = [s for s in sorted(ref) if (results[s].compiled, results[s].bpftool)
                 != (ref[s].compiled, ref[s].bpftool)]
     print("disagreements with the TSV: %d" % len(disagree))
     for s in disagree:
         r = results[s]
         print("  %-40s ours %s/%s, tsv %s/%s%s" % (s, r.compiled, r.bpftool, ref[s].compiled,
-                                                  ref[s].bpftool, "  (%s)" % r.detail if r.detail else ""))
+                                                  ref[s].bpftool, f"  ({r.detail})" if r.detail else ""))
     n_comp = sum(r.compiled != VERDICT_FAIL for r in results.values())
     n_ref_comp = sum(r.compiled != VERDICT_FAIL for r in ref.values())
     n_ok = sum(r.bpftool == "ok" for r in results.values())
@@ -534,7 +526,7 @@ def main(argv: Sequence[str]) -> int:
         wanted = {normalize_name(n) for n in args.only}
         unknown = sorted(wanted - set(sources))
         if unknown:
-            log("no such source: %s" % " ".join(unknown))
+            log("no such source: {}".format(" ".join(unknown)))
             return 2
         sources = [s for s in sources if s in wanted]
     log("%s: %d sources, %d jobs" % (keydir, len(sources), args.jobs))
@@ -566,7 +558,7 @@ def main(argv: Sequence[str]) -> int:
             manifest[source] = Row(c.verdict, o.verdict if o else "n/a",
                                    c.detail if c.verdict == VERDICT_FAIL else (o.detail if o else ""))
     write_atomic(keydir / "manifest.tsv", "source\tcompiled\tbpftool\tdetail\n" + "".join(
-        "%s\t%s\t%s\t%s\n" % (s, r.compiled, r.bpftool, r.detail.replace("\t", " "))
+        "{}\t{}\t{}\t{}\n".format(s, r.compiled, r.bpftool, r.detail.replace("\t", " "))
         for s, r in sorted(manifest.items())))
 
     good = report(results, load_reference(REFERENCE_TSV))

@@ -66,6 +66,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Callable
 
 import bpfgen_fast
 import bpfgen_fast.object
@@ -89,7 +90,8 @@ VERDICTS = (IDENTICAL, QSLOTS, DIFFERS, OURS_REJECTS, BPFTOOL_FAIL, BPFTOOL_CRAS
 # Divergences that pass (``--accept TAG`` adds more).  Other recognised divergences are
 # classified (``divergence:TAG``) so they are easy to triage, but fail like ``differs``.
 # The README's list of deliberate divergences, by the tag this script gives them.
-ACCEPTED_TAGS = ("?-slots", "no-progs-ctx-sz", "arena-header")
+ACCEPTED_TAGS = (
+    "?-slots", "ksym-flavour", "over-32-progs", "no-progs-ctx-sz", "arena-header")
 
 
 def log(msg: str) -> None:
@@ -248,6 +250,23 @@ INSN_LITERAL = re.compile(
     re.S)
 
 
+DATA_LITERAL = re.compile(
+    r'(static const char opts_data\[\] __attribute__\(\(__aligned__\(8\)\)\) = ")(.*?)(";)',
+    re.S)
+
+
+def mask_blob_literals(header: str) -> str:
+    """The header with both embedded blobs (opts_data[], opts_insn[]) removed."""
+    return mask_insn_literal(DATA_LITERAL.sub(lambda m: m.group(1) + "..." + m.group(3), header,
+                                              count=1))
+
+
+def over_32_progs_rule(obj: bpfgen_fast.BpfObject) -> bool:
+    """More than 32 programs, .text functions included: libbpf 1.5's loader keeps
+    program fds in 32 stack slots and the verifier rejects it."""
+    return len(obj.programs) + len(obj.subprograms) > 32
+
+
 def mask_insn_literal(header: str) -> str:
     """The header with the body of its opts_insn[] literal (the instruction blob) removed."""
     return INSN_LITERAL.sub(lambda m: m.group(1) + "..." + m.group(3), header, count=1)
@@ -315,6 +334,69 @@ def qslots_rule(obj: bpfgen_fast.BpfObject) -> bool:
     return False
 
 
+FLAVOUR = re.compile(r"[^_]___[^_]")
+
+
+def ksym_flavour_rule(obj: bpfgen_fast.BpfObject) -> bool:
+    """An undefined (extern) symbol named ``name___flavour``: a kfunc or ksym
+    that libbpf 1.5's gen mode looks up with the suffix kept."""
+    return any(shndx == 0 and bind in (1, 2) and typ == 0 and FLAVOUR.search(name)
+               for name, _v, _s, bind, typ, shndx in obj._core.symbols())
+
+
+# Blob-level divergences: rule, and the test-only option that restores bpftool's bytes.
+BLOB_RULES: tuple[tuple[str, Callable[[bpfgen_fast.BpfObject], bool], str], ...] = (
+    ("?-slots", qslots_rule, "_bpftool_prog_slots"),
+    ("ksym-flavour", ksym_flavour_rule, "_bpftool_ksym_names"),
+)
+
+
+def classify_divergence(res: Result, obj_path: Path, host: dict[str, Any],
+                        ours: tuple[bytes, bytes, str | None],
+                        theirs: tuple[bytes, bytes, str | None]) -> None:
+    """Mark ``res`` as a documented divergence if that is all the difference is:
+    header tags must explain every header difference, and blob rules must make
+    the output byte-identical once their bpftool-compatibility options are on."""
+    data, insns, header = ours
+    want_data, want_insns, want_header = theirs
+    obj = bpfgen_fast.BpfObject.open(obj_path)
+    expected = want_header
+    tags: list[str] = []
+    if header is not None and want_header is not None and header != want_header:
+        expected, tags = expected_header(obj, want_header)
+    if data == want_data and insns == want_insns:
+        if tags and header == expected:
+            res.verdict = "divergence:" + "+".join(tags)
+        return
+    if over_32_progs_rule(obj):
+        # Our loader keeps program fds in the data blob instead: both blobs change,
+        # nothing else may.
+        if header is None or expected is None or mask_blob_literals(header) == mask_blob_literals(
+                expected):
+            res.verdict = "divergence:" + "+".join(["over-32-progs", *tags])
+        return
+    rules = [(tag, knob) for tag, rule, knob in BLOB_RULES if rule(obj)]
+    if not rules:
+        return
+    knobs = {knob: True for _, knob in rules}
+    alt_diffs: list[str] = []
+    try:
+        alt = bpfgen_fast.BpfObject.open(obj_path).gen_loader(**host, **knobs)
+        alt_diffs += [describe_diff(w, o, t) for w, o, t in
+                      (("data", alt.data, want_data), ("insns", alt.insns, want_insns)) if o != t]
+        if header is not None and expected is not None:
+            alt_header = bpfgen_fast.BpfObject.open(obj_path).gen_skeleton(**host, **knobs)
+            if alt_header != expected:
+                alt_diffs.append(describe_header_diff(alt_header, expected))
+    except bpfgen_fast.BpfgenError as e:
+        alt_diffs.append(f"raised {type(e).__name__}: {one_line(str(e))}")
+    names = "+".join(tag for tag, _ in rules)
+    if alt_diffs:
+        res.detail = f"{names} object, but with {', '.join(knobs)}: " + "; ".join(alt_diffs)
+    else:
+        res.verdict = "divergence:" + "+".join([*(tag for tag, _ in rules), *tags])
+
+
 def header_status() -> str | None:
     """None if we can generate headers, else why the header column is n/a."""
     if not hasattr(bpfgen_fast.BpfObject, "gen_skeleton"):
@@ -379,39 +461,9 @@ def generate(job: Job) -> tuple[Result, bytes, bytes]:
             diffs.append(describe_header_diff(header, want_header))
     res.verdict = IDENTICAL if not diffs else DIFFERS
     res.detail = "; ".join(diffs)
-    if diffs and data == want_data:
-        # Is it exactly a known divergence (or several at once)?
-        obj = bpfgen_fast.BpfObject.open(obj_path)
-        expected: str | None = want_header
-        tags: list[str] = []
-        if header is not None and want_header is not None and header != want_header:
-            expected, tags = expected_header(obj, want_header)
-        if insns == want_insns:
-            if tags and header == expected:
-                res.verdict = "divergence:" + "+".join(tags)
-        elif qslots_rule(obj) and (header is None or expected is None
-                                   or mask_insn_literal(header) == mask_insn_literal(expected)):
-            # Only the instruction blob (and so the header's opts_insn literal) differs:
-            # with bpftool's slot mapping everything must be byte-identical.
-            alt_diffs: list[str] = []
-            try:
-                alt = bpfgen_fast.BpfObject.open(obj_path).gen_loader(
-                    **host, _bpftool_prog_slots=True)
-                alt_diffs += [describe_diff(w, o, t) for w, o, t in
-                              (("data", alt.data, want_data), ("insns", alt.insns, want_insns))
-                              if o != t]
-                if header is not None and expected is not None:
-                    alt_header = bpfgen_fast.BpfObject.open(obj_path).gen_skeleton(
-                        **host, _bpftool_prog_slots=True)
-                    if alt_header != expected:
-                        alt_diffs.append(describe_header_diff(alt_header, expected))
-            except bpfgen_fast.BpfgenError as e:
-                alt_diffs.append(f"raised {type(e).__name__}: {one_line(str(e))}")
-            if alt_diffs:
-                res.detail = ("?-slots object, but with _bpftool_prog_slots=True: "
-                              + "; ".join(alt_diffs))
-            else:
-                res.verdict = "divergence:" + "+".join(["?-slots", *tags])
+    if diffs:
+        classify_divergence(res, obj_path, host, (data, insns, header),
+                            (want_data, want_insns, want_header))
     res.seconds = time.monotonic() - t0
     return res, data, insns
 
