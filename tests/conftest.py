@@ -18,7 +18,10 @@ from typing import Any
 import pytest
 from support import host_facts
 
-LSKEL_RUN_SRC = Path(os.environ.get("LSKEL_RUN_SRC", "/work/shared/tools/lskel-run.c"))
+# shared/ sits beside the repository (override with BPFGEN_SHARED)
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("BPFGEN_SHARED", REPO.parent / "shared"))
+LSKEL_RUN_SRC = Path(os.environ.get("LSKEL_RUN_SRC", SHARED / "tools" / "lskel-run.c"))
 TOOL_CACHE = Path(os.environ.get("BPFGEN_TOOL_CACHE", "~/.cache/bpfgen/tools")).expanduser()
 _SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "s390x": 351, "ppc64le": 361}
 

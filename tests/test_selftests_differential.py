@@ -19,7 +19,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "selftests" / "differential.py"
 TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
-REFERENCE_TSV = Path("/work/shared/corpus/selftests-bpftool-7.5.tsv")
+SHARED = Path(os.environ.get("BPFGEN_SHARED", REPO.parent / "shared"))
+REFERENCE_TSV = SHARED / "corpus" / "selftests-bpftool-7.5.tsv"
 
 
 def _missing_prerequisites() -> list[str]:

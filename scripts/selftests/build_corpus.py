@@ -31,7 +31,7 @@ What it does
    SIGSEGV (exit 139)`` when killed by a signal) followed by bpftool's stderr verbatim.
 5. Writes ``KEYDIR/host.json`` (page size, possible CPUs, bpftool version, ...) and
    ``KEYDIR/manifest.tsv`` (source, compiled, bpftool, detail), prints per-column
-   counts against ``/work/shared/corpus/selftests-bpftool-7.5.tsv`` and the rows
+   counts against ``../shared/corpus/selftests-bpftool-7.5.tsv`` and the rows
    that disagree, and prints KEYDIR on its last line.
 
 Exit status is 1 if fewer sources compile, or fewer objects are accepted by
@@ -82,7 +82,10 @@ TAR_MEMBERS = (
 CLANG = os.environ.get("CLANG", "clang-19")
 BPFTOOL = os.environ.get("BPFTOOL", "bpftool")
 VMLINUX_BTF = Path("/sys/kernel/btf/vmlinux")
-REFERENCE_TSV = Path("/work/shared/corpus/selftests-bpftool-7.5.tsv")
+# shared/ sits beside the repository (override with BPFGEN_SHARED)
+SHARED = Path(os.environ.get("BPFGEN_SHARED",
+                             Path(__file__).resolve().parent.parent.parent.parent / "shared"))
+REFERENCE_TSV = SHARED / "corpus" / "selftests-bpftool-7.5.tsv"
 
 SELFTESTS_REL = "tools/testing/selftests/bpf"
 # The BPF_CFLAGS definition this script mirrors (checked against the Makefile).

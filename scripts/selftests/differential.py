@@ -73,9 +73,11 @@ import bpfgen_fast.object
 
 HERE = Path(__file__).resolve().parent
 BUILD_CORPUS = HERE / "build_corpus.py"
+# shared/ sits beside the repository (override with BPFGEN_SHARED)
+SHARED = Path(os.environ.get("BPFGEN_SHARED", HERE.parent.parent.parent / "shared"))
 REFERENCE_TSV = Path(os.environ.get("BPFGEN_SELFTESTS_TSV",
-                                    "/work/shared/corpus/selftests-bpftool-7.5.tsv"))
-LSKEL_RUN_SRC = Path(os.environ.get("LSKEL_RUN_SRC", "/work/shared/tools/lskel-run.c"))
+                                    SHARED / "corpus" / "selftests-bpftool-7.5.tsv"))
+LSKEL_RUN_SRC = Path(os.environ.get("LSKEL_RUN_SRC", SHARED / "tools" / "lskel-run.c"))
 TOOL_CACHE = Path(os.environ.get("BPFGEN_TOOL_CACHE", "~/.cache/bpfgen/tools")).expanduser()
 LSKEL_RUN_FLAGS = ("-O2", "-Wall")  # same key as tests/conftest.py: the binary is shared
 KERNEL_TIMEOUT = 120.0
