@@ -5,6 +5,8 @@ instruction building blocks (reference §3.4/§3.5): the prologue, the cleanup
 path every error branch jumps to, then one block per BTF_LOAD, MAP_CREATE,
 map update/freeze/populate and PROG_LOAD (with its attach-target lookup and
 ksym/kfunc relocations), then the epilogue that hands the fds to the skeleton.
+Two layouts beyond libbpf 1.5 decode too: prog fds kept in the data blob (more
+than 32 programs) and prog-array static slots filled after the loads.
 :func:`explain` pattern-matches the instruction stream against those blocks and
 reads the attributes from the data blob at the offsets the ``ld_imm64 src=6``
 pairs reference. Anything that does not fit raises :class:`LoaderDecodeError`,
@@ -21,7 +23,7 @@ import json
 import os
 import struct
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar, Union
 
 from bpfgen_fast._bpf import attach_type_name, map_type_name, prog_type_name
@@ -39,6 +41,12 @@ _CTX_HDR = 24
 _MAP_DESC = 16
 _PROG_DESC = 4
 _CLEANUP_LABEL = 7
+# fd_array: 64 map slots (one per map beyond 64 maps), then 256 kfunc BTF fd slots; more
+# than 32 programs keep their fds in the blob right after it (beyond libbpf 1.5)
+_MAX_USED_MAPS = 64
+_MAX_KFUNC_DESCS = 256
+_MAX_STACK_PROGS = 32
+_BPF_MAP_TYPE_PROG_ARRAY = 3
 
 # helpers
 _HELPERS = {
@@ -189,8 +197,25 @@ class MapPopulate:
 
 
 @dataclass(frozen=True)
+class ProgArrayUpdate:
+    """Prog-array static slot (``.values``; beyond libbpf 1.5): map[slot] = fd of the
+    program loaded ``prog_index``-th, copied into the 4-byte ``value`` first."""
+
+    op: ClassVar[str] = "PROG_ARRAY_UPDATE"
+    first_insn: int
+    last_insn: int
+    attr: int
+    map_index: int
+    map_name: str
+    slot: int
+    prog_index: int
+    prog_name: str
+    value: int
+
+
+@dataclass(frozen=True)
 class ProgLoad:
-    """``index`` is the load order (the loader's stack slot), ``ctx_slot`` the
+    """``index`` is the load order (the loader's prog fd slot), ``ctx_slot`` the
     skeleton prog desc the epilogue hands the fd to (bpftool: the same; bpfgen_fast:
     the program's own slot when a ``SEC("?...")`` program is not loaded)."""
 
@@ -233,18 +258,25 @@ class Finish:
 @dataclass(frozen=True)
 class Cleanup:
     """The error path (insn 7): close the BTF fd, the inner-map fd, every prog
-    fd slot and every map fd slot, return the error."""
+    fd slot and every map fd slot, return the error. ``prog_fd_blob`` is the data
+    blob offset of the prog fd slots when they are not on the loader's stack (more
+    than 32 programs; beyond libbpf 1.5), else None."""
 
     op: ClassVar[str] = "CLEANUP"
     first_insn: int
     last_insn: int
     prog_fd_slots: int
     map_fd_slots: int
+    prog_fd_blob: int | None = None
 
 
-Step = Union[BtfLoad, MapCreate, MapUpdate, MapFreeze, MapPopulate, ProgLoad, Finish]
+Step = Union[
+    BtfLoad, MapCreate, MapUpdate, MapFreeze, MapPopulate, ProgLoad, ProgArrayUpdate, Finish
+]
 _STEP_TYPES: dict[str, type[Any]] = {
-    t.op: t for t in (BtfLoad, MapCreate, MapUpdate, MapFreeze, MapPopulate, ProgLoad, Finish)
+    t.op: t
+    for t in (BtfLoad, MapCreate, MapUpdate, MapFreeze, MapPopulate, ProgLoad, ProgArrayUpdate,
+              Finish)
 }
 
 
@@ -266,8 +298,12 @@ def _step_from(d: dict[str, Any]) -> Step:
 
 
 def _kwargs(cls: type[Any], d: dict[str, Any]) -> dict[str, Any]:
+    """The fields of ``cls`` from ``d``; a field with a default may be absent
+    (documents written before it existed)."""
     try:
-        return {f.name: d[f.name] for f in fields(cls)}
+        return {
+            f.name: d[f.name] for f in fields(cls) if f.name in d or f.default is MISSING
+        }
     except (KeyError, TypeError) as e:
         raise LoaderDecodeError(f"bad {cls.__name__} record in JSON: {e}") from None
 
@@ -693,10 +729,15 @@ class _Decoder:
         self.map_names = list(map_names)
         self.prog_names = list(prog_names)
         self.maps: dict[int, str] = {}
+        self.map_types: dict[int, int] = {}
         self.nr_maps = 0
         self.nr_progs = 0
         self.btf_loaded = False
         self.prog_slots: list[int] = []
+        self.prog_kernel_names: list[str] = []
+        #: blob offset of the prog fd slots (more than 32 programs), None: on the stack
+        self.prog_fd_blob: int | None = None
+        self.nr_prog_fd_slots = 0
 
     # ----------------------------------------------------------------------------------------
 
@@ -736,6 +777,7 @@ class _Decoder:
         the next skeleton name (in order) that does, else the kernel name."""
         out: list[Step] = []
         next_name = 0
+        names_by_index: dict[int, str] = {}
         for s in steps:
             if isinstance(s, ProgLoad):
                 slot = self.prog_slots[s.index]
@@ -750,6 +792,9 @@ class _Decoder:
                             name, next_name = names[k], k + 1
                             break
                 s = replace(s, ctx_slot=slot, name=name)
+                names_by_index[s.index] = name
+            elif isinstance(s, ProgArrayUpdate):
+                s = replace(s, prog_name=names_by_index[s.prog_index])
             out.append(s)
         return out
 
@@ -764,15 +809,36 @@ class _Decoder:
             c.call(_H_SYS_CLOSE)
             k += 1
         _expect(k >= 2, "cleanup does not close the btf and inner map fds", c.here)
+        nprogs = k - 2
+        blob_at = c.here
+        if k == 2 and c.is_ldb(0) and c.insns[c.pos].imm2 != 0:
+            # more than 32 programs: their fd slots follow the fd_array in the blob
+            base = c.close_blob()
+            self.prog_fd_blob = base
+            nprogs = 1
+            while c.is_ldb(0) and c.insns[c.pos].imm2 == base + 4 * nprogs:
+                c.close_blob()
+                nprogs += 1
+            _expect(nprogs > _MAX_STACK_PROGS,
+                    f"{nprogs} prog fd slots in the blob, the stack holds up to "
+                    f"{_MAX_STACK_PROGS}", blob_at)
         m = 0
         while c.is_ldb(0):
             at = c.here
             off = c.close_blob()
             _expect(off == 4 * m, f"cleanup closes fd_array slot at {off}, expected {4 * m}", at)
             m += 1
+        if self.prog_fd_blob is not None:
+            want = ((max(m, _MAX_USED_MAPS) + _MAX_KFUNC_DESCS) * 4 + 7) // 8 * 8
+            _expect(self.prog_fd_blob == want,
+                    f"prog fd slots at blob offset {self.prog_fd_blob}, the fd_array ends at "
+                    f"{want}", blob_at)
+            _expect(self.prog_fd_blob + 4 * nprogs <= len(self.data),
+                    "prog fd slots outside the data blob", blob_at)
         c.mov_reg(0, 7)
         c.take(_EXIT, "exit")
-        return Cleanup(first, c.last, k - 2, m)
+        self.nr_prog_fd_slots = nprogs
+        return Cleanup(first, c.last, nprogs, m, self.prog_fd_blob)
 
     def parse_step(self) -> Step:
         c = self.c
@@ -780,6 +846,8 @@ class _Decoder:
             return self.parse_btf()
         if c.is_(_LDX | _SZ[4], dst=1, src=10, off=_BTF_FD):
             return self.parse_finish()
+        if c.is_(_LDX | _SZ[4], dst=0, src=10) and self.prog_fd_stack_slot(c.insns[c.pos].off):
+            return self.parse_prog_array_update()
         if (
             c.is_(_LDX | _SZ[4], dst=0, src=10)
             or c.is_(_LDX | _SZ[4], dst=0, src=6)
@@ -788,6 +856,8 @@ class _Decoder:
             return self.parse_map_create()
         if c.is_(_LDX | _SZ[8], dst=3, src=6):
             return self.parse_map_update()
+        if c.is_ldb(2) and self.prog_fd_blob_slot(c.insns[c.pos].imm2):
+            return self.parse_prog_array_update()
         if c.is_ldb(2):
             return self.parse_freeze_or_populate()
         if c.is_ldb(0):
@@ -796,6 +866,43 @@ class _Decoder:
         if i is None:
             raise LoaderDecodeError("program ends without the final exit", c.here)
         raise LoaderDecodeError(f"unexpected `{_disasm_one(i)}` at the start of a step", i.idx)
+
+    def prog_fd_stack_slot(self, soff: int) -> bool:
+        """Whether ``r10 + soff`` is a prog fd slot on the stack."""
+        return (self.prog_fd_blob is None and soff >= _PROG_FD0
+                and (soff - _PROG_FD0) % 4 == 0
+                and (soff - _PROG_FD0) // 4 < self.nr_prog_fd_slots)
+
+    def prog_fd_blob_slot(self, off: int | None) -> bool:
+        """Whether blob offset ``off`` is a prog fd slot in the blob."""
+        base = self.prog_fd_blob
+        return (base is not None and off is not None and off >= base
+                and (off - base) % 4 == 0 and (off - base) // 4 < self.nr_prog_fd_slots)
+
+    def prog_fd_index(self, where: str, off: int, at: int) -> int:
+        """The load index whose fd slot is at stack offset / blob offset ``off``."""
+        if where == "stack":
+            ok, j = self.prog_fd_stack_slot(off), (off - _PROG_FD0) // 4
+        else:
+            base = self.prog_fd_blob
+            ok, j = self.prog_fd_blob_slot(off), (off - (base or 0)) // 4
+        _expect(ok, f"{where} offset {off} is not a prog fd slot", at)
+        return j
+
+    def store_prog_fd(self, j: int) -> None:
+        """The end of a PROG_LOAD: keep the new fd in prog fd slot ``j``."""
+        c = self.c
+        at = c.here
+        _expect(j < self.nr_prog_fd_slots,
+                f"program {j} loaded, only {self.nr_prog_fd_slots} prog fd slots", at)
+        if self.prog_fd_blob is None:
+            c.stx(4, 10, 7, _PROG_FD0 + 4 * j)
+            return
+        off = c.ldb(1)
+        c.stx(4, 1, 7, 0)
+        _expect(off == self.prog_fd_blob + 4 * j,
+                f"prog fd {j} stored at blob offset {off}, expected "
+                f"{self.prog_fd_blob + 4 * j}", at)
 
     def map_name(self, idx: int, at: int) -> str:
         if idx not in self.maps:
@@ -875,6 +982,7 @@ class _Decoder:
             if index < len(self.map_names) and self.map_names[index][:15] == kname:
                 name = self.map_names[index]
             self.maps[index] = name
+            self.map_types[index] = mtype
         return MapCreate(
             first, c.last, attr, index, name, kname, mtype, map_type_name(mtype), key, value,
             max_entries, flags, numa, ifindex, bkey, bvalue, extra, uses_btf, uses_inner, from_ctx,
@@ -931,6 +1039,37 @@ class _Decoder:
         slot = struct.unpack_from("<i", self.data, key)[0] if key + 4 <= len(self.data) else -1
         return MapPopulate(first, c.last, attr, idx, self.map_name(idx, first), slot,
                            inner // 4, self.map_name(inner // 4, first))
+
+    def parse_prog_array_update(self) -> ProgArrayUpdate:
+        """``populate_prog_array``: value = prog fd, then MAP_UPDATE_ELEM(map, &slot, &value)."""
+        c = self.c
+        first = c.here
+        if self.prog_fd_blob is None:
+            value, sz, soff = c.stack2blob()
+            j = self.prog_fd_index("stack", soff, first)
+        else:
+            value, sz, src = c.blob2blob()
+            j = self.prog_fd_index("blob", src, first)
+        _expect(sz == 4, "prog fd copied with the wrong size", first)
+        _expect(j < self.nr_progs, f"prog fd {j} used before program {j} is loaded", first)
+        fd_dst, fsz, fd_src = c.blob2blob()
+        key_dst, key = c.rel_store()
+        val_dst, val2 = c.rel_store()
+        _, attr, size = c.sys_bpf(_MAP_UPDATE)
+        c.check_err()
+        _expect(
+            size == 32 and fd_dst == attr and fsz == 4 and fd_src % 4 == 0
+            and key_dst == attr + 8 and val_dst == attr + 16 and val2 == value,
+            "prog-array MAP_UPDATE_ELEM attr set-up does not match", first,
+        )
+        idx = fd_src // 4
+        name = self.map_name(idx, first)
+        _expect(self.map_types.get(idx) == _BPF_MAP_TYPE_PROG_ARRAY,
+                f"prog fd stored into map #{idx} {name}, not a prog array", first)
+        _expect(c.u32(value, first) == 0, "prog-array value slot is not zeroed", first)
+        slot = c.u32(key, first)
+        return ProgArrayUpdate(first, c.last, attr, idx, name, slot, j,
+                               self.prog_kernel_names[j], value)
 
     def parse_prog_load(self) -> ProgLoad:
         c = self.c
@@ -992,14 +1131,15 @@ class _Decoder:
         _expect(closes == want_closes, "fds closed after PROG_LOAD do not match the lookups",
                 first)
         c.check_err()
-        c.stx(4, 10, 7, _PROG_FD0 + 4 * self.nr_progs)
         j = self.nr_progs
+        self.store_prog_fd(j)
         self.nr_progs += 1
 
         a = self.data
         (ptype, insn_cnt) = struct.unpack_from("<II", a, attr)
         prog_flags, = struct.unpack_from("<I", a, attr + 44)
         kname = a[attr + 48 : attr + 64].split(b"\0", 1)[0].decode(errors="replace")
+        self.prog_kernel_names.append(kname)
         ifindex, eat = struct.unpack_from("<II", a, attr + 64)
         fi_rec, = struct.unpack_from("<I", a, attr + 76)
         fi_cnt, li_rec = struct.unpack_from("<II", a, attr + 88)
@@ -1120,12 +1260,19 @@ class _Decoder:
         first = c.here
         c.close_stack(_BTF_FD)
         j = 0
-        while c.is_(_LDX | _SZ[4], dst=0, src=10):
+        base = _CTX_HDR + _MAP_DESC * self.nr_maps
+        blob = self.prog_fd_blob
+        while (c.is_(_LDX | _SZ[4], dst=0, src=10) if blob is None
+               else c.is_ldb(1) and c.insns[c.pos].imm2 == blob + 4 * j):
             at = c.here
-            ctx_off, size, soff = c.stack2ctx()
-            base = _CTX_HDR + _MAP_DESC * self.nr_maps
+            if blob is None:
+                ctx_off, size, soff = c.stack2ctx()
+                ok = soff == _PROG_FD0 + 4 * j
+            else:
+                ctx_off, size, _ = c.blob2ctx()
+                ok = True
             slot = (ctx_off - base) // _PROG_DESC
-            _expect(soff == _PROG_FD0 + 4 * j and size == 4 and ctx_off >= base
+            _expect(ok and size == 4 and ctx_off >= base
                     and (ctx_off - base) % _PROG_DESC == 0 and slot not in self.prog_slots,
                     f"prog fd {j} handed to a bad ctx slot", at)
             self.prog_slots.append(slot)
@@ -1202,7 +1349,7 @@ def read_loader(prefix: str | os.PathLike[str]) -> Loader:
         progs = tuple(str(p) for p in meta.get("programs", ()))
     except FileNotFoundError:
         pass
-    except (ValueError, AttributeError) as e:
+    except (ValueError, AttributeError, TypeError) as e:
         raise LoaderDecodeError(f"{base}.json: {e}") from None
     return Loader(data=data, insns=insns, map_names=maps, prog_names=progs)
 
@@ -1231,7 +1378,7 @@ def render_text(e: Explanation) -> str:
         f"{n_loaded} programs loaded ({e.nr_prog_slots} prog fd slots), ctx {e.ctx_size} bytes"
     ]
     for s in e.steps:
-        head = f"{_span(s)} {s.op:<12}"
+        head = f"{_span(s)} {s.op:<17}"
         if isinstance(s, BtfLoad):
             out.append(f"{head} size {s.size}")
         elif isinstance(s, MapCreate):
@@ -1255,6 +1402,9 @@ def render_text(e: Explanation) -> str:
         elif isinstance(s, MapPopulate):
             out.append(f"{head} #{s.map_index} {s.map_name}[{s.slot}] = #{s.inner_index} "
                        f"{s.inner_name}")
+        elif isinstance(s, ProgArrayUpdate):
+            out.append(f"{head} #{s.map_index} {s.map_name}[{s.slot}] = prog #{s.prog_index} "
+                       f"{s.prog_name}")
         elif isinstance(s, ProgLoad):
             flags = f" flags {s.prog_flags:#x}" if s.prog_flags else ""
             # expected_attach_type 0 only means something for cgroup_skb (ingress)
@@ -1282,9 +1432,10 @@ def render_text(e: Explanation) -> str:
             out.append(f"{head} {s.prog_fds} prog fds and {s.map_fds} map fds to the ctx; "
                        "close BTF fd; return 0")
     cl = e.cleanup
+    where = "" if cl.prog_fd_blob is None else f" (in the blob at {cl.prog_fd_blob})"
     out.append(
-        f"{_span(cl)} {cl.op:<12} on error: close BTF fd, inner map fd, {cl.prog_fd_slots} "
-        f"prog fd slots, {cl.map_fd_slots} map fds; return the error"
+        f"{_span(cl)} {cl.op:<17} on error: close BTF fd, inner map fd, {cl.prog_fd_slots} "
+        f"prog fd slots{where}, {cl.map_fd_slots} map fds; return the error"
     )
     if e.disasm:
         out.append("disassembly:")
@@ -1294,6 +1445,7 @@ def render_text(e: Explanation) -> str:
 
 __all__ = [
     "AttachTarget", "BtfLoad", "Cleanup", "Explanation", "Finish", "KsymRelo",
-    "LoaderDecodeError", "MapCreate", "MapFreeze", "MapPopulate", "MapUpdate", "ProgLoad",
-    "Step", "decode", "disasm", "explain", "initial_images", "read_loader", "render_text",
+    "LoaderDecodeError", "MapCreate", "MapFreeze", "MapPopulate", "MapUpdate", "ProgArrayUpdate",
+    "ProgLoad", "Step", "decode", "disasm", "explain", "initial_images", "read_loader",
+    "render_text",
 ]

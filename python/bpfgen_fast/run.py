@@ -35,6 +35,7 @@ from bpfgen_fast.explain import (
     MapFreeze,
     MapPopulate,
     MapUpdate,
+    ProgArrayUpdate,
     ProgLoad,
     Step,
     explain,
@@ -349,6 +350,8 @@ def _step_name(s: Step) -> str:
         return f"{s.op} {s.map_name}"
     if isinstance(s, ProgLoad):
         return f"PROG_LOAD {s.name}"
+    if isinstance(s, ProgArrayUpdate):
+        return f"{s.op} {s.map_name}[{s.slot}] = {s.prog_name}"
     return s.op
 
 
@@ -372,7 +375,7 @@ def diagnose(e: Explanation, blob: bytes) -> tuple[int | None, str | None]:
         if isinstance(s, MapCreate):
             return (completed(s) or (s.uses_btf_fd and u32(s.attr + 48) != 0)
                     or (s.uses_inner_map_fd and u32(s.attr + 20) != 0))
-        if isinstance(s, (MapUpdate, MapPopulate)):
+        if isinstance(s, (MapUpdate, MapPopulate, ProgArrayUpdate)):
             return u64(s.attr + 8) != 0
         if isinstance(s, MapFreeze):
             return u32(s.attr) != 0
@@ -392,7 +395,8 @@ def diagnose(e: Explanation, blob: bytes) -> tuple[int | None, str | None]:
         if isinstance(nxt, MapCreate) and not (nxt.uses_btf_fd or nxt.uses_inner_map_fd):
             return None, f"{_step_name(steps[last])} or {_step_name(nxt)}"
     if idx >= len(steps) or not isinstance(steps[idx], (BtfLoad, MapCreate, MapUpdate, MapFreeze,
-                                                          MapPopulate, ProgLoad)):
+                                                          MapPopulate, ProgLoad,
+                                                          ProgArrayUpdate)):
         return None, None
     s = steps[idx]
     if isinstance(s, ProgLoad):

@@ -1,0 +1,299 @@
+"""Compile and run light-skeleton headers with gcc against libbpf's skel_internal.h.
+
+``probe_source`` writes a small C program around a header: ``NAME__open_and_load()``,
+then one line per map / program descriptor with its fd and what the kernel reports
+for it (BPF_OBJ_GET_INFO_BY_FD), optional BPF_PROG_TEST_RUN calls and attach calls.
+``type_prelude`` makes headers whose data-section structs name user types compile:
+the definitions come from ``bpftool btf dump file OBJ format c unsorted`` (bpftool
+7.5.0's sorted dump leaves out some types, e.g. the ``enum libbpf_tristate`` of .kconfig
+externs), cut into top-level declarations and filtered to the closure of what the
+skeleton struct names, minus what the system headers already define. Used by
+test_header_compile.py and test_beyond.py."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+PRELUDE_INCLUDES = "#include <errno.h>\n#include <stdio.h>\n#include <string.h>\n" \
+                   "#include <bpf/skel_internal.h>\n"
+GCC_FLAGS = ["-O1", "-g0", "-Wall", "-Wno-unused-function", "-Wno-unused-variable"]
+
+_TAG_RE = re.compile(r"\b(struct|union|enum)\s+(\w+)")
+_IDENT_RE = re.compile(r"\b[A-Za-z_]\w*\b")
+
+
+def tool(name: str) -> str | None:
+    return shutil.which(name)
+
+
+# -- parsing the header ---------------------------------------------------------------------
+
+@dataclass
+class Skeleton:
+    """What a light-skeleton header declares: its struct name and descriptors."""
+
+    name: str
+    maps: list[str]
+    progs: list[str]
+    body: str  # text of the skeleton struct (for the type references)
+
+
+def parse_header(text: str) -> Skeleton:
+    m = re.search(r"^struct (\w+) \{\n\tstruct bpf_loader_ctx ctx;\n", text, re.M)
+    if m is None:
+        raise ValueError("no skeleton struct in header")
+    name = m.group(1)
+    end = text.index("\n};\n", m.start())
+    body = text[m.start():end]
+    maps = re.findall(r"^\t\tstruct bpf_map_desc (\w+);$", body, re.M)
+    progs = re.findall(r"^\t\tstruct bpf_prog_desc (\w+);$", body, re.M)
+    return Skeleton(name, maps, progs, body)
+
+
+# -- user types for the data-section structs -------------------------------------------------
+
+def _block_key(block: str) -> tuple[str, str] | None:
+    """(kind, name) a top-level declaration of bpftool's C dump defines, or None."""
+    first = block.split("\n", 1)[0]
+    if m := re.match(r"^(struct|union|enum) (\w+) \{", first):
+        return m.group(1), m.group(2)
+    if m := re.match(r"^(struct|union|enum) (\w+);$", first):
+        return "fwd " + m.group(1), m.group(2)
+    if block.startswith("typedef "):
+        last = block.rstrip().rsplit("\n", 1)[-1]
+        if m := re.search(r"\(\s*\*\s*(\w+)\s*\)\s*\(", last):
+            return "typedef", m.group(1)
+        if m := re.search(r"(\w+)\s*(\[[^\]]*\]\s*)*;$", last):
+            return "typedef", m.group(1)
+    return None
+
+
+def _refs(text: str, typedefs: set[str]) -> set[tuple[str, str]]:
+    out = {(kind, name) for kind, name in _TAG_RE.findall(text)}
+    out |= {("typedef", w) for w in _IDENT_RE.findall(text) if w in typedefs}
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def system_names() -> frozenset[tuple[str, str]]:
+    """Tags and typedef names the C prelude's system headers define."""
+    gcc = tool("gcc")
+    if gcc is None:
+        return frozenset()
+    p = subprocess.run([gcc, "-E", "-P", "-x", "c", "-"], input=PRELUDE_INCLUDES,
+                       capture_output=True, text=True, timeout=60)
+    text = p.stdout
+    names = {(k, n) for k, n in re.findall(r"\b(struct|union|enum)\s+(\w+)\s*\{", text)}
+    names |= {("typedef", n) for n in re.findall(r"\btypedef\b[^;{}()]*?\b(\w+)\s*;", text)}
+    names |= {("typedef", n) for n in re.findall(r"\btypedef\b[^;{}]*\(\s*\*\s*(\w+)\s*\)", text)}
+    return frozenset(names)
+
+
+def btf_c_dump(obj: Path) -> str:
+    bpftool = tool("bpftool")
+    if bpftool is None:
+        raise FileNotFoundError("bpftool not found")
+    p = subprocess.run([bpftool, "btf", "dump", "file", str(obj), "format", "c", "unsorted"],
+                       capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        raise RuntimeError(f"bpftool btf dump {obj}: {p.stderr.strip()}")
+    return p.stdout
+
+
+def type_prelude(obj: Path, header: str) -> str:
+    """C definitions of the user types the header's skeleton struct names (and of what
+    they need), in the order bpftool's dump prints them (a valid C order)."""
+    skel = parse_header(header)
+    dump = btf_c_dump(obj)
+    blocks = [b.strip("\n") for b in re.split(r"\n\s*\n", dump) if b.strip()]
+    keyed = [(b, _block_key(b)) for b in blocks]
+    typedefs = {k[1] for _, k in keyed if k is not None and k[0] == "typedef"}
+    by_key: dict[tuple[str, str], str] = {k: b for b, k in keyed if k is not None}
+    system = system_names()
+    want: set[tuple[str, str]] = set()
+    todo = list(_refs(skel.body, typedefs))
+    while todo:
+        key = todo.pop()
+        if key in want or key in system or key not in by_key:
+            continue
+        if key[0] in ("struct", "union", "enum") and key[1].startswith(skel.name + "__"):
+            continue  # the header's own data-section structs
+        want.add(key)
+        todo.extend(_refs(by_key[key], typedefs))
+    for kind in ("struct", "union"):  # anything only forward-declared still needs its tag
+        for key, _block in list(by_key.items()):
+            if key == ("fwd " + kind, key[1]) and (kind, key[1]) in want:
+                want.add(key)
+    out = [b for b, k in keyed if k is not None and k in want]
+    return "\n\n".join(out) + ("\n" if out else "")
+
+
+# -- the probe program -----------------------------------------------------------------------
+
+@dataclass
+class TestRun:
+    """A BPF_PROG_TEST_RUN of program ``prog`` after load: ``data`` bytes of packet data
+    (socket/xdp/tc programs) and ``ctx`` bytes of context (syscall programs)."""
+
+    prog: str
+    data: int = 0
+    ctx: int = 0
+
+
+PROBE_FUNCS = r"""
+static int probe_info(int fd, void *info, __u32 len)
+{
+	union bpf_attr attr;
+
+	memset(info, 0, len);
+	memset(&attr, 0, sizeof(attr));
+	attr.info.bpf_fd = fd;
+	attr.info.info_len = len;
+	attr.info.info = (long)info;
+	return skel_sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &attr, sizeof(attr));
+}
+
+static void probe_map(const char *ident, int fd)
+{
+	struct bpf_map_info mi;
+
+	if (fd > 0 && !probe_info(fd, &mi, sizeof(mi)))
+		printf("map %s fd=%d type=%u name=%s key=%u value=%u max_entries=%u flags=0x%x\n",
+			ident, fd, mi.type, mi.name, mi.key_size, mi.value_size, mi.max_entries,
+			mi.map_flags);
+	else
+		printf("map %s fd=%d\n", ident, fd);
+}
+
+static void probe_prog(const char *ident, int fd)
+{
+	struct bpf_prog_info pi;
+
+	if (fd > 0 && !probe_info(fd, &pi, sizeof(pi)))
+		printf("prog %s fd=%d type=%u name=%s\n", ident, fd, pi.type, pi.name);
+	else
+		printf("prog %s fd=%d\n", ident, fd);
+}
+
+static void probe_run(const char *ident, int fd, __u32 data_sz, __u32 ctx_sz)
+{
+	static char data[256], ctx[256];
+	union bpf_attr attr;
+	int err;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.test.prog_fd = fd;
+	if (data_sz) {
+		attr.test.data_in = (long)data;
+		attr.test.data_size_in = data_sz;
+	}
+	if (ctx_sz) {
+		attr.test.ctx_in = (long)ctx;
+		attr.test.ctx_size_in = ctx_sz;
+	}
+	err = skel_sys_bpf(BPF_PROG_TEST_RUN, &attr, sizeof(attr));
+	printf("run %s err=%d errno=%d retval=%u\n", ident, err, err ? errno : 0,
+		attr.test.retval);
+}
+"""
+
+
+def probe_source(header_name: str, skel: Skeleton, *, required_progs: set[str] | None = None,
+                 prelude: str = "", runs: list[TestRun] | None = None,
+                 attach: list[str] | None = None, attach_all: bool = False,
+                 extra: str = "") -> str:
+    """A C main for the header: prints ``map IDENT fd=...``, ``prog IDENT fd=...``,
+    ``run IDENT ... retval=N``, ``attach IDENT ret=N``; exit 0 when every map fd and every
+    program in ``required_progs`` (default: all) is > 0, 3 otherwise, 2 when
+    ``__open_and_load`` fails (after printing ``open_and_load failed errno=N``)."""
+    required = set(skel.progs) if required_progs is None else required_progs
+    lines = [PRELUDE_INCLUDES, prelude, f'#include "{header_name}"\n', PROBE_FUNCS,
+             "int main(void)\n{", f"\tstruct {skel.name} *skel;", "\tint bad = 0;\n",
+             "\tsetvbuf(stdout, NULL, _IOLBF, 0);",
+             f"\tskel = {skel.name}__open_and_load();",
+             "\tif (!skel) {", '\t\tprintf("open_and_load failed errno=%d\\n", errno);',
+             "\t\treturn 2;", "\t}", '\tprintf("loaded\\n");']
+    for m in skel.maps:
+        lines.append(f'\tprobe_map("{m}", skel->maps.{m}.map_fd);')
+        lines.append(f"\tbad |= skel->maps.{m}.map_fd <= 0;")
+    for p in skel.progs:
+        lines.append(f'\tprobe_prog("{p}", skel->progs.{p}.prog_fd);')
+        if p in required:
+            lines.append(f"\tbad |= skel->progs.{p}.prog_fd <= 0;")
+    for r in runs or []:
+        lines.append(f'\tprobe_run("{r.prog}", skel->progs.{r.prog}.prog_fd, {r.data}, {r.ctx});')
+    if extra:
+        lines.append(extra)
+    for p in attach or []:
+        lines.append(f'\tprintf("attach {p} ret=%d\\n", {skel.name}__{p}__attach(skel));')
+    if attach_all:
+        lines.append(f'\tprintf("attach_all ret=%d\\n", {skel.name}__attach(skel));')
+    lines += [f"\t{skel.name}__destroy(skel);", "\treturn bad ? 3 : 0;", "}", ""]
+    return "\n".join(lines)
+
+
+@dataclass
+class Probe:
+    rc: int
+    out: str
+    maps: dict[str, dict[str, str]]
+    progs: dict[str, dict[str, str]]
+    runs: dict[str, dict[str, str]]
+    attach: dict[str, int]
+
+    def __str__(self) -> str:
+        return f"exit {self.rc}\n{self.out}"
+
+
+def _fields(rest: str) -> dict[str, str]:
+    return dict(kv.split("=", 1) for kv in rest.split() if "=" in kv)
+
+
+def parse_probe(rc: int, out: str) -> Probe:
+    probe = Probe(rc, out, {}, {}, {}, {})
+    for line in out.splitlines():
+        kind, _, rest = line.partition(" ")
+        ident, _, rest = rest.partition(" ")
+        if kind == "map":
+            probe.maps[ident] = _fields(rest)
+        elif kind == "prog":
+            probe.progs[ident] = _fields(rest)
+        elif kind == "run":
+            probe.runs[ident] = _fields(rest)
+        elif kind == "attach":
+            probe.attach[ident] = int(_fields(rest)["ret"])
+    return probe
+
+
+def compile_c(source: str, header: str, workdir: Path, header_name: str = "skel.lskel.h",
+              ) -> tuple[Path | None, str]:
+    """(executable or None, gcc's stderr). Cached in ``workdir`` by content hash."""
+    gcc = tool("gcc")
+    if gcc is None:
+        raise FileNotFoundError("gcc not found")
+    key = hashlib.sha256("\0".join([source, header, *GCC_FLAGS]).encode()).hexdigest()[:16]
+    d = workdir / key
+    exe = d / "probe"
+    if os.access(exe, os.X_OK):
+        return exe, ""
+    d.mkdir(parents=True, exist_ok=True)
+    (d / header_name).write_text(header)
+    (d / "probe.c").write_text(source)
+    p = subprocess.run([gcc, *GCC_FLAGS, "-I", str(d), "-o", str(d / ".probe.tmp"),
+                        str(d / "probe.c")], capture_output=True, text=True, timeout=300)
+    if p.returncode != 0:
+        return None, p.stderr
+    os.replace(d / ".probe.tmp", exe)
+    return exe, p.stderr
+
+
+def run_probe(exe: Path, timeout: int = 120) -> Probe:
+    p = subprocess.run([str(exe)], capture_output=True, text=True, timeout=timeout)
+    return parse_probe(p.returncode, p.stdout + p.stderr)

@@ -1,0 +1,412 @@
+"""Each place where bpfgen_fast deliberately goes beyond bpftool 7.5.0 / libbpf 1.5's
+gen_loader (README: divergences), shown in the kernel: our output loads and behaves,
+bpftool's output is refused (by bpftool, gcc, the verifier or MAP_CREATE), crashes or
+behaves wrongly. Needs root and bpf() for the kernel parts, gcc for the headers,
+clang-19 for the generated many-program / many-map objects (tests/fixtures/gen_many.py)
+and bpftool for bpftool's side; each is skipped with its reason when missing."""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import skel_c
+from bpfgen_fast import BpfObject, Loader, LoadError, run
+from support import BAD, FIXDIR, HOST, obj_path, run_cli
+
+EXPECTED_BAD = (BAD / "EXPECTED.txt").read_text()
+#: compiled probe programs, cached by content hash (gitignored)
+PROBES = FIXDIR / "build" / "probes"
+#: host facts that change sizes: the goldens' (the rest, if needed, is read from this host)
+SIZES = {"page_size": int(str(HOST["page_size"])), "possible_cpus": int(str(HOST["possible_cpus"]))}
+
+
+def _load_module(name: str, path: Path) -> Any:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+gen_many = _load_module("gen_many", FIXDIR / "gen_many.py")
+make_golden = _load_module("make_golden", FIXDIR / "make_golden.py")
+
+
+# -- tools -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def bpftool() -> str:
+    path = shutil.which("bpftool")
+    if path is None:
+        pytest.skip("bpftool not found: bpftool's side cannot be shown")
+    return path
+
+
+@pytest.fixture(scope="session")
+def gcc() -> str:
+    path = shutil.which("gcc")
+    if path is None:
+        pytest.skip("gcc not found: headers cannot be compiled")
+    return path
+
+
+@pytest.fixture(scope="session")
+def clang() -> str:
+    path = shutil.which(gen_many.CLANG)
+    if path is None:
+        pytest.skip(f"{gen_many.CLANG} not found: cannot build the generated objects")
+    return path
+
+
+def many(clang: str, progs: int, maps: int) -> Path:
+    return Path(gen_many.build(progs, maps))
+
+
+def bpftool_gen(tool: str, obj: Path) -> subprocess.CompletedProcess[str]:
+    """``bpftool gen skeleton -L OBJ`` from OBJ's directory (object name from the file)."""
+    return subprocess.run([tool, "gen", "skeleton", "-L", obj.name], cwd=obj.parent,
+                          capture_output=True, text=True, timeout=300)
+
+
+def blobs(header: str) -> tuple[bytes, bytes]:
+    return make_golden.decode_c_blob(header, "opts_data"), make_golden.decode_c_blob(
+        header, "opts_insn")
+
+
+def lskel(tool: Path, data: bytes, insns: bytes, nr_maps: int, nr_progs: int,
+          tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    (tmp_path / "l.data").write_bytes(data)
+    (tmp_path / "l.insns").write_bytes(insns)
+    return subprocess.run([str(tool), str(tmp_path / "l.data"), str(tmp_path / "l.insns"),
+                           str(nr_maps), str(nr_progs)], stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=300)
+
+
+def reason(out: str) -> str:
+    return next((line[8:] for line in out.splitlines() if line.startswith("reason: ")), "")
+
+
+def probe(header: str, obj: Path | None = None, **kw: Any) -> skel_c.Probe:
+    """Compile a probe main around ``header`` (types from ``obj``'s BTF) and run it."""
+    skel = skel_c.parse_header(header)
+    prelude = skel_c.type_prelude(obj, header) if obj is not None else ""
+    src = skel_c.probe_source("skel.lskel.h", skel, prelude=prelude, **kw)
+    exe, err = skel_c.compile_c(src, header, PROBES)
+    assert exe is not None, f"the header does not compile:\n{err[-3000:]}"
+    return skel_c.run_probe(exe)
+
+
+def compiles(header: str) -> tuple[bool, str]:
+    skel = skel_c.parse_header(header)
+    exe, err = skel_c.compile_c(skel_c.probe_source("skel.lskel.h", skel), header, PROBES)
+    return exe is not None, err
+
+
+# -- 1. more than 32 programs ----------------------------------------------------------------
+
+@pytest.mark.usefixtures("bpf_permitted", "gcc")
+@pytest.mark.parametrize("n", [40, 100, 300])
+def test_more_than_32_programs_load(n: int, clang: str, lskel_run: Path, tmp_path: Path) -> None:
+    """n socket programs + 3 static .text sub-programs sharing one map: every program fd
+    is valid, named after its own program, and runs its own code (p_i returns 1000 + i)."""
+    path = many(clang, n, 1)
+    obj = BpfObject.open(path)
+    assert len(obj.programs) == n and obj.subprograms == ["sub0", "sub1", "sub2"]
+    loader = obj.gen_loader(**SIZES)
+    assert loader.prog_names == tuple(f"p{i:03d}" for i in range(n))
+    out = lskel(lskel_run, loader.data, loader.insns, len(loader.map_names), n, tmp_path)
+    assert out.returncode == 0, out.stdout[-3000:]
+    for i in range(n):
+        assert f"prog[{i}] fd=" in out.stdout and f" type=1 name=p{i:03d} " in out.stdout
+
+    sample = sorted({0, 1, n // 2, n - 1})
+    p = probe(obj.gen_skeleton(**SIZES), path,
+              runs=[skel_c.TestRun(f"p{i:03d}", data=64) for i in sample])
+    assert p.rc == 0, p
+    assert list(p.progs) == [f"p{i:03d}" for i in range(n)]
+    for ident, info in p.progs.items():
+        assert int(info["fd"]) > 0 and info["name"] == ident and info["type"] == "1", (ident, info)
+    assert len({info["fd"] for info in p.progs.values()}) == n
+    assert p.maps["m000"]["name"] == "m000"
+    for i in sample:
+        ident = f"p{i:03d}"
+        assert p.runs[ident]["err"] == "0", p.runs[ident]
+        assert int(p.runs[ident]["retval"]) == gen_many.retval(i, 1)
+
+
+@pytest.mark.usefixtures("bpf_permitted")
+def test_bpftools_loader_for_40_programs_is_rejected(clang: str, bpftool: str, gcc: str,
+                                                    lskel_run: Path, tmp_path: Path) -> None:
+    """libbpf 1.5 keeps program fds in 32 stack slots: bpftool writes the skeleton, but
+    the verifier refuses its loader (the 33rd fd store is beyond the frame)."""
+    path = many(clang, 40, 1)
+    gen = bpftool_gen(bpftool, path)
+    assert gen.returncode == 0, gen.stderr
+    data, insns = blobs(gen.stdout)
+    out = lskel(lskel_run, data, insns, 2, 40, tmp_path)
+    assert out.returncode == 1, out.stdout[-2000:]
+    assert "FAIL failed to load loader prog" in out.stdout
+    assert reason(out.stdout).startswith("invalid write to stack R10"), reason(out.stdout)
+    p = probe(gen.stdout, path)  # the header itself: __open_and_load fails
+    assert p.rc == 2 and "open_and_load failed errno=13" in p.out, p
+
+
+# -- 2. more than 64 maps --------------------------------------------------------------------
+
+MANY_MAPS = {65: 2, 200: 4}  # maps -> programs (the kernel allows a program 64 maps)
+
+
+@pytest.mark.usefixtures("bpf_permitted", "no_leaked_fds")
+@pytest.mark.parametrize("m", sorted(MANY_MAPS))
+def test_more_than_64_maps_load(m: int, clang: str) -> None:
+    """Every map exists with its own name; with value j written into map m_j, each
+    program's return value (1000 + i + sum of value(m_j) * (j + 1) over the maps it reads,
+    up to m199) proves every fd array slot, beyond 64 too, holds its own map; p000 bumps
+    ``hits`` in .bss, an internal map after all of them."""
+    n = MANY_MAPS[m]
+    path = many(clang, n, m)
+    obj = BpfObject.open(path)
+    assert list(obj.maps) == [f"m{i:03d}" for i in range(m)] + [f"{obj.name[:8]}.bss"]
+    with run(obj.gen_loader(**SIZES)) as loaded:
+        assert list(loaded.maps) == list(obj.maps)
+        for name in obj.maps:
+            info = loaded.map_info(name)
+            assert info.name == name[:15]
+            assert (info.type, info.key_size, info.max_entries) == (2, 4, 1)
+        values = {j: j for j in range(1, m)}
+        for j, v in values.items():
+            loaded.update(f"m{j:03d}", b"\0" * 4, struct.pack("<Q", v))
+        for i in range(n):
+            res = loaded.test_run(f"p{i:03d}", data=b"\0" * 64)
+            assert res.retval == gen_many.retval(i, m, values), f"p{i:03d}"
+        assert struct.unpack_from("<Q", loaded.bss, 0)[0] == 1
+        assert loaded.lookup("m000", b"\0" * 4) == struct.pack("<Q", n)
+
+
+@pytest.mark.usefixtures("bpf_permitted", "gcc")
+def test_more_than_64_maps_header(clang: str) -> None:
+    path = many(clang, 4, 200)
+    p = probe(BpfObject.open(path).gen_skeleton(**SIZES), path,
+              runs=[skel_c.TestRun(f"p{i:03d}", data=64) for i in range(4)])
+    assert p.rc == 0, p
+    assert len(p.maps) == 201 and all(int(i["fd"]) > 0 for i in p.maps.values())
+    assert all(p.maps[f"m{j:03d}"]["name"] == f"m{j:03d}" for j in range(200))
+    assert p.maps["bss"]["name"] == "many_p4_.bss"
+    assert [int(p.runs[f"p{i:03d}"]["retval"]) for i in range(4)] == [
+        gen_many.retval(i, 200) for i in range(4)]
+
+
+@pytest.mark.parametrize("m", sorted(MANY_MAPS))
+def test_bpftool_refuses_more_than_64_maps(m: int, clang: str, bpftool: str) -> None:
+    gen = bpftool_gen(bpftool, many(clang, MANY_MAPS[m], m))
+    assert gen.returncode != 0
+    assert "libbpf: Total maps exceeds 64" in gen.stderr
+
+
+# -- 3. prog-array static .values ------------------------------------------------------------
+
+def test_bpftool_refuses_prog_array_values(bpftool: str) -> None:
+    gen = bpftool_gen(bpftool, BAD / "prog_array_static.bpf.o")
+    assert gen.returncode != 0
+    assert "failed to load object 'prog_array_static_bpf'" in gen.stderr
+    assert "== bad/prog_array_static.bpf.o (exit status 161)" in EXPECTED_BAD
+
+
+@pytest.mark.usefixtures("bpf_permitted", "gcc")
+def test_prog_array_static_slot_is_filled() -> None:
+    """enter_slot1 returns 42 only through the tail call into slot 1 (7 otherwise);
+    enter_slot0 finds slot 0 empty."""
+    path = BAD / "prog_array_static.bpf.o"
+    obj = BpfObject.open(path)
+    runs = [skel_c.TestRun(p, data=64) for p in ("enter_slot1", "enter_slot0", "tail_target")]
+    p = probe(obj.gen_skeleton(**SIZES), path, runs=runs)
+    assert p.rc == 0, p
+    assert {k: v["retval"] for k, v in p.runs.items()} == {
+        "enter_slot1": "42", "enter_slot0": "7", "tail_target": "42"}, p
+    assert p.maps["jmp_table"]["type"] == "3"
+
+
+# -- 4. kfunc ___flavour ---------------------------------------------------------------------
+
+def _flavour_values(loader: Loader | BpfObject) -> tuple[int, int]:
+    with run(loader) as loaded:
+        res = loaded.test_run("probe_ksyms", ctx=b"\0" * 8)
+        assert res.retval == 0
+        return struct.unpack_from("<ii", loaded.data, 0)  # type: ignore[return-value]
+
+
+@pytest.mark.usefixtures("bpf_permitted", "no_leaked_fds")
+def test_flavoured_kfunc_exists(bpftool: str) -> None:
+    """bpf_ksym_exists(bpf_task_acquire___x) in a syscall program: 1 with our loader
+    (bpf_task_acquire is found), 0 with bpftool's (it looks the suffixed name up); the
+    control, a kfunc no kernel has, is 0 for both."""
+    path = BAD / "ksym_flavour.bpf.o"
+    obj = BpfObject.open(path)
+    assert _flavour_values(obj) == (1, 0)
+    compat = obj.gen_loader(_bpftool_ksym_names=True)
+    assert _flavour_values(compat) == (0, 0)
+    gen = bpftool_gen(bpftool, path)
+    assert gen.returncode == 0, gen.stderr
+    theirs = blobs(gen.stdout)
+    assert theirs == (compat.data, compat.insns)  # the option is exactly bpftool's loader
+    bare = Loader(data=theirs[0], insns=theirs[1], map_names=compat.map_names,
+                  prog_names=compat.prog_names)
+    assert _flavour_values(bare) == (0, 0)
+
+
+# -- 5. maps with incomplete BTF -------------------------------------------------------------
+
+INCOMPLETE = {  # fixture -> (map, program, key, value, key_size, value_size)
+    "map_btf_key_only": ("key_typed", "use_key_typed", struct.pack("<II", 1, 2),
+                         struct.pack("<QQQ", 3, 4, 5), 8, 24),
+    "map_btf_value_only": ("value_typed", "use_value_typed", struct.pack("<I", 9),
+                           struct.pack("<QQI4x", 1, 2, 3), 4, 24),
+}
+
+
+@pytest.mark.usefixtures("bpf_permitted")
+@pytest.mark.parametrize("name", sorted(INCOMPLETE))
+def test_incomplete_map_btf_bpftool_fails(name: str, bpftool: str, lskel_run: Path,
+                                          tmp_path: Path) -> None:
+    mapname = INCOMPLETE[name][0]
+    gen = bpftool_gen(bpftool, BAD / f"{name}.bpf.o")
+    assert gen.returncode == 0, gen.stderr
+    assert f"== bad/{name}.bpf.o (exit status 0)" in EXPECTED_BAD
+    data, insns = blobs(gen.stdout)
+    out = lskel(lskel_run, data, insns, 2, 1, tmp_path)
+    assert out.returncode == 1
+    assert "FAIL failed to execute loader prog: -22 (Invalid argument)" in out.stdout
+    ours = BpfObject.open(BAD / f"{name}.bpf.o").gen_loader(**SIZES)
+    with pytest.raises(LoadError) as ei:
+        run(Loader(data=data, insns=insns, map_names=ours.map_names, prog_names=ours.prog_names))
+    assert ei.value.errno == errno.EINVAL
+    assert (ei.value.step or "").endswith(f"MAP_CREATE {mapname}"), ei.value.step
+
+
+@pytest.mark.usefixtures("bpf_permitted", "no_leaked_fds")
+@pytest.mark.parametrize("name", sorted(INCOMPLETE))
+def test_incomplete_map_btf_ours_loads(name: str) -> None:
+    mapname, prog, key, value, key_size, value_size = INCOMPLETE[name]
+    with run(BpfObject.open(BAD / f"{name}.bpf.o").gen_loader(**SIZES)) as loaded:
+        info = loaded.map_info(mapname)
+        assert (info.type, info.key_size, info.value_size, info.max_entries) == (
+            1, key_size, value_size, 16)
+        assert (info.btf_key_type_id, info.btf_value_type_id) == (0, 0)  # created without BTF
+        assert loaded.test_run(prog, ctx=b"\0" * 8).retval == 0
+        assert loaded.lookup(mapname, key) == value
+
+
+# -- 6. non-autoload programs: fds in their own slots ----------------------------------------
+
+AUTOLOAD = "autoload_question.bpf"
+AUTOLOAD_PROGS = ["always_loaded", "maybe_loaded_a", "always_loaded_too", "maybe_loaded_b"]
+AUTOLOAD_CASES = {  # CLI options -> the programs that load
+    (): {"always_loaded", "always_loaded_too"},
+    ("--no-autoload", "always_loaded", "--autoload", "maybe_loaded_b"):
+        {"always_loaded_too", "maybe_loaded_b"},
+    ("--autoload", "maybe_loaded_a"): {"always_loaded", "maybe_loaded_a", "always_loaded_too"},
+    ("--no-autoload", "always_loaded"): {"always_loaded_too"},
+}
+
+
+@pytest.mark.usefixtures("bpf_permitted", "gcc")
+@pytest.mark.parametrize("opts", list(AUTOLOAD_CASES), ids=lambda o: " ".join(o) or "default")
+def test_autoload_header_fds_in_own_slots(opts: tuple[str, ...], tmp_path: Path) -> None:
+    out = tmp_path / "a.lskel.h"
+    cli = run_cli("gen", "skeleton", "-L", obj_path(AUTOLOAD), "--page-size",
+                  str(SIZES["page_size"]), *opts, "-o", out)
+    assert cli.returncode == 0, cli.stderr
+    loaded = AUTOLOAD_CASES[opts]
+    p = probe(out.read_text(), obj_path(AUTOLOAD), required_progs=loaded)
+    assert p.rc == 0, p
+    assert list(p.progs) == AUTOLOAD_PROGS
+    for ident, info in p.progs.items():
+        if ident in loaded:
+            assert int(info["fd"]) > 0 and info["name"] == ident[:15], (ident, p)
+        else:
+            assert info == {"fd": "0"}, (ident, p)
+
+
+@pytest.mark.usefixtures("bpf_permitted", "gcc")
+def test_autoload_bpftool_header_misplaces_fds(bpftool: str) -> None:
+    """bpftool's header: always_loaded_too's fd lands in maybe_loaded_a's slot."""
+    gen = bpftool_gen(bpftool, obj_path(AUTOLOAD))
+    assert gen.returncode == 0, gen.stderr
+    p = probe(gen.stdout, obj_path(AUTOLOAD), required_progs=set())
+    assert p.rc == 0, p
+    assert p.progs["always_loaded"]["name"] == "always_loaded"
+    assert p.progs["maybe_loaded_a"]["name"] == "always_loaded_t"  # someone else's program
+    assert p.progs["always_loaded_too"] == {"fd": "0"}  # its own program lost
+    assert p.progs["maybe_loaded_b"] == {"fd": "0"}
+
+
+# -- 7. SEC("raw_tp") without a name ---------------------------------------------------------
+
+def test_raw_tp_noname_bpftool_crashes(bpftool: str) -> None:
+    gen = bpftool_gen(bpftool, BAD / "raw_tp_noname.bpf.o")
+    assert gen.returncode == -signal.SIGSEGV, (gen.returncode, gen.stderr)
+
+
+@pytest.mark.usefixtures("bpf_permitted", "gcc")
+def test_raw_tp_noname_header_loads_and_attach_is_unsupported() -> None:
+    path = BAD / "raw_tp_noname.bpf.o"
+    header = BpfObject.open(path).gen_skeleton(**SIZES)
+    p = probe(header, path, attach=["raw_noname"], attach_all=True)
+    assert p.rc == 0, p
+    assert p.progs["raw_noname"]["name"] == "raw_noname" and p.progs["raw_noname"]["type"] == "17"
+    assert p.attach == {"raw_noname": 0}  # "auto-attach not supported": 0, no link
+    assert "attach_all ret=0" in p.out
+
+
+# -- 8. objects without programs -------------------------------------------------------------
+
+@pytest.mark.usefixtures("bpf_permitted", "gcc")
+def test_no_progs_header_compiles_and_loads() -> None:
+    path = obj_path("no_progs.bpf")
+    header = BpfObject.open(path).gen_skeleton(**SIZES)
+    p = probe(header, path, extra='\tprintf("lonely_data=%u\\n", skel->data->lonely_data);')
+    assert p.rc == 0, p
+    assert p.maps["lonely_map"]["name"] == "lonely_map" and p.maps["lonely_map"]["type"] == "1"
+    assert p.maps["data"]["name"] == "no_progs.data" and p.progs == {}
+    assert "lonely_data=17" in p.out
+
+
+@pytest.mark.usefixtures("gcc")
+def test_no_progs_bpftool_header_does_not_compile(bpftool: str) -> None:
+    gen = bpftool_gen(bpftool, obj_path("no_progs.bpf"))
+    assert gen.returncode == 0, gen.stderr
+    ok, err = compiles(gen.stdout)
+    assert not ok
+    assert "has no member named 'links'" in err.replace("\u2018", "'").replace("\u2019", "'")
+
+
+# -- run() (explain()'s decoder) with these loader layouts ------------------------------------
+
+@pytest.mark.usefixtures("bpf_permitted", "no_leaked_fds")
+@pytest.mark.parametrize("which", ["40 programs", "prog_array_static"])
+def test_run_loads_beyond_loaders(which: str, clang: str) -> None:
+    path = many(clang, 40, 1) if which == "40 programs" else BAD / "prog_array_static.bpf.o"
+    with run(BpfObject.open(path).gen_loader(**SIZES)) as loaded:
+        assert all(fd > 0 for fd in loaded.progs.values())
+
+
+@pytest.fixture
+def no_leaked_fds() -> Iterator[None]:
+    import os
+
+    before = set(os.listdir("/proc/self/fd"))
+    yield
+    after = set(os.listdir("/proc/self/fd"))
+    leaked = {fd for fd in after - before if os.path.exists(f"/proc/self/fd/{fd}")}
+    assert not leaked, f"fds leaked: {leaked}"
