@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs what it needs, then
-# runs formatting and lint checks, the Rust tests and the Python tests
-# (golden byte-equality with bpftool 7.5.0, kernel runs, error handling).
+# runs formatting and lint checks, the Rust tests, the Python tests (golden
+# byte-equality with bpftool 7.5.0, kernel runs, error handling, batch,
+# hostile input), the kernel selftests differential (prints its table) and a
+# one-minute fuzz smoke run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -21,4 +23,8 @@ ruff check python tests benches scripts
 step "mypy"
 mypy
 step "pytest"
-pytest -q tests
+pytest -q tests -m "not corpus"
+step "selftests differential (bpftool 7.5.0 vs bpfgen_fast, kernel loads)"
+python scripts/selftests/differential.py --kernel
+step "fuzz smoke"
+bash scripts/fuzz-smoke.sh

@@ -103,9 +103,14 @@ impl HostArgs {
 type LoaderTuple<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>, Vec<String>, Vec<String>);
 
 /// An opened BPF object (libbpf's open phase done).
+///
+/// Thread safety: generation works on a snapshot (`Arc` clone) taken under
+/// the GIL, and releases its borrow of the Python object before releasing
+/// the GIL. `set_autoload` from another thread meanwhile copies the object
+/// on write instead of failing with PyO3's "Already borrowed".
 #[pyclass(module = "bpfgen_fast._core", name = "Object")]
 struct PyObject_ {
-    inner: Object,
+    inner: std::sync::Arc<Object>,
 }
 
 #[pymethods]
@@ -196,7 +201,8 @@ impl PyObject_ {
     }
 
     fn set_autoload(&mut self, name: &str, autoload: bool) -> PyResult<()> {
-        match self.inner.programs.iter_mut().find(|p| !p.is_subprog && p.name == name) {
+        let inner = std::sync::Arc::make_mut(&mut self.inner);
+        match inner.programs.iter_mut().find(|p| !p.is_subprog && p.name == name) {
             Some(p) => {
                 p.autoload = autoload;
                 Ok(())
@@ -206,13 +212,14 @@ impl PyObject_ {
     }
 
     /// Generate the light-skeleton header (`bpftool gen skeleton -L`).
-    fn gen_skeleton(&self, py: Python<'_>, host: HostArgs) -> PyResult<String> {
+    fn gen_skeleton(slf: &Bound<'_, Self>, host: HostArgs) -> PyResult<String> {
+        let py = slf.py();
         let opts = crate::generate::GenOptions {
             bpftool_prog_slots: host.bpftool_prog_slots.unwrap_or(false),
             bpftool_ksym_names: host.bpftool_ksym_names.unwrap_or(false),
         };
         let host = host.into_host();
-        let obj = &self.inner;
+        let obj = &*std::sync::Arc::clone(&slf.borrow().inner);
         py.detach(|| {
             let blobs = crate::generate::gen_loader_with(obj, &host, opts)?;
             crate::skel::gen_skeleton(obj, &blobs, &host)
@@ -222,13 +229,14 @@ impl PyObject_ {
 
     /// Generate the loader: (data, insns, map_names, prog_names).
     /// `host` is a dict with the optional keys of `HostArgs`.
-    fn gen_loader<'py>(&self, py: Python<'py>, host: HostArgs) -> PyResult<LoaderTuple<'py>> {
+    fn gen_loader<'py>(slf: &Bound<'py, Self>, host: HostArgs) -> PyResult<LoaderTuple<'py>> {
+        let py = slf.py();
         let opts = crate::generate::GenOptions {
             bpftool_prog_slots: host.bpftool_prog_slots.unwrap_or(false),
             bpftool_ksym_names: host.bpftool_ksym_names.unwrap_or(false),
         };
         let host = host.into_host();
-        let obj = &self.inner;
+        let obj = &*std::sync::Arc::clone(&slf.borrow().inner);
         let blobs = py
             .detach(|| crate::generate::gen_loader_with(obj, &host, opts))
             .map_err(|e| to_py_err(py, e))?;
@@ -239,13 +247,75 @@ impl PyObject_ {
             blobs.prog_names,
         ))
     }
+
+    /// Loader self-check against this object (maps with their types and
+    /// sizes, programs with their types, autoload and license) for blobs
+    /// generated on `host`; raises `BpfgenError` on failure.
+    fn selfcheck<'py>(
+        slf: &Bound<'py, Self>,
+        data: &[u8],
+        insns: &[u8],
+        host: HostArgs,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let py = slf.py();
+        let host = host.into_host();
+        let expect = crate::selfcheck::expect_object(&slf.borrow().inner, &host);
+        let report = py.detach(|| crate::selfcheck::check(data, insns, &expect));
+        selfcheck_result(py, report)
+    }
+}
+
+/// A self-check report as a dict, or the failure as `BpfgenError`.
+fn selfcheck_result<'py>(
+    py: Python<'py>,
+    report: std::result::Result<crate::selfcheck::Report, crate::selfcheck::CheckError>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let r = report.map_err(|e| BpfgenError::new_err(e.to_string()))?;
+    let d = PyDict::new(py);
+    d.set_item("insn_cnt", r.insn_cnt)?;
+    d.set_item("data_len", r.data_len)?;
+    d.set_item("btf", r.btf)?;
+    let maps: Vec<(String, Option<usize>, u32)> = r
+        .map_creates
+        .iter()
+        .map(|m| (m.name.clone(), m.map_idx, m.attrs.map_type))
+        .collect();
+    d.set_item("map_creates", maps)?;
+    let progs: Vec<(String, usize, u32, u32)> = r
+        .prog_loads
+        .iter()
+        .map(|p| (p.name.clone(), p.prog_idx, p.prog_type, p.insn_cnt))
+        .collect();
+    d.set_item("prog_loads", progs)?;
+    d.set_item("map_updates", r.map_updates)?;
+    d.set_item("map_freezes", r.map_freezes)?;
+    d.set_item("warnings", r.warnings)?;
+    Ok(d)
+}
+
+/// Loader self-check from the blobs and the ctx layout alone (every map's
+/// and entry program's name, in order); raises `BpfgenError` on failure.
+/// Returns a report: `map_creates` as (name, map index or None for an inner
+/// template, type), `prog_loads` as (name, program index, type, insn count).
+#[pyfunction]
+fn selfcheck<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    insns: &[u8],
+    map_names: Vec<String>,
+    prog_names: Vec<String>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let report = py.detach(|| crate::selfcheck::check_names(data, insns, &map_names, &prog_names));
+    selfcheck_result(py, report)
 }
 
 /// Open a BPF object from its bytes (libbpf's open phase).
 #[pyfunction]
 fn open(py: Python<'_>, data: &[u8], name: &str) -> PyResult<PyObject_> {
     py.detach(|| crate::object::open(data, name))
-        .map(|inner| PyObject_ { inner })
+        .map(|inner| PyObject_ {
+            inner: std::sync::Arc::new(inner),
+        })
         .map_err(|e| to_py_err(py, e))
 }
 
@@ -262,6 +332,206 @@ fn host_defaults() -> (u32, u32) {
     (h.page_size, h.possible_cpus)
 }
 
+/// One batch result as returned to Python: (path, name, error, skipped,
+/// [(output path, size)], header, (data, insns, map_names, prog_names)).
+type BatchTuple<'py> = (
+    String,
+    String,
+    Option<Bound<'py, pyo3::PyAny>>,
+    bool,
+    Vec<(String, u64)>,
+    Option<String>,
+    Option<LoaderTuple<'py>>,
+);
+
+fn batch_failure<'py>(py: Python<'py>, f: crate::batch::Failure) -> Option<Bound<'py, pyo3::PyAny>> {
+    use crate::batch::Failure;
+    let err = match f {
+        Failure::Skipped => return None,
+        Failure::Gen(e) => to_py_err(py, e),
+        Failure::Io { path, errno, message } => {
+            let path = path.to_string_lossy().into_owned();
+            match errno {
+                Some(n) => {
+                    let text = std::io::Error::from_raw_os_error(n).to_string();
+                    let strerror = text
+                        .strip_suffix(&format!(" (os error {n})"))
+                        .unwrap_or(&text)
+                        .to_string();
+                    pyo3::exceptions::PyOSError::new_err((n, strerror, path))
+                }
+                None => pyo3::exceptions::PyOSError::new_err(format!("{path}: {message}")),
+            }
+        }
+        Failure::DuplicateName(name) => pyo3::exceptions::PyValueError::new_err(format!(
+            "duplicate object name '{name}' in the batch: its output files would overwrite another object's"
+        )),
+        Failure::Panic(msg) => pyo3::exceptions::PyRuntimeError::new_err(format!("internal error (panic): {msg}")),
+    };
+    Some(err.into_value(py).into_bound(py).into_any())
+}
+
+/// Generate many objects in parallel with the GIL released (see `batch.rs`).
+/// `progress(done, total)` is called from this thread every few tens of
+/// milliseconds while the workers run; Ctrl-C (or an exception from
+/// `progress`) cancels: objects not started are skipped, the ones running
+/// finish (their outputs complete, no temporary files left), then the
+/// exception is raised.
+#[pyfunction]
+#[pyo3(signature = (paths, names, jobs, out_dir, fmt, keep_going, host, progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn gen_batch<'py>(
+    py: Python<'py>,
+    paths: Vec<std::path::PathBuf>,
+    names: Option<Vec<String>>,
+    jobs: usize,
+    out_dir: Option<std::path::PathBuf>,
+    fmt: &str,
+    keep_going: bool,
+    host: HostArgs,
+    progress: Option<Bound<'py, pyo3::PyAny>>,
+) -> PyResult<Vec<BatchTuple<'py>>> {
+    use crate::batch::{self, BatchOptions, Control, Format, Job, Output};
+    use std::sync::mpsc::{RecvTimeoutError, channel};
+
+    let format = match fmt {
+        "lskel" => Format::Lskel,
+        "blobs" => Format::Blobs,
+        _ => {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "unknown format {fmt:?}"
+            )));
+        }
+    };
+    if let Some(n) = &names
+        && n.len() != paths.len()
+    {
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "names must have one entry per path",
+        ));
+    }
+    let opts = BatchOptions {
+        jobs,
+        out_dir,
+        format,
+        keep_going,
+        options: crate::generate::GenOptions {
+            bpftool_prog_slots: host.bpftool_prog_slots.unwrap_or(false),
+            bpftool_ksym_names: host.bpftool_ksym_names.unwrap_or(false),
+        },
+    };
+    let host = host.into_host();
+    let mut names = names.map(|n| n.into_iter());
+    let jobs: Vec<Job> = paths
+        .into_iter()
+        .map(|path| Job {
+            path,
+            name: names.as_mut().and_then(|n| n.next()),
+        })
+        .collect();
+    let total = jobs.len();
+    let ctl = Control::default();
+    let (tx, rx) = channel();
+    let rx = std::sync::Mutex::new(rx); // shared with the GIL-free waits below
+    let (outcome, interrupted) = std::thread::scope(|s| {
+        s.spawn(|| {
+            let _ = tx.send(batch::gen_batch(&jobs, &opts, &host, &ctl));
+        });
+        let mut interrupted: Option<PyErr> = None;
+        let mut reported = usize::MAX;
+        loop {
+            match py.detach(|| {
+                let rx = rx.lock().unwrap_or_else(|p| p.into_inner());
+                rx.recv_timeout(std::time::Duration::from_millis(40))
+            }) {
+                Ok(r) => break (r, interrupted),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    break (
+                        Err(std::io::Error::other("batch worker exited without a result")),
+                        interrupted,
+                    );
+                }
+            }
+            if interrupted.is_some() {
+                continue; // draining: the running objects finish, nothing new starts
+            }
+            if let Err(e) = py.check_signals() {
+                ctl.cancel();
+                interrupted = Some(e);
+                continue;
+            }
+            if let Some(cb) = &progress {
+                let done = ctl.done();
+                if done != reported {
+                    reported = done;
+                    if let Err(e) = cb.call1((done, total)) {
+                        ctl.cancel();
+                        interrupted = Some(e);
+                    }
+                }
+            }
+        }
+    });
+    if let Some(e) = interrupted {
+        return Err(e);
+    }
+    let results = outcome?;
+    if let Some(cb) = &progress {
+        cb.call1((total, total))?;
+    }
+    let mut out = Vec::with_capacity(results.len());
+    for r in results {
+        let path = r.path.to_string_lossy().into_owned();
+        let (mut error, mut skipped, mut written, mut header, mut blobs) = (None, false, Vec::new(), None, None);
+        match r.outcome {
+            Ok(Output::Header(text)) => header = Some(text),
+            Ok(Output::Blobs(b)) => {
+                blobs = Some((
+                    PyBytes::new(py, &b.data),
+                    PyBytes::new(py, &b.insns),
+                    b.map_names,
+                    b.prog_names,
+                ))
+            }
+            Ok(Output::Written(files)) => {
+                written = files
+                    .into_iter()
+                    .map(|(p, n)| (p.to_string_lossy().into_owned(), n))
+                    .collect()
+            }
+            Err(batch::Failure::Skipped) => skipped = true,
+            Err(f) => error = batch_failure(py, f),
+        }
+        out.push((path, r.name, error, skipped, written, header, blobs));
+    }
+    Ok(out)
+}
+
+/// Benchmark helper (benches/compare.py): `repeats` timings in seconds of
+/// `open` + `gen_loader` on `data`, measured inside Rust with the GIL
+/// released, to tell the core's time from the Python layer's.
+#[pyfunction]
+fn _time_core(py: Python<'_>, data: &[u8], name: &str, host: HostArgs, repeats: usize) -> PyResult<Vec<f64>> {
+    let opts = crate::generate::GenOptions {
+        bpftool_prog_slots: host.bpftool_prog_slots.unwrap_or(false),
+        bpftool_ksym_names: host.bpftool_ksym_names.unwrap_or(false),
+    };
+    let host = host.into_host();
+    py.detach(|| {
+        let mut times = Vec::with_capacity(repeats);
+        for _ in 0..repeats {
+            let t = std::time::Instant::now();
+            let obj = crate::object::open(data, name)?;
+            std::hint::black_box(crate::generate::gen_loader_with(&obj, &host, opts)?);
+            drop(obj);
+            times.push(t.elapsed().as_secs_f64());
+        }
+        Ok(times)
+    })
+    .map_err(|e| to_py_err(py, e))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -274,5 +544,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(open, m)?)?;
     m.add_function(wrap_pyfunction!(default_object_name, m)?)?;
     m.add_function(wrap_pyfunction!(host_defaults, m)?)?;
+    m.add_function(wrap_pyfunction!(selfcheck, m)?)?;
+    m.add_function(wrap_pyfunction!(gen_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(_time_core, m)?)?;
     Ok(())
 }

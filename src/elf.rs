@@ -93,6 +93,10 @@ fn format_err(reason: impl Into<String>) -> Error {
     Error::elf(reason)
 }
 
+/// Problems with one entry of the section header table are reported against
+/// it, at the entry's offset in the table.
+const SECTION_HEADERS: &str = "section headers";
+
 /// Problems with the file header itself are reported against "ELF header".
 fn header_err(reason: impl Into<String>, offset: u64) -> Error {
     Error::elf(reason).in_section("ELF header").at(offset)
@@ -124,14 +128,19 @@ impl<'a> Elf<'a> {
         }
         let table = hdr
             .sections(e, data)
-            .map_err(|err| format_err(format!("bad section table: {err}")))?;
+            .map_err(|err| header_err(format!("bad section table: {err}"), 0x28))?;
         let mut sections = Vec::with_capacity(table.len());
         for (idx, sh) in table.enumerate() {
-            let name_bytes = table
-                .section_name(e, sh)
-                .map_err(|err| format_err(format!("section #{}: bad name: {err}", idx.0)))?;
-            let name = std::str::from_utf8(name_bytes)
-                .map_err(|_| format_err(format!("section #{}: name is not UTF-8", idx.0)))?;
+            let name_bytes = table.section_name(e, sh).map_err(|err| {
+                format_err(format!("section #{}: bad name: {err}", idx.0))
+                    .in_section(SECTION_HEADERS)
+                    .at(idx.0 as u64 * 64)
+            })?;
+            let name = std::str::from_utf8(name_bytes).map_err(|_| {
+                format_err(format!("section #{}: name is not UTF-8", idx.0))
+                    .in_section(SECTION_HEADERS)
+                    .at(idx.0 as u64 * 64)
+            })?;
             let sh_type = sh.sh_type.get(e).0;
             let data = if sh_type == SHT_NOBITS {
                 &[][..]
@@ -158,7 +167,7 @@ impl<'a> Elf<'a> {
         let symtab = match symtabs.as_slice() {
             [one] => (*one).clone(),
             [] => return Err(format_err("couldn't find symbol table, stripped object file?")),
-            _ => return Err(format_err("multiple symbol tables")),
+            [_, second, ..] => return Err(format_err("multiple symbol tables").in_section(second.name)),
         };
         let strtab = sections
             .get(symtab.link as usize)

@@ -3,6 +3,10 @@
 //! and the build-host resolution of kconfig values and typeless ksym
 //! addresses in gen mode.
 
+use std::sync::Arc;
+
+use std::collections::HashMap;
+
 use crate::btf::{Btf, kind, linkage};
 use crate::elf::Elf;
 use crate::error::{Error, Result};
@@ -71,7 +75,9 @@ fn kcfg_type(btf: &Btf, id: u32) -> Result<(Option<KcfgType>, bool)> {
             }
         }
         kind::ENUM if t.size_or_type == 4 && name == "libbpf_tristate" => (Some(KcfgType::Tristate), false),
-        kind::ENUM64 if name == "libbpf_tristate" => (Some(KcfgType::Tristate), false),
+        // libbpf requires 4 bytes for ENUM64 too; a smaller tristate would
+        // make the 4-byte value write run past the .kconfig image.
+        kind::ENUM64 if t.size_or_type == 4 && name == "libbpf_tristate" => (Some(KcfgType::Tristate), false),
         kind::ARRAY => {
             let (elem, _, n) = btf.array(&t);
             let elem_ty = kcfg_type(btf, elem)?.0;
@@ -89,7 +95,13 @@ pub fn collect(elf: &Elf, btf: Option<&mut Btf>) -> Result<Vec<Extern>> {
     let has_externs = elf.symbols.iter().any(|s| s.is_extern() && !s.name.is_empty());
     let Some(btf) = btf else {
         if let Some(s) = elf.symbols.iter().find(|s| s.is_extern() && !s.name.is_empty()) {
-            return Err(Error::btf(format!("failed to find BTF for extern '{}'", s.name)));
+            // The extern's symbol, for the error's location.
+            let symtab = elf.sections.iter().find(|sec| sec.sh_type == crate::elf::SHT_SYMTAB);
+            let e = Error::btf(format!("failed to find BTF for extern '{}'", s.name));
+            return Err(match symtab {
+                Some(sec) => e.in_section(sec.name).at(s.index as u64 * 24),
+                None => e,
+            });
         }
         return Ok(Vec::new());
     };
@@ -100,12 +112,14 @@ pub fn collect(elf: &Elf, btf: Option<&mut Btf>) -> Result<Vec<Extern>> {
     let err = |msg: String| Error::btf(msg).in_section(".BTF");
     let mut externs = Vec::new();
     let (mut kcfg_sec, mut ksym_sec) = (None, None);
+    let lookup = ExternLookup::new(btf);
     for sym in elf.symbols.iter().filter(|s| s.is_extern() && !s.name.is_empty()) {
-        let btf_id = find_extern_btf_id(btf, sym.name)
+        let btf_id = lookup
+            .btf_id(btf, sym.name)
             .ok_or_else(|| err(format!("failed to find BTF for extern '{}'", sym.name)))?;
         let t = btf.type_by_id(btf_id)?;
         let name = btf.name_of(&t)?.to_string();
-        let sec_id = find_extern_sec_btf_id(btf, btf_id).ok_or_else(|| {
+        let sec_id = lookup.sec_of.get(&btf_id).copied().ok_or_else(|| {
             err(format!(
                 "failed to find BTF for extern '{}' [{btf_id}] section",
                 sym.name
@@ -118,7 +132,8 @@ pub fn collect(elf: &Elf, btf: Option<&mut Btf>) -> Result<Vec<Extern>> {
                 if is_func {
                     return Err(Error::unsupported(format!(
                         "extern function {name} is unsupported under .kconfig section"
-                    )));
+                    ))
+                    .in_section(".BTF"));
                 }
                 kcfg_sec = Some(sec_id);
                 let size = btf
@@ -126,8 +141,9 @@ pub fn collect(elf: &Elf, btf: Option<&mut Btf>) -> Result<Vec<Extern>> {
                     .map_err(|_| err(format!("failed to resolve size of extern (kcfg) '{}'", sym.name)))?;
                 let align = btf.align_of(t.size_or_type)?;
                 let (ty, is_signed) = kcfg_type(btf, t.size_or_type)?;
-                let ty =
-                    ty.ok_or_else(|| Error::unsupported(format!("extern (kcfg) '{}': type is unsupported", sym.name)))?;
+                let ty = ty.ok_or_else(|| {
+                    Error::unsupported(format!("extern (kcfg) '{}': type is unsupported", sym.name)).in_section(".BTF")
+                })?;
                 ExternKind::Kcfg {
                     size,
                     align,
@@ -141,7 +157,9 @@ pub fn collect(elf: &Elf, btf: Option<&mut Btf>) -> Result<Vec<Extern>> {
                 let (type_id, _) = btf.skip_mods_and_typedefs(t.size_or_type)?;
                 ExternKind::Ksym { type_id }
             }
-            other => return Err(Error::unsupported(format!("unrecognized extern section '{other}'"))),
+            other => {
+                return Err(Error::unsupported(format!("unrecognized extern section '{other}'")).in_section(".BTF"));
+            }
         };
         externs.push(Extern {
             name,
@@ -159,6 +177,12 @@ pub fn collect(elf: &Elf, btf: Option<&mut Btf>) -> Result<Vec<Extern>> {
             .then_with(|| a.name.as_bytes().cmp(b.name.as_bytes()))
     });
 
+    // First extern of each name (hostile-input bound: a lookup per DATASEC
+    // entry instead of a scan of every extern).
+    let mut first_ext: HashMap<String, usize> = HashMap::new();
+    for (i, e) in externs.iter().enumerate() {
+        first_ext.entry(e.name.clone()).or_insert(i);
+    }
     if let Some(sec_id) = ksym_sec {
         let int_id = find_int_btf_id(btf);
         let dummy_name_off = match dummy_var {
@@ -170,7 +194,7 @@ pub fn collect(elf: &Elf, btf: Option<&mut Btf>) -> Result<Vec<Extern>> {
         for (i, vs) in infos.iter_mut().enumerate() {
             let vt = btf.type_by_id(vs.type_id)?;
             let vname = btf.name_of(&vt)?.to_string();
-            if !externs.iter().any(|e| e.name == vname) {
+            if !first_ext.contains_key(&vname) {
                 return Err(err(format!("failed to find extern definition for BTF '{vname}'")));
             }
             if vt.kind() == kind::FUNC {
@@ -200,7 +224,16 @@ pub fn collect(elf: &Elf, btf: Option<&mut Btf>) -> Result<Vec<Extern>> {
                 size, align, data_off, ..
             } = &mut e.kind
             {
-                *data_off = off.div_ceil(*align) * *align;
+                // Hostile-input bound: sizes and alignments come from BTF, so
+                // the layout is computed checked (no zero alignment, no
+                // wrapped offset) and must fit the loader's data blob.
+                *data_off = off
+                    .checked_next_multiple_of((*align).max(1))
+                    .filter(|o| {
+                        o.checked_add(*size)
+                            .is_some_and(|end| end as usize <= crate::loader::MAX_DATA_BLOB)
+                    })
+                    .ok_or_else(|| err(format!("extern (kcfg) '{}': .kconfig data grows too large", e.name)))?;
                 off = *data_off + *size;
             }
         }
@@ -210,9 +243,9 @@ pub fn collect(elf: &Elf, btf: Option<&mut Btf>) -> Result<Vec<Extern>> {
         for vs in infos.iter_mut() {
             let vt = btf.type_by_id(vs.type_id)?;
             let vname = btf.name_of(&vt)?.to_string();
-            let ext = externs
-                .iter()
-                .find(|e| e.name == vname)
+            let ext = first_ext
+                .get(&vname)
+                .map(|&i| &externs[i])
                 .ok_or_else(|| err(format!("failed to find extern definition for BTF var '{vname}'")))?;
             btf.set_var_linkage(&vt, linkage::GLOBAL);
             if let ExternKind::Kcfg { data_off, .. } = ext.kind {
@@ -224,30 +257,61 @@ pub fn collect(elf: &Elf, btf: Option<&mut Btf>) -> Result<Vec<Extern>> {
     Ok(externs)
 }
 
-fn find_extern_btf_id(btf: &Btf, name: &str) -> Option<u32> {
-    for id in 1..btf.type_cnt() {
+/// libbpf's per-extern BTF searches, indexed in one pass over the types
+/// (hostile-input bound: a scan of every type per extern symbol is quadratic,
+/// seconds for a 1 MB object).
+struct ExternLookup {
+    /// First VAR or FUNC (in id order) of each name.
+    first_by_name: HashMap<String, u32>,
+    /// First VAR or FUNC with a corrupt name: the linear search stopped there.
+    first_bad: Option<u32>,
+    /// First DATASEC (in id order) listing each type.
+    sec_of: HashMap<u32, u32>,
+}
+
+impl ExternLookup {
+    fn new(btf: &Btf) -> Self {
+        let mut l = ExternLookup {
+            first_by_name: HashMap::new(),
+            first_bad: None,
+            sec_of: HashMap::new(),
+        };
+        for id in 1..btf.type_cnt() {
+            let Ok(t) = btf.type_by_id(id) else { continue };
+            match t.kind() {
+                kind::VAR | kind::FUNC => match btf.name_of(&t) {
+                    Ok(name) => {
+                        l.first_by_name.entry(name.to_string()).or_insert(id);
+                    }
+                    Err(_) => {
+                        l.first_bad.get_or_insert(id);
+                    }
+                },
+                kind::DATASEC => {
+                    for v in btf.secinfos(&t) {
+                        l.sec_of.entry(v.type_id).or_insert(id);
+                    }
+                }
+                _ => {}
+            }
+        }
+        l
+    }
+
+    /// `find_extern_btf_id`: the first VAR/FUNC named `name`, if it is an extern.
+    fn btf_id(&self, btf: &Btf, name: &str) -> Option<u32> {
+        let id = *self.first_by_name.get(name)?;
+        if self.first_bad.is_some_and(|bad| bad < id) {
+            return None;
+        }
         let t = btf.type_by_id(id).ok()?;
-        if t.kind() != kind::VAR && t.kind() != kind::FUNC {
-            continue;
-        }
-        if btf.name_of(&t).ok()? != name {
-            continue;
-        }
         let ok = if t.kind() == kind::VAR {
             btf.tail_u32(&t) == linkage::EXTERN
         } else {
             t.vlen() == linkage::EXTERN
         };
-        return ok.then_some(id);
+        ok.then_some(id)
     }
-    None
-}
-
-fn find_extern_sec_btf_id(btf: &Btf, ext_id: u32) -> Option<u32> {
-    (1..btf.type_cnt()).find(|&id| {
-        btf.type_by_id(id)
-            .is_ok_and(|t| t.kind() == kind::DATASEC && btf.secinfos(&t).iter().any(|v| v.type_id == ext_id))
-    })
 }
 
 fn find_int_btf_id(btf: &Btf) -> u32 {
@@ -288,14 +352,16 @@ pub struct Resolved {
 }
 
 /// Inputs resolution may need, produced lazily by the caller.
+/// Texts are shared (`Arc<str>`), not copied per object: a kernel config is
+/// hundreds of KiB and kallsyms several MiB.
 pub trait ResolveInputs {
     fn kernel_version(&self) -> Result<u32>;
-    fn kconfig(&self) -> Result<String>;
+    fn kconfig(&self) -> Result<Arc<str>>;
     /// Values that take precedence over the kernel config (libbpf's open-time `kconfig` option).
-    fn kconfig_extra(&self) -> Option<String> {
+    fn kconfig_extra(&self) -> Option<Arc<str>> {
         None
     }
-    fn kallsyms(&self) -> Result<String>;
+    fn kallsyms(&self) -> Result<Arc<str>>;
 }
 
 fn kcfg_err(name: &str, msg: String) -> Error {
@@ -414,8 +480,19 @@ fn parse_u64_c(value: &str) -> Option<u64> {
     Some(if neg { n.wrapping_neg() } else { n })
 }
 
+/// Index of the first extern of each name: a lookup per config or kallsyms
+/// line rather than a scan of every extern (hostile-input bound).
+fn first_by_name(externs: &[Extern]) -> HashMap<&str, usize> {
+    let mut first = HashMap::new();
+    for (i, e) in externs.iter().enumerate() {
+        first.entry(e.name.as_str()).or_insert(i);
+    }
+    first
+}
+
 /// Apply `CONFIG_X=value` lines to the kconfig image (first value wins).
 fn apply_kconfig(externs: &[Extern], kcfg_data: &mut [u8], is_set: &mut [bool], text: &str) -> Result<()> {
+    let first = first_by_name(externs);
     for line in text.lines() {
         if !line.starts_with("CONFIG_") {
             continue;
@@ -426,7 +503,7 @@ fn apply_kconfig(externs: &[Extern], kcfg_data: &mut [u8], is_set: &mut [bool], 
         if value.is_empty() {
             return Err(Error::unsupported(format!("failed to parse '{line}': no value")));
         }
-        let Some(i) = externs.iter().position(|e| e.name == name) else {
+        let Some(&i) = first.get(name) else {
             continue;
         };
         if is_set[i] || !externs[i].is_kcfg() {
@@ -505,6 +582,7 @@ pub fn resolve(externs: &[Extern], kcfg_data: &mut [u8], inputs: &dyn ResolveInp
         // later), and a name listed twice with different addresses is an error.
         let text = inputs.kallsyms()?;
         let mut seen = vec![false; n];
+        let first = first_by_name(externs);
         for line in text.lines() {
             let mut parts = line.split_whitespace();
             let (Some(addr), Some(ty), Some(name)) = (parts.next(), parts.next(), parts.next()) else {
@@ -517,7 +595,7 @@ pub fn resolve(externs: &[Extern], kcfg_data: &mut [u8], inputs: &dyn ResolveInp
                 Some(p) if ty == "d" => &name[..p],
                 _ => name,
             };
-            let Some(i) = externs.iter().position(|e| e.name == name) else {
+            let Some(&i) = first.get(name) else {
                 continue;
             };
             if externs[i].is_kcfg() || externs[i].is_func {

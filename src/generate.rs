@@ -86,8 +86,9 @@ pub fn btf_ids_incomplete(def: &MapDef) -> bool {
     match (def.key_type_id != 0, def.value_type_id != 0) {
         (true, false) => true,
         // The kernel accepts a missing key type only for these.
-        (false, true) => !(def.map_type == map_type::ARRAY && def.max_entries == 1
-            || def.map_type == map_type::BLOOM_FILTER),
+        (false, true) => {
+            !(def.map_type == map_type::ARRAY && def.max_entries == 1 || def.map_type == map_type::BLOOM_FILTER)
+        }
         _ => false,
     }
 }
@@ -194,6 +195,34 @@ pub struct GenOptions {
     pub bpftool_ksym_names: bool,
 }
 
+/// About how many data-blob bytes and loader instructions the emitter will
+/// produce: BTF, map values and program code dominate; the constants cover
+/// the per-map and per-program records. Only a capacity hint, capped so a
+/// hostile object cannot make us reserve much memory before the emitter's
+/// own bounds apply.
+fn blob_estimate(obj: &Object, linked: &[crate::link::LinkedProgram]) -> (usize, usize) {
+    const CAP: usize = 64 << 20;
+    let ext_len = |r: &Option<crate::link::ExtRecords>| r.as_ref().map_or(0, |r| r.bytes.len());
+    let mut data = 4096 + obj.btf.as_ref().map_or(0, |b| b.raw().len());
+    for m in &obj.maps {
+        data = data.saturating_add(m.initial_value.len().saturating_add(160));
+    }
+    for lp in linked {
+        let code = lp.insns.len().saturating_mul(8);
+        data = data.saturating_add(code + ext_len(&lp.func_info) + ext_len(&lp.line_info) + 16 * lp.relocs.len() + 512);
+    }
+    // Loader instructions: a few dozen per map and per program, more for
+    // ksym / kfunc relocations (counted generously: a hint).
+    let ksyms = |lp: &crate::link::LinkedProgram| {
+        lp.relocs
+            .iter()
+            .filter(|r| matches!(r.kind, RelocKind::ExternLd64 { .. } | RelocKind::ExternCall { .. }))
+            .count()
+    };
+    let insns = 64 + 48 * obj.maps.len() + linked.iter().map(|lp| 160 + 40 * ksyms(lp)).sum::<usize>();
+    (data.min(CAP), insns.min(CAP / 8))
+}
+
 pub fn gen_loader(obj: &Object, host: &Host) -> Result<LoaderBlobs> {
     gen_loader_with(obj, host, GenOptions::default())
 }
@@ -225,22 +254,36 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
         .map(|i| obj.maps[i].initial_value.clone())
         .unwrap_or_default();
     let resolved = externs::resolve(&obj.externs, &mut kcfg_image, host)?;
-    let linked = link_programs(obj, &resolved)?;
+    let mut linked = link_programs(obj, &resolved)?;
 
     let mut emitter = LoaderGen::new(obj.programs.len(), obj.maps.len());
+    // Performance: size the blobs up front (a hint, capped; see `blob_estimate`).
+    let (data_hint, insns_hint) = blob_estimate(obj, &linked);
+    emitter.reserve(data_hint, insns_hint);
     if let Some(btf) = &obj.btf {
-        let mut btf = btf.clone();
-        // Hidden global sub-programs: their BTF FUNC becomes static.
-        for p in obj.programs.iter().filter(|p| p.mark_btf_static && p.is_subprog) {
-            for id in 1..btf.type_cnt() {
-                let t = btf.type_by_id(id)?;
-                if t.kind() == kind::FUNC && t.vlen() == linkage::GLOBAL && btf.name_of(&t)? == p.name {
-                    btf.set_info(&t, kind::FUNC << 24 | linkage::STATIC);
-                    break;
+        // Hidden global sub-programs: their BTF FUNC becomes static. The BTF
+        // is copied only when there is such an edit to make.
+        let hidden: Vec<&str> = obj
+            .programs
+            .iter()
+            .filter(|p| p.mark_btf_static && p.is_subprog)
+            .map(|p| p.name.as_str())
+            .collect();
+        if hidden.is_empty() {
+            emitter.load_btf(btf.raw());
+        } else {
+            let mut btf = btf.clone();
+            for name in hidden {
+                for id in 1..btf.type_cnt() {
+                    let t = btf.type_by_id(id)?;
+                    if t.kind() == kind::FUNC && t.vlen() == linkage::GLOBAL && btf.name_of(&t)? == name {
+                        btf.set_info(&t, kind::FUNC << 24 | linkage::STATIC);
+                        break;
+                    }
                 }
             }
+            emitter.load_btf(btf.raw());
         }
-        emitter.load_btf(btf.raw());
     }
     let has_btf = obj.btf.is_some();
     for (i, map) in obj.maps.iter().enumerate() {
@@ -282,7 +325,7 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
             })
             .collect()
     };
-    for (load_idx, lp) in linked.iter().enumerate() {
+    for (load_idx, lp) in linked.iter_mut().enumerate() {
         let p = &obj.programs[lp.prog_idx];
         let attrs = p.load_attrs();
         let needs_target = p.sec_def.is_some_and(|d| d.flags & SEC_ATTACH_BTF != 0);
@@ -312,10 +355,7 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
         } else {
             None
         };
-        let mut insn_bytes = Vec::with_capacity(lp.insns.len() * 8);
-        for i in &lp.insns {
-            insn_bytes.extend_from_slice(&i.to_bytes());
-        }
+        let insn_bytes = crate::insn::wire_bytes(&lp.insns);
         // libbpf passes func/line info only when the object has BTF.
         let (fi, li) = if has_btf {
             (lp.func_info.as_ref(), lp.line_info.as_ref())
@@ -345,6 +385,12 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
             ksym_relocs: ksym_relocs(obj, &lp.relocs, opts),
             core_relos: core_records(&lp.relocs),
         });
+        // Now in the blob: free the program's copy (lowers peak memory for
+        // large programs; only `prog_idx` is used below).
+        drop(insn_bytes);
+        lp.insns = Vec::new();
+        lp.func_info = None;
+        lp.line_info = None;
     }
     // Static `.values` of prog-arrays, once their programs exist (libbpf 1.5
     // refuses these in gen mode; its normal loader fills them after loading).

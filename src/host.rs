@@ -5,7 +5,7 @@
 //! and no explicit value was given.
 
 use std::io::Read;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
 use crate::externs::ResolveInputs;
@@ -111,10 +111,14 @@ impl Host {
     pub fn detect() -> Host {
         // SAFETY: sysconf has no memory-safety preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        let possible_cpus = std::fs::read_to_string("/sys/devices/system/cpu/possible")
-            .ok()
-            .and_then(|s| count_cpu_list(&s))
-            .unwrap_or(1);
+        // The possible-CPU mask is fixed at boot: read once per process.
+        static POSSIBLE_CPUS: OnceLock<u32> = OnceLock::new();
+        let possible_cpus = *POSSIBLE_CPUS.get_or_init(|| {
+            std::fs::read_to_string("/sys/devices/system/cpu/possible")
+                .ok()
+                .and_then(|s| count_cpu_list(&s))
+                .unwrap_or(1)
+        });
         Host {
             page_size: if page > 0 { page as u32 } else { 4096 },
             possible_cpus,
@@ -126,36 +130,48 @@ impl Host {
     }
 }
 
+/// The running kernel's version and config cannot change while it runs, so
+/// each process reads them at most once (a successful read is kept; a
+/// failure is retried). Performance: decompressing `/proc/config.gz` for
+/// every object dominated the time of small objects with `CONFIG_` externs.
+/// kallsyms is not cached (modules come and go); batches read it once.
+static SYSTEM_KERNEL_VERSION: OnceLock<u32> = OnceLock::new();
+static SYSTEM_KCONFIG: OnceLock<Arc<str>> = OnceLock::new();
+
 impl ResolveInputs for Host {
     fn kernel_version(&self) -> Result<u32> {
-        if let Some(v) = self.kernel_version {
+        if let Some(v) = self.kernel_version.or_else(|| SYSTEM_KERNEL_VERSION.get().copied()) {
             return Ok(v);
         }
         let signature = std::fs::read_to_string("/proc/version_signature").ok();
         let (release, version) = uname();
-        version_from(signature.as_deref(), &release, &version)
-            .ok_or_else(|| Error::unsupported("extern (kcfg) 'LINUX_KERNEL_VERSION': failed to get kernel version"))
+        let v = version_from(signature.as_deref(), &release, &version)
+            .ok_or_else(|| Error::unsupported("extern (kcfg) 'LINUX_KERNEL_VERSION': failed to get kernel version"))?;
+        Ok(*SYSTEM_KERNEL_VERSION.get_or_init(|| v))
     }
 
-    fn kconfig(&self) -> Result<String> {
-        if let Some(text) = &self.kconfig {
-            return Ok(text.to_string());
+    fn kconfig(&self) -> Result<Arc<str>> {
+        if let Some(text) = self.kconfig.as_ref().or_else(|| SYSTEM_KCONFIG.get()) {
+            return Ok(text.clone());
         }
         let (release, _) = uname();
-        read_maybe_gz(&format!("/boot/config-{release}"))
+        let text: Arc<str> = read_maybe_gz(&format!("/boot/config-{release}"))
             .or_else(|_| read_maybe_gz("/proc/config.gz"))
-            .map_err(|_| Error::unsupported("failed to open system Kconfig (give one with --kconfig-file)"))
+            .map_err(|_| Error::unsupported("failed to open system Kconfig (give one with --kconfig-file)"))?
+            .into();
+        Ok(SYSTEM_KCONFIG.get_or_init(|| text).clone())
     }
 
-    fn kconfig_extra(&self) -> Option<String> {
-        self.kconfig_extra.as_ref().map(|s| s.to_string())
+    fn kconfig_extra(&self) -> Option<Arc<str>> {
+        self.kconfig_extra.clone()
     }
 
-    fn kallsyms(&self) -> Result<String> {
+    fn kallsyms(&self) -> Result<Arc<str>> {
         if let Some(text) = &self.kallsyms {
-            return Ok(text.to_string());
+            return Ok(text.clone());
         }
         std::fs::read_to_string("/proc/kallsyms")
+            .map(Into::into)
             .map_err(|e| Error::unsupported(format!("failed to open /proc/kallsyms: {e}")))
     }
 }

@@ -55,13 +55,36 @@ impl Size {
     }
 }
 
+/// `repr(C)`: the fields in `struct bpf_insn`'s order, 8 bytes without
+/// padding, so on little-endian hosts a `[Insn]` in memory is already the
+/// wire format ([`wire_bytes`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(C)]
 pub struct Insn {
     pub code: u8,
     /// dst in the low nibble, src in the high nibble (little-endian layout).
     pub regs: u8,
     pub off: i16,
     pub imm: i32,
+}
+
+const _: () = assert!(std::mem::size_of::<Insn>() == 8);
+
+/// The little-endian wire bytes of `insns` (what `to_bytes` gives for each),
+/// without a copy on little-endian hosts (performance: large programs were
+/// copied once more only to be appended to the loader blob).
+pub fn wire_bytes(insns: &[Insn]) -> std::borrow::Cow<'_, [u8]> {
+    #[cfg(target_endian = "little")]
+    {
+        // SAFETY: `Insn` is `repr(C)` with fields u8, u8, i16, i32: size 8,
+        // no padding, every byte initialised; on a little-endian host its
+        // memory is exactly `to_bytes()`. The slice borrows `insns`.
+        std::borrow::Cow::Borrowed(unsafe { std::slice::from_raw_parts(insns.as_ptr().cast::<u8>(), insns.len() * 8) })
+    }
+    #[cfg(not(target_endian = "little"))]
+    {
+        std::borrow::Cow::Owned(insns.iter().flat_map(|i| i.to_bytes()).collect())
+    }
 }
 
 impl Insn {
@@ -148,5 +171,17 @@ impl Insn {
     /// Both halves of `ld_imm64 dst, src=pseudo, imm=imm1 | imm2<<32`.
     pub fn ld_imm64_raw(dst: u8, src: u8, imm1: i32, imm2: i32) -> [Insn; 2] {
         [Insn::new(BPF_LD_IMM64, dst, src, 0, imm1), Insn::new(0, 0, 0, 0, imm2)]
+    }
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::{Insn, wire_bytes};
+
+    #[test]
+    fn wire_bytes_are_to_bytes() {
+        let insns = [Insn::new(0x18, 1, 2, -3, 0x1234_5678), Insn::new(0x95, 0, 0, 0x7ff, -1)];
+        let want: Vec<u8> = insns.iter().flat_map(|i| i.to_bytes()).collect();
+        assert_eq!(&*wire_bytes(&insns), &want[..]);
     }
 }

@@ -6,6 +6,7 @@
 //! Data flows one way: [`elf`] → [`object::open`] → [`generate::gen_loader`]
 //! ([`link`] + [`loader`]).
 
+pub mod batch;
 pub mod btf;
 pub mod elf;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod link;
 pub mod loader;
 pub mod object;
 pub mod section_defs;
+pub mod selfcheck;
 pub mod skel;
 
 #[cfg(feature = "pyo3")]

@@ -201,12 +201,25 @@ impl ExtIndex {
                 line: Vec::new(),
             };
         };
-        // (name, index) of every ELF section after the null one, sorted, for
-        // the first index of a name by binary search.
-        let mut by_name: Vec<(&str, usize)> =
-            obj.section_names.iter().enumerate().skip(1).map(|(i, n)| (n.as_str(), i)).collect();
-        by_name.sort_unstable();
+        // First ELF section (after the null one) with a name: a linear search
+        // for the usual handful of sections, binary search over a sorted
+        // (name, index) table when both counts are large.
+        let n_ext = ext.func_info.sections.len() + ext.line_info.sections.len();
+        let mut by_name: Vec<(&str, usize)> = Vec::new();
+        if n_ext.saturating_mul(obj.section_names.len()) > 4096 {
+            by_name = obj
+                .section_names
+                .iter()
+                .enumerate()
+                .skip(1)
+                .map(|(i, n)| (n.as_str(), i))
+                .collect();
+            by_name.sort_unstable();
+        }
         let first_named = |name: &str| {
+            if by_name.is_empty() {
+                return obj.section_names.iter().skip(1).position(|n| n == name).map(|i| i + 1);
+            }
             let i = by_name.partition_point(|&(n, _)| n < name);
             by_name.get(i).filter(|&&(n, _)| n == name).map(|&(_, idx)| idx)
         };
@@ -238,35 +251,27 @@ pub fn link_programs(obj: &Object, resolved: &Resolved) -> Result<Vec<LinkedProg
     let own_relocs = relocs_with_core(obj).map_err(|e| e.for_object(&obj.name))?;
     let exc_tags = exception_callback_tags(obj);
     let ext_index = ExtIndex::new(obj);
-    // Callback address loads are marked on every program's pristine code
-    // first, so appended copies carry the mark too.
-    let pristine: Vec<Vec<Insn>> = obj
-        .programs
-        .iter()
-        .map(|p| {
-            let mut insns = p.insns.clone();
-            for r in &p.relocs {
-                if let RelocKind::SubprogAddr { .. } = r.kind {
-                    insns[r.insn_idx].set_src_reg(BPF_PSEUDO_FUNC);
-                }
-            }
-            insns
-        })
-        .collect();
     let mut out = Vec::new();
+    let mut linked_bytes = 0usize;
+    // One offset table for all main programs, reset after each through the
+    // list of sub-programs it appended: a fresh table per main program made
+    // linking quadratic in the number of programs (hostile-input bound).
+    let mut sub_insn_off = vec![0; obj.programs.len()];
     for (idx, prog) in obj.programs.iter().enumerate() {
         if prog.is_subprog || !prog.autoload {
             continue;
         }
+        let mut insns = Vec::new();
+        append_pristine(&mut insns, prog);
         let mut linker = Linker {
             obj,
-            pristine: &pristine,
             own_relocs: &own_relocs,
             resolved,
             exc_tags: &exc_tags,
             ext_index: &ext_index,
-            sub_insn_off: vec![0; obj.programs.len()],
-            insns: pristine[idx].clone(),
+            sub_insn_off: std::mem::take(&mut sub_insn_off),
+            appended: Vec::new(),
+            insns,
             relocs: own_relocs[idx].clone(),
             func_info: None,
             line_info: None,
@@ -276,6 +281,25 @@ pub fn link_programs(obj: &Object, resolved: &Resolved) -> Result<Vec<LinkedProg
             .and_then(|()| linker.append_exception_callback(idx))
             .and_then(|()| linker.relocate_data(idx))
             .map_err(|e| e.for_object(&obj.name))?;
+        for &sub in &linker.appended {
+            linker.sub_insn_off[sub] = 0;
+        }
+        sub_insn_off = std::mem::take(&mut linker.sub_insn_off);
+        // Hostile-input bound: linked code and func/line info all go into
+        // the loader's data blob, and sub-programs are copied into every
+        // caller (quadratic in the object size), so stop as soon as they
+        // could not fit rather than after allocating them all.
+        let ext_bytes = |r: &Option<ExtRecords>| r.as_ref().map_or(0, |r| r.bytes.len());
+        linked_bytes += 8 * linker.insns.len() + ext_bytes(&linker.func_info) + ext_bytes(&linker.line_info);
+        if linked_bytes > crate::loader::MAX_DATA_BLOB {
+            return Err(Error::unsupported(format!(
+                "linked programs exceed the loader's {} MiB data limit (at program '{}')",
+                crate::loader::MAX_DATA_BLOB >> 20,
+                prog.name
+            ))
+            .in_section(prog.sec_name.clone())
+            .for_object(&obj.name));
+        }
         out.push(LinkedProgram {
             prog_idx: idx,
             insns: linker.insns,
@@ -287,9 +311,22 @@ pub fn link_programs(obj: &Object, resolved: &Resolved) -> Result<Vec<LinkedProg
     Ok(out)
 }
 
+/// Append a program's code with its callback address loads marked
+/// (`BPF_PSEUDO_FUNC`), so that every appended copy carries the mark.
+/// (Performance: done per appended piece rather than by first cloning every
+/// program's code, which doubled the copying for large objects.)
+fn append_pristine(out: &mut Vec<Insn>, p: &crate::object::Program) {
+    let base = out.len();
+    out.extend_from_slice(&p.insns);
+    for r in &p.relocs {
+        if let RelocKind::SubprogAddr { .. } = r.kind {
+            out[base + r.insn_idx].set_src_reg(BPF_PSEUDO_FUNC);
+        }
+    }
+}
+
 struct Linker<'o> {
     obj: &'o Object,
-    pristine: &'o [Vec<Insn>],
     /// Each program's own relocations (ELF ones plus recorded CO-RE).
     own_relocs: &'o [Vec<Reloc>],
     resolved: &'o Resolved,
@@ -297,6 +334,8 @@ struct Linker<'o> {
     ext_index: &'o ExtIndex,
     /// Where each sub-program landed in the current main program (0: not yet).
     sub_insn_off: Vec<usize>,
+    /// Sub-programs appended to the current main program.
+    appended: Vec<usize>,
     insns: Vec<Insn>,
     relocs: Vec<Reloc>,
     func_info: Option<ExtRecords>,
@@ -365,7 +404,8 @@ impl Linker<'_> {
     fn append_subprog(&mut self, sub: usize) {
         let off = self.insns.len();
         self.sub_insn_off[sub] = off;
-        self.insns.extend_from_slice(&self.pristine[sub]);
+        self.appended.push(sub);
+        append_pristine(&mut self.insns, &self.obj.programs[sub]);
         self.relocs.extend(self.own_relocs[sub].iter().map(|r| Reloc {
             insn_idx: r.insn_idx + off,
             kind: r.kind,
@@ -437,7 +477,8 @@ impl Linker<'_> {
         };
         let sec = &info.sections[si];
         let recs = slot.get_or_insert_with(|| ExtRecords {
-            bytes: Vec::new(),
+            // Sized for the main program's records; sub-programs add theirs.
+            bytes: Vec::with_capacity((end - first) * info.rec_size),
             rec_size: info.rec_size as u32,
             count: 0,
         });
@@ -470,7 +511,18 @@ impl Linker<'_> {
                 }
                 RelocKind::Data { map_idx, sym_off } => {
                     let base = self.insns[r.insn_idx].imm;
-                    self.insns[r.insn_idx + 1].imm = base.wrapping_add(sym_off as i32);
+                    // Integer safety: addend + symbol value must be an i32
+                    // offset into the map value (libbpf wraps silently).
+                    let off = i32::try_from(sym_off)
+                        .ok()
+                        .and_then(|s| base.checked_add(s))
+                        .ok_or_else(|| {
+                            self.err(
+                                main,
+                                format!("data relocation offset {base} + {sym_off} is out of range"),
+                            )
+                        })?;
+                    self.insns[r.insn_idx + 1].imm = off;
                     let insn = &mut self.insns[r.insn_idx];
                     insn.set_src_reg(BPF_PSEUDO_MAP_IDX_VALUE);
                     insn.imm = map_idx as i32;

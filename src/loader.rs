@@ -26,6 +26,12 @@ const BPF_MAP_FREEZE: i32 = 22;
 /// libbpf's fd_array: 64 map slots, then 256 kfunc BTF fd slots. Objects
 /// with more maps get one map slot per map (beyond libbpf 1.5).
 const MAX_USED_MAPS: usize = 64;
+
+/// Largest loader data blob we generate (hostile-input bound). libbpf stops
+/// at the kernel's INT_MAX value size; a blob that large would make a light
+/// skeleton of 4-8 GiB of C source. 256 MiB keeps every offset far inside
+/// i32 and memory bounded; no real object comes near it.
+pub const MAX_DATA_BLOB: usize = 256 << 20;
 const MAX_KFUNC_DESCS: usize = 256;
 
 /// `struct loader_stack` sits at the bottom of the loader's 512-byte frame:
@@ -237,32 +243,67 @@ impl LoaderGen {
         }
     }
 
+    // Once generation has failed the output is discarded: stop growing it,
+    // so an object that fails early (say, on a jump range) cannot make us
+    // build a huge loader first (hostile-input bound).
     fn emit(&mut self, insn: Insn) {
-        self.insns.push(insn);
+        if self.error.is_none() {
+            self.insns.push(insn);
+        }
     }
 
     fn emit2(&mut self, pair: [Insn; 2]) {
-        self.insns.extend_from_slice(&pair);
+        if self.error.is_none() {
+            self.insns.extend_from_slice(&pair);
+        }
     }
 
     /// `add_data`: append 8-byte aligned, return the offset before appending.
     fn add_data(&mut self, bytes: &[u8]) -> i32 {
         let off = self.data.len();
-        let padded = bytes.len().div_ceil(8) * 8;
-        if off + padded > i32::MAX as usize {
-            self.fail(Error::unsupported("loader data blob exceeds 2 GiB"));
+        if !self.data_fits(bytes.len()) {
             return 0;
         }
+        let padded = bytes.len().div_ceil(8) * 8;
         self.data.extend_from_slice(bytes);
         self.data.resize(off + padded, 0);
         off as i32
     }
 
+    /// Reserve room for `data` more blob bytes and `insns` more loader
+    /// instructions up front (performance: large objects otherwise grow the
+    /// blob by repeated doubling, copying it each time).
+    pub fn reserve(&mut self, data: usize, insns: usize) {
+        self.data.reserve(data);
+        self.insns.reserve(insns);
+    }
+
     fn add_zeroes(&mut self, n: usize) -> i32 {
         let off = self.data.len();
+        if !self.data_fits(n) {
+            return 0;
+        }
         let padded = n.div_ceil(8) * 8;
         self.data.resize(off + padded, 0);
         off as i32
+    }
+
+    /// Hostile-input bound: the blob, and with it every data offset, stays
+    /// under [`MAX_DATA_BLOB`] (so offsets never wrap an i32), checked before
+    /// anything is allocated; past it the generation fails and nothing more
+    /// is appended.
+    fn data_fits(&mut self, n: usize) -> bool {
+        let fits = self.error.is_none()
+            && n.checked_next_multiple_of(8)
+                .and_then(|p| p.checked_add(self.data.len()))
+                .is_some_and(|end| end <= MAX_DATA_BLOB);
+        if !fits && self.error.is_none() {
+            self.fail(Error::unsupported(format!(
+                "loader data blob would exceed {} MiB (the light skeleton embeds it as a C string of 2-4 times that size)",
+                MAX_DATA_BLOB >> 20
+            )));
+        }
+        fits
     }
 
     fn ld_blob(&mut self, reg: u8, off: i32) {

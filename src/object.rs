@@ -2,6 +2,8 @@
 //! programs, maps and relocation records, in libbpf's order. The result is a
 //! plain value that the load phase (`link.rs`) and the emitter consume.
 
+use std::collections::HashMap;
+
 use crate::btf::ext::BtfExt;
 use crate::btf::{Btf, kind, linkage};
 use crate::elf::{self, Elf, Section};
@@ -287,7 +289,11 @@ impl RelocLookup {
                     .filter(|(_, m)| m.origin == MapOrigin::User && Some(m.sec_idx) == maps_shndx)
                     .map(|(i, m)| (m.sec_offset, i)),
             ),
-            data_map_of: table(&mut maps.filter(|(_, m)| m.is_internal()).map(|(i, m)| (m.sec_idx as u64, i))),
+            data_map_of: table(
+                &mut maps
+                    .filter(|(_, m)| m.is_internal())
+                    .map(|(i, m)| (m.sec_idx as u64, i)),
+            ),
             extern_of_sym: table(&mut obj.externs.iter().enumerate().map(|(i, e)| (e.sym_idx as u64, i))),
         }
     }
@@ -523,6 +529,7 @@ impl<'a> Opener<'a, '_> {
         // `find_elf_var_sym`, is quadratic for objects with many globals.)
         let elf = self.elf;
         let mut var_syms: Option<Vec<(&str, usize)>> = None;
+        let mut lookups = 0usize;
         for id in 1..btf.type_cnt() {
             let t = btf.type_by_id(id)?;
             if t.kind() != kind::DATASEC {
@@ -555,29 +562,38 @@ impl<'a> Opener<'a, '_> {
                         continue;
                     }
                     let var_name = btf.name_of(&var)?;
-                    let by_name = var_syms.get_or_insert_with(|| {
-                        // (name, symbol index), sorted: the first symbol of a name by binary search.
-                        let mut v: Vec<(&str, usize)> = elf
-                            .symbols
+                    // The first lookups search linearly (cheapest for small
+                    // objects); after that, a sorted (name, symbol index)
+                    // table gives the first symbol of a name by binary search.
+                    lookups += 1;
+                    let sym = if lookups <= 16 {
+                        elf.symbols
                             .iter()
-                            .enumerate()
-                            .filter(|(_, s)| s.typ == elf::STT_OBJECT && s.is_global_or_weak())
-                            .map(|(i, s)| (s.name, i))
-                            .collect();
-                        v.sort_unstable();
-                        v
-                    });
-                    let at = by_name.partition_point(|&(n, _)| n < var_name);
-                    let sym = by_name
-                        .get(at)
-                        .filter(|&&(n, _)| n == var_name)
-                        .map(|&(_, i)| &elf.symbols[i])
-                        .ok_or_else(|| {
-                            Error::btf(format!(
-                                "sec '{sec_name}': failed to find ELF symbol for VAR '{var_name}'"
-                            ))
-                            .in_section(".BTF")
-                        })?;
+                            .find(|s| s.typ == elf::STT_OBJECT && s.is_global_or_weak() && s.name == var_name)
+                    } else {
+                        let by_name = var_syms.get_or_insert_with(|| {
+                            let mut v: Vec<(&str, usize)> = elf
+                                .symbols
+                                .iter()
+                                .enumerate()
+                                .filter(|(_, s)| s.typ == elf::STT_OBJECT && s.is_global_or_weak())
+                                .map(|(i, s)| (s.name, i))
+                                .collect();
+                            v.sort_unstable();
+                            v
+                        });
+                        let at = by_name.partition_point(|&(n, _)| n < var_name);
+                        by_name
+                            .get(at)
+                            .filter(|&&(n, _)| n == var_name)
+                            .map(|&(_, i)| &elf.symbols[i])
+                    };
+                    let sym = sym.ok_or_else(|| {
+                        Error::btf(format!(
+                            "sec '{sec_name}': failed to find ELF symbol for VAR '{var_name}'"
+                        ))
+                        .in_section(".BTF")
+                    })?;
                     if fixup_offsets {
                         vsi.offset = sym.value as u32;
                     }
@@ -675,6 +691,18 @@ impl<'a> Opener<'a, '_> {
     }
 
     fn init_global_data_maps(&mut self) -> Result<()> {
+        // Hostile-input bound: the first type of each name, indexed once,
+        // rather than a scan of every type per data section
+        // (`btf__find_by_name`; thousands of sections × millions of types).
+        let mut first_by_name: HashMap<&str, u32> = HashMap::new();
+        if let Some(btf) = &self.obj.btf {
+            for id in 1..btf.type_cnt() {
+                if let Ok(name) = btf.type_by_id(id).and_then(|t| btf.name_of(&t)) {
+                    first_by_name.entry(name).or_insert(id);
+                }
+            }
+        }
+        let mut total: u64 = 0;
         for sec in self.elf.sections.iter().skip(1) {
             let origin = match self.sec_kinds[sec.index] {
                 SecKind::Data => MapOrigin::Data,
@@ -685,8 +713,17 @@ impl<'a> Opener<'a, '_> {
             if sec.size == 0 {
                 continue;
             }
-            if sec.size > u32::MAX as u64 {
-                return Err(Error::elf("global data section is too large").in_section(sec.name));
+            // Hostile-input bound, checked before the image is allocated
+            // (a NOBITS `.bss` claims any size without file bytes): the
+            // images, together, must fit the loader's data blob.
+            total = total.saturating_add(sec.size);
+            if total > crate::loader::MAX_DATA_BLOB as u64 {
+                return Err(Error::unsupported(format!(
+                    "global data section of {} bytes exceeds the loader's {} MiB data limit",
+                    sec.size,
+                    crate::loader::MAX_DATA_BLOB >> 20
+                ))
+                .in_section(sec.name));
             }
             let mut def = MapDef {
                 map_type: map_type::ARRAY,
@@ -701,7 +738,7 @@ impl<'a> Opener<'a, '_> {
                 ..MapDef::default()
             };
             if let Some(btf) = &self.obj.btf
-                && let Some(id) = btf.find_by_name(sec.name).filter(|&id| id != 0)
+                && let Some(&id) = first_by_name.get(sec.name)
             {
                 def.value_type_id = id;
                 if datasec_has_exposed_var(btf, id) {
@@ -858,13 +895,13 @@ impl<'a> Opener<'a, '_> {
             }
             let kind = if sym.is_extern() {
                 let ext_idx = RelocLookup::first(&lookup.extern_of_sym, rel.sym as u64).ok_or_else(|| {
-                        Error::reloc(format!(
-                            "prog '{}': extern relo failed to find extern for '{sym_name}' ({})",
-                            prog.name, rel.sym
-                        ))
-                        .in_section(target_sec.name)
-                        .at(rel.offset)
-                    })?;
+                    Error::reloc(format!(
+                        "prog '{}': extern relo failed to find extern for '{sym_name}' ({})",
+                        prog.name, rel.sym
+                    ))
+                    .in_section(target_sec.name)
+                    .at(rel.offset)
+                })?;
                 if insn.is_call() {
                     RelocKind::ExternCall { ext_idx }
                 } else {
@@ -904,13 +941,13 @@ impl<'a> Opener<'a, '_> {
                     RelocKind::SubprogAddr { sym_off: sym.value }
                 } else if Some(shndx as usize) == self.maps_shndx {
                     let map_idx = RelocLookup::first(&lookup.user_map_at, sym.value).ok_or_else(|| {
-                            Error::reloc(format!(
-                                "prog '{}': map relo failed to find map for section '{}', off {}",
-                                prog.name, MAPS_SEC, sym.value
-                            ))
-                            .in_section(target_sec.name)
-                            .at(rel.offset)
-                        })?;
+                        Error::reloc(format!(
+                            "prog '{}': map relo failed to find map for section '{}', off {}",
+                            prog.name, MAPS_SEC, sym.value
+                        ))
+                        .in_section(target_sec.name)
+                        .at(rel.offset)
+                    })?;
                     RelocKind::Ld64 { map_idx }
                 } else {
                     let sec_kind = self.sec_kinds.get(shndx as usize).copied().unwrap_or(SecKind::None);
@@ -921,14 +958,14 @@ impl<'a> Opener<'a, '_> {
                         ));
                     }
                     let map_idx = RelocLookup::first(&lookup.data_map_of, shndx as u64).ok_or_else(|| {
-                            Error::reloc(format!(
-                                "prog '{}': data relo failed to find map for section '{}'",
-                                prog.name,
-                                self.section_name(shndx as usize)
-                            ))
-                            .in_section(target_sec.name)
-                            .at(rel.offset)
-                        })?;
+                        Error::reloc(format!(
+                            "prog '{}': data relo failed to find map for section '{}'",
+                            prog.name,
+                            self.section_name(shndx as usize)
+                        ))
+                        .in_section(target_sec.name)
+                        .at(rel.offset)
+                    })?;
                     RelocKind::Data {
                         map_idx,
                         sym_off: sym.value,
@@ -959,7 +996,12 @@ impl<'a> Opener<'a, '_> {
             let owner = self.obj.maps.iter().position(|m| {
                 m.origin == MapOrigin::User && {
                     let vi = infos[m.btf_var_idx];
-                    vi.offset as u64 <= rel.offset && rel.offset + 8 <= vi.offset as u64 + vi.size as u64
+                    // r_offset is the object's: checked, it may be near u64::MAX.
+                    vi.offset as u64 <= rel.offset
+                        && rel
+                            .offset
+                            .checked_add(8)
+                            .is_some_and(|end| end <= vi.offset as u64 + vi.size as u64)
                 }
             });
             let owner = owner.ok_or_else(|| {

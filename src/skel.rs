@@ -7,6 +7,7 @@
 //! without programs ([`ctx_size_line`]), bare `SEC("raw_tp")` programs
 //! ([`attach_line`]) and arena maps ([`MmapedMap`]).
 
+use std::collections::HashMap;
 use std::fmt::Write;
 
 use crate::btf::cdecl::DeclPrinter;
@@ -80,17 +81,50 @@ fn datasec_ident(sec_name: &str) -> Option<String> {
 }
 
 /// The first DATASEC (in type-id order) whose identifier is `ident`.
-fn find_datasec(btf: &Btf, ident: &str) -> Result<Option<u32>> {
-    for id in 1..btf.type_cnt() {
-        let t = btf.type_by_id(id)?;
-        if t.kind() != kind::DATASEC {
-            continue;
+///
+/// Hostile-input bound: indexed once per header instead of a scan of every
+/// type per mapped section (thousands of sections × millions of types). A
+/// lookup still fails, as the scan did, if a DATASEC with a corrupt name
+/// comes before the match.
+struct DatasecIndex {
+    first: HashMap<String, u32>,
+    first_bad: Option<(u32, Error)>,
+}
+
+impl DatasecIndex {
+    fn new(btf: &Btf) -> Result<Self> {
+        let mut idx = DatasecIndex {
+            first: HashMap::new(),
+            first_bad: None,
+        };
+        for id in 1..btf.type_cnt() {
+            let t = btf.type_by_id(id)?;
+            if t.kind() != kind::DATASEC {
+                continue;
+            }
+            match btf.name_of(&t) {
+                Ok(name) => {
+                    if let Some(ident) = datasec_ident(name) {
+                        idx.first.entry(ident).or_insert(id);
+                    }
+                }
+                Err(e) => {
+                    if idx.first_bad.is_none() {
+                        idx.first_bad = Some((id, e));
+                    }
+                }
+            }
         }
-        if datasec_ident(btf.name_of(&t)?).as_deref() == Some(ident) {
-            return Ok(Some(id));
+        Ok(idx)
+    }
+
+    fn find(&self, ident: &str) -> Result<Option<u32>> {
+        let hit = self.first.get(ident).copied();
+        match &self.first_bad {
+            Some((bad, e)) if hit.is_none_or(|id| id > *bad) => Err(e.clone()),
+            _ => Ok(hit),
         }
     }
-    Ok(None)
 }
 
 /// `roundup(value_size, 8) * max_entries`, rounded up to the host page size.
@@ -194,8 +228,15 @@ fn attach_line(out: &mut String, prog: &Program) {
 /// (bpftool's `codegen_datasec_def`): the section's non-static variables at
 /// their offsets, with `char __padN[k]` where 4-byte alignment would not
 /// place them.
-fn datasec_struct(out: &mut String, printer: &mut DeclPrinter, btf: &Btf, obj_name: &str, m: &MmapedMap) -> Result<()> {
-    let Some(sec_id) = find_datasec(btf, &m.ident)? else {
+fn datasec_struct(
+    out: &mut String,
+    printer: &mut DeclPrinter,
+    btf: &Btf,
+    datasecs: &DatasecIndex,
+    obj_name: &str,
+    m: &MmapedMap,
+) -> Result<()> {
+    let Some(sec_id) = datasecs.find(&m.ident)? else {
         // Sections without BTF (compiler-generated constants) get an empty
         // struct; the data is still mapped.
         w!(out, "\tstruct {obj_name}__{} {{\n\t}} *{};\n", m.ident, m.ident);
@@ -242,9 +283,9 @@ fn datasec_struct(out: &mut String, printer: &mut DeclPrinter, btf: &Btf, obj_na
 }
 
 /// The `_Static_assert`s on the size of every exposed variable.
-fn size_asserts(out: &mut String, btf: &Btf, mmaped: &[MmapedMap]) -> Result<()> {
+fn size_asserts(out: &mut String, btf: &Btf, datasecs: &DatasecIndex, mmaped: &[MmapedMap]) -> Result<()> {
     for m in mmaped {
-        let Some(sec_id) = find_datasec(btf, &m.ident)? else {
+        let Some(sec_id) = datasecs.find(&m.ident)? else {
             continue;
         };
         let sec = btf.type_by_id(sec_id)?;
@@ -323,8 +364,9 @@ fn gen_inner(obj: &Object, blobs: &LoaderBlobs, host: &Host) -> Result<String> {
     }
     if let Some(btf) = &obj.btf {
         let mut printer = DeclPrinter::new(btf);
+        let datasecs = DatasecIndex::new(btf)?;
         for m in &mmaped {
-            datasec_struct(&mut out, &mut printer, btf, name, m)?;
+            datasec_struct(&mut out, &mut printer, btf, &datasecs, name, m)?;
         }
     }
     out.push_str("};\n");
@@ -515,7 +557,7 @@ fn gen_inner(obj: &Object, blobs: &LoaderBlobs, host: &Host) -> Result<String> {
              #define _Static_assert static_assert\n\
              #endif\n"
         );
-        size_asserts(&mut out, btf, &mmaped)?;
+        size_asserts(&mut out, btf, &DatasecIndex::new(btf)?, &mmaped)?;
         out.push_str(
             "#ifdef __cplusplus\n\
              #undef _Static_assert\n\

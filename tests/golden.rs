@@ -8,7 +8,6 @@ use std::fs;
 
 use bpfgen_fast::{default_object_name, gen_loader, gen_loader_with, open};
 
-
 /// First differing byte, for a readable failure.
 fn first_diff(a: &[u8], b: &[u8]) -> Option<usize> {
     a.iter()

@@ -8,7 +8,6 @@ use std::path::Path;
 
 use bpfgen_fast::{default_object_name, gen_loader, gen_loader_with, gen_skeleton, open};
 
-
 /// Line number (1-based) and both lines at the first difference.
 fn first_line_diff(ours: &str, want: &str) -> Option<(usize, String, String)> {
     let (mut a, mut b) = (ours.split_inclusive('\n'), want.split_inclusive('\n'));
@@ -25,7 +24,6 @@ fn first_line_diff(ours: &str, want: &str) -> Option<(usize, String, String)> {
         }
     }
 }
-
 
 /// Our only intended header divergence: without programs there is no
 /// `links` member, so `ctx.sz` is measured up to the end of `maps`.

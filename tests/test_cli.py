@@ -268,11 +268,3 @@ def test_autoload_question_header_equals_bpftool_with_bpftool_slots(
     if mg is not None:  # ... and only it
         assert mg.decode_c_blob(ours, "opts_data") == mg.decode_c_blob(golden, "opts_data")
         assert mg.decode_c_blob(ours, "opts_insn") == obj.gen_loader(**host).insns
-
-
-def test_gen_skeleton_L_unavailable_is_a_clean_error() -> None:
-    if _skeleton_available():
-        pytest.skip("light skeleton header writer is present in this build")
-    p = run_cli("gen", "skeleton", "-L", obj_path("minimal.bpf"))
-    assert p.returncode == 1
-    assert p.stderr == "error: light skeleton headers are not available in this build\n"

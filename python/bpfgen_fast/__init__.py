@@ -6,6 +6,7 @@ from a Rust core.
     >>> loader.data, loader.insns
 """
 
+from bpfgen_fast.batch import BatchResult, gen_batch
 from bpfgen_fast.errors import (
     BpfgenError,
     BtfError,
@@ -26,6 +27,7 @@ from bpfgen_fast.object import (
 from bpfgen_fast.run import BpfPermissionError, LoadedObject, LoadError, run
 
 __all__ = [
+    "BatchResult",
     "BpfObject",
     "BpfPermissionError",
     "BpfgenError",
@@ -41,6 +43,7 @@ __all__ = [
     "RelocationError",
     "UnsupportedError",
     "explain",
+    "gen_batch",
     "gen_loader",
     "gen_skeleton",
     "host_args",

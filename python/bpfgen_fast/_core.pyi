@@ -1,5 +1,7 @@
 """Type stubs for the native module (Rust core via PyO3)."""
 
+from collections.abc import Callable
+
 class BpfgenError(Exception):
     object: str
     section: str | None
@@ -28,3 +30,24 @@ class Object:
 def open(data: bytes, name: str) -> Object: ...
 def default_object_name(path: str) -> str: ...
 def host_defaults() -> tuple[int, int]: ...
+def gen_batch(
+    paths: list[str],
+    names: list[str] | None,
+    jobs: int,
+    out_dir: str | None,
+    fmt: str,
+    keep_going: bool,
+    host: dict[str, object],
+    progress: Callable[[int, int], object] | None = None,
+) -> list[
+    tuple[
+        str,
+        str,
+        BaseException | None,
+        bool,
+        list[tuple[str, int]],
+        str | None,
+        tuple[bytes, bytes, list[str], list[str]] | None,
+    ]
+]: ...
+def _time_core(data: bytes, name: str, host: dict[str, object], repeats: int) -> list[float]: ...

@@ -4,6 +4,7 @@ the command, so it drops into existing Makefiles.
     bpfgen-fast gen skeleton -L OBJ [name NAME] [-o FILE]
     bpfgen-fast gen loader OBJ [name NAME] -o PREFIX
     bpfgen-fast inspect OBJ [--json]
+    bpfgen-fast batch OBJ... [--from FILE] --out-dir DIR [-j N] [--format lskel|blobs]
 
 Options may appear anywhere on the line, as with bpftool. Host facts that
 end up in the output can be pinned with ``--page-size`` and ``--possible-cpus``.
@@ -30,6 +31,7 @@ usage: bpfgen-fast [--debug] COMMAND ...
   inspect OBJ [--json]
   explain OBJ|PREFIX [--json] [--disasm] [HOST] [AUTOLOAD]
   run OBJ [name NAME] [--log-level N] [--json] [AUTOLOAD]     (root)
+  batch OBJ... [--from FILE] --out-dir DIR [-j N] [--format lskel|blobs] [HOST]
 HOST (default: this machine's, as libbpf reads them):
   --page-size N --possible-cpus N --kernel-version X.Y.Z
   --kconfig-file FILE --kallsyms-file FILE
@@ -56,6 +58,10 @@ class Args:
     autoload: list[tuple[str, bool]] = field(default_factory=list)
     log_level: str | None = None
     disasm: bool = False
+    jobs: int | None = None
+    from_file: str | None = None
+    out_dir: str | None = None
+    format: str | None = None
 
     def host(self) -> dict[str, Any]:
         """Host facts for generation; unset ones are read from this machine."""
@@ -72,8 +78,9 @@ _VALUE_OPTS = {"-o": "output", "--output": "output", "--page-size": "page_size",
                "--possible-cpus": "possible_cpus", "--kernel-version": "kernel_version",
                "--kconfig-file": "kconfig_file", "--kallsyms-file": "kallsyms_file",
                "--autoload": "autoload", "--no-autoload": "no_autoload",
-               "--log-level": "log_level"}
-_NUMERIC_OPTS = {"page_size", "possible_cpus"}
+               "--log-level": "log_level", "--jobs": "jobs", "--from": "from_file",
+               "--out-dir": "out_dir", "--format": "format"}
+_NUMERIC_OPTS = {"page_size", "possible_cpus", "jobs"}
 _FLAG_OPTS = {"-L": "use_loader", "--use-loader": "use_loader", "--debug": "debug",
               "-d": "debug", "--json": "json", "-j": "json", "--disasm": "disasm"}
 
@@ -82,6 +89,8 @@ def parse(argv: Sequence[str]) -> Args:
     args = Args()
     it = iter(argv)
     for word in it:
+        if word == "-j" and args.words[:1] == ["batch"]:
+            word = "--jobs"  # batch -j N: jobs, as in make (elsewhere -j is --json)
         if word in _FLAG_OPTS:
             setattr(args, _FLAG_OPTS[word], True)
         elif word.split("=", 1)[0] in _VALUE_OPTS:
@@ -284,6 +293,92 @@ def cmd_run(args: Args, words: list[str]) -> int:
     return 0
 
 
+class _ProgressBar:
+    """``[#####.....] 123/790`` redrawn in place on a terminal."""
+
+    def __init__(self, stream: Any, width: int = 40) -> None:
+        self.stream = stream
+        self.width = width
+        self.drawn = False
+
+    def __call__(self, done: int, total: int) -> None:
+        filled = self.width * done // total if total else self.width
+        bar = "#" * filled + "." * (self.width - filled)
+        self.stream.write(f"\r[{bar}] {done}/{total}")
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+
+
+def _batch_paths(words: list[str], from_file: str | None) -> list[str]:
+    """OBJ... then the paths of ``--from FILE`` (one per line, ``-`` for stdin;
+    blank lines and ``#`` comments skipped)."""
+    paths = list(words)
+    if from_file is not None:
+        try:
+            if from_file == "-":
+                text = sys.stdin.read()
+            else:
+                with open(from_file) as f:
+                    text = f.read()
+        except OSError as e:
+            raise BpfgenError(f"{from_file}: {e.strerror or e}") from e
+        lines = (ln.strip() for ln in text.splitlines())
+        paths += [ln for ln in lines if ln and not ln.startswith("#")]
+    return paths
+
+
+def cmd_batch(args: Args, words: list[str]) -> int:
+    """``batch OBJ... --out-dir DIR``: every object's light skeleton (or, with
+    ``--format blobs``, its loader blobs) written atomically into DIR, ``-j N``
+    at a time. A progress bar on a terminal, one ``error:`` line per failed
+    object, a summary line; exit 1 if any object failed, 130 on Ctrl-C (objects
+    running then finish, the rest are not started; no partial files)."""
+    import time
+
+    from bpfgen_fast.batch import Format, gen_batch
+
+    if args.out_dir is None:
+        raise UsageError("batch needs --out-dir DIR")
+    if args.format not in (None, "lskel", "blobs"):
+        raise UsageError(f"--format must be lskel or blobs, got {args.format!r}")
+    fmt: Format = "blobs" if args.format == "blobs" else "lskel"
+    paths = _batch_paths(words, args.from_file)
+    if not paths:
+        raise UsageError("batch needs objects: OBJ... or --from FILE")
+    bar = _ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    start = time.monotonic()
+    try:
+        results = gen_batch(paths, jobs=args.jobs, out_dir=args.out_dir, fmt=fmt,
+                            progress=bar, **args.host())
+    except KeyboardInterrupt:
+        if bar:
+            bar.close()
+        print("batch: interrupted; objects not started were skipped", file=sys.stderr)
+        return 130
+    if bar:
+        bar.close()
+    for r in results:
+        if r.error is None:
+            continue
+        if isinstance(r.error, BpfgenError):
+            print(f"error: {r.error}", file=sys.stderr)
+        elif isinstance(r.error, OSError):
+            where = r.error.filename or r.path
+            print(f"error: {where}: {r.error.strerror or r.error}", file=sys.stderr)
+        else:
+            print(f"error: {r.path}: {r.error}", file=sys.stderr)
+    ok = sum(r.ok for r in results)
+    failed = sum(r.error is not None for r in results)
+    print(f"batch: {ok} of {len(results)} objects generated into {args.out_dir}, {failed} failed "
+          f"({time.monotonic() - start:.2f}s)")
+    return 1 if failed else 0
+
+
 def dispatch(args: Args) -> int:
     w = args.words
     if w[:2] == ["gen", "loader"]:
@@ -296,6 +391,8 @@ def dispatch(args: Args) -> int:
         return cmd_explain(args, w[1:])
     if w[:1] == ["run"]:
         return cmd_run(args, w[1:])
+    if w[:1] == ["batch"]:
+        return cmd_batch(args, w[1:])
     raise UsageError("unknown command" if w else "")
 
 

@@ -83,6 +83,11 @@ def host_args(
     }
 
 
+#: ``host_args()`` with every fact left to the machine, shared by the calls
+#: that give none (read-only: nothing mutates these dicts).
+_DEFAULT_HOST = host_args()
+
+
 @dataclass(frozen=True)
 class MapInfo:
     """Read-only facts about one map, as libbpf's open phase sees it."""
@@ -273,20 +278,19 @@ class BpfObject:
     def gen_loader(self, **host: Any) -> Loader:
         """Generate the loader blobs. Host facts (see :func:`host_args`) default
         to this machine's, like libbpf."""
-        args = host_args(**host)
+        args = host_args(**host) if host else _DEFAULT_HOST
         data, insns, maps, progs = self._core.gen_loader(args)
-        return Loader(
-            data=data,
-            insns=insns,
-            map_names=tuple(maps),
-            prog_names=tuple(progs),
-            _host=args,
-            _core=self._core,
-        )
+        # The frozen dataclass's __init__ sets each field through
+        # object.__setattr__; filling __dict__ directly is the same object at
+        # a fraction of the cost (this is the per-object hot path).
+        loader: Loader = object.__new__(Loader)
+        loader.__dict__.update(data=data, insns=insns, map_names=tuple(maps),
+                               prog_names=tuple(progs), _host=args, _core=self._core)
+        return loader
 
     def gen_skeleton(self, **host: Any) -> str:
         """The light-skeleton header, as ``bpftool gen skeleton -L`` prints it."""
-        return self._core.gen_skeleton(host_args(**host))
+        return self._core.gen_skeleton(host_args(**host) if host else _DEFAULT_HOST)
 
 
 def gen_loader(path: PathOrBytes, name: str | None = None, **host: Any) -> Loader:

@@ -33,6 +33,13 @@ const MAX_CHAIN: usize = 1024;
 /// function prototypes as parameters ...).
 const MAX_NESTING: usize = 256;
 
+/// Most declaration text one printer (one header) may produce
+/// (hostile-input bound). Hostile BTF can ask for far more: a struct
+/// claiming 4 GiB becomes half a billion `long: 64;` padding lines, and
+/// anonymous structs with two members of the next anonymous struct double
+/// the text at every level. Real headers need a few KiB.
+const MAX_DECL_BYTES: usize = 16 << 20;
+
 /// Integer type names that tell which size `long`, and so a pointer, has.
 const LONG_NAMES: &[&str] = &[
     "long",
@@ -82,25 +89,37 @@ pub fn pointer_size(btf: &Btf) -> u32 {
 /// types without an alignment (void, functions, forward declarations).
 /// Scans the BTF for `long` first; [`DeclPrinter::align_of`] does not.
 pub fn align_of(btf: &Btf, id: u32) -> u32 {
-    align_with(btf, id, pointer_size(btf), 0)
+    align_with(btf, id, pointer_size(btf), 0, &mut HashMap::new())
 }
 
-fn align_with(btf: &Btf, id: u32, ptr_sz: u32, depth: usize) -> u32 {
+/// `memo` remembers each type's alignment: without it, structs whose members
+/// share a type (a DAG) are walked once per path, 2^depth times for hostile
+/// BTF (libbpf's walk has the same exponential worst case).
+fn align_with(btf: &Btf, id: u32, ptr_sz: u32, depth: usize, memo: &mut HashMap<u32, u32>) -> u32 {
     if depth > MAX_CHAIN {
         return 0;
     }
+    if let Some(&a) = memo.get(&id) {
+        return a;
+    }
+    let a = align_uncached(btf, id, ptr_sz, depth, memo);
+    memo.insert(id, a);
+    a
+}
+
+fn align_uncached(btf: &Btf, id: u32, ptr_sz: u32, depth: usize, memo: &mut HashMap<u32, u32>) -> u32 {
     let Ok(t) = btf.type_by_id(id) else { return 0 };
     match t.kind() {
         kind::INT | kind::ENUM | kind::ENUM64 | kind::FLOAT => ptr_sz.min(t.size_or_type),
         kind::PTR => ptr_sz,
         kind::TYPEDEF | kind::VOLATILE | kind::CONST | kind::RESTRICT | kind::TYPE_TAG => {
-            align_with(btf, t.size_or_type, ptr_sz, depth + 1)
+            align_with(btf, t.size_or_type, ptr_sz, depth + 1, memo)
         }
-        kind::ARRAY => align_with(btf, btf.array(&t).0, ptr_sz, depth + 1),
+        kind::ARRAY => align_with(btf, btf.array(&t).0, ptr_sz, depth + 1, memo),
         kind::STRUCT | kind::UNION => {
             let mut max_align = 1;
             for m in btf.members(&t) {
-                let a = align_with(btf, m.type_id, ptr_sz, depth + 1);
+                let a = align_with(btf, m.type_id, ptr_sz, depth + 1, memo);
                 if a == 0 {
                     return 0;
                 }
@@ -147,6 +166,12 @@ pub struct DeclPrinter<'b> {
     ident_counts: HashMap<String, usize>,
     names: Vec<ResolvedName>,
     nesting: usize,
+    /// Declaration text produced by earlier `emit_type_decl` calls, and
+    /// where the current one started in `out`.
+    emitted: usize,
+    decl_start: usize,
+    /// Alignment of each type seen so far (see [`align_with`]).
+    align_memo: std::cell::RefCell<HashMap<u32, u32>>,
 }
 
 impl<'b> DeclPrinter<'b> {
@@ -159,6 +184,9 @@ impl<'b> DeclPrinter<'b> {
             ident_counts: HashMap::new(),
             names: vec![ResolvedName::Pending; btf.type_cnt() as usize],
             nesting: 0,
+            emitted: 0,
+            decl_start: 0,
+            align_memo: Default::default(),
         }
     }
 
@@ -176,14 +204,16 @@ impl<'b> DeclPrinter<'b> {
     ) -> Result<()> {
         self.strip_mods = strip_mods;
         self.nesting = 0;
+        self.decl_start = out.len();
         let res = self.decl(out, id, field_name, indent);
+        self.emitted += out.len().saturating_sub(self.decl_start);
         self.strip_mods = false;
         res
     }
 
     /// [`align_of`] with this printer's pointer size (no BTF scan).
     pub fn align_of(&self, id: u32) -> u32 {
-        align_with(self.btf, id, self.ptr_sz, 0)
+        align_with(self.btf, id, self.ptr_sz, 0, &mut self.align_memo.borrow_mut())
     }
 
     fn kind_of(&self, id: u32) -> Result<u32> {
@@ -449,7 +479,7 @@ impl<'b> DeclPrinter<'b> {
     fn looks_packed(&self, t: &TypeRef) -> bool {
         let mut max_align = 1;
         for m in self.btf.members(t) {
-            let a = align_with(self.btf, m.type_id, self.ptr_sz, 0);
+            let a = self.align_of(m.type_id);
             if a != 0 && Btf::member_bitfield_size(t, &m) == 0 && !(m.offset as u64).is_multiple_of(8 * a as u64) {
                 return true;
             }
@@ -460,7 +490,7 @@ impl<'b> DeclPrinter<'b> {
 
     fn struct_def(&mut self, out: &mut String, t: &TypeRef, lvl: usize) -> Result<()> {
         let is_struct = t.kind() == kind::STRUCT;
-        let align = align_with(self.btf, t.id, self.ptr_sz, 0);
+        let align = self.align_of(t.id);
         let packed = is_struct && self.looks_packed(t);
         self.struct_ref(out, t)?;
         out.push_str(" {");
@@ -468,14 +498,11 @@ impl<'b> DeclPrinter<'b> {
         let mut off: i64 = 0;
         let mut prev_bitfield = false;
         for m in &members {
+            self.check_size(out)?;
             let fname = self.name(m.name_off)?;
             let bits = Btf::member_bitfield_size(t, m) as i64;
             let m_off = Btf::member_bit_offset(t, m) as i64;
-            let m_align = if packed {
-                1
-            } else {
-                align_with(self.btf, m.type_id, self.ptr_sz, 0)
-            };
+            let m_align = if packed { 1 } else { self.align_of(m.type_id) };
             self.bit_padding(out, off, m_off, m_align, prev_bitfield && bits != 0, lvl + 1)?;
             out.push('\n');
             push_indent(out, lvl + 1);
@@ -559,6 +586,7 @@ impl<'b> DeclPrinter<'b> {
             cur = aligned;
         }
         while cur != next {
+            self.check_size(out)?;
             let bits = (next - cur).min(pad_bits);
             if bits == pad_bits {
                 line(out, pad_ty, pad_bits);
@@ -570,6 +598,16 @@ impl<'b> DeclPrinter<'b> {
                 line(out, ty, bits);
                 cur += bits;
             }
+        }
+        Ok(())
+    }
+
+    fn check_size(&self, out: &str) -> Result<()> {
+        if self.emitted + out.len().saturating_sub(self.decl_start) > MAX_DECL_BYTES {
+            return Err(corrupt(format!(
+                "C declarations longer than {} MiB in all (BTF sizes or nesting too large)",
+                MAX_DECL_BYTES >> 20
+            )));
         }
         Ok(())
     }

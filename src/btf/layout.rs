@@ -1,5 +1,7 @@
 //! Type layout questions libbpf asks of BTF: alignment (`btf__align_of`).
 
+use std::collections::HashMap;
+
 use super::{Btf, kind};
 use crate::error::{Error, Result};
 
@@ -10,25 +12,37 @@ const MAX_DEPTH: usize = 32;
 impl Btf {
     /// Alignment of a type in bytes; 1 for structs that must be packed.
     pub fn align_of(&self, id: u32) -> Result<u32> {
-        self.align_of_depth(id, 0)
+        self.align_of_depth(id, 0, &mut HashMap::new())
     }
 
-    fn align_of_depth(&self, id: u32, depth: usize) -> Result<u32> {
+    /// `memo` holds the alignment of every type already computed: structs
+    /// whose members share a type (a DAG) would otherwise be walked once per
+    /// path, 2^depth times for hostile BTF.
+    fn align_of_depth(&self, id: u32, depth: usize, memo: &mut HashMap<u32, u32>) -> Result<u32> {
         if depth > MAX_DEPTH {
             return Err(Error::btf(format!("BTF type chain from [{id}] is too deep")).in_section(".BTF"));
         }
+        if let Some(&a) = memo.get(&id) {
+            return Ok(a);
+        }
+        let a = self.align_uncached(id, depth, memo)?;
+        memo.insert(id, a);
+        Ok(a)
+    }
+
+    fn align_uncached(&self, id: u32, depth: usize, memo: &mut HashMap<u32, u32>) -> Result<u32> {
         let t = self.type_by_id(id)?;
         match t.kind() {
             kind::INT | kind::ENUM | kind::ENUM64 | kind::FLOAT => Ok(PTR_SIZE.min(t.size_or_type)),
             kind::PTR => Ok(PTR_SIZE),
             kind::TYPEDEF | kind::VOLATILE | kind::CONST | kind::RESTRICT | kind::TYPE_TAG => {
-                self.align_of_depth(t.size_or_type, depth + 1)
+                self.align_of_depth(t.size_or_type, depth + 1, memo)
             }
-            kind::ARRAY => self.align_of_depth(self.array(&t).0, depth + 1),
+            kind::ARRAY => self.align_of_depth(self.array(&t).0, depth + 1, memo),
             kind::STRUCT | kind::UNION => {
                 let mut max_align = 1;
                 for m in self.members(&t) {
-                    let align = self.align_of_depth(m.type_id, depth + 1)?;
+                    let align = self.align_of_depth(m.type_id, depth + 1, memo)?;
                     if align == 0 {
                         return Err(Error::btf(format!("BTF type [{}] has no alignment", m.type_id)));
                     }

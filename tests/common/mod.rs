@@ -22,7 +22,11 @@ fn json_u32(text: &str, key: &str) -> u32 {
 pub fn golden_host() -> Host {
     let golden = fixtures().join("golden");
     let text = fs::read_to_string(golden.join("host.json")).expect("host.json");
-    let input = |name: &str| fs::read_to_string(golden.join("host-inputs").join(name)).ok().map(Into::into);
+    let input = |name: &str| {
+        fs::read_to_string(golden.join("host-inputs").join(name))
+            .ok()
+            .map(Into::into)
+    };
     Host {
         page_size: json_u32(&text, "page_size"),
         possible_cpus: json_u32(&text, "possible_cpus"),

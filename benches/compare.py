@@ -1,0 +1,315 @@
+#!/usr/bin/env python3
+"""One-run comparison on the kernel selftests corpus: libbpf 1.5 in-process
+(``genref bench``), ``bpftool gen skeleton -L`` one process per object,
+bpfgen_fast in-process (Python API) and ``bpfgen-fast batch`` with 1 and 2
+jobs. Prints ratios against the targets, peak RSS and the machine, as a
+Markdown report (also ``--markdown FILE``). Slow (minutes): never part of the
+test suite.
+
+    python benches/compare.py [--keydir KEYDIR] [--repeats 5] [--rounds 3]
+
+Objects: those bpftool accepted (``oracle/NAME.lskel.h`` of the corpus) and
+bpfgen_fast accepts too. In-process times are per-object medians over
+``--repeats`` runs after a warm-up, the minimum over ``--rounds`` rounds that
+alternate libbpf and us (the machine may be shared: alternating and taking
+the best round keeps a burst of someone else's load from favouring either).
+Host facts are this machine's for every tool, read the way each reads them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("BPFGEN_SHARED", ROOT.parent / "shared"))
+GENREF = Path(os.environ.get("GENREF", "~/.cache/bpfgen/genref/genref")).expanduser()
+LARGEST = "pyperf600.bpf.o"
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def geomean(xs: list[float]) -> float:
+    return math.exp(sum(math.log(x) for x in xs) / len(xs))
+
+
+def keydir_of(arg: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    log("building / locating the selftests corpus ...")
+    p = subprocess.run([sys.executable, str(ROOT / "scripts/selftests/build_corpus.py")],
+                       capture_output=True, text=True)
+    lines = p.stdout.strip().splitlines()
+    if not lines or not Path(lines[-1]).is_dir():
+        sys.exit(f"build_corpus.py failed:\n{p.stderr[-2000:]}")
+    return Path(lines[-1])
+
+
+def genref_path() -> Path:
+    if not os.access(GENREF, os.X_OK):
+        log(f"building genref with {SHARED / 'bench/build.sh'} ...")
+        subprocess.run(["sh", str(SHARED / "bench/build.sh")], check=True,
+                       stdout=subprocess.DEVNULL)
+    return GENREF
+
+
+def run_genref(genref: Path, objs: list[Path], repeats: int) -> tuple[dict[str, float], int]:
+    """Per-object median µs (open+gen+load+close) and peak RSS (KiB).
+
+    The RSS comes from ``/usr/bin/time`` when installed: genref's own
+    ``ru_maxrss`` also counts this (much larger) Python process's RSS, which a
+    vfork'ed child inherits at exec."""
+    argv = [str(genref), "bench", "-w", "1", str(repeats), *map(str, objs)]
+    timer = shutil.which("time", path="/usr/bin:/bin")
+    if timer:
+        argv = [timer, "-f", "time_maxrss_kb=%M", *argv]
+    p = subprocess.run(argv, capture_output=True, text=True, check=True)
+    med: dict[str, float] = {}
+    rss = 0
+    for line in p.stdout.splitlines():
+        f = line.split()
+        if len(f) == 15 and f[0] != "object":
+            med[f[0]] = float(f[8])
+        elif line.startswith("repeats=") and not timer:
+            rss = int(line.rsplit("peak_rss_kb=", 1)[1])
+    for line in p.stderr.splitlines():
+        if line.startswith("time_maxrss_kb="):
+            rss = int(line.split("=", 1)[1])
+    return med, rss
+
+
+def run_ours(objs: list[Path], repeats: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Per-object median µs of ``BpfObject.open(bytes).gen_loader()`` (the
+    Python API) and of the same work timed inside Rust (the core)."""
+    import bpfgen_fast
+    from bpfgen_fast import BpfObject, _core
+
+    host = bpfgen_fast.host_args()
+    api: dict[str, float] = {}
+    core: dict[str, float] = {}
+    clock = time.perf_counter
+    for path in objs:
+        data = path.read_bytes()
+        name = _core.default_object_name(str(path))
+        BpfObject.open(data, name).gen_loader()  # warm-up
+        ts = []
+        for _ in range(repeats):
+            t = clock()
+            BpfObject.open(data, name).gen_loader()
+            ts.append(clock() - t)
+        api[path.name] = statistics.median(ts) * 1e6
+        core[path.name] = statistics.median(_core._time_core(data, name, host, repeats)) * 1e6
+    return api, core
+
+
+def timed_child(argv: list[str], **kw: Any) -> tuple[float, int, int]:
+    """(wall seconds, exit status, peak RSS KiB) of one child process."""
+    t = time.perf_counter()
+    proc = subprocess.Popen(argv, **kw)
+    _, status, ru = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - t, proc.returncode, ru.ru_maxrss
+
+
+def run_bpftool(objs: list[Path]) -> float:
+    """Total wall seconds of ``bpftool gen skeleton -L OBJ`` one process each."""
+    t = time.perf_counter()
+    for o in objs:
+        subprocess.run(["bpftool", "gen", "skeleton", "-L", str(o)], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=False)
+    return time.perf_counter() - t
+
+
+def run_batch(listing: Path, jobs: int) -> tuple[float, int]:
+    with tempfile.TemporaryDirectory(prefix="bpfgen-compare-") as out:
+        wall, rc, rss = timed_child(
+            [sys.executable, "-m", "bpfgen_fast", "batch", "--from", str(listing),
+             "--out-dir", out, "-j", str(jobs)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if rc != 0:
+            sys.exit(f"bpfgen-fast batch -j {jobs} failed (exit {rc})")
+    return wall, rss
+
+
+_RSS_CHILD = """
+import sys
+import bpfgen_fast
+def hwm():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+data = open(sys.argv[1], "rb").read()
+before = hwm()
+obj = bpfgen_fast.BpfObject.open(data, bpfgen_fast._core.default_object_name(sys.argv[1]))
+loader = obj.gen_loader()
+print(before, hwm())
+"""
+
+
+def rss_ours(path: Path) -> tuple[int, int]:
+    """Peak RSS (KiB) of a Python process before and after open + gen_loader
+    of ``path`` (the bytes already read)."""
+    p = subprocess.run([sys.executable, "-c", _RSS_CHILD, str(path)], capture_output=True,
+                       text=True, check=True)
+    before, after = map(int, p.stdout.split())
+    return before, after
+
+
+def rss_core(path: Path) -> int | None:
+    """Peak RSS (KiB, VmHWM) of the Rust-only timing loop (benches/gen.rs), a
+    native process like genref, on one pass over ``path``; None without cargo."""
+    if shutil.which("cargo") is None:
+        return None
+    build = subprocess.run(["cargo", "bench", "--bench", "gen", "--no-run",
+                            "--message-format=json"], cwd=ROOT, capture_output=True, text=True)
+    exe = None
+    for line in build.stdout.splitlines():
+        msg = json.loads(line)
+        if msg.get("reason") == "compiler-artifact" and msg.get("target", {}).get("name") == "gen":
+            exe = msg.get("executable") or exe
+    if exe is None:
+        return None
+    p = subprocess.run([exe, "--repeats", "0", str(path)], capture_output=True, text=True)
+    for line in p.stdout.splitlines():
+        if line.startswith("peak_rss_kb="):
+            return int(line.split("=", 1)[1])
+    return None
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{cpu}, {len(os.sched_getaffinity(0))} CPUs, {mem:.0f} GiB, "
+            f"Linux {platform.release()}, Python {platform.python_version()}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--keydir")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--markdown")
+    args = ap.parse_args()
+
+    import bpfgen_fast
+
+    keydir = keydir_of(args.keydir)
+    accepted = sorted(keydir / "obj" / (h.name[: -len(".lskel.h")] + ".o")
+                      for h in (keydir / "oracle").glob("*.lskel.h"))
+    ours_ok = bpfgen_fast.gen_batch(accepted, fmt="blobs")
+    objs = [Path(r.path) for r in ours_ok if r.ok]
+    log(f"{len(objs)} objects accepted by bpftool and by bpfgen_fast "
+        f"({len(accepted) - len(objs)} bpftool-only)")
+    genref = genref_path()
+    load_start = os.getloadavg()
+
+    lib: dict[str, float] = {}
+    api: dict[str, float] = {}
+    core: dict[str, float] = {}
+    for r in range(args.rounds):
+        log(f"round {r + 1}/{args.rounds}: libbpf in-process ...")
+        g, _ = run_genref(genref, objs, args.repeats)
+        log(f"round {r + 1}/{args.rounds}: bpfgen_fast in-process ...")
+        a, c = run_ours(objs, args.repeats)
+        for d, new in ((lib, g), (api, a), (core, c)):
+            for k, v in new.items():
+                d[k] = min(d.get(k, math.inf), v)
+    names = [o.name for o in objs]
+    ratio_api = geomean([lib[n] / api[n] for n in names])
+    ratio_core = geomean([lib[n] / core[n] for n in names])
+    by_api = sorted(names, key=lambda n: api[n])
+    median_obj = by_api[len(by_api) // 2]
+    overhead = (api[median_obj] - core[median_obj]) / api[median_obj]
+    overhead_all = statistics.median((api[n] - core[n]) / api[n] for n in names)
+
+    log("bpftool gen skeleton -L, one process per object ...")
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+        f.write("".join(f"{o}\n" for o in objs))
+        listing = Path(f.name)
+    try:
+        bpftool_s = run_bpftool(objs)
+        b1: list[float] = []
+        b2: list[float] = []
+        rss_b = 0
+        for r in range(args.rounds):
+            log(f"round {r + 1}/{args.rounds}: bpfgen-fast batch -j 1 / -j 2 ...")
+            w1, m1 = run_batch(listing, 1)
+            w2, m2 = run_batch(listing, 2)
+            b1.append(w1)
+            b2.append(w2)
+            rss_b = max(rss_b, m1, m2)
+    finally:
+        listing.unlink()
+    j1, j2 = min(b1), min(b2)
+
+    log("peak RSS on the largest object ...")
+    largest = keydir / "obj" / LARGEST
+    _, rss_lib = run_genref(genref, [largest], 1)
+    _, rss_lib_small = run_genref(genref, [keydir / "obj" / "test_ringbuf.bpf.o"], 1)
+    # (genref bench -w 1 1: one warm-up and one timed pass, the same object)
+    py_before, py_after = rss_ours(largest)
+    rss_rust = rss_core(largest)
+    load_end = os.getloadavg()
+
+    rows = [
+        ("in-process open + gen_loader vs libbpf 1.5 in-process (geomean over "
+         f"{len(names)} objects)", "≥ 5x", f"{ratio_api:.2f}x (core alone {ratio_core:.2f}x)",
+         ratio_api >= 5),
+        (f"whole-corpus headers: `batch -j 2` ({j2:.2f} s) vs bpftool per process "
+         f"({bpftool_s:.2f} s)", "≥ 20x", f"{bpftool_s / j2:.1f}x (-j 1: {bpftool_s / j1:.1f}x)",
+         bpftool_s / j2 >= 20),
+        (f"`batch -j 2` vs `-j 1` ({j1:.2f} s)", "≥ 1.8x", f"{j1 / j2:.2f}x", j1 / j2 >= 1.8),
+        (f"peak RSS on {LARGEST}: native process, ours (Rust loop) vs genref",
+         "≤ libbpf", f"{rss_rust if rss_rust is not None else 'n/a'} KiB vs {rss_lib} KiB",
+         rss_rust is not None and rss_rust <= rss_lib),
+        (f"peak RSS growth for {LARGEST}: Python process vs genref (minus a small object's run)",
+         "≤ libbpf", f"{py_after - py_before} KiB vs {rss_lib - rss_lib_small} KiB",
+         py_after - py_before <= rss_lib - rss_lib_small),
+        (f"Python-side overhead, median object ({median_obj}: API {api[median_obj]:.1f} µs, "
+         f"core {core[median_obj]:.1f} µs)", "< 10%",
+         f"{overhead * 100:.1f}% (median over objects {overhead_all * 100:.1f}%)", overhead < 0.10),
+    ]
+    out = [
+        f"Machine: {machine()}; load average {load_start[0]:.2f} at start, "
+        f"{load_end[0]:.2f} at end.",
+        "",
+        f"In-process medians (µs, best of {args.rounds} rounds x {args.repeats} runs), geometric "
+        f"means: libbpf {geomean([lib[n] for n in names]):.1f}, bpfgen_fast API "
+        f"{geomean([api[n] for n in names]):.1f}, core {geomean([core[n] for n in names]):.1f}. "
+        f"Batch peak RSS (-j 1/-j 2, whole process): {rss_b} KiB.",
+        "",
+        "| measure | target | measured | met |",
+        "|---|---|---|---|",
+        *[f"| {a} | {b} | {c} | {'yes' if d else '**no**'} |" for a, b, c, d in rows],
+    ]
+    text = "\n".join(out) + "\n"
+    print(text, end="")
+    if args.markdown:
+        Path(args.markdown).write_text(text)
+    details = {n: {"libbpf_us": lib[n], "api_us": api[n], "core_us": core[n]} for n in names}
+    (Path(tempfile.gettempdir()) / "bpfgen-compare.json").write_text(json.dumps(details, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,421 @@
+//! Many objects at once: each object is read, opened and generated on a
+//! worker of a thread pool built for the call, results come back in input
+//! order, and one object's failure (error, I/O error, even a panic) is
+//! recorded in its own result without stopping or touching the others.
+//!
+//! * Host facts are read once per batch: page size and CPU count by the
+//!   caller's [`Host`], the kernel version and config once per process (see
+//!   `host.rs`), and `/proc/kallsyms` at most once per batch, only if an
+//!   object has typeless ksyms.
+//! * With an output directory every file is written to a temporary name in
+//!   that directory and renamed into place, so a reader (or an interrupted
+//!   run) never leaves a partial output; results then carry paths and sizes,
+//!   not the outputs, so memory stays bounded by what the workers hold.
+//! * The pool is a `rayon::ThreadPool` with exactly `jobs` threads, built per
+//!   call and dropped before returning: no global pool, nothing that outlives
+//!   the call, so the count is per call and a process that forks between
+//!   calls (the child has only the forking thread) can call again safely.
+//! * [`Control`] lets another thread watch progress and cancel: workers check
+//!   it before starting each object; objects not started are `Skipped`.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use rayon::prelude::*;
+
+use crate::error::Error;
+use crate::externs::{ExternKind, ResolveInputs};
+use crate::generate::{GenOptions, LoaderBlobs, gen_loader_with};
+use crate::host::Host;
+use crate::object::Object;
+
+/// What to generate for each object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The light-skeleton header (`NAME.lskel.h`).
+    Lskel,
+    /// The loader blobs (`NAME.data.bin`, `NAME.insns.bin`, `NAME.json`).
+    Blobs,
+}
+
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    /// Worker threads; 0 means the CPUs this process may run on.
+    pub jobs: usize,
+    /// Write outputs here (created if missing) instead of returning them.
+    pub out_dir: Option<PathBuf>,
+    pub format: Format,
+    /// false: after the first failure, objects not yet started are skipped.
+    pub keep_going: bool,
+    pub options: GenOptions,
+}
+
+/// One input: a path and, optionally, the object name (default: bpftool's
+/// rule, [`crate::default_object_name`]).
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub path: PathBuf,
+    pub name: Option<String>,
+}
+
+/// Progress and cancellation, shared between the caller and the workers.
+#[derive(Debug, Default)]
+pub struct Control {
+    cancel: AtomicBool,
+    done: AtomicUsize,
+}
+
+impl Control {
+    /// Ask the workers to start no further object.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+    }
+    /// Objects finished so far (generated, failed or skipped).
+    pub fn done(&self) -> usize {
+        self.done.load(Ordering::SeqCst)
+    }
+}
+
+/// What a successful object produced.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// `Format::Lskel` without an output directory.
+    Header(String),
+    /// `Format::Blobs` without an output directory.
+    Blobs(LoaderBlobs),
+    /// Files written (final paths) and their sizes, in writing order.
+    Written(Vec<(PathBuf, u64)>),
+}
+
+/// Why an object has no output.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    /// Opening or generating failed (the kinds of [`crate::ErrorKind`]).
+    Gen(Error),
+    /// Reading the input or writing an output failed.
+    Io {
+        path: PathBuf,
+        errno: Option<i32>,
+        message: String,
+    },
+    /// Another object of the batch has the same name, so the same output files.
+    DuplicateName(String),
+    /// Not attempted: the batch was cancelled, or stopped after a failure
+    /// (`keep_going: false`).
+    Skipped,
+    /// A bug: generation panicked. Reported, never propagated.
+    Panic(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct ItemResult {
+    pub path: PathBuf,
+    pub name: String,
+    pub outcome: Result<Output, Failure>,
+}
+
+impl ItemResult {
+    pub fn is_ok(&self) -> bool {
+        self.outcome.is_ok()
+    }
+}
+
+fn io_failure(path: &Path, e: &std::io::Error) -> Failure {
+    Failure::Io {
+        path: path.to_path_buf(),
+        errno: e.raw_os_error(),
+        message: e.to_string(),
+    }
+}
+
+/// The caller's host facts plus what a batch reads lazily, once.
+struct SharedHost<'h> {
+    base: &'h Host,
+    kallsyms: OnceLock<Option<Arc<str>>>,
+}
+
+impl SharedHost<'_> {
+    /// The host for one object: the base, with kallsyms read (once per batch)
+    /// when the object has typeless ksyms and none was given. A failed read
+    /// is left to the core, which then reports it for that object.
+    fn for_object(&self, obj: &Object) -> Option<Host> {
+        let typeless = obj
+            .externs
+            .iter()
+            .any(|e| matches!(e.kind, ExternKind::Ksym { type_id: 0 }));
+        if !typeless || self.base.kallsyms.is_some() {
+            return None;
+        }
+        let text = self.kallsyms.get_or_init(|| self.base.kallsyms().ok()).clone()?;
+        let mut host = self.base.clone();
+        host.kallsyms = Some(text);
+        Some(host)
+    }
+}
+
+/// Generate for every job, `opts.jobs` at a time; results in input order.
+/// Errors of the batch as a whole (the output directory cannot be created,
+/// the pool cannot be built) are the only `Err`.
+pub fn gen_batch(jobs: &[Job], opts: &BatchOptions, host: &Host, ctl: &Control) -> std::io::Result<Vec<ItemResult>> {
+    if let Some(dir) = &opts.out_dir {
+        fs::create_dir_all(dir)?;
+    }
+    let threads = if opts.jobs == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        opts.jobs
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("bpfgen-batch-{i}"))
+        .build()
+        .map_err(std::io::Error::other)?;
+    let names: Vec<String> = jobs
+        .iter()
+        .map(|j| {
+            j.name
+                .clone()
+                .unwrap_or_else(|| crate::default_object_name(&j.path.to_string_lossy()))
+        })
+        .collect();
+    // With an output directory, a name seen earlier in the batch would
+    // overwrite that object's files: the later ones fail instead.
+    let mut duplicate = vec![false; jobs.len()];
+    if opts.out_dir.is_some() {
+        let mut order: Vec<usize> = (0..jobs.len()).collect();
+        order.sort_by(|&a, &b| names[a].cmp(&names[b]).then(a.cmp(&b)));
+        for w in order.windows(2) {
+            if names[w[0]] == names[w[1]] {
+                duplicate[w[1]] = true;
+            }
+        }
+    }
+    let shared = SharedHost {
+        base: host,
+        kallsyms: OnceLock::new(),
+    };
+    let stop = AtomicBool::new(false);
+    let results = pool.install(|| {
+        (0..jobs.len())
+            .into_par_iter()
+            .with_max_len(1)
+            .map(|i| {
+                let job = &jobs[i];
+                let outcome = if ctl.is_cancelled() || stop.load(Ordering::SeqCst) {
+                    Err(Failure::Skipped)
+                } else if duplicate[i] {
+                    Err(Failure::DuplicateName(names[i].clone()))
+                } else {
+                    catch_unwind(AssertUnwindSafe(|| one(job, &names[i], opts, &shared))).unwrap_or_else(|p| {
+                        let msg = p
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| p.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "panic".to_string());
+                        Err(Failure::Panic(msg))
+                    })
+                };
+                if outcome.is_err() && !opts.keep_going {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                ctl.done.fetch_add(1, Ordering::SeqCst);
+                ItemResult {
+                    path: job.path.clone(),
+                    name: names[i].clone(),
+                    outcome,
+                }
+            })
+            .collect()
+    });
+    Ok(results)
+}
+
+fn one(job: &Job, name: &str, opts: &BatchOptions, shared: &SharedHost) -> Result<Output, Failure> {
+    let obj = {
+        let data = fs::read(&job.path).map_err(|e| io_failure(&job.path, &e))?;
+        crate::object::open(&data, name).map_err(Failure::Gen)?
+    };
+    let own_host = shared.for_object(&obj);
+    let host = own_host.as_ref().unwrap_or(shared.base);
+    let blobs = gen_loader_with(&obj, host, opts.options).map_err(Failure::Gen)?;
+    match (opts.format, &opts.out_dir) {
+        (Format::Lskel, None) => crate::skel::gen_skeleton(&obj, &blobs, host)
+            .map(Output::Header)
+            .map_err(Failure::Gen),
+        (Format::Blobs, None) => Ok(Output::Blobs(blobs)),
+        (Format::Lskel, Some(dir)) => {
+            let text = crate::skel::gen_skeleton(&obj, &blobs, host).map_err(Failure::Gen)?;
+            drop(blobs);
+            write_all(dir, &[(format!("{name}.lskel.h"), text.as_bytes())])
+        }
+        (Format::Blobs, Some(dir)) => {
+            let meta = blobs_json(&blobs);
+            write_all(
+                dir,
+                &[
+                    (format!("{name}.data.bin"), &blobs.data),
+                    (format!("{name}.insns.bin"), &blobs.insns),
+                    (format!("{name}.json"), meta.as_bytes()),
+                ],
+            )
+        }
+    }
+}
+
+/// Write each file atomically, in order; if one fails, the ones already
+/// written for this object are removed again (all or nothing per object).
+fn write_all(dir: &Path, files: &[(String, &[u8])]) -> Result<Output, Failure> {
+    let mut written = Vec::with_capacity(files.len());
+    for (file_name, bytes) in files {
+        let target = dir.join(file_name);
+        if let Err(e) = write_atomic(dir, file_name, bytes) {
+            for (p, _) in &written {
+                let _ = fs::remove_file(p);
+            }
+            return Err(io_failure(&target, &e));
+        }
+        written.push((target, bytes.len() as u64));
+    }
+    Ok(Output::Written(written))
+}
+
+/// `DIR/.NAME.PID-SEQ.tmp`, written in full, then renamed to `DIR/NAME`: a
+/// reader sees the old file or the whole new one. Not fsync'd (atomic, not
+/// durable), like `_io.atomic_write`.
+pub fn write_atomic(dir: &Path, file_name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    static SEQ: AtomicUsize = AtomicUsize::new(0);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(".{file_name}.{}-{seq}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        drop(f);
+        fs::rename(&tmp, dir.join(file_name))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// `NAME.json` exactly as `Loader.write` prints it (`json.dumps(meta, indent=2)`).
+pub fn blobs_json(b: &LoaderBlobs) -> String {
+    fn list(out: &mut String, key: &str, items: &[String]) {
+        out.push_str(&format!("  \"{key}\": "));
+        if items.is_empty() {
+            out.push_str("[],\n");
+            return;
+        }
+        out.push_str("[\n");
+        for (i, s) in items.iter().enumerate() {
+            out.push_str("    ");
+            json_str(out, s);
+            out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
+        }
+        out.push_str("  ],\n");
+    }
+    let ctx_size = 24 + 16 * b.map_names.len() + 4 * b.prog_names.len();
+    let mut out = String::from("{\n");
+    list(&mut out, "maps", &b.map_names);
+    list(&mut out, "programs", &b.prog_names);
+    out.push_str(&format!(
+        "  \"nr_maps\": {},\n  \"nr_progs\": {},\n  \"ctx_size\": {ctx_size},\n  \"data_size\": {},\n  \"insn_cnt\": {}\n}}\n",
+        b.map_names.len(),
+        b.prog_names.len(),
+        b.data.len(),
+        b.insns.len() / 8
+    ));
+    out
+}
+
+/// A JSON string as Python's `json.dumps` writes it (`ensure_ascii=True`).
+fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            ' '..='~' => out.push(c),
+            _ => {
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{u:04x}"));
+                }
+            }
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blobs(maps: &[&str], progs: &[&str]) -> LoaderBlobs {
+        LoaderBlobs {
+            data: vec![0; 16],
+            insns: vec![0; 24],
+            map_names: maps.iter().map(|s| s.to_string()).collect(),
+            prog_names: progs.iter().map(|s| s.to_string()).collect(),
+            kconfig_image: None,
+        }
+    }
+
+    #[test]
+    fn json_like_python() {
+        let j = blobs_json(&blobs(&["m", "x.bss"], &[]));
+        assert_eq!(
+            j,
+            "{\n  \"maps\": [\n    \"m\",\n    \"x.bss\"\n  ],\n  \"programs\": [],\n  \"nr_maps\": 2,\n  \
+             \"nr_progs\": 0,\n  \"ctx_size\": 56,\n  \"data_size\": 16,\n  \"insn_cnt\": 3\n}\n"
+        );
+        let mut s = String::new();
+        json_str(&mut s, "a\"\\\u{1}é😀");
+        assert_eq!(s, "\"a\\\"\\\\\\u0001\\u00e9\\ud83d\\ude00\"");
+    }
+
+    #[test]
+    fn missing_inputs_fail_alone() {
+        let dir = std::env::temp_dir().join(format!("bpfgen-batch-test-{}", std::process::id()));
+        let jobs = vec![
+            Job {
+                path: "/nonexistent/a.bpf.o".into(),
+                name: None,
+            },
+            Job {
+                path: "/nonexistent/b.bpf.o".into(),
+                name: Some("a_bpf".into()),
+            },
+        ];
+        let opts = BatchOptions {
+            jobs: 2,
+            out_dir: Some(dir.clone()),
+            format: Format::Lskel,
+            keep_going: true,
+            options: GenOptions::default(),
+        };
+        let ctl = Control::default();
+        let res = gen_batch(&jobs, &opts, &Host::detect(), &ctl).unwrap();
+        assert!(matches!(res[0].outcome, Err(Failure::Io { errno: Some(2), .. })));
+        assert!(matches!(res[1].outcome, Err(Failure::DuplicateName(_))));
+        assert_eq!(ctl.done(), 2);
+        let _ = fs::remove_dir_all(dir);
+    }
+}

@@ -1,0 +1,1292 @@
+//! The loader self-check: from the two produced blobs alone, prove that the
+//! loader program only does what the object asked for.
+//!
+//! The instruction stream is decoded and abstractly executed (a forward
+//! dataflow over registers, iterated to a fixpoint over the few backward
+//! edges, which all go to the cleanup block). Each register holds an
+//! abstract value: a constant, a pointer into the data blob / the loader
+//! stack / the skeleton ctx at a known offset, a value loaded from such a
+//! place, or the result of the call at some instruction. From that:
+//!
+//! - every opcode is one the emitter uses; every `ld_imm64` is
+//!   `src=BPF_PSEUDO_MAP_IDX_VALUE, imm=0` with a data-blob offset in bounds;
+//!   every jump lands inside the program and never inside an `ld_imm64`; no
+//!   path falls off the end; every error branch (`jslt r7, 0`) goes to the
+//!   cleanup label; the prologue jump lands right after the cleanup block;
+//! - every load and store goes through a known pointer and stays inside the
+//!   data blob, the ctx (`24 + 16 * maps + 4 * programs` bytes) or the stack;
+//! - every helper call gets in-bounds arguments (`sys_bpf` attrs, names,
+//!   copy sizes);
+//! - every `BPF_MAP_CREATE` matches the object's maps in order (name, and with
+//!   [`check_object`] type, sizes, entries, flags; inner-map templates right
+//!   before their map-in-map), its fd lands in its own fd-array slot and from
+//!   there in its own ctx descriptor;
+//! - every `BPF_PROG_LOAD` names a program of the object, in order; its fd
+//!   reaches that program's own ctx slot; every pointer its attr receives
+//!   (instructions, license, func/line info, CO-RE records, fd array) stays in
+//!   bounds for the counts the attr declares; run-time instruction patches
+//!   (ksyms, kfuncs) only touch `ld_imm64` / call instructions of the program
+//!   being loaded, before it is loaded;
+//! - `BPF_BTF_LOAD`, `BPF_MAP_UPDATE_ELEM` and `BPF_MAP_FREEZE` reference
+//!   in-bounds data and maps created before them.
+//!
+//! Loader properties that libbpf 1.5 itself gets wrong on valid input (stack
+//! slots beyond its 32-program frame) are reported as warnings, not errors.
+//! The check is linear in the loader size apart from the fixpoint rounds
+//! (two in practice).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+
+use crate::generate::{LoaderBlobs, effective_def};
+use crate::host::Host;
+use crate::object::{Object, is_map_in_map};
+
+// Opcodes the emitter produces (ARCHITECTURE: loader.rs, insn.rs).
+const LD_IMM64: u8 = 0x18;
+const MOV64_X: u8 = 0xbf;
+const MOV64_K: u8 = 0xb7;
+const ADD64_K: u8 = 0x07;
+const RSH64_K: u8 = 0x77;
+const AND32_K: u8 = 0x54;
+const CALL: u8 = 0x85;
+const EXIT: u8 = 0x95;
+const JA: u8 = 0x05;
+const JSLT_K: u8 = 0xc5;
+/// Conditional jumps (immediate forms) the emitter uses.
+const COND_JUMPS: [u8; 6] = [0x15, 0x55, 0x45, 0x75, JSLT_K, 0xd5];
+const PSEUDO_MAP_IDX_VALUE: u8 = 6;
+
+// Helpers.
+const FN_PROBE_READ_KERNEL: i32 = 113;
+const FN_COPY_FROM_USER: i32 = 148;
+const FN_SYS_BPF: i32 = 166;
+const FN_BTF_FIND_BY_NAME_KIND: i32 = 167;
+const FN_SYS_CLOSE: i32 = 168;
+const FN_KALLSYMS_LOOKUP_NAME: i32 = 179;
+
+// bpf() commands and their attr sizes.
+const BPF_MAP_CREATE: i64 = 0;
+const BPF_MAP_UPDATE_ELEM: i64 = 2;
+const BPF_PROG_LOAD: i64 = 5;
+const BPF_BTF_LOAD: i64 = 18;
+const BPF_MAP_FREEZE: i64 = 22;
+const MAP_CREATE_SZ: i64 = 72;
+const MAP_UPDATE_SZ: i64 = 32;
+const PROG_LOAD_SZ: i64 = 140;
+const BTF_LOAD_SZ: i64 = 28;
+const MAP_FREEZE_SZ: i64 = 4;
+
+/// fd_array at data offset 0: map slots (64, or one per map beyond that),
+/// then 256 kfunc BTF fd slots.
+const MIN_MAP_SLOTS: i64 = 64;
+const KFUNC_SLOTS: i64 = 256;
+const CTX_SIZE: i64 = 24;
+const MAP_DESC_SIZE: i64 = 16;
+const PROG_DESC_SIZE: i64 = 4;
+/// `struct loader_stack`: btf_fd, inner_map_fd, prog_fd[32].
+const LOADER_STACK: i64 = 8 + 4 * 32;
+const STACK_BTF_FD: i64 = -LOADER_STACK;
+const STACK_INNER_MAP_FD: i64 = -LOADER_STACK + 4;
+const STACK_PROG_FD0: i64 = -LOADER_STACK + 8;
+const MAX_BPF_STACK: i64 = 512;
+const CLEANUP_LABEL: usize = 7;
+const NREGS: usize = 11;
+
+/// A self-check failure: what is wrong and, where it applies, at which
+/// loader instruction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckError {
+    pub insn: Option<usize>,
+    pub reason: String,
+}
+
+impl fmt::Display for CheckError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.insn {
+            Some(pc) => write!(f, "loader self-check: insn #{pc}: {}", self.reason),
+            None => write!(f, "loader self-check: {}", self.reason),
+        }
+    }
+}
+
+impl std::error::Error for CheckError {}
+
+type CheckResult<T> = std::result::Result<T, CheckError>;
+
+fn fail<T>(insn: Option<usize>, reason: impl Into<String>) -> CheckResult<T> {
+    Err(CheckError {
+        insn,
+        reason: reason.into(),
+    })
+}
+
+/// What the object says the loader must create, in ctx order.
+#[derive(Debug, Clone, Default)]
+pub struct Expect {
+    /// Every map of the object (ctx map descriptors), in order.
+    pub maps: Vec<ExpectMap>,
+    /// Every entry program (ctx prog descriptors), in order.
+    pub progs: Vec<ExpectProg>,
+    /// The license string every PROG_LOAD must pass, when known.
+    pub license: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ExpectMap {
+    pub name: String,
+    /// Attributes to compare; `None` checks the name only.
+    pub attrs: Option<MapAttrs>,
+    /// Attributes of the inner-map template of a map-in-map, if any.
+    pub inner: Option<MapAttrs>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MapAttrs {
+    pub map_type: u32,
+    pub key_size: u32,
+    pub value_size: u32,
+    pub max_entries: u32,
+    pub map_flags: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ExpectProg {
+    pub name: String,
+    /// `None`: may or may not be loaded (names-only check).
+    pub loaded: Option<bool>,
+    /// (prog_type, expected_attach_type, prog_flags), when known.
+    pub attrs: Option<(u32, u32, u32)>,
+    /// Lower bound of the loaded instruction count (the program's own code).
+    pub min_insn_cnt: u32,
+}
+
+/// One `BPF_MAP_CREATE` the loader issues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapCreateRec {
+    pub insn: usize,
+    pub attr_off: u32,
+    pub name: String,
+    pub attrs: MapAttrs,
+    /// The object map it creates; `None` for an inner-map template.
+    pub map_idx: Option<usize>,
+}
+
+/// One `BPF_PROG_LOAD` the loader issues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgLoadRec {
+    pub insn: usize,
+    pub attr_off: u32,
+    pub name: String,
+    pub prog_type: u32,
+    pub expected_attach_type: u32,
+    pub prog_flags: u32,
+    pub insn_cnt: u32,
+    /// Data-blob offset of the program's instructions.
+    pub insns_off: u32,
+    pub license: String,
+    /// The ctx program descriptor that receives its fd.
+    pub prog_idx: usize,
+}
+
+/// What the loader does, as established by the check.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    pub insn_cnt: usize,
+    pub data_len: usize,
+    /// (data offset, size) of the BTF given to `BPF_BTF_LOAD`.
+    pub btf: Option<(u32, u32)>,
+    pub map_creates: Vec<MapCreateRec>,
+    pub prog_loads: Vec<ProgLoadRec>,
+    pub map_updates: usize,
+    pub map_freezes: usize,
+    /// Defects the kernel would reject but that libbpf 1.5 emits the same way.
+    pub warnings: Vec<String>,
+}
+
+/// Names-only expectation, as the Python `Loader` carries it.
+pub fn expect_names(map_names: &[String], prog_names: &[String]) -> Expect {
+    Expect {
+        maps: map_names
+            .iter()
+            .map(|n| ExpectMap {
+                name: n.clone(),
+                ..ExpectMap::default()
+            })
+            .collect(),
+        progs: prog_names
+            .iter()
+            .map(|n| ExpectProg {
+                name: n.clone(),
+                ..ExpectProg::default()
+            })
+            .collect(),
+        license: None,
+    }
+}
+
+/// Full expectation from the opened object and the host the loader was made for.
+pub fn expect_object(obj: &Object, host: &Host) -> Expect {
+    let attrs = |def: &crate::object::MapDef| {
+        let d = effective_def(def, host);
+        MapAttrs {
+            map_type: d.map_type,
+            key_size: d.key_size,
+            value_size: d.value_size,
+            max_entries: d.max_entries,
+            map_flags: d.map_flags,
+        }
+    };
+    Expect {
+        maps: obj
+            .maps
+            .iter()
+            .map(|m| ExpectMap {
+                name: m.name.clone(),
+                attrs: Some(attrs(&m.def)),
+                inner: m
+                    .inner
+                    .as_ref()
+                    .filter(|_| is_map_in_map(m.def.map_type))
+                    .map(|i| attrs(&i.def)),
+            })
+            .collect(),
+        progs: obj
+            .programs
+            .iter()
+            .filter(|p| !p.is_subprog)
+            .map(|p| {
+                let a = p.load_attrs();
+                ExpectProg {
+                    name: p.name.clone(),
+                    loaded: Some(p.autoload),
+                    attrs: Some((a.prog_type, a.expected_attach_type, a.prog_flags)),
+                    min_insn_cnt: p.sec_insn_cnt as u32,
+                }
+            })
+            .collect(),
+        license: Some(obj.license.clone()),
+    }
+}
+
+/// Check blobs generated (with default options) for `obj` on `host`.
+pub fn check_object(obj: &Object, blobs: &LoaderBlobs, host: &Host) -> CheckResult<Report> {
+    check(&blobs.data, &blobs.insns, &expect_object(obj, host))
+}
+
+/// Check a loader against names only (what a `Loader` carries).
+pub fn check_names(data: &[u8], insns: &[u8], map_names: &[String], prog_names: &[String]) -> CheckResult<Report> {
+    check(data, insns, &expect_names(map_names, prog_names))
+}
+
+// ---------------------------------------------------------------------------
+// Decoding and abstract execution.
+
+#[derive(Debug, Clone, Copy)]
+struct Ins {
+    code: u8,
+    dst: u8,
+    src: u8,
+    off: i16,
+    imm: i32,
+}
+
+fn decode(b: &[u8]) -> Ins {
+    Ins {
+        code: b[0],
+        dst: b[1] & 0xf,
+        src: b[1] >> 4,
+        off: i16::from_le_bytes([b[2], b[3]]),
+        imm: i32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Region {
+    Blob,
+    Stack,
+    Ctx,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Val {
+    Unknown,
+    Const(i64),
+    Ptr(Region, i64),
+    /// Loaded from (region, offset, size).
+    Load(Region, i64, u8),
+    /// Returned by the call at this instruction.
+    Ret(usize),
+}
+
+type State = [Val; NREGS];
+
+fn join(a: &State, b: &State) -> State {
+    let mut out = *a;
+    for (o, v) in out.iter_mut().zip(b) {
+        if *o != *v {
+            *o = Val::Unknown;
+        }
+    }
+    out
+}
+
+fn join_into(map: &mut HashMap<usize, State>, at: usize, st: &State) {
+    map.entry(at).and_modify(|s| *s = join(s, st)).or_insert(*st);
+}
+
+fn mem_size(code: u8) -> i64 {
+    match code & 0x18 {
+        0x00 => 4,
+        0x08 => 2,
+        0x10 => 1,
+        _ => 8,
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Store {
+    insn: usize,
+    region: Region,
+    off: i64,
+    size: i64,
+    val: Val,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Syscall {
+    insn: usize,
+    cmd: i64,
+    attr: i64,
+}
+
+/// Everything the recording pass learns.
+#[derive(Default)]
+struct Trace {
+    stores: Vec<Store>,
+    syscalls: Vec<Syscall>,
+    warnings: Vec<String>,
+}
+
+struct Checker<'a> {
+    data: &'a [u8],
+    insns: Vec<Ins>,
+    /// True at the second slot of an `ld_imm64`.
+    second_half: Vec<bool>,
+    ctx_size: i64,
+}
+
+impl Checker<'_> {
+    fn data_len(&self) -> i64 {
+        self.data.len() as i64
+    }
+
+    fn in_data(&self, off: i64, size: i64) -> bool {
+        off >= 0 && size >= 0 && off.checked_add(size).is_some_and(|e| e <= self.data_len())
+    }
+
+    fn u32_at(&self, off: i64) -> u32 {
+        let o = off as usize;
+        u32::from_le_bytes([self.data[o], self.data[o + 1], self.data[o + 2], self.data[o + 3]])
+    }
+
+    /// NUL-terminated string stored at `off` (bounded by `max` bytes).
+    fn cstr_at(&self, pc: usize, off: i64, max: usize, what: &str) -> CheckResult<String> {
+        if !self.in_data(off, 1) {
+            return fail(Some(pc), format!("{what} at data+{off:#x} is out of bounds"));
+        }
+        let rest = &self.data[off as usize..];
+        let rest = &rest[..rest.len().min(max)];
+        match rest.iter().position(|&b| b == 0) {
+            Some(n) => Ok(String::from_utf8_lossy(&rest[..n]).into_owned()),
+            None => fail(Some(pc), format!("{what} at data+{off:#x} is not NUL-terminated")),
+        }
+    }
+
+    /// Static shape checks that need no dataflow.
+    fn decode_all(&mut self, raw: &[u8]) -> CheckResult<()> {
+        let n = raw.len() / 8;
+        self.insns = raw.chunks_exact(8).map(decode).collect();
+        self.second_half = vec![false; n];
+        let mut pc = 0;
+        while pc < n {
+            let i = self.insns[pc];
+            if i.code == LD_IMM64 {
+                let Some(hi) = self.insns.get(pc + 1) else {
+                    return fail(Some(pc), "ld_imm64 without its second slot");
+                };
+                if hi.code != 0 || hi.dst != 0 || hi.src != 0 || hi.off != 0 {
+                    return fail(Some(pc + 1), "malformed second slot of ld_imm64");
+                }
+                if i.src != PSEUDO_MAP_IDX_VALUE || i.imm != 0 || i.off != 0 || i.dst as usize >= NREGS {
+                    return fail(
+                        Some(pc),
+                        format!("ld_imm64 is not a data-blob address (src {}, imm {})", i.src, i.imm),
+                    );
+                }
+                if !self.in_data(hi.imm as i64, 0) {
+                    return fail(
+                        Some(pc),
+                        format!(
+                            "data-blob offset {} outside the {}-byte data blob",
+                            hi.imm,
+                            self.data.len()
+                        ),
+                    );
+                }
+                self.second_half[pc + 1] = true;
+                pc += 2;
+                continue;
+            }
+            let known = matches!(
+                i.code,
+                MOV64_X | MOV64_K | ADD64_K | RSH64_K | AND32_K | CALL | EXIT | JA
+            ) || COND_JUMPS.contains(&i.code)
+                || matches!(
+                    i.code,
+                    0x61 | 0x69 | 0x71 | 0x79 | 0x63 | 0x6b | 0x73 | 0x7b | 0x62 | 0x6a | 0x72 | 0x7a
+                );
+            if !known {
+                return fail(Some(pc), format!("opcode {:#04x} is not one the loader emits", i.code));
+            }
+            if i.dst as usize >= NREGS || i.src as usize >= NREGS {
+                return fail(Some(pc), "register number out of range");
+            }
+            pc += 1;
+        }
+        for (pc, i) in self.insns.iter().enumerate() {
+            if self.second_half[pc] || !(i.code == JA || COND_JUMPS.contains(&i.code)) {
+                continue;
+            }
+            let target = pc as i64 + 1 + i.off as i64;
+            if target < 0 || target >= n as i64 {
+                return fail(Some(pc), format!("jump target {target} is outside the program"));
+            }
+            if self.second_half[target as usize] {
+                return fail(Some(pc), format!("jump into the middle of ld_imm64 at {target}"));
+            }
+            if i.code == JSLT_K && i.dst == 7 && i.imm == 0 && target as usize != CLEANUP_LABEL {
+                return fail(
+                    Some(pc),
+                    format!("error branch goes to {target}, not to the cleanup label"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The fixed prologue: ctx into r6, stack zeroing, jump over cleanup.
+    fn check_prologue(&self) -> CheckResult<()> {
+        let want: [(u8, u8, u8, i32); 6] = [
+            (MOV64_X, 6, 1, 0),
+            (MOV64_X, 1, 10, 0),
+            (ADD64_K, 1, 0, -(LOADER_STACK as i32)),
+            (MOV64_K, 2, 0, LOADER_STACK as i32),
+            (MOV64_K, 3, 0, 0),
+            (CALL, 0, 0, FN_PROBE_READ_KERNEL),
+        ];
+        if self.insns.len() < CLEANUP_LABEL + 2 {
+            return fail(
+                None,
+                format!("{} instructions is too short for a loader", self.insns.len()),
+            );
+        }
+        for (pc, &(code, dst, src, imm)) in want.iter().enumerate() {
+            let i = self.insns[pc];
+            if (i.code, i.dst, i.src, i.imm) != (code, dst, src, imm) || i.off != 0 {
+                return fail(Some(pc), "prologue differs from bpf_gen__init's");
+            }
+        }
+        let ja = self.insns[6];
+        if ja.code != JA {
+            return fail(Some(6), "prologue does not jump over the cleanup block");
+        }
+        let end = (CLEANUP_LABEL..self.insns.len())
+            .find(|&pc| self.insns[pc].code == EXIT && !self.second_half[pc])
+            .ok_or_else(|| CheckError {
+                insn: Some(CLEANUP_LABEL),
+                reason: "cleanup block has no exit".into(),
+            })?;
+        if 7 + ja.off as i64 != end as i64 + 1 {
+            return fail(
+                Some(6),
+                format!(
+                    "prologue jumps to {}, the cleanup block ends at {end}",
+                    7 + ja.off as i64
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Check one memory access and return its (region, offset).
+    fn access(
+        &self,
+        pc: usize,
+        ptr: Val,
+        reg: u8,
+        off: i16,
+        size: i64,
+        trace: &mut Trace,
+    ) -> CheckResult<(Region, i64)> {
+        let Val::Ptr(region, base) = ptr else {
+            return fail(
+                Some(pc),
+                format!("memory access through r{reg}, which holds no known pointer"),
+            );
+        };
+        let at = base + off as i64;
+        match region {
+            Region::Blob => {
+                if !self.in_data(at, size) {
+                    return fail(
+                        Some(pc),
+                        format!(
+                            "{size}-byte access at data+{at:#x} outside the {}-byte data blob",
+                            self.data.len()
+                        ),
+                    );
+                }
+            }
+            Region::Ctx => {
+                if at < 0 || at + size > self.ctx_size {
+                    return fail(
+                        Some(pc),
+                        format!("{size}-byte access at ctx+{at} outside the {}-byte ctx", self.ctx_size),
+                    );
+                }
+            }
+            Region::Stack => {
+                if at < -MAX_BPF_STACK || at + size > 0 {
+                    // libbpf 1.5 sizes its cleanup loop and fd slots by the
+                    // program count but its frame holds 32 programs: same bytes
+                    // as bpftool, rejected by the verifier.
+                    if trace.warnings.len() < 8 {
+                        trace
+                            .warnings
+                            .push(format!("insn #{pc}: stack access at r10{at:+} outside the BPF frame"));
+                    }
+                    if i16::try_from(at).is_err() {
+                        return fail(Some(pc), format!("stack offset {at} wrapped"));
+                    }
+                }
+            }
+        }
+        Ok((region, at))
+    }
+
+    /// Arguments of a helper call, checked; returns the sys_bpf record.
+    fn call(&self, pc: usize, st: &State, trace: &mut Trace) -> CheckResult<()> {
+        let id = self.insns[pc].imm;
+        let konst = |r: usize| match st[r] {
+            Val::Const(c) => Some(c),
+            _ => None,
+        };
+        let blob = |r: usize| match st[r] {
+            Val::Ptr(Region::Blob, o) => Some(o),
+            _ => None,
+        };
+        match id {
+            FN_PROBE_READ_KERNEL | FN_COPY_FROM_USER => {
+                let size = konst(2).ok_or_else(|| CheckError {
+                    insn: Some(pc),
+                    reason: "copy size is not a constant".into(),
+                })?;
+                match st[1] {
+                    Val::Ptr(Region::Blob, o) if self.in_data(o, size) => {}
+                    Val::Ptr(Region::Stack, o) if o >= -MAX_BPF_STACK && o + size <= 0 && size >= 0 => {}
+                    _ => {
+                        return fail(
+                            Some(pc),
+                            format!("copy of {size} bytes to an out-of-bounds destination"),
+                        );
+                    }
+                }
+            }
+            FN_SYS_CLOSE => {}
+            FN_BTF_FIND_BY_NAME_KIND | FN_KALLSYMS_LOOKUP_NAME => {
+                let (Some(name), Some(len)) = (blob(1), konst(2)) else {
+                    return fail(Some(pc), "symbol lookup without a data-blob name and constant length");
+                };
+                if len < 1 || !self.in_data(name, len) || self.data[(name + len - 1) as usize] != 0 {
+                    return fail(
+                        Some(pc),
+                        format!("lookup name at data+{name:#x} (length {len}) is malformed"),
+                    );
+                }
+                if id == FN_KALLSYMS_LOOKUP_NAME && !blob(4).is_some_and(|r| self.in_data(r, 8)) {
+                    return fail(Some(pc), "kallsyms lookup result slot is out of bounds");
+                }
+            }
+            FN_SYS_BPF => {
+                let (Some(cmd), Some(attr), Some(size)) = (konst(1), blob(2), konst(3)) else {
+                    return fail(
+                        Some(pc),
+                        "sys_bpf without constant command, data-blob attr and constant size",
+                    );
+                };
+                let want = match cmd {
+                    BPF_MAP_CREATE => MAP_CREATE_SZ,
+                    BPF_MAP_UPDATE_ELEM => MAP_UPDATE_SZ,
+                    BPF_PROG_LOAD => PROG_LOAD_SZ,
+                    BPF_BTF_LOAD => BTF_LOAD_SZ,
+                    BPF_MAP_FREEZE => MAP_FREEZE_SZ,
+                    _ => return fail(Some(pc), format!("sys_bpf command {cmd} is not one the loader issues")),
+                };
+                if size != want {
+                    return fail(
+                        Some(pc),
+                        format!("sys_bpf command {cmd} with attr size {size}, expected {want}"),
+                    );
+                }
+                if !self.in_data(attr, size) {
+                    return fail(
+                        Some(pc),
+                        format!("sys_bpf attr at data+{attr:#x} (+{size}) is out of bounds"),
+                    );
+                }
+                trace.syscalls.push(Syscall { insn: pc, cmd, attr });
+            }
+            _ => return fail(Some(pc), format!("call of helper {id}, which the loader never uses")),
+        }
+        Ok(())
+    }
+
+    /// One pass over the program. Backward-edge states come in through
+    /// `back`; those this pass produces go to `new_back`.
+    fn pass(
+        &self,
+        back: &HashMap<usize, State>,
+        new_back: &mut HashMap<usize, State>,
+        trace: &mut Trace,
+    ) -> CheckResult<()> {
+        let n = self.insns.len();
+        let mut pending: BTreeMap<usize, State> = BTreeMap::new();
+        let mut entry = [Val::Unknown; NREGS];
+        entry[1] = Val::Ptr(Region::Ctx, 0);
+        entry[10] = Val::Ptr(Region::Stack, 0);
+        let mut cur: Option<State> = Some(entry);
+        let mut pc = 0;
+        while pc < n {
+            let mut st = cur.take();
+            for incoming in [pending.remove(&pc), back.get(&pc).copied()].into_iter().flatten() {
+                st = Some(match st {
+                    Some(s) => join(&s, &incoming),
+                    None => incoming,
+                });
+            }
+            let Some(mut st) = st else {
+                // Unreachable: skip (an ld_imm64 pair as a whole).
+                pc += if self.insns[pc].code == LD_IMM64 { 2 } else { 1 };
+                continue;
+            };
+            let i = self.insns[pc];
+            let (d, s) = (i.dst as usize, i.src as usize);
+            let mut next = pc + 1;
+            let mut falls_through = true;
+            match i.code {
+                LD_IMM64 => {
+                    st[d] = Val::Ptr(Region::Blob, self.insns[pc + 1].imm as i64);
+                    next = pc + 2;
+                }
+                MOV64_X => st[d] = st[s],
+                MOV64_K => st[d] = Val::Const(i.imm as i64),
+                ADD64_K => {
+                    st[d] = match st[d] {
+                        Val::Const(c) => Val::Const(c.wrapping_add(i.imm as i64)),
+                        Val::Ptr(r, o) => Val::Ptr(r, o + i.imm as i64),
+                        _ => Val::Unknown,
+                    }
+                }
+                RSH64_K | AND32_K => st[d] = Val::Unknown,
+                0x61 | 0x69 | 0x71 | 0x79 => {
+                    let size = mem_size(i.code);
+                    let (r, at) = self.access(pc, st[s], i.src, i.off, size, trace)?;
+                    st[d] = Val::Load(r, at, size as u8);
+                }
+                0x63 | 0x6b | 0x73 | 0x7b | 0x62 | 0x6a | 0x72 | 0x7a => {
+                    let size = mem_size(i.code);
+                    let (region, off) = self.access(pc, st[d], i.dst, i.off, size, trace)?;
+                    let val = if i.code & 0x07 == 0x03 {
+                        st[s]
+                    } else {
+                        Val::Const(i.imm as i64)
+                    };
+                    trace.stores.push(Store {
+                        insn: pc,
+                        region,
+                        off,
+                        size,
+                        val,
+                    });
+                }
+                CALL => {
+                    self.call(pc, &st, trace)?;
+                    st[0] = Val::Ret(pc);
+                    for r in st.iter_mut().take(6).skip(1) {
+                        *r = Val::Unknown;
+                    }
+                }
+                EXIT => falls_through = false,
+                _ => {
+                    // A jump (validated in decode_all).
+                    let target = (pc as i64 + 1 + i.off as i64) as usize;
+                    if target > pc {
+                        pending.entry(target).and_modify(|x| *x = join(x, &st)).or_insert(st);
+                    } else {
+                        join_into(new_back, target, &st);
+                    }
+                    falls_through = i.code != JA;
+                }
+            }
+            if falls_through {
+                if next >= n {
+                    return fail(Some(pc), "execution falls off the end of the loader");
+                }
+                cur = Some(st);
+            }
+            pc = next;
+        }
+        Ok(())
+    }
+}
+
+/// Stores indexed by where they write, each list in instruction order (the
+/// recording pass visits instructions in order), so lookups stay cheap on
+/// hostile loaders with millions of stores.
+struct StoreIndex<'t> {
+    stores: &'t [Store],
+    by_loc: HashMap<(Region, i64), Vec<usize>>,
+}
+
+impl<'t> StoreIndex<'t> {
+    fn new(stores: &'t [Store]) -> Self {
+        let mut by_loc: HashMap<(Region, i64), Vec<usize>> = HashMap::new();
+        for (i, s) in stores.iter().enumerate() {
+            by_loc.entry((s.region, s.off)).or_default().push(i);
+        }
+        StoreIndex { stores, by_loc }
+    }
+
+    /// Every store at (region, off).
+    fn at(&self, region: Region, off: i64) -> impl Iterator<Item = &'t Store> + '_ {
+        let list = self.by_loc.get(&(region, off)).map(Vec::as_slice).unwrap_or(&[]);
+        list.iter().map(|&i| &self.stores[i])
+    }
+
+    /// The last store at (region, off) made by an instruction before `before`.
+    fn last_before(&self, region: Region, off: i64, before: usize) -> Option<&'t Store> {
+        let list = self.by_loc.get(&(region, off))?;
+        let n = list.partition_point(|&i| self.stores[i].insn < before);
+        n.checked_sub(1).map(|k| &self.stores[list[k]])
+    }
+}
+
+fn trunc_name(name: &str) -> &[u8] {
+    &name.as_bytes()[..name.len().min(15)]
+}
+
+/// Run the self-check on a loader's blobs.
+pub fn check(data: &[u8], insns: &[u8], expect: &Expect) -> CheckResult<Report> {
+    if insns.is_empty() || !insns.len().is_multiple_of(8) {
+        return fail(None, format!("instruction blob of {} bytes", insns.len()));
+    }
+    let nr_maps = expect.maps.len() as i64;
+    let map_slots = nr_maps.max(MIN_MAP_SLOTS);
+    if !data.len().is_multiple_of(8) || (data.len() as i64) < 4 * (map_slots + KFUNC_SLOTS) {
+        return fail(None, format!("data blob of {} bytes", data.len()));
+    }
+    if data.len() > i32::MAX as usize {
+        return fail(None, "data blob exceeds 2 GiB");
+    }
+    let mut ck = Checker {
+        data,
+        insns: Vec::new(),
+        second_half: Vec::new(),
+        ctx_size: CTX_SIZE + MAP_DESC_SIZE * nr_maps + PROG_DESC_SIZE * expect.progs.len() as i64,
+    };
+    ck.decode_all(insns)?;
+    ck.check_prologue()?;
+
+    // Fixpoint over the backward edges, then the recorded pass.
+    let mut back: HashMap<usize, State> = HashMap::new();
+    let mut trace;
+    let mut rounds = 0;
+    loop {
+        trace = Trace::default();
+        let mut new_back = HashMap::new();
+        ck.pass(&back, &mut new_back, &mut trace)?;
+        if new_back == back {
+            break;
+        }
+        rounds += 1;
+        if rounds > 16 {
+            return fail(None, "dataflow did not converge");
+        }
+        back = new_back;
+    }
+
+    let mut report = Report {
+        insn_cnt: ck.insns.len(),
+        data_len: data.len(),
+        warnings: std::mem::take(&mut trace.warnings),
+        ..Report::default()
+    };
+    let stores = &trace.stores;
+    let index = StoreIndex::new(stores);
+    // Ctx stores by the value they store (fd hand-over to descriptors).
+    let mut ctx_by_val: HashMap<Val, Vec<i64>> = HashMap::new();
+    for s in stores.iter().filter(|s| s.region == Region::Ctx) {
+        ctx_by_val.entry(s.val).or_default().push(s.off);
+    }
+    // Where the result of the call at `insn` was stored (region, offset).
+    let mut ret_dest: HashMap<usize, Vec<(Region, i64)>> = HashMap::new();
+    for s in stores {
+        if let Val::Ret(at) = s.val {
+            ret_dest.entry(at).or_default().push((s.region, s.off));
+        }
+    }
+    // A data-blob pointer stored into the blob at `off` before `before`.
+    let blob_ptr = |off: i64, before: usize| -> Option<i64> {
+        match index.last_before(Region::Blob, off, before)?.val {
+            Val::Ptr(Region::Blob, p) => Some(p),
+            _ => None,
+        }
+    };
+    // The fd-array map slot whose fd was copied into the attr at `off`.
+    let fd_source = |off: i64, before: usize| -> Option<i64> {
+        match index.last_before(Region::Blob, off, before)?.val {
+            Val::Load(Region::Blob, src, 4) if src % 4 == 0 && src < 4 * map_slots => Some(src / 4),
+            _ => None,
+        }
+    };
+
+    let mut next_map = 0usize;
+    let mut pending_inner: Option<MapCreateRec> = None;
+    // Attributes of each object map created so far, by map index.
+    let mut created_attrs: Vec<MapAttrs> = Vec::new();
+    // (insns start, end, previous PROG_LOAD insn, this PROG_LOAD insn), in
+    // data-blob order (the emitter appends each program's data in turn).
+    let mut prog_windows: Vec<(i64, i64, usize, usize)> = Vec::new();
+    let mut loaded = vec![false; expect.progs.len()];
+    let mut last_prog_load = 0usize;
+    let mut last_prog_idx: Option<usize> = None;
+    for sc in &trace.syscalls {
+        let pc = sc.insn;
+        let a = sc.attr;
+        let u = |o: i64| ck.u32_at(a + o);
+        match sc.cmd {
+            BPF_BTF_LOAD => {
+                if report.btf.is_some() {
+                    return fail(Some(pc), "second BPF_BTF_LOAD");
+                }
+                let size = u(16) as i64;
+                let ptr = blob_ptr(a, pc).ok_or_else(|| CheckError {
+                    insn: Some(pc),
+                    reason: "BPF_BTF_LOAD attr has no BTF pointer".into(),
+                })?;
+                if !ck.in_data(ptr, size) || size < 24 {
+                    return fail(Some(pc), format!("BTF at data+{ptr:#x} (+{size}) is out of bounds"));
+                }
+                if ck.data[ptr as usize..ptr as usize + 2] != [0x9f, 0xeb] {
+                    return fail(Some(pc), "BTF given to BPF_BTF_LOAD has no BTF magic");
+                }
+                if ret_dest.get(&pc).map(Vec::as_slice) != Some(&[(Region::Stack, STACK_BTF_FD)]) {
+                    return fail(Some(pc), "BTF fd is not kept in its stack slot");
+                }
+                report.btf = Some((ptr as u32, size as u32));
+            }
+            BPF_MAP_CREATE => {
+                let name = ck.cstr_at(pc, a + 28, 16, "map name")?;
+                let attrs = MapAttrs {
+                    map_type: u(0),
+                    key_size: u(4),
+                    value_size: u(8),
+                    max_entries: u(12),
+                    map_flags: u(16),
+                };
+                let dests = ret_dest.get(&pc).map(Vec::as_slice).unwrap_or(&[]);
+                let rec_pc = pc;
+                let mut rec = MapCreateRec {
+                    insn: rec_pc,
+                    attr_off: a as u32,
+                    name,
+                    attrs,
+                    map_idx: None,
+                };
+                match dests {
+                    [(Region::Stack, STACK_INNER_MAP_FD)] => {
+                        if pending_inner.is_some() {
+                            return fail(Some(pc), "two inner-map templates in a row");
+                        }
+                        pending_inner = Some(rec);
+                        continue;
+                    }
+                    [(Region::Blob, slot)] if *slot % 4 == 0 && *slot / 4 == next_map as i64 => {}
+                    _ => {
+                        return fail(
+                            Some(pc),
+                            format!(
+                                "BPF_MAP_CREATE '{}' fd does not go to fd_array slot {next_map}",
+                                rec.name
+                            ),
+                        );
+                    }
+                }
+                let Some(want) = expect.maps.get(next_map) else {
+                    return fail(
+                        Some(pc),
+                        format!("BPF_MAP_CREATE '{}' beyond the object's maps", rec.name),
+                    );
+                };
+                if rec.name.as_bytes() != trunc_name(&want.name) {
+                    return fail(
+                        Some(pc),
+                        format!(
+                            "map #{next_map} created as '{}', the object's is '{}'",
+                            rec.name, want.name
+                        ),
+                    );
+                }
+                if let Some(w) = want.attrs
+                    && w != attrs
+                {
+                    return fail(
+                        Some(pc),
+                        format!("map '{}' created with {attrs:?}, the object says {w:?}", want.name),
+                    );
+                }
+                let inner_name = format!("{}.inner", want.name);
+                match (pending_inner.take(), is_map_in_map(attrs.map_type)) {
+                    (Some(inner), true) => {
+                        if inner.name.as_bytes() != trunc_name(&inner_name) {
+                            return fail(
+                                Some(inner.insn),
+                                format!("inner map of '{}' named '{}'", want.name, inner.name),
+                            );
+                        }
+                        if let (Some(_), Some(w)) = (want.attrs, want.inner)
+                            && w != inner.attrs
+                        {
+                            return fail(
+                                Some(inner.insn),
+                                format!(
+                                    "inner map of '{}' created with {:?}, the object says {w:?}",
+                                    want.name, inner.attrs
+                                ),
+                            );
+                        }
+                        report.map_creates.push(inner);
+                    }
+                    (None, true) if want.attrs.is_some() && want.inner.is_some() => {
+                        return fail(
+                            Some(pc),
+                            format!("map-in-map '{}' has no inner-map template", want.name),
+                        );
+                    }
+                    (Some(inner), false) => {
+                        return fail(
+                            Some(inner.insn),
+                            format!("inner-map template before non-map-in-map '{}'", want.name),
+                        );
+                    }
+                    _ => {}
+                }
+                rec.map_idx = Some(next_map);
+                created_attrs.push(rec.attrs);
+                report.map_creates.push(rec);
+                next_map += 1;
+            }
+            BPF_MAP_UPDATE_ELEM | BPF_MAP_FREEZE => {
+                let m = fd_source(a, pc).ok_or_else(|| CheckError {
+                    insn: Some(pc),
+                    reason: "map fd of the attr does not come from an fd_array map slot".into(),
+                })? as usize;
+                if m >= next_map {
+                    return fail(Some(pc), format!("map #{m} used before it is created"));
+                }
+                if sc.cmd == BPF_MAP_FREEZE {
+                    report.map_freezes += 1;
+                    continue;
+                }
+                let map = created_attrs[m];
+                let (Some(key), Some(value)) = (blob_ptr(a + 8, pc), blob_ptr(a + 16, pc)) else {
+                    return fail(Some(pc), "BPF_MAP_UPDATE_ELEM without key and value pointers");
+                };
+                // The value of a map-in-map slot is an fd (4 bytes).
+                let vsize = if is_map_in_map(map.map_type) {
+                    4
+                } else {
+                    map.value_size as i64
+                };
+                if !ck.in_data(key, map.key_size as i64) || !ck.in_data(value, vsize) {
+                    return fail(Some(pc), format!("update of map #{m}: key or value out of bounds"));
+                }
+                report.map_updates += 1;
+            }
+            BPF_PROG_LOAD => {
+                let name = ck.cstr_at(pc, a + 48, 16, "program name")?;
+                let insn_cnt = u(4);
+                let ptr = |o: i64, what: &str| {
+                    blob_ptr(a + o, pc).ok_or_else(|| CheckError {
+                        insn: Some(pc),
+                        reason: format!("PROG_LOAD '{name}': no {what} pointer"),
+                    })
+                };
+                let insns_off = ptr(8, "instructions")?;
+                if insn_cnt == 0 || !ck.in_data(insns_off, 8 * insn_cnt as i64) {
+                    return fail(
+                        Some(pc),
+                        format!("PROG_LOAD '{name}': {insn_cnt} instructions out of bounds"),
+                    );
+                }
+                let license = ck.cstr_at(pc, ptr(16, "license")?, usize::MAX, "license")?;
+                for (what, p, rec, cnt) in [("func_info", 80, 76, 88), ("line_info", 96, 92, 104)] {
+                    let bytes = u(rec) as i64 * u(cnt) as i64;
+                    let p = ptr(p, what)?;
+                    if !ck.in_data(p, bytes) {
+                        return fail(Some(pc), format!("PROG_LOAD '{name}': {what} out of bounds"));
+                    }
+                }
+                if u(136) != 16 || !ck.in_data(ptr(128, "CO-RE")?, 16 * u(116) as i64) {
+                    return fail(Some(pc), format!("PROG_LOAD '{name}': CO-RE records out of bounds"));
+                }
+                if ptr(120, "fd_array")? != 0 {
+                    return fail(Some(pc), format!("PROG_LOAD '{name}': fd_array is not the loader's"));
+                }
+                // The fd: a stack slot (or, beyond 32 programs, a data-blob
+                // word past the fd array), then its ctx program descriptor.
+                let dests = ret_dest.get(&pc).map(Vec::as_slice).unwrap_or(&[]);
+                let &[(region, slot)] = dests else {
+                    return fail(Some(pc), format!("PROG_LOAD '{name}': fd is not kept in one place"));
+                };
+                let kept_ok = match region {
+                    Region::Stack => slot >= STACK_PROG_FD0 && (slot - STACK_PROG_FD0) % 4 == 0,
+                    Region::Blob => slot >= 4 * (map_slots + KFUNC_SLOTS) && slot % 4 == 0,
+                    Region::Ctx => false,
+                };
+                if !kept_ok {
+                    return fail(Some(pc), format!("PROG_LOAD '{name}': fd kept at {region:?}{slot:+}"));
+                }
+                let progs_at = CTX_SIZE + MAP_DESC_SIZE * nr_maps;
+                let handed = ctx_by_val
+                    .get(&Val::Load(region, slot, 4))
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[]);
+                let &[ctx_off] = handed else {
+                    return fail(
+                        Some(pc),
+                        format!("PROG_LOAD '{name}': fd handed to {} ctx slots", handed.len()),
+                    );
+                };
+                if ctx_off < progs_at || (ctx_off - progs_at) % PROG_DESC_SIZE != 0 {
+                    return fail(
+                        Some(pc),
+                        format!("PROG_LOAD '{name}': fd goes to ctx+{ctx_off}, not a program slot"),
+                    );
+                }
+                let prog_idx = ((ctx_off - progs_at) / PROG_DESC_SIZE) as usize;
+                let Some(want) = expect.progs.get(prog_idx) else {
+                    return fail(
+                        Some(pc),
+                        format!("PROG_LOAD '{name}': fd goes to program slot {prog_idx}, beyond the object's"),
+                    );
+                };
+                if name.as_bytes() != trunc_name(&want.name) {
+                    return fail(
+                        Some(pc),
+                        format!("PROG_LOAD '{name}' hands its fd to program #{prog_idx} '{}'", want.name),
+                    );
+                }
+                if last_prog_idx.is_some_and(|l| l >= prog_idx) {
+                    return fail(Some(pc), format!("PROG_LOAD '{name}' out of program order"));
+                }
+                last_prog_idx = Some(prog_idx);
+                loaded[prog_idx] = true;
+                if want.loaded == Some(false) {
+                    return fail(
+                        Some(pc),
+                        format!("program '{}' is loaded but not autoloaded", want.name),
+                    );
+                }
+                let (prog_type, eat, flags) = (u(0), u(68), u(44));
+                if let Some(w) = want.attrs
+                    && w != (prog_type, eat, flags)
+                {
+                    return fail(
+                        Some(pc),
+                        format!(
+                            "PROG_LOAD '{name}': type/attach/flags {:?}, the object says {w:?}",
+                            (prog_type, eat, flags)
+                        ),
+                    );
+                }
+                if insn_cnt < want.min_insn_cnt {
+                    return fail(
+                        Some(pc),
+                        format!("PROG_LOAD '{name}': {insn_cnt} instructions, fewer than its code"),
+                    );
+                }
+                if let Some(l) = &expect.license
+                    && *l != license
+                {
+                    return fail(
+                        Some(pc),
+                        format!("PROG_LOAD '{name}': license '{license}', object's is '{l}'"),
+                    );
+                }
+                if prog_windows.last().is_some_and(|w| w.1 > insns_off) {
+                    return fail(
+                        Some(pc),
+                        format!("PROG_LOAD '{name}': instructions overlap the previous program's"),
+                    );
+                }
+                prog_windows.push((insns_off, insns_off + 8 * insn_cnt as i64, last_prog_load, pc));
+                last_prog_load = pc;
+                report.prog_loads.push(ProgLoadRec {
+                    insn: pc,
+                    attr_off: a as u32,
+                    name,
+                    prog_type,
+                    expected_attach_type: eat,
+                    prog_flags: flags,
+                    insn_cnt,
+                    insns_off: insns_off as u32,
+                    license,
+                    prog_idx,
+                });
+            }
+            _ => unreachable!("commands filtered in call()"),
+        }
+    }
+    if let Some(inner) = pending_inner {
+        return fail(Some(inner.insn), "inner-map template without its map-in-map");
+    }
+    if next_map != expect.maps.len() {
+        return fail(
+            None,
+            format!("{next_map} maps created, the object has {}", expect.maps.len()),
+        );
+    }
+    for (idx, p) in expect.progs.iter().enumerate() {
+        if p.loaded == Some(true) && !loaded[idx] {
+            return fail(None, format!("program '{}' is autoloaded but never loaded", p.name));
+        }
+    }
+    // Map fds: fd_array slot i → ctx map descriptor i, nothing else into fd slots.
+    for i in 0..nr_maps {
+        let n = index
+            .at(Region::Ctx, CTX_SIZE + MAP_DESC_SIZE * i)
+            .filter(|s| s.val == Val::Load(Region::Blob, 4 * i, 4))
+            .count();
+        if n != 1 {
+            return fail(None, format!("fd of map #{i} handed to its ctx descriptor {n} times"));
+        }
+    }
+    for s in stores {
+        if s.region == Region::Ctx && s.off >= CTX_SIZE && s.off < CTX_SIZE + MAP_DESC_SIZE * nr_maps {
+            let rel = s.off - CTX_SIZE;
+            let i = rel / MAP_DESC_SIZE;
+            if rel % MAP_DESC_SIZE != 0 || s.size != 4 || s.val != Val::Load(Region::Blob, 4 * i, 4) {
+                return fail(Some(s.insn), format!("store into map descriptor at ctx+{}", s.off));
+            }
+        }
+        if s.region == Region::Blob && s.off < 4 * map_slots && !matches!(s.val, Val::Ret(_)) {
+            return fail(
+                Some(s.insn),
+                format!("store of a non-fd into fd_array slot {}", s.off / 4),
+            );
+        }
+        // Instruction patches: only the program about to be loaded, only
+        // ld_imm64 immediates / src_reg and call fields.
+        if s.region == Region::Blob
+            && let Some(&(start, _, prev, load)) = prog_windows
+                .get(prog_windows.partition_point(|w| w.0 <= s.off).wrapping_sub(1))
+                .filter(|w| s.off < w.1)
+        {
+            if !(s.insn > prev && s.insn < load) {
+                return fail(
+                    Some(s.insn),
+                    format!("patch of data+{:#x} outside its program's load", s.off),
+                );
+            }
+            let k = (s.off - start) / 8;
+            let field = (s.off - start) % 8;
+            let code = |k: i64| ck.data[(start + 8 * k) as usize];
+            let ok = match (code(k), field) {
+                (LD_IMM64, 1 | 4) | (CALL, 1 | 2 | 4) => true,
+                // The second slot of an ld_imm64 (whatever a malformed
+                // object put there: libbpf patches it all the same).
+                (_, 4) => k > 0 && code(k - 1) == LD_IMM64,
+                _ => false,
+            };
+            if !ok {
+                return fail(
+                    Some(s.insn),
+                    format!(
+                        "run-time patch of byte {field} of instruction {k} (code {:#04x})",
+                        code(k)
+                    ),
+                );
+            }
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> [u8; 8] {
+        let mut b = [code, dst | (src << 4), 0, 0, 0, 0, 0, 0];
+        b[2..4].copy_from_slice(&off.to_le_bytes());
+        b[4..8].copy_from_slice(&imm.to_le_bytes());
+        b
+    }
+
+    /// Prologue, an empty cleanup block, then `body`.
+    fn loader(body: &[[u8; 8]]) -> Vec<u8> {
+        let mut v = vec![
+            insn(MOV64_X, 6, 1, 0, 0),
+            insn(MOV64_X, 1, 10, 0, 0),
+            insn(ADD64_K, 1, 0, 0, -136),
+            insn(MOV64_K, 2, 0, 0, 136),
+            insn(MOV64_K, 3, 0, 0, 0),
+            insn(CALL, 0, 0, 0, FN_PROBE_READ_KERNEL),
+            insn(JA, 0, 0, 2, 0),
+            insn(MOV64_X, 0, 7, 0, 0),
+            insn(EXIT, 0, 0, 0, 0),
+        ];
+        v.extend_from_slice(body);
+        v.concat()
+    }
+
+    #[test]
+    fn minimal_loader_passes() {
+        let data = vec![0; 1280];
+        let r = check(
+            &data,
+            &loader(&[insn(MOV64_K, 0, 0, 0, 0), insn(EXIT, 0, 0, 0, 0)]),
+            &Expect::default(),
+        );
+        assert_eq!(r.map(|r| r.insn_cnt), Ok(11));
+    }
+
+    /// Found by the `selfcheck` fuzz target: an ld_imm64 naming register 11
+    /// indexed past the register file.
+    #[test]
+    fn ld_imm64_with_bad_register_is_rejected() {
+        let data = vec![0; 1280];
+        let body = [insn(LD_IMM64, 11, 6, 0, 0), insn(0, 0, 0, 0, 0), insn(EXIT, 0, 0, 0, 0)];
+        let e = check(&data, &loader(&body), &Expect::default()).unwrap_err();
+        assert_eq!(e.insn, Some(9), "{e}");
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(check(&[0; 1280], &[0; 8], &Expect::default()).is_err());
+        assert!(check(&[0; 1280], &[], &Expect::default()).is_err());
+        assert!(check(&[0; 12], &[0; 64], &Expect::default()).is_err());
+    }
+}
