@@ -83,6 +83,15 @@ struct HostArgs {
 }
 
 impl HostArgs {
+    /// The host facts plus the test-only bpftool-compatibility options.
+    fn into_host_and_options(self) -> (Host, crate::generate::GenOptions) {
+        let opts = crate::generate::GenOptions {
+            bpftool_prog_slots: self.bpftool_prog_slots.unwrap_or(false),
+            bpftool_ksym_names: self.bpftool_ksym_names.unwrap_or(false),
+        };
+        (self.into_host(), opts)
+    }
+
     fn into_host(self) -> Host {
         let mut host = Host::detect();
         if let Some(p) = self.page_size {
@@ -214,11 +223,7 @@ impl PyObject_ {
     /// Generate the light-skeleton header (`bpftool gen skeleton -L`).
     fn gen_skeleton(slf: &Bound<'_, Self>, host: HostArgs) -> PyResult<String> {
         let py = slf.py();
-        let opts = crate::generate::GenOptions {
-            bpftool_prog_slots: host.bpftool_prog_slots.unwrap_or(false),
-            bpftool_ksym_names: host.bpftool_ksym_names.unwrap_or(false),
-        };
-        let host = host.into_host();
+        let (host, opts) = host.into_host_and_options();
         let obj = &*std::sync::Arc::clone(&slf.borrow().inner);
         py.detach(|| {
             let blobs = crate::generate::gen_loader_with(obj, &host, opts)?;
@@ -231,11 +236,7 @@ impl PyObject_ {
     /// `host` is a dict with the optional keys of `HostArgs`.
     fn gen_loader<'py>(slf: &Bound<'py, Self>, host: HostArgs) -> PyResult<LoaderTuple<'py>> {
         let py = slf.py();
-        let opts = crate::generate::GenOptions {
-            bpftool_prog_slots: host.bpftool_prog_slots.unwrap_or(false),
-            bpftool_ksym_names: host.bpftool_ksym_names.unwrap_or(false),
-        };
-        let host = host.into_host();
+        let (host, opts) = host.into_host_and_options();
         let obj = &*std::sync::Arc::clone(&slf.borrow().inner);
         let blobs = py
             .detach(|| crate::generate::gen_loader_with(obj, &host, opts))

@@ -2,6 +2,8 @@
 //! programs, applies the load-time BTF edit, and feeds maps and programs to
 //! the loader emitter in libbpf's order.
 
+use std::collections::{HashMap, VecDeque};
+
 use crate::btf::{kind, kind as btf_kind, linkage};
 use crate::error::{Error, Result};
 use crate::externs::{self, ExternKind};
@@ -272,17 +274,38 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
         if hidden.is_empty() {
             emitter.load_btf(btf.raw());
         } else {
-            let mut btf = btf.clone();
-            for name in hidden {
-                for id in 1..btf.type_cnt() {
-                    let t = btf.type_by_id(id)?;
-                    if t.kind() == kind::FUNC && t.vlen() == linkage::GLOBAL && btf.name_of(&t)? == name {
-                        btf.set_info(&t, kind::FUNC << 24 | linkage::STATIC);
-                        break;
+            // Hostile-input bound: GLOBAL FUNCs indexed by name in one pass
+            // rather than a scan of every type per hidden sub-program. Each
+            // name takes the first still-global FUNC, and a corrupt name
+            // before it fails as the scan did.
+            let mut global_funcs: HashMap<&str, VecDeque<u32>> = HashMap::new();
+            let mut first_bad: Option<(u32, Error)> = None;
+            for id in 1..btf.type_cnt() {
+                let t = btf.type_by_id(id)?;
+                if t.kind() == kind::FUNC && t.vlen() == linkage::GLOBAL {
+                    match btf.name_of(&t) {
+                        Ok(n) => global_funcs.entry(n).or_default().push_back(id),
+                        Err(e) => {
+                            first_bad.get_or_insert((id, e));
+                        }
                     }
                 }
             }
-            emitter.load_btf(btf.raw());
+            let mut edited = btf.clone();
+            for name in hidden {
+                let hit = global_funcs.get(name).and_then(|q| q.front().copied());
+                if let Some((bad, e)) = &first_bad
+                    && hit.is_none_or(|id| id > *bad)
+                {
+                    return Err(e.clone());
+                }
+                if let Some(id) = hit {
+                    global_funcs.get_mut(name).map(VecDeque::pop_front);
+                    let t = edited.type_by_id(id)?;
+                    edited.set_info(&t, kind::FUNC << 24 | linkage::STATIC);
+                }
+            }
+            emitter.load_btf(edited.raw());
         }
     }
     let has_btf = obj.btf.is_some();

@@ -7,13 +7,13 @@
 use crate::error::{Error, Result};
 use crate::insn::*;
 
-// Helpers the loader calls.
-const FN_PROBE_READ_KERNEL: i32 = 113;
-const FN_COPY_FROM_USER: i32 = 148;
-const FN_SYS_BPF: i32 = 166;
-const FN_BTF_FIND_BY_NAME_KIND: i32 = 167;
-const FN_SYS_CLOSE: i32 = 168;
-const FN_KALLSYMS_LOOKUP_NAME: i32 = 179;
+// Helpers the loader calls (also what the self-check expects to find).
+pub(crate) const FN_PROBE_READ_KERNEL: i32 = 113;
+pub(crate) const FN_COPY_FROM_USER: i32 = 148;
+pub(crate) const FN_SYS_BPF: i32 = 166;
+pub(crate) const FN_BTF_FIND_BY_NAME_KIND: i32 = 167;
+pub(crate) const FN_SYS_CLOSE: i32 = 168;
+pub(crate) const FN_KALLSYMS_LOOKUP_NAME: i32 = 179;
 const ENOENT: i32 = 2;
 
 // bpf() commands.

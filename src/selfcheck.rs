@@ -58,12 +58,10 @@ const COND_JUMPS: [u8; 6] = [0x15, 0x55, 0x45, 0x75, JSLT_K, 0xd5];
 const PSEUDO_MAP_IDX_VALUE: u8 = 6;
 
 // Helpers.
-const FN_PROBE_READ_KERNEL: i32 = 113;
-const FN_COPY_FROM_USER: i32 = 148;
-const FN_SYS_BPF: i32 = 166;
-const FN_BTF_FIND_BY_NAME_KIND: i32 = 167;
-const FN_SYS_CLOSE: i32 = 168;
-const FN_KALLSYMS_LOOKUP_NAME: i32 = 179;
+use crate::loader::{
+    FN_BTF_FIND_BY_NAME_KIND, FN_COPY_FROM_USER, FN_KALLSYMS_LOOKUP_NAME, FN_PROBE_READ_KERNEL, FN_SYS_BPF,
+    FN_SYS_CLOSE,
+};
 
 // bpf() commands and their attr sizes.
 const BPF_MAP_CREATE: i64 = 0;
