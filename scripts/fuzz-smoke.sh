@@ -38,7 +38,10 @@ share=$((TOTAL / ${#TARGETS[@]}))
 status=0
 execs=0
 for t in "${TARGETS[@]}"; do
-    seeds=("corpus/$t")
+    # Committed seeds: corpus/<target> where it exists, plus the fixture
+    # objects and the regression inputs for the ELF targets.
+    seeds=()
+    [ -d "corpus/$t" ] && seeds+=("corpus/$t")
     case $t in
         open_gen|elf_mutate) seeds+=(../tests/fixtures/obj regressions) ;;
     esac
@@ -47,7 +50,7 @@ for t in "${TARGETS[@]}"; do
     # New inputs go to the scratch directory (first), never to the committed
     # corpus; fixed seed, so a run is reproducible for a given budget.
     if ! cargo fuzz run "$t" "$work/$t" "${seeds[@]}" -- \
-        -max_total_time="$share" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
+        -max_total_time="$share" -timeout=30 -rss_limit_mb=2048 -max_len=65536 \
         -seed=1 -print_final_stats=1 >"$work/$t.log" 2>&1; then
         status=1
         echo "fuzz-smoke: $t FAILED; log tail:" >&2
