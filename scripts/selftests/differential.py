@@ -499,6 +499,37 @@ def build_lskel_run() -> Path:
     return exe
 
 
+LSKEL_LINE = re.compile(r"^(map|prog)\[(\d+)\] fd=\d+ type=(\d+) name=(\S*)")
+
+
+def compare_with_run(stem: Path, res: Result, lskel_out: list[str]) -> str:
+    """Load our blobs with bpfgen_fast.run() and compare (kind, slot, type, name) of
+    every map and program with what lskel-run (skel_internal.h) reported; '' if equal."""
+    want = sorted((m[1], int(m[2]), int(m[3]), m[4]) for ln in lskel_out
+                  if (m := LSKEL_LINE.match(ln)))
+    keydir = stem.parent.parent
+    host = json.loads((keydir / "host.json").read_text())
+    loader = bpfgen_fast.BpfObject.open(keydir / "obj" / (stem.name + ".o")).gen_loader(
+        page_size=int(host["page_size"]), possible_cpus=int(host["possible_cpus"]))
+    got: list[tuple[str, int, int, str]] = []
+    try:
+        with bpfgen_fast.run(loader) as loaded:
+            for i, name in enumerate(loader.map_names):
+                info = loaded.map_info(name)
+                got.append(("map", i, info.type, info.name))
+            for j, name in enumerate(loader.prog_names):
+                if name in loaded.progs:
+                    pinfo = loaded.prog_info(name)
+                    got.append(("prog", j, pinfo.type, pinfo.name))
+    except bpfgen_fast.BpfgenError as e:
+        return f"{type(e).__name__}: {e}"
+    got.sort()
+    if got != want:
+        diff = sorted(set(got) ^ set(want))[:3]
+        return f"maps/progs differ from skel_internal.h's: {diff}"
+    return ""
+
+
 def run_kernel(exe: Path, ours_dir: Path, res: Result, timeout: float) -> None:
     stem = ours_dir / (res.source[:-2] + ".bpf")
     cmd = [str(exe), str(stem) + ".data.bin", str(stem) + ".insns.bin",
@@ -510,7 +541,13 @@ def run_kernel(exe: Path, ours_dir: Path, res: Result, timeout: float) -> None:
         return
     out = p.stdout.splitlines()
     if p.returncode == 0 and out and out[0].startswith("OK"):
-        res.kernel_ours = "loads"
+        # The same loader through bpfgen_fast.run() (Python over raw bpf(), no
+        # libbpf) must create the same maps and programs as skel_internal.h did.
+        mismatch = compare_with_run(stem, res, out)
+        if mismatch:
+            res.kernel_ours, res.kernel_detail = "fails", "run(): " + one_line(mismatch)
+        else:
+            res.kernel_ours = "loads"
         return
     res.kernel_ours = "fails"
     fail = next((ln for ln in out if ln.startswith("FAIL")), f"exit {p.returncode}")
@@ -555,7 +592,7 @@ def summarize(results: list[Result], kernel: bool, header_on: bool, accepted: Se
     lines.append("")
     if kernel:
         kc = Counter(r.kernel_ours for r in results if r.kernel_expected == "OK")
-        lines += md_table(["kernel: bpftool's loader loads", "ours"],
+        lines += md_table(["kernel: bpftool's loader loads", "ours (skel_internal.h and run())"],
                           [("loads", kc["loads"]), ("fails", kc["fails"]),
                            ("not run (we reject)", kc["not run"])])
         lines.append("")
