@@ -42,6 +42,7 @@ class Sym:
     size: int = 0
     bind: int = STB_GLOBAL
     type: int = STT_FUNC
+    other: int = 0  # visibility: 2 = hidden
 
 
 @dataclass
@@ -69,7 +70,7 @@ class Elf:
         # locals first, as ELF requires (sh_info = first global)
         ordered = sorted(self.symbols, key=lambda s: s.bind != STB_LOCAL)
         for s in ordered:
-            syms += struct.pack("<IBBHQQ", string(s.name), (s.bind << 4) | s.type, 0,
+            syms += struct.pack("<IBBHQQ", string(s.name), (s.bind << 4) | s.type, s.other,
                                 s.shndx, s.value, s.size)
         first_global = 1 + sum(1 for s in ordered if s.bind == STB_LOCAL)
         secs = list(self.sections)

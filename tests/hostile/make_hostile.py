@@ -150,6 +150,53 @@ def data_reloc_offset_wrap() -> bytes:
     return e.build()
 
 
+def many_data_sections(n: int, types: int) -> bytes:
+    """`n` global data sections and `types` BTF types: each section's BTF
+    lookup used to scan every type (4000 x 400k: 40 s)."""
+    e = prog_object()
+    for i in range(n):
+        e.add(Sec(f".data.{i}", SHT_PROGBITS, b"\1" * 8, flags=SHF_ALLOC | 1))
+    t = btf_type(1, BTF_INT, 0, 4, struct.pack("<I", 32))
+    e.add(Sec(".BTF", SHT_PROGBITS, btf([t] * types, b"\0i\0"), align=4))
+    return e.build()
+
+
+def many_externs(n: int, filler: int) -> bytes:
+    """`n` weak `__ksym` externs behind `filler` types: each extern's BTF
+    lookup used to scan every type (15k externs x 135k types: about a minute)."""
+    strings = bytearray(b"\0i\0")
+    types = [btf_type(1, BTF_INT, 0, 4, struct.pack("<I", 32))] * filler
+    secinfo = b""
+    names = []
+    for i in range(n):
+        off = len(strings)
+        strings += f"k{i}\0".encode()
+        types.append(btf_type(off, BTF_VAR, 0, 1, struct.pack("<I", LINKAGE_EXTERN)))
+        secinfo += struct.pack("<III", len(types), 0, 4)
+        names.append(f"k{i}")
+    off = len(strings)
+    strings += b".ksyms\0"
+    types.append(btf_type(off, BTF_DATASEC, n, 0, secinfo))
+    e = prog_object(btf(types, bytes(strings)))
+    e.symbols.extend(Sym(name, 0, bind=2, type=STT_NOTYPE) for name in names)
+    return e.build()
+
+
+def many_hidden_subprograms(n: int, types: int) -> bytes:
+    """`n` hidden global `.text` functions and `types` BTF types: making each
+    one's BTF FUNC static used to scan every type (40k x 200k: about 30 s)."""
+    e = prog_object()
+    text = e.add(Sec(".text", SHT_PROGBITS, MOV_R0_0 + EXIT, flags=SHF_ALLOC | SHF_EXECINSTR))
+    e.symbols.extend(Sym("", text, value=0, size=16, other=2) for _ in range(n))
+    t = btf_type(1, BTF_INT, 0, 4, struct.pack("<I", 32))
+    e.add(Sec(".BTF", SHT_PROGBITS, btf([t] * types, b"\0i\0"), align=4))
+    return e.build()
+
+
+def gz(data: bytes) -> bytes:
+    return gzip.compress(data, 9, mtime=0)
+
+
 FILES = {
     "bss_4gib.o": lambda: bss(0xFFFF_FFFF),
     "bss_300mib.o": lambda: bss(300 << 20),
@@ -159,7 +206,10 @@ FILES = {
     "kcfg_struct_dag.o": kcfg_struct_dag,
     "data_struct_dag.o": data_struct_dag,
     "data_reloc_offset_wrap.o": data_reloc_offset_wrap,
-    "many_programs_1m.o.gz": lambda: gzip.compress(many_programs(1_000_000), 9, mtime=0),
+    "many_data_sections.o.gz": lambda: gz(many_data_sections(4000, 400_000)),
+    "many_externs.o.gz": lambda: gz(many_externs(15_000, 120_000)),
+    "many_hidden_subprograms.o.gz": lambda: gz(many_hidden_subprograms(40_000, 200_000)),
+    "many_programs_1m.o.gz": lambda: gz(many_programs(1_000_000)),
 }
 
 if __name__ == "__main__":
