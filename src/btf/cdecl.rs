@@ -90,52 +90,8 @@ pub fn pointer_size(btf: &Btf) -> u32 {
 /// types without an alignment (void, functions, forward declarations).
 /// Scans the BTF for `long` first; [`DeclPrinter::align_of`] does not.
 pub fn align_of(btf: &Btf, id: u32) -> u32 {
-    align_with(btf, id, pointer_size(btf), 0, &mut HashMap::new())
-}
-
-/// `memo` remembers each type's alignment: without it, structs whose members
-/// share a type (a DAG) are walked once per path, 2^depth times for hostile
-/// BTF (libbpf's walk has the same exponential worst case).
-fn align_with(btf: &Btf, id: u32, ptr_sz: u32, depth: usize, memo: &mut HashMap<u32, u32>) -> u32 {
-    if depth > MAX_CHAIN {
-        return 0;
-    }
-    if let Some(&a) = memo.get(&id) {
-        return a;
-    }
-    let a = align_uncached(btf, id, ptr_sz, depth, memo);
-    memo.insert(id, a);
-    a
-}
-
-fn align_uncached(btf: &Btf, id: u32, ptr_sz: u32, depth: usize, memo: &mut HashMap<u32, u32>) -> u32 {
-    let Ok(t) = btf.type_by_id(id) else { return 0 };
-    match t.kind() {
-        kind::INT | kind::ENUM | kind::ENUM64 | kind::FLOAT => ptr_sz.min(t.size_or_type),
-        kind::PTR => ptr_sz,
-        kind::TYPEDEF | kind::VOLATILE | kind::CONST | kind::RESTRICT | kind::TYPE_TAG => {
-            align_with(btf, t.size_or_type, ptr_sz, depth + 1, memo)
-        }
-        kind::ARRAY => align_with(btf, btf.array(&t).0, ptr_sz, depth + 1, memo),
-        kind::STRUCT | kind::UNION => {
-            let mut max_align = 1;
-            for m in btf.members(&t) {
-                let a = align_with(btf, m.type_id, ptr_sz, depth + 1, memo);
-                if a == 0 {
-                    return 0;
-                }
-                max_align = max_align.max(a);
-                if Btf::member_bitfield_size(&t, &m) == 0 && !(m.offset as u64).is_multiple_of(8 * a as u64) {
-                    return 1;
-                }
-            }
-            if !t.size_or_type.is_multiple_of(max_align) {
-                return 1;
-            }
-            max_align
-        }
-        _ => 0,
-    }
+    btf.align_of_with(id, pointer_size(btf), &mut HashMap::new())
+        .unwrap_or(0)
 }
 
 /// `x` rounded up to a multiple of `to` (`to` > 0).
@@ -214,7 +170,9 @@ impl<'b> DeclPrinter<'b> {
 
     /// [`align_of`] with this printer's pointer size (no BTF scan).
     pub fn align_of(&self, id: u32) -> u32 {
-        align_with(self.btf, id, self.ptr_sz, 0, &mut self.align_memo.borrow_mut())
+        self.btf
+            .align_of_with(id, self.ptr_sz, &mut self.align_memo.borrow_mut())
+            .unwrap_or(0)
     }
 
     fn kind_of(&self, id: u32) -> Result<u32> {

@@ -5,44 +5,51 @@ use std::collections::HashMap;
 use super::{Btf, kind};
 use crate::error::{Error, Result};
 
-/// BPF targets have 8-byte pointers.
+/// BPF targets have 8-byte pointers (libbpf sets this on an object's BTF).
 const PTR_SIZE: u32 = 8;
-const MAX_DEPTH: usize = 32;
+/// libbpf recurses without a limit; this only stops hostile chains.
+const MAX_DEPTH: usize = 1024;
 
 impl Btf {
     /// Alignment of a type in bytes; 1 for structs that must be packed.
     pub fn align_of(&self, id: u32) -> Result<u32> {
-        self.align_of_depth(id, 0, &mut HashMap::new())
+        self.align_of_with(id, PTR_SIZE, &mut HashMap::new())
+    }
+
+    /// [`Btf::align_of`] for a given pointer size, reusing `memo` across calls
+    /// (the header's declaration printer asks about many types of one BTF).
+    pub fn align_of_with(&self, id: u32, ptr_sz: u32, memo: &mut HashMap<u32, u32>) -> Result<u32> {
+        self.align_of_depth(id, ptr_sz, 0, memo)
     }
 
     /// `memo` holds the alignment of every type already computed: structs
     /// whose members share a type (a DAG) would otherwise be walked once per
     /// path, 2^depth times for hostile BTF.
-    fn align_of_depth(&self, id: u32, depth: usize, memo: &mut HashMap<u32, u32>) -> Result<u32> {
+    fn align_of_depth(&self, id: u32, ptr_sz: u32, depth: usize, memo: &mut HashMap<u32, u32>) -> Result<u32> {
         if depth > MAX_DEPTH {
             return Err(Error::btf(format!("BTF type chain from [{id}] is too deep")).in_section(".BTF"));
         }
         if let Some(&a) = memo.get(&id) {
             return Ok(a);
         }
-        let a = self.align_uncached(id, depth, memo)?;
+        let a = self.align_uncached(id, ptr_sz, depth, memo)?;
         memo.insert(id, a);
         Ok(a)
     }
 
-    fn align_uncached(&self, id: u32, depth: usize, memo: &mut HashMap<u32, u32>) -> Result<u32> {
+    fn align_uncached(&self, id: u32, ptr_sz: u32, depth: usize, memo: &mut HashMap<u32, u32>) -> Result<u32> {
         let t = self.type_by_id(id)?;
         match t.kind() {
-            kind::INT | kind::ENUM | kind::ENUM64 | kind::FLOAT => Ok(PTR_SIZE.min(t.size_or_type)),
-            kind::PTR => Ok(PTR_SIZE),
+            kind::INT | kind::ENUM | kind::ENUM64 | kind::FLOAT => Ok(ptr_sz.min(t.size_or_type)),
+            kind::PTR => Ok(ptr_sz),
             kind::TYPEDEF | kind::VOLATILE | kind::CONST | kind::RESTRICT | kind::TYPE_TAG => {
-                self.align_of_depth(t.size_or_type, depth + 1, memo)
+                self.align_of_depth(t.size_or_type, ptr_sz, depth + 1, memo)
             }
-            kind::ARRAY => self.align_of_depth(self.array(&t).0, depth + 1, memo),
+            kind::ARRAY => self.align_of_depth(self.array(&t).0, ptr_sz, depth + 1, memo),
             kind::STRUCT | kind::UNION => {
                 let mut max_align = 1;
                 for m in self.members(&t) {
-                    let align = self.align_of_depth(m.type_id, depth + 1, memo)?;
+                    let align = self.align_of_depth(m.type_id, ptr_sz, depth + 1, memo)?;
                     if align == 0 {
                         return Err(Error::btf(format!("BTF type [{}] has no alignment", m.type_id)));
                     }
