@@ -247,12 +247,12 @@ fn one(job: &Job, name: &str, opts: &BatchOptions, shared: &SharedHost) -> Resul
     let host = own_host.as_ref().unwrap_or(shared.base);
     let blobs = gen_loader_with(&obj, host, opts.options).map_err(Failure::Gen)?;
     match (opts.format, &opts.out_dir) {
-        (Format::Lskel, None) => crate::skel::gen_skeleton(&obj, &blobs, host)
+        (Format::Lskel, None) => crate::skel::gen_skeleton_with(&obj, &blobs, host, opts.options)
             .map(Output::Header)
             .map_err(Failure::Gen),
         (Format::Blobs, None) => Ok(Output::Blobs(blobs)),
         (Format::Lskel, Some(dir)) => {
-            let text = crate::skel::gen_skeleton(&obj, &blobs, host).map_err(Failure::Gen)?;
+            let text = crate::skel::gen_skeleton_with(&obj, &blobs, host, opts.options).map_err(Failure::Gen)?;
             drop(blobs);
             write_all(dir, &[(format!("{name}.lskel.h"), text.as_bytes())])
         }

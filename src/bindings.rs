@@ -74,6 +74,12 @@ struct HostArgs {
     kconfig_extra: Option<String>,
     #[pyo3(item)]
     kallsyms: Option<String>,
+    /// Kernel BTF file for struct_ops layouts (None: /sys/kernel/btf/vmlinux).
+    #[pyo3(item)]
+    kernel_btf: Option<std::path::PathBuf>,
+    /// Header style: "bpftool-7.5" (default) or "bpftool-7.8".
+    #[pyo3(item)]
+    compat: Option<String>,
     /// Test-only: bpftool 7.5.0's (wrong) prog-fd slots for `?` programs.
     #[pyo3(item)]
     bpftool_prog_slots: Option<bool>,
@@ -85,11 +91,22 @@ struct HostArgs {
 impl HostArgs {
     /// The host facts plus the test-only bpftool-compatibility options.
     fn into_host_and_options(self) -> (Host, crate::generate::GenOptions) {
-        let opts = crate::generate::GenOptions {
+        let opts = self.options();
+        (self.into_host(), opts)
+    }
+
+    /// Generation choices; `compat` was validated by the Python facade
+    /// (`host_args`), anything else falls back to bpftool 7.5.0's style.
+    fn options(&self) -> crate::generate::GenOptions {
+        crate::generate::GenOptions {
+            compat: self
+                .compat
+                .as_deref()
+                .and_then(crate::generate::Compat::parse)
+                .unwrap_or_default(),
             bpftool_prog_slots: self.bpftool_prog_slots.unwrap_or(false),
             bpftool_ksym_names: self.bpftool_ksym_names.unwrap_or(false),
-        };
-        (self.into_host(), opts)
+        }
     }
 
     fn into_host(self) -> Host {
@@ -104,6 +121,7 @@ impl HostArgs {
         host.kconfig = self.kconfig.map(Into::into);
         host.kconfig_extra = self.kconfig_extra.map(Into::into);
         host.kallsyms = self.kallsyms.map(Into::into);
+        host.kernel_btf = self.kernel_btf;
         host
     }
 }
@@ -227,7 +245,7 @@ impl PyObject_ {
         let obj = &*std::sync::Arc::clone(&slf.borrow().inner);
         py.detach(|| {
             let blobs = crate::generate::gen_loader_with(obj, &host, opts)?;
-            crate::skel::gen_skeleton(obj, &blobs, &host)
+            crate::skel::gen_skeleton_with(obj, &blobs, &host, opts)
         })
         .map_err(|e| to_py_err(py, e))
     }
@@ -416,10 +434,7 @@ fn gen_batch<'py>(
         out_dir,
         format,
         keep_going,
-        options: crate::generate::GenOptions {
-            bpftool_prog_slots: host.bpftool_prog_slots.unwrap_or(false),
-            bpftool_ksym_names: host.bpftool_ksym_names.unwrap_or(false),
-        },
+        options: host.options(),
     };
     let host = host.into_host();
     let mut names = names.map(|n| n.into_iter());
@@ -514,10 +529,7 @@ fn gen_batch<'py>(
 /// released, to tell the core's time from the Python layer's.
 #[pyfunction]
 fn _time_core(py: Python<'_>, data: &[u8], name: &str, host: HostArgs, repeats: usize) -> PyResult<Vec<f64>> {
-    let opts = crate::generate::GenOptions {
-        bpftool_prog_slots: host.bpftool_prog_slots.unwrap_or(false),
-        bpftool_ksym_names: host.bpftool_ksym_names.unwrap_or(false),
-    };
+    let opts = host.options();
     let host = host.into_host();
     py.detach(|| {
         let mut times = Vec::with_capacity(repeats);

@@ -13,6 +13,7 @@ use crate::loader::{KsymReloc, LoaderGen, MapCreate, ProgLoad};
 use crate::object::{Map, MapDef, MapOrigin, Object, is_map_in_map};
 use crate::object::{Reloc, RelocKind};
 use crate::section_defs::{self, SEC_ATTACH_BTF, map_type, prog_type};
+use crate::struct_ops::{self, StructOpsPlan};
 
 /// The loader program and its data, plus the skeleton layout they expect.
 #[derive(Debug, Clone)]
@@ -107,7 +108,12 @@ fn map_create<'a>(map: &'a Map, def: &MapDef, has_btf: bool) -> MapCreate<'a> {
         numa_node: def.numa_node,
         map_extra: def.map_extra,
         btf_key_type_id: if keep_ids { def.key_type_id } else { 0 },
-        btf_value_type_id: if keep_ids { def.value_type_id } else { 0 },
+        btf_value_type_id: if keep_ids && def.map_type != map_type::STRUCT_OPS {
+            def.value_type_id
+        } else {
+            0
+        },
+        vmlinux_value_type: None,
     }
 }
 
@@ -184,9 +190,30 @@ fn core_records(relocs: &[Reloc]) -> Vec<u8> {
     out
 }
 
+/// Which bpftool's header text to reproduce. The loader blobs are the same
+/// for both; bpftool 7.8.0's header adds casts that make it valid C++.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compat {
+    #[default]
+    Bpftool75,
+    Bpftool78,
+}
+
+impl Compat {
+    pub fn parse(s: &str) -> Option<Compat> {
+        match s {
+            "bpftool-7.5" => Some(Compat::Bpftool75),
+            "bpftool-7.8" => Some(Compat::Bpftool78),
+            _ => None,
+        }
+    }
+}
+
 /// Choices where bpfgen_fast deliberately differs from bpftool 7.5.0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct GenOptions {
+    /// Header style (`--compat`).
+    pub compat: Compat,
     /// Reproduce bpftool 7.5.0's prog-fd slots (the j-th *loaded* program's fd
     /// goes to skeleton slot j even when a `SEC("?...")` program precedes it).
     /// Off by default: each program's fd goes to its own slot. Only for tests
@@ -233,9 +260,86 @@ pub fn gen_loader_with(obj: &Object, host: &Host, opts: GenOptions) -> Result<Lo
     gen_inner(obj, host, opts).map_err(|e| e.for_object(&obj.name))
 }
 
+/// struct_ops translation against the kernel BTF, when the object creates
+/// any struct_ops map (the kernel BTF is read only then).
+pub(crate) fn struct_ops_plan(obj: &Object, host: &Host) -> Result<Option<StructOpsPlan>> {
+    if !obj
+        .maps
+        .iter()
+        .any(|m| m.struct_ops.as_ref().is_some_and(|s| s.autocreate))
+    {
+        return Ok(None);
+    }
+    let path = host
+        .kernel_btf
+        .clone()
+        .unwrap_or_else(|| crate::host::DEFAULT_KERNEL_BTF.into());
+    let kern = struct_ops::load_kernel_btf(&path)?;
+    struct_ops::plan(obj, &kern).map(Some)
+}
+
+/// Size of the ARENA map's user mapping (`bpf_map_mmap_sz`).
+pub fn arena_mmap_size(def: &MapDef, host: &Host) -> u64 {
+    def.max_entries as u64 * host.page_size as u64
+}
+
+/// `__arena` globals: libbpf 1.5 places their image at the start of the
+/// arena and copies it in from user space right after creating the map,
+/// before any program loads (bpftool crashes there: README, divergences).
+/// A loader cannot map memory, so the light skeleton copies the image after
+/// the loader has run. The programs' references to the globals are resolved
+/// against the arena's user address when they load, so that address must be
+/// fixed up front: the map must set `map_extra`.
+fn check_arena(obj: &Object, host: &Host) -> Result<()> {
+    let Some(arena) = &obj.arena else { return Ok(()) };
+    let map = &obj.maps[arena.map_idx];
+    let mmap_sz = arena_mmap_size(&map.def, host);
+    let page = host.page_size.max(1) as u64;
+    let need = (arena.data.len() as u64).div_ceil(page) * page;
+    if need > mmap_sz {
+        return Err(Error::unsupported(format!(
+            "elf: sec '{}': declared ARENA map size ({mmap_sz}) is too small to hold global __arena variables of size {}",
+            crate::object::ARENA_SEC,
+            arena.data.len()
+        ))
+        .in_section(crate::object::ARENA_SEC));
+    }
+    if map.def.map_extra == 0 {
+        return Err(Error::unsupported(format!(
+            "map '{}': __arena globals in a light skeleton need the arena's user address fixed \
+             (set map_extra): the loader cannot map the arena before its programs load",
+            map.name
+        ))
+        .in_section(crate::object::ARENA_SEC));
+    }
+    Ok(())
+}
+
 fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs> {
+    check_arena(obj, host)?;
+    let st_plan = struct_ops_plan(obj, host)?;
+    // struct_ops programs load iff a created map uses them: the rest of the
+    // load phase works on the object with that autoload applied.
+    let adjusted;
+    let obj = match &st_plan {
+        Some(plan) if obj.programs.iter().zip(&plan.autoload).any(|(p, &a)| p.autoload != a) => {
+            let mut o = obj.clone();
+            for (p, &a) in o.programs.iter_mut().zip(&plan.autoload) {
+                p.autoload = a;
+            }
+            adjusted = o;
+            &adjusted
+        }
+        _ => obj,
+    };
+    let st_attach = |prog_idx: usize| st_plan.as_ref().and_then(|p| p.prog_attach[prog_idx].as_ref());
     // Validate every program that will load before linking, in libbpf's terms.
-    for p in obj.programs.iter().filter(|p| !p.is_subprog && p.autoload) {
+    for (prog_idx, p) in obj
+        .programs
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| !p.is_subprog && p.autoload)
+    {
         let attrs = p.load_attrs();
         let fail =
             |msg: String| Err(Error::unsupported(format!("prog '{}': {msg}", p.name)).in_section(p.sec_name.clone()));
@@ -245,7 +349,7 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
                 p.sec_name
             ));
         }
-        if attrs.prog_type == prog_type::STRUCT_OPS {
+        if attrs.prog_type == prog_type::STRUCT_OPS && st_attach(prog_idx).is_none() {
             return fail("SEC(\"struct_ops\") program isn't referenced anywhere, did you forget to use it?".into());
         }
     }
@@ -310,6 +414,22 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
     }
     let has_btf = obj.btf.is_some();
     for (i, map) in obj.maps.iter().enumerate() {
+        if !map.autocreate() {
+            emitter.skip_map(i);
+            continue;
+        }
+        if map.struct_ops.is_some() {
+            let kern = st_plan
+                .as_ref()
+                .and_then(|p| p.maps.iter().find(|k| k.map_idx == i))
+                .expect("planned: every created struct_ops map");
+            let vtype = format!("{}{}", struct_ops::VALUE_PREFIX, kern.kern_type_name);
+            let mut create = map_create(map, &map.def, has_btf);
+            create.value_size = kern.value_size;
+            create.vmlinux_value_type = Some(&vtype);
+            emitter.map_create(&create, Some(i));
+            continue;
+        }
         let def = effective_def(&map.def, host);
         if is_map_in_map(def.map_type)
             && let Some(inner) = &map.inner
@@ -350,7 +470,7 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
     };
     for (load_idx, lp) in linked.iter_mut().enumerate() {
         let p = &obj.programs[lp.prog_idx];
-        let attrs = p.load_attrs();
+        let mut attrs = p.load_attrs();
         let needs_target = p.sec_def.is_some_and(|d| d.flags & SEC_ATTACH_BTF != 0);
         let attach_target = if needs_target {
             if attrs.prog_type == prog_type::EXT {
@@ -375,6 +495,10 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
                 )));
             }
             Some((full, kind))
+        } else if let Some((kern_type, member_idx)) = st_attach(lp.prog_idx) {
+            // A struct_ops program attaches to one member of the kernel struct.
+            attrs.expected_attach_type = *member_idx;
+            Some((kern_type.clone(), btf_kind::STRUCT))
         } else {
             None
         };
@@ -432,6 +556,20 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
                 })?;
             emitter.populate_prog_array(map_idx, slot as u32, load_idx);
         }
+    }
+    // struct_ops values, once their programs exist.
+    for kern in st_plan.iter().flat_map(|p| &p.maps) {
+        let mut slots = Vec::with_capacity(kern.func_slots.len());
+        for &(off, prog_idx) in &kern.func_slots {
+            let load_idx = linked.iter().position(|lp| lp.prog_idx == prog_idx).ok_or_else(|| {
+                Error::unsupported(format!(
+                    "struct_ops map '{}': program '{}' is not loaded",
+                    obj.maps[kern.map_idx].name, obj.programs[prog_idx].name
+                ))
+            })?;
+            slots.push((off, load_idx));
+        }
+        emitter.struct_ops_update(kern.map_idx, &kern.vdata, &slots);
     }
     let (data, insns) = emitter.finish()?;
     Ok(LoaderBlobs {

@@ -24,7 +24,13 @@ pub struct Host {
     pub kconfig_extra: Option<Arc<str>>,
     /// `/proc/kallsyms`-format text for typeless ksyms; None: this host's `/proc/kallsyms`.
     pub kallsyms: Option<Arc<str>>,
+    /// Kernel BTF giving struct_ops layouts; None: [`DEFAULT_KERNEL_BTF`].
+    /// Read only for objects with struct_ops maps.
+    pub kernel_btf: Option<std::path::PathBuf>,
 }
+
+/// Where the running kernel publishes its BTF.
+pub const DEFAULT_KERNEL_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 impl Default for Host {
     fn default() -> Self {
@@ -126,6 +132,7 @@ impl Host {
             kconfig: None,
             kconfig_extra: None,
             kallsyms: None,
+            kernel_btf: None,
         }
     }
 }

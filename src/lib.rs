@@ -20,6 +20,7 @@ pub mod object;
 pub mod section_defs;
 pub mod selfcheck;
 pub mod skel;
+pub mod struct_ops;
 
 #[cfg(feature = "pyo3")]
 mod bindings;

@@ -85,6 +85,9 @@ pub struct MapCreate<'a> {
     pub map_extra: u64,
     pub btf_key_type_id: u32,
     pub btf_value_type_id: u32,
+    /// struct_ops maps: the kernel's value struct (`bpf_struct_ops_<type>`),
+    /// whose vmlinux type id the loader looks up at run time.
+    pub vmlinux_value_type: Option<&'a str>,
 }
 
 /// A PROG_LOAD request as the emitter receives it.
@@ -412,6 +415,15 @@ impl LoaderGen {
         if m.btf_value_type_id != 0 {
             self.stack2blob(a + 48, 4, STACK_BTF_FD);
         }
+        if let Some(vtype) = m.vmlinux_value_type {
+            // The kernel resolves a struct_ops value type through the
+            // object's BTF fd, so that fd is passed as well.
+            self.stack2blob(a + 48, 4, STACK_BTF_FD);
+            self.emit_btf_lookup(vtype, crate::btf::kind::STRUCT);
+            self.check_err();
+            self.ld_blob(R0, a);
+            self.emit(Insn::stx_mem(Size::W, R0, R7, 60));
+        }
         let is_mim = crate::object::is_map_in_map(m.map_type);
         if is_mim {
             self.stack2blob(a + 20, 4, STACK_INNER_MAP_FD);
@@ -438,6 +450,42 @@ impl LoaderGen {
         if is_mim {
             self.emit_sys_close_stack(STACK_INNER_MAP_FD);
         }
+    }
+
+    /// A map the object declares but the loader does not create
+    /// (`SEC("?.struct_ops")`): its descriptor's fd stays 0.
+    pub fn skip_map(&mut self, map_idx: usize) {
+        if map_idx != self.nr_maps {
+            self.fail(Error::unsupported(format!("map index {map_idx} created out of order")));
+            return;
+        }
+        self.nr_maps += 1;
+    }
+
+    /// Copy the fd of the `load_idx`-th loaded program to blob offset `dst`.
+    fn prog_fd_to_blob(&mut self, dst: i32, load_idx: usize) {
+        match self.prog_fd_blob {
+            Some(base) => self.blob2blob(dst, 4, base + 4 * load_idx as i32),
+            None => self.stack2blob(dst, 4, stack_prog_fd(load_idx)),
+        }
+    }
+
+    /// Write a struct_ops map's value: the kernel-layout image with each
+    /// function-pointer slot set to its program's fd (libbpf's
+    /// `bpf_map_prepare_vdata` and the update of `bpf_map__attach_struct_ops`).
+    /// For a map without BPF_F_LINK this update is what registers it.
+    pub fn struct_ops_update(&mut self, map_idx: usize, vdata: &[u8], func_slots: &[(u32, usize)]) {
+        let v = self.add_data(vdata);
+        let key = self.add_data(&0u32.to_le_bytes());
+        for &(off, load_idx) in func_slots {
+            self.prog_fd_to_blob(v + off as i32, load_idx);
+        }
+        let a = self.add_zeroes(MAP_UPDATE_ATTR_SIZE);
+        self.blob2blob(a, 4, fd_array_off(map_idx));
+        self.rel_store(a + 8, key);
+        self.rel_store(a + 16, v);
+        self.sys_bpf(BPF_MAP_UPDATE_ELEM, a, MAP_UPDATE_ATTR_SIZE);
+        self.check_err();
     }
 
     /// `bpf_gen__map_update_elem` with key 0: the initial image of a global-data map.
@@ -482,10 +530,7 @@ impl LoaderGen {
         let key = self.add_data(&slot.to_le_bytes());
         let value = self.add_zeroes(4);
         let a = self.add_zeroes(MAP_UPDATE_ATTR_SIZE);
-        match self.prog_fd_blob {
-            Some(base) => self.blob2blob(value, 4, base + 4 * load_idx as i32),
-            None => self.stack2blob(value, 4, stack_prog_fd(load_idx)),
-        }
+        self.prog_fd_to_blob(value, load_idx);
         self.blob2blob(a, 4, fd_array_off(map_idx));
         self.rel_store(a + 8, key);
         self.rel_store(a + 16, value);
@@ -548,16 +593,7 @@ impl LoaderGen {
         self.ctx2blob(a + 32, 8, CTX_LOG_BUF, false);
         self.stack2blob(a + 72, 4, STACK_BTF_FD);
         if let Some((target, kind)) = &p.attach_target {
-            let mut name = target.as_bytes().to_vec();
-            name.push(0);
-            let len = name.len() as i32;
-            let name_off = self.add_data(&name);
-            self.ld_blob(R1, name_off);
-            self.emit(Insn::mov64_imm(R2, len));
-            self.emit(Insn::mov64_imm(R3, *kind as i32));
-            self.emit(Insn::mov64_imm(R4, 0));
-            self.emit(Insn::call(FN_BTF_FIND_BY_NAME_KIND));
-            self.emit(Insn::mov64_reg(R7, R0));
+            self.emit_btf_lookup(target, *kind);
             self.check_err();
             self.ld_blob(R0, a);
             self.emit(Insn::stx_mem(Size::W, R0, R7, 108));
@@ -585,17 +621,23 @@ impl LoaderGen {
         self.prog_slots.push(p.skel_slot);
     }
 
-    fn emit_find_by_name_kind(&mut self, r: &KsymReloc) {
-        let mut name = r.name.as_bytes().to_vec();
-        name.push(0);
-        let len = name.len() as i32;
-        let name_off = self.add_data(&name);
+    /// `bpf_btf_find_by_name_kind(name, kind)` into r7: the type id in the
+    /// low 32 bits, a module BTF fd (or 0 for vmlinux) in the high 32 bits.
+    fn emit_btf_lookup(&mut self, name: &str, kind: u32) {
+        let mut bytes = name.as_bytes().to_vec();
+        bytes.push(0);
+        let len = bytes.len() as i32;
+        let name_off = self.add_data(&bytes);
         self.ld_blob(R1, name_off);
         self.emit(Insn::mov64_imm(R2, len));
-        self.emit(Insn::mov64_imm(R3, r.kind as i32));
+        self.emit(Insn::mov64_imm(R3, kind as i32));
         self.emit(Insn::mov64_imm(R4, 0));
         self.emit(Insn::call(FN_BTF_FIND_BY_NAME_KIND));
         self.emit(Insn::mov64_reg(R7, R0));
+    }
+
+    fn emit_find_by_name_kind(&mut self, r: &KsymReloc) {
+        self.emit_btf_lookup(&r.name, r.kind);
     }
 
     /// One extern reference: r8 points at the instruction in the blob.

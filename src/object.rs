@@ -14,6 +14,7 @@ use crate::section_defs::{self, LoadAttrs, SectionDef, map_type};
 
 pub const BPF_OBJ_NAME_LEN: usize = 16;
 const MAPS_SEC: &str = ".maps";
+pub const ARENA_SEC: &str = ".addr_space.1";
 const BPF_F_RDONLY_PROG: u32 = 1 << 7;
 const BPF_F_MMAPABLE: u32 = 1 << 10;
 
@@ -104,6 +105,8 @@ pub enum MapOrigin {
     Bss,
     /// The `.kconfig` map backing `__kconfig` externs.
     Kconfig,
+    /// A variable of a `.struct_ops` / `.struct_ops.link` section.
+    StructOps,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -139,11 +142,21 @@ pub struct Map {
     pub prog_slots: Vec<Option<String>>,
     /// Initial image of an internal map (`value_size` bytes).
     pub initial_value: Vec<u8>,
+    /// The struct_ops state of a struct_ops map.
+    pub struct_ops: Option<Box<crate::struct_ops::StructOps>>,
 }
 
 impl Map {
+    /// A global-data or `.kconfig` map (libbpf's `bpf_map__is_internal`).
     pub fn is_internal(&self) -> bool {
-        self.origin != MapOrigin::User
+        matches!(
+            self.origin,
+            MapOrigin::Data | MapOrigin::Rodata | MapOrigin::Bss | MapOrigin::Kconfig
+        )
+    }
+    /// Created by the loader: false only for `SEC("?.struct_ops…")` maps.
+    pub fn autocreate(&self) -> bool {
+        self.struct_ops.as_ref().is_none_or(|s| s.autocreate)
     }
     pub fn is_mmapable(&self) -> bool {
         self.is_internal() && self.def.map_flags & BPF_F_MMAPABLE != 0
@@ -164,11 +177,22 @@ pub struct Object {
     /// `__ksym` / `__kconfig` externs in libbpf's sorted order.
     pub externs: Vec<Extern>,
     pub kconfig_map_idx: Option<usize>,
+    /// `__arena` globals and the ARENA map that holds them.
+    pub arena: Option<ArenaData>,
     /// ELF section index → name, for error messages and BTF.ext mapping.
     pub section_names: Vec<String>,
     /// The ELF section table and symbol table, for `inspect`.
     pub elf_sections: Vec<SectionSummary>,
     pub elf_symbols: Vec<SymbolSummary>,
+}
+
+/// The `__arena` globals of an object: their initial image sits at the
+/// start of the (single) ARENA map's memory, as in libbpf 1.5.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArenaData {
+    pub map_idx: usize,
+    pub sec_idx: usize,
+    pub data: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,6 +243,9 @@ enum SecKind {
     Rodata,
     Bss,
     Relo,
+    StructOps,
+    /// `.addr_space.1`: `__arena` globals.
+    Arena,
 }
 
 fn internal_map_name(kern_obj_name: &str, real_name: &str) -> String {
@@ -334,6 +361,7 @@ fn open_inner(data: &[u8], name: &str) -> Result<Object> {
             text_shndx: None,
             externs: Vec::new(),
             kconfig_map_idx: None,
+            arena: None,
             section_names: elf.sections.iter().map(|s| s.name.to_string()).collect(),
             elf_sections: elf
                 .sections
@@ -366,8 +394,10 @@ fn open_inner(data: &[u8], name: &str) -> Result<Object> {
     op.obj.externs = externs::collect(&elf, op.obj.btf.as_mut())?;
     op.fixup_btf()?;
     op.init_user_maps()?;
+    op.init_arena()?;
     op.init_global_data_maps()?;
     op.init_kconfig_map();
+    op.init_struct_ops_maps()?;
     op.init_progs();
     op.collect_relos()?;
     Ok(op.obj)
@@ -422,19 +452,10 @@ impl<'a> Opener<'a, '_> {
                         self.sec_kinds[sec.index] = SecKind::Data;
                     } else if sec.name == ".rodata" || sec.name.starts_with(".rodata.") {
                         self.sec_kinds[sec.index] = SecKind::Rodata;
-                    } else if matches!(
-                        sec.name,
-                        ".struct_ops" | ".struct_ops.link" | "?.struct_ops" | "?.struct_ops.link"
-                    ) {
-                        return Err(Error::unsupported(
-                            "struct_ops maps are not supported by libbpf 1.5's loader generator (bpftool crashes)",
-                        )
-                        .in_section(sec.name));
-                    } else if sec.name == ".addr_space.1" {
-                        return Err(Error::unsupported(
-                            "arena globals are not supported by libbpf 1.5's loader generator (bpftool crashes)",
-                        )
-                        .in_section(sec.name));
+                    } else if crate::struct_ops::is_struct_ops_section(sec.name) {
+                        self.sec_kinds[sec.index] = SecKind::StructOps;
+                    } else if sec.name == ARENA_SEC {
+                        self.sec_kinds[sec.index] = SecKind::Arena;
                     }
                 }
                 _ if sec.sh_type == elf::SHT_REL => {
@@ -443,7 +464,11 @@ impl<'a> Opener<'a, '_> {
                         return Err(Error::elf("malformed relocation section").in_section(sec.name));
                     }
                     let target_exec = self.elf.sections[target].is_exec();
-                    if target_exec || sec.name == ".rel.maps" {
+                    let struct_ops_rel = sec
+                        .name
+                        .strip_prefix(".rel")
+                        .is_some_and(crate::struct_ops::is_struct_ops_section);
+                    if target_exec || sec.name == ".rel.maps" || struct_ops_rel {
                         self.sec_kinds[sec.index] = SecKind::Relo;
                     }
                 }
@@ -465,6 +490,13 @@ impl<'a> Opener<'a, '_> {
         }
         if self.obj.btf.is_none() && self.maps_shndx.is_some() {
             return Err(Error::btf("BTF is required, but is missing or corrupted.").in_section(MAPS_SEC));
+        }
+        if self.obj.btf.is_none()
+            && let Some(i) = self.sec_kinds.iter().position(|k| *k == SecKind::StructOps)
+        {
+            return Err(
+                Error::btf("BTF is required, but is missing or corrupted.").in_section(self.elf.sections[i].name)
+            );
         }
         Ok(())
     }
@@ -671,6 +703,7 @@ impl<'a> Opener<'a, '_> {
                     init_slots: Vec::new(),
                     prog_slots: Vec::new(),
                     initial_value: Vec::new(),
+                    struct_ops: None,
                 })
             });
             self.obj.maps.push(Map {
@@ -685,6 +718,7 @@ impl<'a> Opener<'a, '_> {
                 init_slots: Vec::new(),
                 prog_slots: Vec::new(),
                 initial_value: Vec::new(),
+                struct_ops: None,
             });
         }
         Ok(())
@@ -762,6 +796,7 @@ impl<'a> Opener<'a, '_> {
                 init_slots: Vec::new(),
                 prog_slots: Vec::new(),
                 initial_value,
+                struct_ops: None,
             });
         }
         Ok(())
@@ -810,7 +845,61 @@ impl<'a> Opener<'a, '_> {
             init_slots: Vec::new(),
             prog_slots: Vec::new(),
             initial_value: vec![0; size as usize],
+            struct_ops: None,
         });
+    }
+
+    /// The end of `bpf_object__init_user_btf_maps`: one ARENA map at most,
+    /// and `__arena` globals only with one.
+    fn init_arena(&mut self) -> Result<()> {
+        let mut arena_idx = None;
+        for (i, m) in self.obj.maps.iter().enumerate() {
+            if m.def.map_type != map_type::ARENA {
+                continue;
+            }
+            if let Some(first) = arena_idx {
+                let first: &Map = &self.obj.maps[first];
+                return Err(Error::unsupported(format!(
+                    "map '{}': only single ARENA map is supported (map '{}' is also ARENA)",
+                    m.name, first.name
+                ))
+                .in_section(MAPS_SEC));
+            }
+            arena_idx = Some(i);
+        }
+        let Some(sec) = self
+            .elf
+            .sections
+            .iter()
+            .find(|s| self.sec_kinds[s.index] == SecKind::Arena)
+        else {
+            return Ok(());
+        };
+        let Some(map_idx) = arena_idx else {
+            return Err(Error::unsupported(format!(
+                "elf: sec '{ARENA_SEC}': to use global __arena variables the ARENA map should be explicitly declared in SEC(\".maps\")"
+            ))
+            .in_section(ARENA_SEC));
+        };
+        self.obj.arena = Some(ArenaData {
+            map_idx,
+            sec_idx: sec.index,
+            data: sec.data.to_vec(),
+        });
+        Ok(())
+    }
+
+    /// `bpf_object_init_struct_ops`: struct_ops maps come last, by section.
+    fn init_struct_ops_maps(&mut self) -> Result<()> {
+        for sec in &self.elf.sections {
+            if self.sec_kinds[sec.index] != SecKind::StructOps {
+                continue;
+            }
+            let btf = self.obj.btf.as_ref().expect("checked in collect_sections");
+            let maps = crate::struct_ops::collect_maps(btf, sec)?;
+            self.obj.maps.extend(maps);
+        }
+        Ok(())
     }
 
     fn init_progs(&mut self) {
@@ -833,6 +922,8 @@ impl<'a> Opener<'a, '_> {
             let target = sec.info as usize;
             if Some(target) == self.maps_shndx {
                 self.collect_map_relos(sec, &rels)?;
+            } else if self.sec_kinds.get(target) == Some(&SecKind::StructOps) {
+                crate::struct_ops::collect_relos(&mut self.obj, self.elf, sec, &rels)?;
             } else {
                 self.collect_prog_relos(sec, target, &rels, &lookup)?;
             }
@@ -949,6 +1040,11 @@ impl<'a> Opener<'a, '_> {
                         .at(rel.offset)
                     })?;
                     RelocKind::Ld64 { map_idx }
+                } else if let Some(arena) = self.obj.arena.as_ref().filter(|a| a.sec_idx == shndx as usize) {
+                    RelocKind::Data {
+                        map_idx: arena.map_idx,
+                        sym_off: sym.value,
+                    }
                 } else {
                     let sec_kind = self.sec_kinds.get(shndx as usize).copied().unwrap_or(SecKind::None);
                     if !matches!(sec_kind, SecKind::Data | SecKind::Rodata | SecKind::Bss) {

@@ -137,6 +137,8 @@ pub struct ExpectMap {
     pub attrs: Option<MapAttrs>,
     /// Attributes of the inner-map template of a map-in-map, if any.
     pub inner: Option<MapAttrs>,
+    /// Declared but not created by the loader (`SEC("?.struct_ops")`).
+    pub skipped: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -225,6 +227,10 @@ pub fn expect_names(map_names: &[String], prog_names: &[String]) -> Expect {
 
 /// Full expectation from the opened object and the host the loader was made for.
 pub fn expect_object(obj: &Object, host: &Host) -> Expect {
+    // struct_ops maps take their value size from the kernel's struct, and
+    // their programs' load decisions and member indices from the same plan.
+    // Without a plan (generation would have failed) only names are compared.
+    let st_plan = crate::generate::struct_ops_plan(obj, host).ok().flatten();
     let attrs = |def: &crate::object::MapDef| {
         let d = effective_def(def, host);
         MapAttrs {
@@ -239,26 +245,49 @@ pub fn expect_object(obj: &Object, host: &Host) -> Expect {
         maps: obj
             .maps
             .iter()
-            .map(|m| ExpectMap {
-                name: m.name.clone(),
-                attrs: Some(attrs(&m.def)),
-                inner: m
-                    .inner
-                    .as_ref()
-                    .filter(|_| is_map_in_map(m.def.map_type))
-                    .map(|i| attrs(&i.def)),
+            .enumerate()
+            .map(|(i, m)| {
+                let mut map_attrs = Some(attrs(&m.def));
+                if m.struct_ops.is_some() {
+                    let kern = st_plan.as_ref().and_then(|p| p.maps.iter().find(|k| k.map_idx == i));
+                    map_attrs = kern.and_then(|k| {
+                        map_attrs.map(|a| MapAttrs {
+                            value_size: k.value_size,
+                            ..a
+                        })
+                    });
+                }
+                ExpectMap {
+                    name: m.name.clone(),
+                    attrs: map_attrs,
+                    inner: m
+                        .inner
+                        .as_ref()
+                        .filter(|_| is_map_in_map(m.def.map_type))
+                        .map(|i| attrs(&i.def)),
+                    skipped: !m.autocreate(),
+                }
             })
             .collect(),
         progs: obj
             .programs
             .iter()
-            .filter(|p| !p.is_subprog)
-            .map(|p| {
+            .enumerate()
+            .filter(|(_, p)| !p.is_subprog)
+            .map(|(i, p)| {
                 let a = p.load_attrs();
+                let mut loaded = p.autoload;
+                let mut attach_type = a.expected_attach_type;
+                if let Some(plan) = &st_plan {
+                    loaded = plan.autoload[i];
+                    if let Some((_, member)) = &plan.prog_attach[i] {
+                        attach_type = *member;
+                    }
+                }
                 ExpectProg {
                     name: p.name.clone(),
-                    loaded: Some(p.autoload),
-                    attrs: Some((a.prog_type, a.expected_attach_type, a.prog_flags)),
+                    loaded: Some(loaded),
+                    attrs: Some((a.prog_type, attach_type, a.prog_flags)),
                     min_insn_cnt: p.sec_insn_cnt as u32,
                 }
             })
@@ -912,6 +941,13 @@ pub fn check(data: &[u8], insns: &[u8], expect: &Expect) -> CheckResult<Report> 
                     attrs,
                     map_idx: None,
                 };
+                // Maps the loader does not create keep an empty fd slot.
+                if !matches!(dests, [(Region::Stack, STACK_INNER_MAP_FD)]) {
+                    while expect.maps.get(next_map).is_some_and(|m| m.skipped) {
+                        created_attrs.push(MapAttrs::default());
+                        next_map += 1;
+                    }
+                }
                 match dests {
                     [(Region::Stack, STACK_INNER_MAP_FD)] => {
                         if pending_inner.is_some() {
@@ -1159,6 +1195,9 @@ pub fn check(data: &[u8], insns: &[u8], expect: &Expect) -> CheckResult<Report> 
     }
     if let Some(inner) = pending_inner {
         return fail(Some(inner.insn), "inner-map template without its map-in-map");
+    }
+    while expect.maps.get(next_map).is_some_and(|m| m.skipped) {
+        next_map += 1;
     }
     if next_map != expect.maps.len() {
         return fail(

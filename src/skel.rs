@@ -13,12 +13,13 @@ use std::fmt::Write;
 use crate::btf::cdecl::DeclPrinter;
 use crate::btf::{Btf, kind, linkage};
 use crate::error::{Error, Result};
-use crate::generate::{LoaderBlobs, effective_def};
+use crate::generate::{Compat, GenOptions, LoaderBlobs, effective_def};
 use crate::host::Host;
 use crate::object::{Map, MapOrigin, Object, Program};
 use crate::section_defs::{SkelAttach, section_target, skel_attach_kind};
 
 const BPF_F_RDONLY_PROG: u32 = 1 << 7;
+const BPF_F_LINK: u32 = 1 << 13;
 
 /// bpftool formats identifiers into 256-byte buffers.
 const IDENT_MAX: usize = 255;
@@ -186,10 +187,27 @@ fn push_hex(out: &mut String, data: &[u8]) {
 /// second (its mapping exists only after libbpf created the map, and only if
 /// mapping the placeholder fd 0 succeeded), which yields an `__open` that
 /// uses a `skel->arena` member the struct lacks and stages a 0-byte mmap.
-/// We use the struct's view throughout: no arena blocks.
+/// We use the struct's view throughout: no arena blocks. With `__arena`
+/// globals (where bpftool crashes) the arena is mapped like the global-data
+/// maps, with its own staging and mapping code ([`ArenaMapping`]).
 struct MmapedMap<'o> {
     map: &'o Map,
     ident: String,
+    arena: Option<ArenaMapping>,
+}
+
+/// How the skeleton maps an arena holding `__arena` globals: `__open`
+/// stages the globals' image in anonymous memory, `__load` maps the arena at
+/// its fixed address (`map_extra`) through `skel_finalize_map_data`, copies
+/// the image to its start and drops the staging copy. The map descriptor's
+/// `initial_value` (unused by the loader for an arena) records which of the
+/// two the pointer holds: 0 while staged, the arena address once mapped.
+struct ArenaMapping {
+    /// The arena map's own skeleton identifier (`skel->maps.<map_ident>`).
+    map_ident: String,
+    addr: u64,
+    mmap_size: u64,
+    stage_size: u64,
 }
 
 /// What sets `skel->ctx.sz`, the part of the skeleton the loader program
@@ -198,13 +216,13 @@ struct MmapedMap<'o> {
 /// there are programs. Divergence: without programs we measure up to the end
 /// of the last descriptor block (`maps`, or `ctx` alone), so the header
 /// compiles and the loader sees the same descriptors.
-fn ctx_size_line(has_progs: bool, has_maps: bool) -> &'static str {
+fn ctx_size_line(has_progs: bool, has_maps: bool, ptr: &str) -> String {
     if has_progs {
-        "\tskel->ctx.sz = (void *)&skel->links - (void *)skel;\n"
+        format!("\tskel->ctx.sz = ({ptr} *)&skel->links - ({ptr} *)skel;\n")
     } else if has_maps {
-        "\tskel->ctx.sz = (void *)(&skel->maps + 1) - (void *)skel;\n"
+        format!("\tskel->ctx.sz = ({ptr} *)(&skel->maps + 1) - ({ptr} *)skel;\n")
     } else {
-        "\tskel->ctx.sz = sizeof(skel->ctx);\n"
+        "\tskel->ctx.sz = sizeof(skel->ctx);\n".to_string()
     }
 }
 
@@ -221,6 +239,49 @@ fn attach_line(out: &mut String, prog: &Program) {
         SkelAttach::Iter => out.push_str("\tint fd = skel_link_create(prog_fd, 0, BPF_TRACE_ITER);\n"),
         SkelAttach::TracingRawTp => out.push_str("\tint fd = skel_raw_tracepoint_open(NULL, prog_fd);\n"),
         SkelAttach::Unsupported => out.push_str("\tint fd = ((void)prog_fd, 0); /* auto-attach not supported */\n"),
+    }
+}
+
+/// struct_ops maps in `__attach` (divergence: bpftool 7.5.0 crashes on
+/// them). The loader has already written each created map's value, which
+/// for a map without BPF_F_LINK registers it; a `.struct_ops.link` map is
+/// attached here through a struct_ops link. Maps the loader did not create
+/// (`SEC("?.struct_ops…")`) have no fd and are skipped.
+fn struct_ops_attach(out: &mut String, st_ops: &[(&Map, &String)]) {
+    for (m, id) in st_ops {
+        if m.def.map_flags & BPF_F_LINK == 0 {
+            continue;
+        }
+        w!(
+            out,
+            "\tif (ret >= 0 && skel->maps.{id}.map_fd > 0 && skel->links.{id}_fd <= 0) {{\n\
+             \t\tint fd = skel_link_create(skel->maps.{id}.map_fd, 0, BPF_STRUCT_OPS);\n\
+             \n\
+             \t\tif (fd > 0)\n\
+             \t\t\tskel->links.{id}_fd = fd;\n\
+             \t\tret = fd;\n\
+             \t}}\n"
+        );
+    }
+}
+
+/// struct_ops maps in `__detach`: closing a struct_ops link unregisters
+/// it; a map without BPF_F_LINK is unregistered by deleting its value (what
+/// libbpf's struct_ops "link" does on destroy).
+fn struct_ops_detach(out: &mut String, st_ops: &[(&Map, &String)]) {
+    for (m, id) in st_ops {
+        if m.def.map_flags & BPF_F_LINK != 0 {
+            w!(out, "\tskel_closenz(skel->links.{id}_fd);\n");
+        } else {
+            w!(
+                out,
+                "\tif (skel->maps.{id}.map_fd > 0) {{\n\
+                 \t\t__u32 zero = 0;\n\
+                 \n\
+                 \t\tskel_map_delete_elem(skel->maps.{id}.map_fd, &zero);\n\
+                 \t}}\n"
+            );
+        }
     }
 }
 
@@ -311,24 +372,95 @@ fn size_asserts(out: &mut String, btf: &Btf, datasecs: &DatasecIndex, mmaped: &[
 /// Generate the light-skeleton header for `obj` embedding `blobs`, as
 /// `bpftool gen skeleton -L` would on `host`.
 pub fn gen_skeleton(obj: &Object, blobs: &LoaderBlobs, host: &Host) -> Result<String> {
-    gen_inner(obj, blobs, host).map_err(|e| e.for_object(&obj.name))
+    gen_skeleton_with(obj, blobs, host, GenOptions::default())
 }
 
-fn gen_inner(obj: &Object, blobs: &LoaderBlobs, host: &Host) -> Result<String> {
+/// [`gen_skeleton`] in the header style `opts.compat` names.
+pub fn gen_skeleton_with(obj: &Object, blobs: &LoaderBlobs, host: &Host, opts: GenOptions) -> Result<String> {
+    gen_inner(obj, blobs, host, opts).map_err(|e| e.for_object(&obj.name))
+}
+
+/// The spellings that differ between bpftool 7.5.0's header and 7.8.0's
+/// (which casts `void *` results so the header is also valid C++).
+struct Style {
+    /// `(struct NAME *)` before `skel_alloc`.
+    alloc_cast: String,
+    /// `char` or `void` in the `ctx.sz` pointer difference.
+    ptr: &'static str,
+    /// Cast `skel_prep_map_data` / `skel_finalize_map_data` to the member's type.
+    typeof_casts: bool,
+    /// An empty line between the instruction literal and `opts.ctx = ...`.
+    blank_after_insns: bool,
+}
+
+impl Style {
+    fn new(compat: Compat, name: &str) -> Style {
+        let cxx = compat == Compat::Bpftool78;
+        Style {
+            alloc_cast: if cxx {
+                format!("(struct {name} *)")
+            } else {
+                String::new()
+            },
+            ptr: if cxx { "char" } else { "void" },
+            typeof_casts: cxx,
+            blank_after_insns: !cxx,
+        }
+    }
+
+    fn cast_to(&self, member: &str) -> String {
+        if self.typeof_casts {
+            format!("(__typeof__(skel->{member}))")
+        } else {
+            String::new()
+        }
+    }
+}
+
+fn gen_inner(obj: &Object, blobs: &LoaderBlobs, host: &Host, opts: GenOptions) -> Result<String> {
     let name = obj.name.as_str();
+    let style = Style::new(opts.compat, name);
     let guard = format!("__{name}_SKEL_H__").to_ascii_uppercase();
     let maps: Vec<(&Map, String)> = obj.maps.iter().filter_map(|m| map_ident(m).map(|id| (m, id))).collect();
     let progs: Vec<&Program> = obj.programs.iter().filter(|p| !p.is_subprog).collect();
+    // struct_ops maps get a link fd like programs (bpftool's attach_map_cnt).
+    let st_ops: Vec<(&Map, &String)> = maps
+        .iter()
+        .filter(|(m, _)| m.struct_ops.is_some())
+        .map(|(m, id)| (*m, id))
+        .collect();
+    let has_links = !progs.is_empty() || !st_ops.is_empty();
+    let arena_map = obj.arena.as_ref().map(|a| &obj.maps[a.map_idx]);
     let mmaped: Vec<MmapedMap> = maps
         .iter()
-        .filter(|(m, _)| m.is_mmapable())
-        .map(|(m, id)| MmapedMap {
-            map: m,
-            ident: id.clone(),
+        .filter_map(|(m, id)| {
+            if m.is_mmapable() {
+                return Some(MmapedMap {
+                    map: m,
+                    ident: id.clone(),
+                    arena: None,
+                });
+            }
+            let arena = obj
+                .arena
+                .as_ref()
+                .filter(|_| arena_map.is_some_and(|a| std::ptr::eq(a, *m)))?;
+            let page = host.page_size.max(1) as u64;
+            Some(MmapedMap {
+                map: m,
+                ident: "arena".to_string(),
+                arena: Some(ArenaMapping {
+                    map_ident: id.clone(),
+                    addr: m.def.map_extra,
+                    mmap_size: crate::generate::arena_mmap_size(&m.def, host),
+                    stage_size: (arena.data.len() as u64).div_ceil(page).max(1) * page,
+                }),
+            })
         })
         .collect();
 
-    let image_len: usize = mmaped.iter().map(|m| m.map.initial_value.len()).sum();
+    let arena_image = obj.arena.as_ref().map(|a| a.data.as_slice()).unwrap_or(&[]);
+    let image_len: usize = mmaped.iter().map(|m| m.map.initial_value.len()).sum::<usize>() + arena_image.len();
     let hex_len = (blobs.data.len() + blobs.insns.len() + image_len) * 41 / 10;
     let mut out = String::with_capacity(hex_len + 4096 + 600 * (progs.len() + maps.len()));
 
@@ -356,9 +488,17 @@ fn gen_inner(obj: &Object, blobs: &LoaderBlobs, host: &Host) -> Result<String> {
         for p in &progs {
             w!(out, "\t\tstruct bpf_prog_desc {};\n", p.name);
         }
-        out.push_str("\t} progs;\n\tstruct {\n");
+        out.push_str("\t} progs;\n");
+    }
+    if has_links {
+        out.push_str("\tstruct {\n");
         for p in &progs {
             w!(out, "\t\tint {}_fd;\n", p.name);
+        }
+        // Divergence: bpftool 7.5.0 prints these as "t\tint ..." (a typo
+        // that does not compile); it crashes before finishing anyway.
+        for (_, id) in &st_ops {
+            w!(out, "\t\tint {id}_fd;\n");
         }
         out.push_str("\t} links;\n");
     }
@@ -402,6 +542,7 @@ fn gen_inner(obj: &Object, blobs: &LoaderBlobs, host: &Host) -> Result<String> {
     for p in &progs {
         w!(out, "\tret = ret < 0 ? ret : {name}__{}__attach(skel);\n", p.name);
     }
+    struct_ops_attach(&mut out, &st_ops);
     w!(
         out,
         "\treturn ret < 0 ? ret : 0;\n\
@@ -414,6 +555,7 @@ fn gen_inner(obj: &Object, blobs: &LoaderBlobs, host: &Host) -> Result<String> {
     for p in &progs {
         w!(out, "\tskel_closenz(skel->links.{}_fd);\n", p.name);
     }
+    struct_ops_detach(&mut out, &st_ops);
     out.push_str("}\n");
 
     // Destroy.
@@ -430,6 +572,19 @@ fn gen_inner(obj: &Object, blobs: &LoaderBlobs, host: &Host) -> Result<String> {
         w!(out, "\tskel_closenz(skel->progs.{}.prog_fd);\n", p.name);
     }
     for (m, id) in &maps {
+        if let Some(a) = mmaped
+            .iter()
+            .find(|x| std::ptr::eq(x.map, *m))
+            .and_then(|x| x.arena.as_ref())
+        {
+            w!(
+                out,
+                "\tskel_free_map_data(skel->arena, skel->maps.{id}.initial_value,\n\
+                 \t\t\t   skel->maps.{id}.initial_value ? {} : {});\n",
+                a.mmap_size,
+                a.stage_size
+            );
+        }
         if m.is_mmapable() {
             w!(
                 out,
@@ -449,13 +604,30 @@ fn gen_inner(obj: &Object, blobs: &LoaderBlobs, host: &Host) -> Result<String> {
          {{\n\
          \tstruct {name} *skel;\n\
          \n\
-         \tskel = skel_alloc(sizeof(*skel));\n\
+         \tskel = {}skel_alloc(sizeof(*skel));\n\
          \tif (!skel)\n\
-         \t\tgoto cleanup;\n"
+         \t\tgoto cleanup;\n",
+        style.alloc_cast
     );
-    out.push_str(ctx_size_line(!progs.is_empty(), !maps.is_empty()));
+    out.push_str(&ctx_size_line(has_links, !maps.is_empty(), style.ptr));
     for m in &mmaped {
         out.push_str("\t{\n\t\tstatic const char data[] __attribute__((__aligned__(8))) = \"\\\n");
+        if let Some(a) = &m.arena {
+            push_hex(&mut out, arena_image);
+            w!(
+                out,
+                "\";\n\
+                 \n\
+                 \t\tskel->arena = {}skel_prep_map_data((void *)data, {},\n\
+                 \t\t\t\t\t\tsizeof(data) - 1);\n\
+                 \t\tif (!skel->arena)\n\
+                 \t\t\tgoto cleanup;\n\
+                 \t}}\n",
+                style.cast_to("arena"),
+                a.stage_size
+            );
+            continue;
+        }
         // The image after the load phase: kconfig values are resolved then.
         let image = match (&m.map.origin, &blobs.kconfig_image) {
             (MapOrigin::Kconfig, Some(img)) => img,
@@ -467,12 +639,13 @@ fn gen_inner(obj: &Object, blobs: &LoaderBlobs, host: &Host) -> Result<String> {
             out,
             "\";\n\
              \n\
-             \t\tskel->{id} = skel_prep_map_data((void *)data, {},\n\
+             \t\tskel->{id} = {}skel_prep_map_data((void *)data, {},\n\
              \t\t\t\t\t\tsizeof(data) - 1);\n\
              \t\tif (!skel->{id})\n\
              \t\t\tgoto cleanup;\n\
              \t\tskel->maps.{id}.initial_value = (__u64) (long) skel->{id};\n\
              \t}}\n",
+            style.cast_to(id),
             mmap_size(m.map, host)
         );
     }
@@ -496,10 +669,12 @@ fn gen_inner(obj: &Object, blobs: &LoaderBlobs, host: &Host) -> Result<String> {
     push_hex(&mut out, &blobs.data);
     out.push_str("\";\n\tstatic const char opts_insn[] __attribute__((__aligned__(8))) = \"\\\n");
     push_hex(&mut out, &blobs.insns);
+    out.push_str("\";\n");
+    if style.blank_after_insns {
+        out.push('\n');
+    }
     out.push_str(
-        "\";\n\
-         \n\
-         \topts.ctx = (struct bpf_loader_ctx *)skel;\n\
+        "\topts.ctx = (struct bpf_loader_ctx *)skel;\n\
          \topts.data_sz = sizeof(opts_data) - 1;\n\
          \topts.data = (void *)opts_data;\n\
          \topts.insns_sz = sizeof(opts_insn) - 1;\n\
@@ -511,6 +686,32 @@ fn gen_inner(obj: &Object, blobs: &LoaderBlobs, host: &Host) -> Result<String> {
     );
     for m in &mmaped {
         let id = &m.ident;
+        if let Some(a) = &m.arena {
+            let mid = &a.map_ident;
+            w!(
+                out,
+                "\t{{\n\
+                 \t\tvoid *staged = skel->arena;\n\
+                 \n\
+                 \t\tskel->maps.{mid}.initial_value = {:#x}ULL;\n\
+                 \t\tskel->arena = {}skel_finalize_map_data(&skel->maps.{mid}.initial_value,\n\
+                 \t\t\t\t\t{}, PROT_READ | PROT_WRITE, skel->maps.{mid}.map_fd);\n\
+                 \t\tif (!skel->arena) {{\n\
+                 \t\t\tskel->arena = staged;\n\
+                 \t\t\tskel->maps.{mid}.initial_value = 0;\n\
+                 \t\t\treturn -ENOMEM;\n\
+                 \t\t}}\n\
+                 \t\tmemcpy(skel->arena, staged, {});\n\
+                 \t\tskel_free_map_data(staged, 0, {});\n\
+                 \t}}\n",
+                a.addr,
+                style.cast_to("arena"),
+                a.mmap_size,
+                arena_image.len(),
+                a.stage_size
+            );
+            continue;
+        }
         let prot = if m.map.def.map_flags & BPF_F_RDONLY_PROG != 0 {
             "PROT_READ"
         } else {
@@ -518,10 +719,11 @@ fn gen_inner(obj: &Object, blobs: &LoaderBlobs, host: &Host) -> Result<String> {
         };
         w!(
             out,
-            "\tskel->{id} = skel_finalize_map_data(&skel->maps.{id}.initial_value,\n\
+            "\tskel->{id} = {}skel_finalize_map_data(&skel->maps.{id}.initial_value,\n\
              \t\t\t\t\t{}, {prot}, skel->maps.{id}.map_fd);\n\
              \tif (!skel->{id})\n\
              \t\treturn -ENOMEM;\n",
+            style.cast_to(id),
             mmap_size(m.map, host)
         );
     }

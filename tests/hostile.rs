@@ -25,6 +25,7 @@ fn host() -> Host {
         kconfig: Some(text("kconfig", "CONFIG_BPF=y\n")),
         kconfig_extra: Some(Arc::from("")),
         kallsyms: Some(text("kallsyms", "ffffffff81000000 T _stext\n")),
+        kernel_btf: None,
     }
 }
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import skel_c
-from bpfgen_fast import BpfObject, Loader, LoadError, run
+from bpfgen_fast import BpfObject, Loader, LoadError, UnsupportedError, run
 from support import BAD, FIXDIR, HOST, obj_path, run_cli
 
 EXPECTED_BAD = (BAD / "EXPECTED.txt").read_text()
@@ -410,3 +410,219 @@ def no_leaked_fds() -> Iterator[None]:
     after = set(os.listdir("/proc/self/fd"))
     leaked = {fd for fd in after - before if os.path.exists(f"/proc/self/fd/{fd}")}
     assert not leaked, f"fds leaked: {leaked}"
+
+
+# -- 9. struct_ops maps ----------------------------------------------------------------------
+
+STRUCT_OPS = BAD / "struct_ops_cc.bpf.o"
+AVAILABLE_CC = Path("/proc/sys/net/ipv4/tcp_available_congestion_control")
+
+#: A C main around the struct_ops fixture's header: registration at each step, and the
+#: congestion control used by a loopback TCP connection (its init program counts).
+STRUCT_OPS_MAIN = r"""
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <stdio.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include "skel.lskel.h"
+
+static int registered(const char *name)
+{
+	char buf[4096] = {0}, *tok, *save;
+	FILE *f = fopen("/proc/sys/net/ipv4/tcp_available_congestion_control", "r");
+
+	if (!f || !fread(buf, 1, sizeof(buf) - 1, f))
+		return -1;
+	fclose(f);
+	for (tok = strtok_r(buf, " \n", &save); tok; tok = strtok_r(NULL, " \n", &save))
+		if (!strcmp(tok, name))
+			return 1;
+	return 0;
+}
+
+static int connect_with(const char *cc)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t n = sizeof(a);
+	int l = socket(AF_INET, SOCK_STREAM, 0), c = socket(AF_INET, SOCK_STREAM, 0), s, err = 0;
+
+	if (bind(l, (void *)&a, sizeof(a)) || listen(l, 1) || getsockname(l, (void *)&a, &n))
+		return -errno;
+	if (setsockopt(c, IPPROTO_TCP, TCP_CONGESTION, cc, strlen(cc)) ||
+	    connect(c, (void *)&a, sizeof(a)))
+		err = -errno;
+	if (!err && (s = accept(l, NULL, NULL)) >= 0)
+		close(s);
+	close(c);
+	close(l);
+	return err;
+}
+
+#define STATE(when) printf(when " cc=%d link=%d off=%d\n", registered("bpfgen_cc"), \
+			   registered("bpfgen_cc_link"), registered("bpfgen_cc_off"))
+
+int main(void)
+{
+	struct struct_ops_cc_bpf *skel = struct_ops_cc_bpf__open_and_load();
+	int err;
+
+	if (!skel) {
+		printf("open_and_load failed: %d\n", -errno);
+		return 1;
+	}
+	STATE("loaded");
+	printf("off map_fd=%d off prog_fd=%d\n", skel->maps.bpfgen_cc_off.map_fd,
+	       skel->progs.cc_off_init.prog_fd);
+	err = connect_with("bpfgen_cc");
+	printf("connect=%d inits=%llu\n", err, (unsigned long long)skel->bss->inits);
+	printf("attach=%d\n", struct_ops_cc_bpf__attach(skel));
+	STATE("attached");
+	printf("link_fd>0=%d\n", skel->links.bpfgen_cc_link_fd > 0);
+	struct_ops_cc_bpf__detach(skel);
+	STATE("detached");
+	struct_ops_cc_bpf__destroy(skel);
+	return 0;
+}
+"""
+
+
+def run_main(source: str, header: str) -> str:
+    exe, err = skel_c.compile_c(source, header, PROBES)
+    assert exe is not None, f"does not compile:\n{err[-3000:]}"
+    p = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p.stdout
+
+
+def test_struct_ops_bpftool_crashes(bpftool: str) -> None:
+    assert "== bad/struct_ops_cc.bpf.o (killed by signal 11, SIGSEGV)\n" in EXPECTED_BAD
+    gen = bpftool_gen(bpftool, STRUCT_OPS)
+    assert gen.returncode == -signal.SIGSEGV, (gen.returncode, gen.stderr)
+
+
+@pytest.mark.usefixtures("bpf_permitted", "gcc")
+def test_struct_ops_header_registers_and_unregisters() -> None:
+    if not AVAILABLE_CC.exists():
+        pytest.skip(f"{AVAILABLE_CC} missing: no TCP congestion control here")
+    out = run_main(STRUCT_OPS_MAIN, BpfObject.open(STRUCT_OPS).gen_skeleton(**SIZES))
+    # The plain map is registered by the loader, the link map by __attach, the
+    # ?-map never (not created, and its own program not loaded).
+    assert "loaded cc=1 link=0 off=0\n" in out, out
+    assert "off map_fd=0 off prog_fd=0\n" in out, out
+    # A TCP connection using bpfgen_cc runs its init program.
+    assert "connect=0 inits=" in out and "connect=0 inits=0\n" not in out, out
+    assert "attach=0\nattached cc=1 link=1 off=0\nlink_fd>0=1\n" in out, out
+    assert "detached cc=0 link=0 off=0\n" in out, out
+
+
+def test_struct_ops_kernel_btf_is_an_explicit_input(tmp_path: Path) -> None:
+    vmlinux = Path("/sys/kernel/btf/vmlinux")
+    if not vmlinux.exists():
+        pytest.skip("no /sys/kernel/btf/vmlinux to copy")
+    copy = tmp_path / "vmlinux.btf"
+    copy.write_bytes(vmlinux.read_bytes())
+    obj = BpfObject.open(STRUCT_OPS)
+    assert obj.gen_loader(kernel_btf=copy, **SIZES) == obj.gen_loader(**SIZES)
+    # Only the layouts come from it: the loader looks the type ids up at run time.
+    assert b"bpf_struct_ops_tcp_congestion_ops\0" in obj.gen_loader(**SIZES).data
+    with pytest.raises(UnsupportedError) as e:
+        obj.gen_loader(kernel_btf=tmp_path / "missing", **SIZES)
+    assert str(e.value).startswith(
+        "struct_ops_cc_bpf: struct_ops maps need the kernel's BTF: cannot read "
+        f"{tmp_path / 'missing'}: No such file or directory"), str(e.value)
+    # The CLI spelling.
+    r = run_cli("gen", "skeleton", "-L", str(STRUCT_OPS), "--kernel-btf", str(copy))
+    assert r.returncode == 0 and "bpfgen_cc_link_fd;" in r.stdout, r.stderr
+
+
+def test_struct_ops_kernel_struct_must_exist(tmp_path: Path) -> None:
+    # A kernel BTF without tcp_congestion_ops: the object's own BTF (no bpf_struct_ops_*).
+    btf = tmp_path / "own.btf"
+    from elftools.elf.elffile import ELFFile
+
+    with STRUCT_OPS.open("rb") as f:
+        sec = ELFFile(f).get_section_by_name(".BTF")
+        assert sec is not None
+        btf.write_bytes(sec.data())
+    with pytest.raises(UnsupportedError) as e:
+        BpfObject.open(STRUCT_OPS).gen_loader(kernel_btf=btf, **SIZES)
+    assert str(e.value) == ("struct_ops_cc_bpf: struct_ops init_kern: struct "
+                            "bpf_struct_ops_tcp_congestion_ops is not found in kernel BTF")
+
+
+# -- 10. __arena globals ---------------------------------------------------------------------
+
+ARENA = BAD / "arena_globals.bpf.o"
+
+ARENA_MAIN = r"""
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <stdio.h>
+#include <string.h>
+#include "skel.lskel.h"
+
+int main(void)
+{
+	struct arena_globals_bpf *skel = arena_globals_bpf__open();
+	union bpf_attr attr;
+	int i, err;
+
+	if (!skel)
+		return 1;
+	skel->arena->start_value = 40; /* edited between open and load, like .data */
+	err = arena_globals_bpf__load(skel);
+	if (err) {
+		printf("load failed: %d\n", err);
+		return 1;
+	}
+	printf("arena=%p start=%llu counter=%llu greeting=%s\n", (void *)skel->arena,
+	       skel->arena->start_value, skel->arena->counter, skel->arena->greeting);
+	for (i = 0; i < 2; i++) {
+		memset(&attr, 0, sizeof(attr));
+		attr.test.prog_fd = skel->progs.bump.prog_fd;
+		err = skel_sys_bpf(BPF_PROG_TEST_RUN, &attr, sizeof(attr));
+		printf("run=%d retval=%u\n", err, attr.test.retval);
+	}
+	skel->arena->start_value = 1; /* user writes reach the program */
+	memset(&attr, 0, sizeof(attr));
+	attr.test.prog_fd = skel->progs.bump.prog_fd;
+	skel_sys_bpf(BPF_PROG_TEST_RUN, &attr, sizeof(attr));
+	printf("counter=%llu seen=%llu\n", skel->arena->counter, skel->bss->seen);
+	arena_globals_bpf__destroy(skel);
+	return 0;
+}
+"""
+
+
+def test_arena_bpftool_crashes(bpftool: str) -> None:
+    assert "== bad/arena_globals.bpf.o (killed by signal 7, SIGBUS)\n" in EXPECTED_BAD
+    gen = bpftool_gen(bpftool, ARENA)
+    assert gen.returncode == -signal.SIGBUS, (gen.returncode, gen.stderr)
+
+
+@pytest.mark.usefixtures("bpf_permitted", "gcc")
+def test_arena_globals_read_back() -> None:
+    out = run_main(ARENA_MAIN, BpfObject.open(ARENA).gen_skeleton(**SIZES))
+    assert "arena=0x100000000000 start=40 counter=0 greeting=hello, arena\n" in out, out
+    assert out.count("run=0 retval=0\n") == 2, out
+    # 40 + 40 + 1 in the arena; .bss saw the arena value plus 'h'.
+    assert f"counter=81 seen={81 + ord('h')}\n" in out, out
+
+
+def test_arena_globals_need_map_extra(clang: str, tmp_path: Path) -> None:
+    obj = tmp_path / "arena_globals.bpf.o"
+    subprocess.run([clang, "-O2", "-g", "--target=bpf", "-mcpu=v3", "-DNO_MAP_EXTRA",
+                    "-I/usr/include/x86_64-linux-gnu", "-c",
+                    str(BAD / "arena_globals.bpf.c"), "-o", str(obj)], check=True)
+    with pytest.raises(UnsupportedError) as e:
+        BpfObject.open(obj).gen_loader(**SIZES)
+    assert str(e.value) == (
+        "arena_globals_bpf: .addr_space.1: map 'arena': __arena globals in a light skeleton "
+        "need the arena's user address fixed (set map_extra): the loader cannot map the arena "
+        "before its programs load")

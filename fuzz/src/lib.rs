@@ -28,6 +28,9 @@ pub fn host() -> Host {
         kallsyms: Some(Arc::from(
             "ffffffff81000000 T _stext\nffffffff82000000 D bpf_prog_active\nffffffff82000010 d bpf_link_fops\n",
         )),
+        // struct_ops objects fail cleanly here instead of reading this
+        // machine's kernel BTF.
+        kernel_btf: Some("/nonexistent/bpfgen-fuzz/vmlinux".into()),
     }
 }
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from bpfgen_fast import _core
 from bpfgen_fast.errors import BpfgenError
-from bpfgen_fast.object import BpfObject
+from bpfgen_fast.object import COMPAT_CHOICES, BpfObject
 
 USAGE = """\
 usage: bpfgen-fast [--debug] COMMAND ...
@@ -35,6 +35,8 @@ usage: bpfgen-fast [--debug] COMMAND ...
 HOST (default: this machine's, as libbpf reads them):
   --page-size N --possible-cpus N --kernel-version X.Y.Z
   --kconfig-file FILE --kallsyms-file FILE
+  --kernel-btf FILE (struct_ops layouts; default /sys/kernel/btf/vmlinux)
+  --compat bpftool-7.5|bpftool-7.8 (header text of that bpftool; default 7.5)
 AUTOLOAD: --no-autoload PROG / --autoload PROG (repeatable)
 """
 
@@ -55,6 +57,8 @@ class Args:
     kernel_version: str | None = None
     kconfig_file: str | None = None
     kallsyms_file: str | None = None
+    kernel_btf: str | None = None
+    compat: str | None = None
     autoload: list[tuple[str, bool]] = field(default_factory=list)
     log_level: str | None = None
     disasm: bool = False
@@ -71,12 +75,15 @@ class Args:
             "kernel_version": self.kernel_version,
             "kconfig_file": self.kconfig_file,
             "kallsyms_file": self.kallsyms_file,
+            "kernel_btf": self.kernel_btf,
+            **({"compat": self.compat} if self.compat is not None else {}),
         }
 
 
 _VALUE_OPTS = {"-o": "output", "--output": "output", "--page-size": "page_size",
                "--possible-cpus": "possible_cpus", "--kernel-version": "kernel_version",
                "--kconfig-file": "kconfig_file", "--kallsyms-file": "kallsyms_file",
+               "--kernel-btf": "kernel_btf", "--compat": "compat",
                "--autoload": "autoload", "--no-autoload": "no_autoload",
                "--log-level": "log_level", "--jobs": "jobs", "--from": "from_file",
                "--out-dir": "out_dir", "--format": "format"}
@@ -101,6 +108,9 @@ def parse(argv: Sequence[str]) -> Args:
             attr = _VALUE_OPTS[key]
             if attr in ("autoload", "no_autoload"):
                 args.autoload.append((value, attr == "autoload"))
+            elif attr == "compat" and value not in COMPAT_CHOICES:
+                raise UsageError(f"option --compat takes one of {', '.join(COMPAT_CHOICES)},"
+                                 f" got {value!r}")
             elif attr not in _NUMERIC_OPTS:
                 setattr(args, attr, value)
             else:

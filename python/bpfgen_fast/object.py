@@ -43,6 +43,10 @@ def _kconfig_lines(kconfig: Mapping[str, KconfigValue]) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Header styles ``compat=`` accepts (bpftool versions whose text is reproduced).
+COMPAT_CHOICES = ("bpftool-7.5", "bpftool-7.8")
+
+
 def host_args(
     *,
     page_size: int | None = None,
@@ -51,6 +55,8 @@ def host_args(
     kconfig: Mapping[str, KconfigValue] | None = None,
     kconfig_file: str | os.PathLike[str] | None = None,
     kallsyms_file: str | os.PathLike[str] | None = None,
+    kernel_btf: str | os.PathLike[str] | None = None,
+    compat: str = "bpftool-7.5",
     _bpftool_prog_slots: bool = False,
     _bpftool_ksym_names: bool = False,
 ) -> dict[str, object]:
@@ -58,7 +64,14 @@ def host_args(
     from this machine the way libbpf reads it, and only when an object needs it:
     page size, possible CPUs, the running kernel's version, its config
     (``/boot/config-$(uname -r)`` or ``/proc/config.gz``) and ``/proc/kallsyms``.
-    ``kconfig`` values win over the config file, like libbpf's ``kconfig`` option."""
+    ``kconfig`` values win over the config file, like libbpf's ``kconfig`` option.
+    ``kernel_btf`` is the kernel BTF that struct_ops value layouts come from
+    (default ``/sys/kernel/btf/vmlinux``; read only for objects with struct_ops
+    maps; kernel type ids are looked up by the loader at run time).
+    ``compat`` picks the header text to reproduce: ``"bpftool-7.5"`` (default) or
+    ``"bpftool-7.8"`` (C++-compatible casts); the loader blobs are the same."""
+    if compat not in COMPAT_CHOICES:
+        raise ValueError(f"compat must be one of {', '.join(COMPAT_CHOICES)}, got {compat!r}")
     kconfig_text = None
     if kconfig_file is not None:
         raw = Path(kconfig_file).read_bytes()
@@ -77,6 +90,8 @@ def host_args(
         "kconfig": kconfig_text,
         "kconfig_extra": None if kconfig is None else _kconfig_lines(kconfig),
         "kallsyms": kallsyms_text,
+        "kernel_btf": None if kernel_btf is None else os.fspath(kernel_btf),
+        "compat": compat,
         # Test-only: reproduce bpftool 7.5.0's prog-fd slots (README: divergences).
         "bpftool_prog_slots": _bpftool_prog_slots,
         "bpftool_ksym_names": _bpftool_ksym_names,

@@ -34,6 +34,7 @@ pub fn golden_host() -> Host {
         kconfig: input("kconfig"),
         kconfig_extra: None,
         kallsyms: input("kallsyms"),
+        kernel_btf: None,
     }
 }
 
@@ -43,6 +44,7 @@ pub const BLOBS_DIVERGE: &[&str] = &["autoload_question.bpf", "ksym_kfunc.bpf"];
 
 /// The options that restore bpftool 7.5.0's bytes for those divergences.
 pub const BPFTOOL_COMPAT: GenOptions = GenOptions {
+    compat: bpfgen_fast::generate::Compat::Bpftool75,
     bpftool_prog_slots: true,
     bpftool_ksym_names: true,
 };
