@@ -375,6 +375,7 @@ mod tests {
             map_names: maps.iter().map(|s| s.to_string()).collect(),
             prog_names: progs.iter().map(|s| s.to_string()).collect(),
             kconfig_image: None,
+            struct_ops: Vec::new(),
         }
     }
 

@@ -86,6 +86,17 @@ struct HostArgs {
     /// Test-only: bpftool 7.5.0's (wrong) lookups of `name___flavour` ksyms.
     #[pyo3(item)]
     bpftool_ksym_names: Option<bool>,
+    /// Test-only: libbpf 1.8's host-order `.kconfig` values for bpfeb objects.
+    #[pyo3(item)]
+    bpftool_kconfig_host_order: Option<bool>,
+    /// libbpf 1.8's `gen_hash`: the loader of a signed light skeleton
+    /// (implied by `signature`). Optional key.
+    #[pyo3(item, default)]
+    gen_hash: Option<bool>,
+    /// The CMS signature over the `gen_hash` loader's instructions: makes
+    /// `gen_skeleton` print a signed header (bpftool 7.8.0's `-S`). Optional key.
+    #[pyo3(item, default)]
+    signature: Option<Vec<u8>>,
 }
 
 impl HostArgs {
@@ -106,6 +117,8 @@ impl HostArgs {
                 .unwrap_or_default(),
             bpftool_prog_slots: self.bpftool_prog_slots.unwrap_or(false),
             bpftool_ksym_names: self.bpftool_ksym_names.unwrap_or(false),
+            bpftool_kconfig_host_order: self.bpftool_kconfig_host_order.unwrap_or(false),
+            gen_hash: self.gen_hash.unwrap_or(false) || self.signature.is_some(),
         }
     }
 
@@ -241,11 +254,15 @@ impl PyObject_ {
     /// Generate the light-skeleton header (`bpftool gen skeleton -L`).
     fn gen_skeleton(slf: &Bound<'_, Self>, host: HostArgs) -> PyResult<String> {
         let py = slf.py();
+        let signature = host.signature.clone();
         let (host, opts) = host.into_host_and_options();
         let obj = &*std::sync::Arc::clone(&slf.borrow().inner);
         py.detach(|| {
             let blobs = crate::generate::gen_loader_with(obj, &host, opts)?;
-            crate::skel::gen_skeleton_with(obj, &blobs, &host, opts)
+            match &signature {
+                Some(sig) => crate::skel::gen_signed_skeleton(obj, &blobs, &host, opts, sig),
+                None => crate::skel::gen_skeleton_with(obj, &blobs, &host, opts),
+            }
         })
         .map_err(|e| to_py_err(py, e))
     }
@@ -265,6 +282,36 @@ impl PyObject_ {
             blobs.map_names,
             blobs.prog_names,
         ))
+    }
+
+    /// `__arena` globals: (arena map index, initial image) or None. The
+    /// image belongs at the start of the arena's user mapping (at the map's
+    /// `map_extra` address), copied in after the loader has run.
+    fn arena_image<'py>(slf: &Bound<'py, Self>) -> Option<(usize, Bound<'py, PyBytes>)> {
+        let py = slf.py();
+        let obj = &slf.borrow().inner;
+        obj.arena.as_ref().map(|a| (a.map_idx, PyBytes::new(py, &a.data)))
+    }
+
+    /// The values struct_ops maps get when attached, for the loader generated
+    /// on `host`: [(map index, BPF_F_LINK, kernel-layout value,
+    /// [(byte offset, program name)])] (see `generate::StructOpsValue`).
+    #[allow(clippy::type_complexity)]
+    fn struct_ops_values<'py>(
+        slf: &Bound<'py, Self>,
+        host: HostArgs,
+    ) -> PyResult<Vec<(usize, bool, Bound<'py, PyBytes>, Vec<(u32, String)>)>> {
+        let py = slf.py();
+        let (host, opts) = host.into_host_and_options();
+        let obj = &*std::sync::Arc::clone(&slf.borrow().inner);
+        let blobs = py
+            .detach(|| crate::generate::gen_loader_with(obj, &host, opts))
+            .map_err(|e| to_py_err(py, e))?;
+        Ok(blobs
+            .struct_ops
+            .into_iter()
+            .map(|v| (v.map_idx, v.link, PyBytes::new(py, &v.value), v.funcs))
+            .collect())
     }
 
     /// Loader self-check against this object (maps with their types and

@@ -2,7 +2,7 @@
 //! symbols and REL entries, read through the `object` crate. Nothing here
 //! knows about BPF beyond the header checks libbpf makes at open time.
 
-use object::LittleEndian as LE;
+use object::Endianness;
 use object::elf;
 use object::read::elf::{FileHeader, SectionHeader};
 
@@ -87,6 +87,8 @@ pub struct Rel {
 pub struct Elf<'a> {
     pub sections: Vec<Section<'a>>,
     pub symbols: Vec<Symbol<'a>>,
+    /// A `bpfeb` object (`EI_DATA` = ELFDATA2MSB).
+    pub big_endian: bool,
 }
 
 fn format_err(reason: impl Into<String>) -> Error {
@@ -110,12 +112,15 @@ impl<'a> Elf<'a> {
         if data[4] != 2 {
             return Err(header_err("not a valid eBPF object file (not ELF64)", 4));
         }
-        if data[5] != 1 {
-            return Err(header_err("elf: endianness mismatch (big-endian object)", 5));
-        }
-        let e = LE;
-        let hdr =
-            elf::FileHeader64::<LE>::parse(data).map_err(|err| header_err(format!("bad ELF header: {err}"), 0))?;
+        // Both byte orders are read; whether a big-endian (bpfeb) object may be
+        // generated for is the generator's decision (bpftool 7.5.0 refuses).
+        let e = match data[5] {
+            1 => Endianness::Little,
+            2 => Endianness::Big,
+            _ => return Err(header_err("elf: unknown byte order (EI_DATA)", 5)),
+        };
+        let hdr = elf::FileHeader64::<Endianness>::parse(data)
+            .map_err(|err| header_err(format!("bad ELF header: {err}"), 0))?;
         let machine = hdr.e_machine.get(e).0;
         if hdr.e_type.get(e).0 != ET_REL || (machine != 0 && machine != EM_BPF) {
             return Err(header_err(
@@ -174,7 +179,7 @@ impl<'a> Elf<'a> {
             .filter(|s| symtab.link != 0 && s.sh_type == SHT_STRTAB)
             .ok_or_else(|| format_err("symbol strings section missing or invalid").in_section(symtab.name))?
             .data;
-        let raw_syms: &[elf::Sym64<LE>] = object::pod::slice_from_all_bytes(symtab.data)
+        let raw_syms: &[elf::Sym64<Endianness>] = object::pod::slice_from_all_bytes(symtab.data)
             .or_else(|_| object::pod::slice_from_bytes(symtab.data, symtab.data.len() / 24).map(|(s, _)| s))
             .map_err(|_| format_err("symbol table is malformed").in_section(symtab.name))?;
         let mut symbols = Vec::with_capacity(raw_syms.len());
@@ -212,7 +217,11 @@ impl<'a> Elf<'a> {
                 shndx: s.st_shndx.get(e).0,
             });
         }
-        Ok(Elf { sections, symbols })
+        Ok(Elf {
+            sections,
+            symbols,
+            big_endian: e == Endianness::Big,
+        })
     }
 
     /// First section with this name, like libbpf's `elf_sec_by_name`.
@@ -225,15 +234,20 @@ impl<'a> Elf<'a> {
         if sec.entsize != 16 {
             return Err(format_err(format!("bad REL entry size {}", sec.entsize)).in_section(sec.name));
         }
-        let raw: &[elf::Rel64<LE>] = object::pod::slice_from_bytes(sec.data, sec.data.len() / 16)
+        let e = if self.big_endian {
+            Endianness::Big
+        } else {
+            Endianness::Little
+        };
+        let raw: &[elf::Rel64<Endianness>] = object::pod::slice_from_bytes(sec.data, sec.data.len() / 16)
             .map(|(s, _)| s)
             .map_err(|_| format_err("relocation table is malformed").in_section(sec.name))?;
         Ok(raw
             .iter()
             .map(|r| {
-                let info = r.r_info.get(LE);
+                let info = r.r_info.get(e);
                 Rel {
-                    offset: r.r_offset.get(LE),
+                    offset: r.r_offset.get(e),
                     sym: (info >> 32) as u32,
                 }
             })

@@ -28,6 +28,21 @@ pub struct LoaderBlobs {
     /// the loader writes, and what the skeleton header embeds); `None`
     /// without a `.kconfig` map.
     pub kconfig_image: Option<Vec<u8>>,
+    /// The value each created struct_ops map gets when it is attached.
+    pub struct_ops: Vec<StructOpsValue>,
+}
+
+/// A struct_ops map's value in the kernel's layout (`bpf_struct_ops_<type>`),
+/// written by whoever attaches the map (the skeleton's `__attach`, `run()`):
+/// `value` with the fd of program `funcs[i].1` stored as an `unsigned long`
+/// at byte offset `funcs[i].0`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StructOpsValue {
+    pub map_idx: usize,
+    /// BPF_F_LINK: attached through a struct_ops link after the update.
+    pub link: bool,
+    pub value: Vec<u8>,
+    pub funcs: Vec<(u32, String)>,
 }
 
 /// `adjust_ringbuf_sz`: the smallest page_size * 2^k that is > size, unless
@@ -222,6 +237,14 @@ pub struct GenOptions {
     /// Reproduce bpftool 7.5.0's run-time lookups of `name___flavour` ksyms
     /// and kfuncs with the suffix kept (never found). Test-only, like above.
     pub bpftool_ksym_names: bool,
+    /// Reproduce libbpf 1.8's `.kconfig` values in the build host's byte
+    /// order for a big-endian object (wrong on the target). Test-only.
+    pub bpftool_kconfig_host_order: bool,
+    /// libbpf 1.8's `gen_loader_opts.gen_hash` (what `bpftool gen skeleton
+    /// -S` sets): the loader verifies the SHA-256 of its data blob first and
+    /// ignores the skeleton's max_entries / initial_value overrides, so a
+    /// signature over the instructions covers everything it loads.
+    pub gen_hash: bool,
 }
 
 /// About how many data-blob bytes and loader instructions the emitter will
@@ -316,6 +339,17 @@ fn check_arena(obj: &Object, host: &Host) -> Result<()> {
 }
 
 fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs> {
+    if obj.big_endian && opts.compat == Compat::Bpftool75 {
+        // libbpf 1.5 refuses a foreign byte order at open; 1.8 generates
+        // loaders for it (cross-endian light skeletons).
+        return Err(Error::elf(format!(
+            "elf: endianness mismatch in {} (a big-endian object: bpftool 7.5.0 refuses it; \
+             --compat bpftool-7.8 generates its loader)",
+            obj.name
+        ))
+        .in_section("ELF header")
+        .at(5));
+    }
     check_arena(obj, host)?;
     let st_plan = struct_ops_plan(obj, host)?;
     // struct_ops programs load iff a created map uses them: the rest of the
@@ -360,9 +394,27 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
         .map(|i| obj.maps[i].initial_value.clone())
         .unwrap_or_default();
     let resolved = externs::resolve(&obj.externs, &mut kcfg_image, host)?;
+    if obj.big_endian && !opts.bpftool_kconfig_host_order {
+        // Divergence: libbpf 1.8 writes these values in the build host's
+        // byte order, which a big-endian target misreads; we write the
+        // target's (README: divergences).
+        for e in &obj.externs {
+            if let ExternKind::Kcfg {
+                ty: externs::KcfgType::Int | externs::KcfgType::Tristate,
+                size,
+                data_off,
+                ..
+            } = e.kind
+                && let Some(v) = kcfg_image.get_mut(data_off as usize..(data_off + size) as usize)
+            {
+                v.reverse();
+            }
+        }
+    }
     let mut linked = link_programs(obj, &resolved)?;
 
-    let mut emitter = LoaderGen::new(obj.programs.len(), obj.maps.len());
+    let mut emitter = LoaderGen::with_hash(obj.programs.len(), obj.maps.len(), opts.gen_hash);
+    emitter.set_big_endian(obj.big_endian);
     // Performance: size the blobs up front (a hint, capped; see `blob_estimate`).
     let (data_hint, insns_hint) = blob_estimate(obj, &linked);
     emitter.reserve(data_hint, insns_hint);
@@ -557,20 +609,23 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
             emitter.populate_prog_array(map_idx, slot as u32, load_idx);
         }
     }
-    // struct_ops values, once their programs exist.
-    for kern in st_plan.iter().flat_map(|p| &p.maps) {
-        let mut slots = Vec::with_capacity(kern.func_slots.len());
-        for &(off, prog_idx) in &kern.func_slots {
-            let load_idx = linked.iter().position(|lp| lp.prog_idx == prog_idx).ok_or_else(|| {
-                Error::unsupported(format!(
-                    "struct_ops map '{}': program '{}' is not loaded",
-                    obj.maps[kern.map_idx].name, obj.programs[prog_idx].name
-                ))
-            })?;
-            slots.push((off, load_idx));
-        }
-        emitter.struct_ops_update(kern.map_idx, &kern.vdata, &slots);
-    }
+    // struct_ops values are written at attach time (registration), not by
+    // the loader: libbpf registers a map only when it is attached, and a
+    // map the kernel refuses must not fail the whole load.
+    let struct_ops = st_plan
+        .iter()
+        .flat_map(|p| &p.maps)
+        .map(|kern| StructOpsValue {
+            map_idx: kern.map_idx,
+            link: obj.maps[kern.map_idx].def.map_flags & struct_ops::BPF_F_LINK != 0,
+            value: kern.vdata.clone(),
+            funcs: kern
+                .func_slots
+                .iter()
+                .map(|&(off, prog_idx)| (off, obj.programs[prog_idx].name.clone()))
+                .collect(),
+        })
+        .collect();
     let (data, insns) = emitter.finish()?;
     Ok(LoaderBlobs {
         data,
@@ -583,6 +638,7 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
             .map(|p| p.name.clone())
             .collect(),
         kconfig_image: obj.kconfig_map_idx.map(|_| kcfg_image),
+        struct_ops,
     })
 }
 

@@ -97,6 +97,27 @@ impl Insn {
         }
     }
 
+    /// A big-endian (`bpfeb`) instruction: register nibbles in the other
+    /// order, `off` and `imm` big-endian.
+    pub fn from_bytes_be(b: &[u8]) -> Insn {
+        Insn {
+            code: b[0],
+            regs: b[1].rotate_left(4),
+            off: i16::from_be_bytes([b[2], b[3]]),
+            imm: i32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+        }
+    }
+
+    /// Little-endian wire bytes to big-endian ones and back (libbpf's
+    /// `bpf_insn_bswap`), in place, for every instruction of `bytes`.
+    pub fn bswap_wire(bytes: &mut [u8]) {
+        for b in bytes.chunks_exact_mut(8) {
+            b[1] = b[1].rotate_left(4);
+            b[2..4].reverse();
+            b[4..8].reverse();
+        }
+    }
+
     pub fn to_bytes(self) -> [u8; 8] {
         let o = self.off.to_le_bytes();
         let i = self.imm.to_le_bytes();

@@ -158,8 +158,25 @@ pub struct LoaderGen {
     prog_slots: Vec<usize>,
     /// kfunc BTF fd slots in use by the current program.
     nr_fd_array: usize,
+    /// libbpf's `gen_loader_opts.gen_hash` (signed loaders, libbpf 1.8): the
+    /// loader checks the data blob's SHA-256 before anything else, and takes
+    /// no map sizes or initial values from the (unsigned) skeleton ctx.
+    gen_hash: bool,
+    /// Target byte order big-endian (a `bpfeb` object, libbpf 1.8's
+    /// `swapped_endian`): records the kernel reads from the blob (attrs, BTF,
+    /// program instructions, func/line info, CO-RE records, keys) and the
+    /// loader's own instructions are written big-endian; everything is
+    /// computed little-endian first, as libbpf computes natively and swaps.
+    big_endian: bool,
+    /// Instruction index of each `r3 = <sha256 dword i>` ld_imm64 that
+    /// `finish` patches (libbpf's `hash_insn_offset`, in insns not bytes).
+    hash_insns: [usize; SHA256_DWORDS],
     error: Option<Error>,
 }
+
+const SHA256_DIGEST_LENGTH: i16 = 32;
+const SHA256_DWORDS: usize = 4;
+const EINVAL: i32 = 22;
 
 fn put_u32(buf: &mut [u8], off: usize, v: u32) {
     buf[off..off + 4].copy_from_slice(&v.to_le_bytes());
@@ -179,6 +196,12 @@ impl LoaderGen {
     /// included, like libbpf's `obj->nr_programs`. Up to 32 programs and 64
     /// maps the output is libbpf's byte for byte.
     pub fn new(nr_progs: usize, nr_maps: usize) -> LoaderGen {
+        LoaderGen::with_hash(nr_progs, nr_maps, false)
+    }
+
+    /// [`LoaderGen::new`] with libbpf 1.8's `gen_hash` option: a loader
+    /// for a signed light skeleton (`bpftool gen skeleton -L -S`).
+    pub fn with_hash(nr_progs: usize, nr_maps: usize, gen_hash: bool) -> LoaderGen {
         let map_slots = nr_maps.max(MAX_USED_MAPS);
         let mut g = LoaderGen {
             data: Vec::with_capacity(4096),
@@ -190,6 +213,9 @@ impl LoaderGen {
             prog_fd_blob: None,
             prog_slots: Vec::new(),
             nr_fd_array: 0,
+            gen_hash,
+            big_endian: false,
+            hash_insns: [0; SHA256_DWORDS],
             error: None,
         };
         g.add_zeroes((map_slots + MAX_KFUNC_DESCS) * 4);
@@ -225,7 +251,78 @@ impl LoaderGen {
         }
         g.emit(Insn::mov64_reg(R0, R7));
         g.emit(Insn::exit());
+        if gen_hash {
+            g.emit_signature_match();
+        }
         g
+    }
+
+    /// libbpf 1.8's `emit_signature_match`: fail with -EINVAL unless the
+    /// loader's own map (`__loader.map`, map index 0, holding the data blob)
+    /// is exclusive to this program and its kernel-computed SHA-256 equals
+    /// the one patched in by [`LoaderGen::finish`]. Every mismatch branch
+    /// lands on the cleanup block.
+    fn emit_signature_match(&mut self) {
+        self.emit2(Insn::ld_imm64_raw(R1, BPF_PSEUDO_MAP_IDX, 0, 0));
+        self.emit(Insn::ldx_mem(Size::W, R2, R1, SHA256_DIGEST_LENGTH));
+        let off = self.signature_jump_off();
+        self.emit(Insn::mov64_imm(R7, -EINVAL));
+        self.emit(Insn::jmp_imm(BPF_JNE, R2, 1, off));
+        for i in 0..SHA256_DWORDS {
+            self.emit2(Insn::ld_imm64_raw(R1, BPF_PSEUDO_MAP_IDX, 0, 0));
+            self.emit(Insn::ldx_mem(Size::DW, R2, R1, (i * 8) as i16));
+            self.hash_insns[i] = self.insns.len();
+            self.emit2(Insn::ld_imm64_raw(R3, 0, 0, 0));
+            let off = self.signature_jump_off();
+            self.emit(Insn::mov64_imm(R7, -EINVAL));
+            // BPF_JMP | BPF_JNE | BPF_X: if r2 != r3 goto cleanup.
+            self.emit(Insn::new(0x05 | BPF_JNE | 0x08, R2, R3, off, 0));
+        }
+    }
+
+    /// The offset of a jump emitted one instruction from now that lands on
+    /// the cleanup label (libbpf computes it before the `mov r7`).
+    fn signature_jump_off(&mut self) -> i16 {
+        let off = -(self.insns.len() as i64 - self.cleanup_label as i64) - 2;
+        self.jump_off(off)
+    }
+
+    /// Emit for a big-endian target (see the `big_endian` field).
+    pub fn set_big_endian(&mut self, big: bool) {
+        self.big_endian = big;
+    }
+
+    /// An attr in the target's byte order: every 32-bit field swapped for a
+    /// big-endian target except the name bytes at `name` and the 64-bit field
+    /// at `u64_at` (swapped whole). Pointer fields are zero here (the loader
+    /// fills them at run time).
+    fn attr_to_target(&self, attr: &mut [u8], name: Option<std::ops::Range<usize>>, u64_at: Option<usize>) {
+        if !self.big_endian {
+            return;
+        }
+        for w in (0..attr.len() / 4).map(|i| 4 * i) {
+            let in_name = name.as_ref().is_some_and(|r| r.contains(&w));
+            let in_u64 = u64_at.is_some_and(|o| w == o || w == o + 4);
+            if !in_name && !in_u64 {
+                attr[w..w + 4].reverse();
+            }
+        }
+        if let Some(o) = u64_at {
+            attr[o..o + 8].reverse();
+        }
+    }
+
+    /// Records made of 32-bit words (func/line info, CO-RE records, keys)
+    /// in the target's byte order.
+    fn words_to_target<'b>(&self, words: &'b [u8]) -> std::borrow::Cow<'b, [u8]> {
+        if !self.big_endian {
+            return std::borrow::Cow::Borrowed(words);
+        }
+        let mut v = words.to_vec();
+        for w in v.chunks_exact_mut(4) {
+            w.reverse();
+        }
+        std::borrow::Cow::Owned(v)
     }
 
     fn fail(&mut self, e: Error) {
@@ -385,9 +482,20 @@ impl LoaderGen {
 
     /// `bpf_gen__load_btf`.
     pub fn load_btf(&mut self, raw: &[u8]) {
-        let btf = self.add_data(raw);
+        let btf = if self.big_endian {
+            match crate::btf::byteorder::swap_btf(raw, false) {
+                Ok(be) => self.add_data(&be),
+                Err(e) => {
+                    self.fail(e);
+                    return;
+                }
+            }
+        } else {
+            self.add_data(raw)
+        };
         let mut attr = [0u8; BTF_LOAD_ATTR_SIZE];
         put_u32(&mut attr, 16, raw.len() as u32);
+        self.attr_to_target(&mut attr, None, None);
         let a = self.add_data(&attr);
         self.ctx2blob(a + 24, 4, CTX_LOG_LEVEL, false);
         self.ctx2blob(a + 20, 4, CTX_LOG_SIZE, false);
@@ -411,6 +519,7 @@ impl LoaderGen {
         put_u32(&mut attr, 52, m.btf_key_type_id);
         put_u32(&mut attr, 56, m.btf_value_type_id);
         attr[64..72].copy_from_slice(&m.map_extra.to_le_bytes());
+        self.attr_to_target(&mut attr, Some(28..44), Some(64));
         let a = self.add_data(&attr);
         if m.btf_value_type_id != 0 {
             self.stack2blob(a + 48, 4, STACK_BTF_FD);
@@ -428,7 +537,8 @@ impl LoaderGen {
         if is_mim {
             self.stack2blob(a + 20, 4, STACK_INNER_MAP_FD);
         }
-        if let Some(idx) = map_idx {
+        // A signed loader keeps the signed max_entries (libbpf 1.8).
+        if let Some(idx) = map_idx.filter(|_| !self.gen_hash) {
             let max_entries = self.ctx_off(CTX_SIZE + MAP_DESC_SIZE * idx + 4);
             self.ctx2blob(a + 12, 4, max_entries, true);
         }
@@ -470,38 +580,24 @@ impl LoaderGen {
         }
     }
 
-    /// Write a struct_ops map's value: the kernel-layout image with each
-    /// function-pointer slot set to its program's fd (libbpf's
-    /// `bpf_map_prepare_vdata` and the update of `bpf_map__attach_struct_ops`).
-    /// For a map without BPF_F_LINK this update is what registers it.
-    pub fn struct_ops_update(&mut self, map_idx: usize, vdata: &[u8], func_slots: &[(u32, usize)]) {
-        let v = self.add_data(vdata);
-        let key = self.add_data(&0u32.to_le_bytes());
-        for &(off, load_idx) in func_slots {
-            self.prog_fd_to_blob(v + off as i32, load_idx);
-        }
-        let a = self.add_zeroes(MAP_UPDATE_ATTR_SIZE);
-        self.blob2blob(a, 4, fd_array_off(map_idx));
-        self.rel_store(a + 8, key);
-        self.rel_store(a + 16, v);
-        self.sys_bpf(BPF_MAP_UPDATE_ELEM, a, MAP_UPDATE_ATTR_SIZE);
-        self.check_err();
-    }
-
     /// `bpf_gen__map_update_elem` with key 0: the initial image of a global-data map.
     pub fn map_update_elem(&mut self, map_idx: usize, value: &[u8]) {
         let v = self.add_data(value);
         let key = self.add_data(&0u32.to_le_bytes());
-        let initial_value = self.ctx_off(CTX_SIZE + MAP_DESC_SIZE * map_idx + 8);
-        self.emit(Insn::ldx_mem(Size::DW, R3, R6, initial_value));
-        self.emit(Insn::jmp_imm(BPF_JEQ, R3, 0, 8));
-        self.ld_blob(R1, v);
-        self.emit(Insn::mov64_imm(R2, value.len() as i32));
-        self.emit(Insn::ldx_mem(Size::W, R0, R6, CTX_FLAGS));
-        self.emit(Insn::jmp_imm(BPF_JSET, R0, BPF_SKEL_KERNEL, 2));
-        self.emit(Insn::call(FN_COPY_FROM_USER));
-        self.emit(Insn::jmp_imm(BPF_JA, 0, 0, 1));
-        self.emit(Insn::call(FN_PROBE_READ_KERNEL));
+        // A signed loader keeps the signed image: no override from the
+        // skeleton's initial_value (libbpf 1.8).
+        if !self.gen_hash {
+            let initial_value = self.ctx_off(CTX_SIZE + MAP_DESC_SIZE * map_idx + 8);
+            self.emit(Insn::ldx_mem(Size::DW, R3, R6, initial_value));
+            self.emit(Insn::jmp_imm(BPF_JEQ, R3, 0, 8));
+            self.ld_blob(R1, v);
+            self.emit(Insn::mov64_imm(R2, value.len() as i32));
+            self.emit(Insn::ldx_mem(Size::W, R0, R6, CTX_FLAGS));
+            self.emit(Insn::jmp_imm(BPF_JSET, R0, BPF_SKEL_KERNEL, 2));
+            self.emit(Insn::call(FN_COPY_FROM_USER));
+            self.emit(Insn::jmp_imm(BPF_JA, 0, 0, 1));
+            self.emit(Insn::call(FN_PROBE_READ_KERNEL));
+        }
         let a = self.add_zeroes(MAP_UPDATE_ATTR_SIZE);
         self.blob2blob(a, 4, fd_array_off(map_idx));
         self.rel_store(a + 8, key);
@@ -527,7 +623,8 @@ impl LoaderGen {
     /// Store a loaded program's fd in a PROG_ARRAY slot (static `.values`
     /// of a prog-array; libbpf 1.5 refuses these in gen mode).
     pub fn populate_prog_array(&mut self, map_idx: usize, slot: u32, load_idx: usize) {
-        let key = self.add_data(&slot.to_le_bytes());
+        let key = self.words_to_target(&slot.to_le_bytes()).into_owned();
+        let key = self.add_data(&key);
         let value = self.add_zeroes(4);
         let a = self.add_zeroes(MAP_UPDATE_ATTR_SIZE);
         self.prog_fd_to_blob(value, load_idx);
@@ -540,7 +637,8 @@ impl LoaderGen {
 
     /// `bpf_gen__populate_outer_map`: store an inner map's fd in an outer slot.
     pub fn populate_outer_map(&mut self, outer: usize, slot: u32, inner: usize) {
-        let key = self.add_data(&slot.to_le_bytes());
+        let key = self.words_to_target(&slot.to_le_bytes()).into_owned();
+        let key = self.add_data(&key);
         let a = self.add_zeroes(MAP_UPDATE_ATTR_SIZE);
         self.blob2blob(a, 4, fd_array_off(outer));
         self.rel_store(a + 8, key);
@@ -562,10 +660,19 @@ impl LoaderGen {
         let mut license = p.license.as_bytes().to_vec();
         license.push(0);
         let license_off = self.add_data(&license);
-        let insns_off = self.add_data(p.insns);
-        let func_info = self.add_data(p.func_info);
-        let line_info = self.add_data(p.line_info);
-        let core_relos = self.add_data(&p.core_relos);
+        let insns_off = if self.big_endian {
+            let mut be = p.insns.to_vec();
+            Insn::bswap_wire(&mut be);
+            self.add_data(&be)
+        } else {
+            self.add_data(p.insns)
+        };
+        let func_info = self.words_to_target(p.func_info).into_owned();
+        let func_info = self.add_data(&func_info);
+        let line_info = self.words_to_target(p.line_info).into_owned();
+        let line_info = self.add_data(&line_info);
+        let core_relos = self.words_to_target(&p.core_relos).into_owned();
+        let core_relos = self.add_data(&core_relos);
         let mut attr = [0u8; PROG_LOAD_ATTR_SIZE];
         put_u32(&mut attr, 0, p.prog_type);
         put_u32(&mut attr, 4, p.insn_cnt);
@@ -581,6 +688,7 @@ impl LoaderGen {
         }
         put_u32(&mut attr, 116, (p.core_relos.len() / 16) as u32);
         put_u32(&mut attr, 136, 16); // core_relo_rec_size
+        self.attr_to_target(&mut attr, Some(48..64), None);
         let a = self.add_data(&attr);
         self.rel_store(a + 16, license_off);
         self.rel_store(a + 8, insns_off);
@@ -764,7 +872,10 @@ impl LoaderGen {
         }
         // Unresolved weak ksym: clear src_reg so it loads as a plain 0.
         self.emit(Insn::ldx_mem(Size::B, R9, R8, 1));
-        self.emit(Insn::alu32_imm(BPF_AND, R9, 0x0f));
+        // Keep dst_reg, clear src_reg: its nibble is the high one in a
+        // little-endian instruction, the low one in a big-endian one.
+        let keep_dst = if self.big_endian { 0xf0 } else { 0x0f };
+        self.emit(Insn::alu32_imm(BPF_AND, R9, keep_dst));
         self.emit(Insn::stx_mem(Size::B, R8, R9, 1));
     }
 
@@ -808,11 +919,36 @@ impl LoaderGen {
         if let Some(e) = self.error {
             return Err(e);
         }
+        if self.gen_hash {
+            self.patch_data_hash();
+        }
         let mut insns = Vec::with_capacity(self.insns.len() * 8);
         for i in &self.insns {
             insns.extend_from_slice(&i.to_bytes());
         }
+        if self.big_endian {
+            Insn::bswap_wire(&mut insns);
+        }
         Ok((self.data, insns))
+    }
+}
+
+impl LoaderGen {
+    /// libbpf 1.8's `compute_sha_update_offsets`: the SHA-256 of the final
+    /// data blob into the signature-match ld_imm64s, digest dword i (read as
+    /// a host u64, then `tgt_endian`) split over the pair's two imm fields.
+    /// On little-endian the pair's imm bytes are digest bytes 8i..8i+7 in
+    /// order; on big-endian (after the final instruction swap) the pair's
+    /// 64-bit value read big-endian is those bytes read big-endian.
+    fn patch_data_hash(&mut self) {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(&self.data);
+        for (i, &at) in self.hash_insns.iter().enumerate() {
+            let dw = u64::from_le_bytes(digest[8 * i..8 * i + 8].try_into().expect("8 bytes"));
+            let dw = if self.big_endian { dw.swap_bytes() } else { dw };
+            self.insns[at].imm = dw as u32 as i32;
+            self.insns[at + 1].imm = (dw >> 32) as u32 as i32;
+        }
     }
 }
 

@@ -177,6 +177,9 @@ pub struct Object {
     /// `__ksym` / `__kconfig` externs in libbpf's sorted order.
     pub externs: Vec<Extern>,
     pub kconfig_map_idx: Option<usize>,
+    /// A `bpfeb` object: BTF, BTF.ext and instructions were converted to
+    /// little-endian on open; the loader converts them back.
+    pub big_endian: bool,
     /// `__arena` globals and the ARENA map that holds them.
     pub arena: Option<ArenaData>,
     /// ELF section index → name, for error messages and BTF.ext mapping.
@@ -361,6 +364,7 @@ fn open_inner(data: &[u8], name: &str) -> Result<Object> {
             text_shndx: None,
             externs: Vec::new(),
             kconfig_map_idx: None,
+            big_endian: elf.big_endian,
             arena: None,
             section_names: elf.sections.iter().map(|s| s.name.to_string()).collect(),
             elf_sections: elf
@@ -480,13 +484,22 @@ impl<'a> Opener<'a, '_> {
         }
         // Programs in (section, offset) order: that order is the skeleton's.
         self.obj.programs.sort_by_key(|p| (p.sec_idx, p.sec_insn_off));
+        let big = self.elf.big_endian;
         if let Some(data) = btf_data {
-            self.obj.btf = Some(Btf::parse(data)?);
+            self.obj.btf = Some(if big {
+                Btf::parse(&crate::btf::byteorder::swap_btf(data, true)?)?
+            } else {
+                Btf::parse(data)?
+            });
         }
         if let Some(data) = btf_ext_data
             && self.obj.btf.is_some()
         {
-            self.obj.btf_ext = Some(BtfExt::parse(data)?);
+            self.obj.btf_ext = Some(if big {
+                BtfExt::parse(&crate::btf::byteorder::swap_btf_ext(data))?
+            } else {
+                BtfExt::parse(data)?
+            });
         }
         if self.obj.btf.is_none() && self.maps_shndx.is_some() {
             return Err(Error::btf("BTF is required, but is missing or corrupted.").in_section(MAPS_SEC));
@@ -538,7 +551,11 @@ impl<'a> Opener<'a, '_> {
                 sec_idx: sec.index,
                 sec_insn_off: (off / 8) as usize,
                 sec_insn_cnt: (size / 8) as usize,
-                insns: bytes.chunks_exact(8).map(Insn::from_bytes).collect(),
+                insns: if self.elf.big_endian {
+                    bytes.chunks_exact(8).map(Insn::from_bytes_be).collect()
+                } else {
+                    bytes.chunks_exact(8).map(Insn::from_bytes).collect()
+                },
                 autoload,
                 is_subprog: Some(sec.index) == self.obj.text_shndx,
                 mark_btf_static: global && sym.is_hidden(),

@@ -243,31 +243,60 @@ fn attach_line(out: &mut String, prog: &Program) {
 }
 
 /// struct_ops maps in `__attach` (divergence: bpftool 7.5.0 crashes on
-/// them). The loader has already written each created map's value, which
-/// for a map without BPF_F_LINK registers it; a `.struct_ops.link` map is
-/// attached here through a struct_ops link. Maps the loader did not create
-/// (`SEC("?.struct_ops…")`) have no fd and are skipped.
-fn struct_ops_attach(out: &mut String, st_ops: &[(&Map, &String)]) {
+/// them), as libbpf's `bpf_map__attach_struct_ops`: write the map's value
+/// (the kernel-layout image with each function pointer set to its
+/// program's fd), which registers a map without BPF_F_LINK; a
+/// `.struct_ops.link` map is then attached through a struct_ops link. Maps
+/// the loader did not create (`SEC("?.struct_ops…")`) have no fd and no value.
+fn struct_ops_attach(out: &mut String, st_ops: &[(&Map, &String)], obj: &Object, blobs: &LoaderBlobs) {
     for (m, id) in st_ops {
-        if m.def.map_flags & BPF_F_LINK == 0 {
+        let Some(v) = blobs.struct_ops.iter().find(|v| std::ptr::eq(&obj.maps[v.map_idx], *m)) else {
             continue;
+        };
+        w!(
+            out,
+            "\tif (ret >= 0 && skel->maps.{id}.map_fd > 0) {{\n\
+             \t\tstatic const char image[] __attribute__((__aligned__(8))) = \"\\\n"
+        );
+        push_hex(out, &v.value);
+        out.push_str(
+            "\";\n\
+             \t\tchar value[sizeof(image) - 1];\n\
+             \t\tunsigned long prog_fd;\n\
+             \t\t__u32 zero = 0;\n\
+             \n\
+             \t\tmemcpy(value, image, sizeof(value));\n",
+        );
+        for (off, prog) in &v.funcs {
+            w!(
+                out,
+                "\t\tprog_fd = skel->progs.{prog}.prog_fd;\n\
+                 \t\tmemcpy(value + {off}, &prog_fd, sizeof(prog_fd));\n"
+            );
         }
         w!(
             out,
-            "\tif (ret >= 0 && skel->maps.{id}.map_fd > 0 && skel->links.{id}_fd <= 0) {{\n\
-             \t\tint fd = skel_link_create(skel->maps.{id}.map_fd, 0, BPF_STRUCT_OPS);\n\
-             \n\
-             \t\tif (fd > 0)\n\
-             \t\t\tskel->links.{id}_fd = fd;\n\
-             \t\tret = fd;\n\
-             \t}}\n"
+            "\t\tret = skel_map_update_elem(skel->maps.{id}.map_fd, &zero, value, 0);\n"
         );
+        if v.link {
+            w!(
+                out,
+                "\t\tif (ret >= 0) {{\n\
+                 \t\t\tint fd = skel_link_create(skel->maps.{id}.map_fd, 0, BPF_STRUCT_OPS);\n\
+                 \n\
+                 \t\t\tif (fd > 0)\n\
+                 \t\t\t\tskel->links.{id}_fd = fd;\n\
+                 \t\t\tret = fd;\n\
+                 \t\t}}\n"
+            );
+        }
+        out.push_str("\t}\n");
     }
 }
 
 /// struct_ops maps in `__detach`: closing a struct_ops link unregisters
 /// it; a map without BPF_F_LINK is unregistered by deleting its value (what
-/// libbpf's struct_ops "link" does on destroy).
+/// libbpf's struct_ops "link" does on destroy; harmless when not attached).
 fn struct_ops_detach(out: &mut String, st_ops: &[(&Map, &String)]) {
     for (m, id) in st_ops {
         if m.def.map_flags & BPF_F_LINK != 0 {
@@ -377,7 +406,69 @@ pub fn gen_skeleton(obj: &Object, blobs: &LoaderBlobs, host: &Host) -> Result<St
 
 /// [`gen_skeleton`] in the header style `opts.compat` names.
 pub fn gen_skeleton_with(obj: &Object, blobs: &LoaderBlobs, host: &Host, opts: GenOptions) -> Result<String> {
-    gen_inner(obj, blobs, host, opts).map_err(|e| e.for_object(&obj.name))
+    gen_inner(obj, blobs, host, opts, None).map_err(|e| e.for_object(&obj.name))
+}
+
+/// A signed light skeleton, as `bpftool gen skeleton -L -S -k KEY -i CERT`
+/// (bpftool 7.8.0) prints it: `signature` is the detached CMS signature
+/// over `blobs.insns`, which must come from a loader generated with
+/// `gen_hash` (the signature covers the data blob through the hash the
+/// loader checks). The header gains a `keyring_id` member and hands the
+/// signature, and the SHA-256 of the instructions (the loader map's
+/// exclusive-program hash), to `bpf_load_and_run` (libbpf >= 1.7's
+/// `skel_internal.h`).
+pub fn gen_signed_skeleton(
+    obj: &Object,
+    blobs: &LoaderBlobs,
+    host: &Host,
+    opts: GenOptions,
+    signature: &[u8],
+) -> Result<String> {
+    signed_skeleton_checks(&opts, signature)
+        .and_then(|()| gen_inner(obj, blobs, host, opts, Some(signature)))
+        .map_err(|e| e.for_object(&obj.name))
+}
+
+/// bpftool's limit on the signature (`MAX_SIG_SIZE`), and the options a
+/// signed header needs.
+fn signed_skeleton_checks(opts: &GenOptions, signature: &[u8]) -> Result<()> {
+    const MAX_SIG_SIZE: usize = 4096;
+    if opts.compat != Compat::Bpftool78 {
+        return Err(Error::unsupported(
+            "signed light skeletons need the bpftool-7.8 header style (bpftool 7.5.0 has no -S)",
+        ));
+    }
+    if !opts.gen_hash {
+        return Err(Error::unsupported(
+            "signed light skeletons need a loader generated with gen_hash",
+        ));
+    }
+    if signature.is_empty() || signature.len() > MAX_SIG_SIZE {
+        return Err(Error::unsupported(format!(
+            "signature of {} bytes: must be 1 to {MAX_SIG_SIZE} bytes",
+            signature.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The signed header's additions after the `opts_insn` literal: the
+/// signature, the instructions' SHA-256 and the `opts` fields that pass
+/// them (and the skeleton's keyring) on.
+fn push_signature(out: &mut String, insns: &[u8], signature: &[u8]) {
+    use sha2::Digest;
+    out.push_str("\tstatic const char opts_sig[] __attribute__((__aligned__(8))) = \"\\\n");
+    push_hex(out, signature);
+    out.push_str("\";\n\tstatic const char opts_excl_hash[] __attribute__((__aligned__(8))) = \"\\\n");
+    push_hex(out, &sha2::Sha256::digest(insns));
+    out.push_str(
+        "\";\n\
+         \topts.signature = (void *)opts_sig;\n\
+         \topts.signature_sz = sizeof(opts_sig) - 1;\n\
+         \topts.excl_prog_hash = (void *)opts_excl_hash;\n\
+         \topts.excl_prog_hash_sz = sizeof(opts_excl_hash) - 1;\n\
+         \topts.keyring_id = skel->keyring_id;\n",
+    );
 }
 
 /// The spellings that differ between bpftool 7.5.0's header and 7.8.0's
@@ -417,7 +508,13 @@ impl Style {
     }
 }
 
-fn gen_inner(obj: &Object, blobs: &LoaderBlobs, host: &Host, opts: GenOptions) -> Result<String> {
+fn gen_inner(
+    obj: &Object,
+    blobs: &LoaderBlobs,
+    host: &Host,
+    opts: GenOptions,
+    signature: Option<&[u8]>,
+) -> Result<String> {
     let name = obj.name.as_str();
     let style = Style::new(opts.compat, name);
     let guard = format!("__{name}_SKEL_H__").to_ascii_uppercase();
@@ -502,6 +599,9 @@ fn gen_inner(obj: &Object, blobs: &LoaderBlobs, host: &Host, opts: GenOptions) -
         }
         out.push_str("\t} links;\n");
     }
+    if signature.is_some() {
+        out.push_str("\t__s32 keyring_id;\n");
+    }
     if let Some(btf) = &obj.btf {
         let mut printer = DeclPrinter::new(btf);
         let datasecs = DatasecIndex::new(btf)?;
@@ -542,7 +642,7 @@ fn gen_inner(obj: &Object, blobs: &LoaderBlobs, host: &Host, opts: GenOptions) -
     for p in &progs {
         w!(out, "\tret = ret < 0 ? ret : {name}__{}__attach(skel);\n", p.name);
     }
-    struct_ops_attach(&mut out, &st_ops);
+    struct_ops_attach(&mut out, &st_ops, obj, blobs);
     w!(
         out,
         "\treturn ret < 0 ? ret : 0;\n\
@@ -670,6 +770,9 @@ fn gen_inner(obj: &Object, blobs: &LoaderBlobs, host: &Host, opts: GenOptions) -
     out.push_str("\";\n\tstatic const char opts_insn[] __attribute__((__aligned__(8))) = \"\\\n");
     push_hex(&mut out, &blobs.insns);
     out.push_str("\";\n");
+    if let Some(sig) = signature {
+        push_signature(&mut out, &blobs.insns, sig);
+    }
     if style.blank_after_insns {
         out.push('\n');
     }

@@ -17,7 +17,7 @@ use crate::object::{Map, MapDef, MapOrigin, Object, Program, find_prog_by_sec_in
 use crate::section_defs::{map_type, prog_type};
 
 pub const VALUE_PREFIX: &str = "bpf_struct_ops_";
-const BPF_F_LINK: u32 = 1 << 13;
+pub const BPF_F_LINK: u32 = 1 << 13;
 
 /// Open-phase state of one struct_ops map (libbpf's `struct bpf_struct_ops`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,6 +12,7 @@ from bpfgen_fast.errors import (
     BtfError,
     ElfError,
     RelocationError,
+    SigningError,
     UnsupportedError,
 )
 from bpfgen_fast.explain import Explanation, LoaderDecodeError, explain
@@ -41,6 +42,7 @@ __all__ = [
     "MapInfo",
     "ProgramInfo",
     "RelocationError",
+    "SigningError",
     "UnsupportedError",
     "explain",
     "gen_batch",

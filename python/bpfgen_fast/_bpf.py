@@ -1,6 +1,6 @@
 """The raw ``bpf(2)`` system call over ctypes (no libbpf), with just the
-commands a light skeleton needs: map create/update/lookup, prog load, test
-run, object info, raw tracepoint open and link create.
+commands a light skeleton needs: map create/update/lookup/delete, prog load,
+test run, object info, raw tracepoint open and link create.
 
 Every function raises :class:`OSError` (``errno`` set) when the kernel says no;
 attributes are built in zeroed buffers of exactly the size skel_internal.h
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 MAP_CREATE = 0
 MAP_LOOKUP_ELEM = 1
 MAP_UPDATE_ELEM = 2
+MAP_DELETE_ELEM = 3
 PROG_LOAD = 5
 PROG_TEST_RUN = 10
 OBJ_GET_INFO_BY_FD = 15
@@ -31,21 +32,26 @@ ITER_CREATE = 33
 
 CMD_NAMES = {
     MAP_CREATE: "MAP_CREATE", MAP_LOOKUP_ELEM: "MAP_LOOKUP_ELEM",
-    MAP_UPDATE_ELEM: "MAP_UPDATE_ELEM", PROG_LOAD: "PROG_LOAD", PROG_TEST_RUN: "PROG_TEST_RUN",
+    MAP_UPDATE_ELEM: "MAP_UPDATE_ELEM", MAP_DELETE_ELEM: "MAP_DELETE_ELEM",
+    PROG_LOAD: "PROG_LOAD", PROG_TEST_RUN: "PROG_TEST_RUN",
     OBJ_GET_INFO_BY_FD: "OBJ_GET_INFO_BY_FD", RAW_TRACEPOINT_OPEN: "RAW_TRACEPOINT_OPEN",
     BTF_LOAD: "BTF_LOAD", MAP_FREEZE: "MAP_FREEZE", LINK_CREATE: "LINK_CREATE",
     ITER_CREATE: "ITER_CREATE",
 }
 
 BPF_MAP_TYPE_ARRAY = 2
+BPF_MAP_TYPE_STRUCT_OPS = 26
 BPF_PROG_TYPE_RAW_TRACEPOINT = 17
 BPF_PROG_TYPE_TRACING = 26
+BPF_PROG_TYPE_STRUCT_OPS = 27
 BPF_PROG_TYPE_LSM = 29
 BPF_PROG_TYPE_SYSCALL = 31
 BPF_TRACE_ITER = 28
+BPF_STRUCT_OPS = 44  # attach type: link_create of a struct_ops map
 BPF_F_SLEEPABLE = 1 << 4
 BPF_F_RDONLY_PROG = 1 << 7
 BPF_F_MMAPABLE = 1 << 10
+BPF_F_LINK = 1 << 13  # struct_ops map registered by a link, not by its update
 
 # union bpf_attr sizes as skel_internal.h passes them (offsetofend of the last field used)
 MAP_CREATE_ATTR_SZ = 72  # map_extra
@@ -169,6 +175,13 @@ def map_update_elem(fd: int, key: bytes, value: bytes, flags: int = 0) -> None:
     sys_bpf(MAP_UPDATE_ELEM, a, ELEM_ATTR_SZ)
 
 
+def map_delete_elem(fd: int, key: bytes) -> None:
+    k = ctypes.create_string_buffer(key, len(key))
+    a = attr_buf(ELEM_ATTR_SZ)
+    struct.pack_into("<IxxxxQ", a, 0, fd, addr(k))
+    sys_bpf(MAP_DELETE_ELEM, a, ELEM_ATTR_SZ)
+
+
 def map_lookup_elem(fd: int, key: bytes, value_size: int) -> bytes | None:
     """The value for ``key``, or None when the kernel says ENOENT."""
     k = ctypes.create_string_buffer(key, len(key))
@@ -259,6 +272,7 @@ def raw_tracepoint_open(name: str | None, prog_fd: int) -> int:
 
 
 def link_create(prog_fd: int, target_fd: int, attach_type: int) -> int:
+    """BPF_LINK_CREATE; for ``BPF_STRUCT_OPS`` ``prog_fd`` is the struct_ops map's fd."""
     a = attr_buf(LINK_CREATE_ATTR_SZ)
     struct.pack_into("<III", a, 0, prog_fd, target_fd, attach_type)
     return sys_bpf(LINK_CREATE, a, LINK_CREATE_ATTR_SZ)
@@ -368,6 +382,7 @@ __all__ = [
     "link_create",
     "link_info",
     "map_create",
+    "map_delete_elem",
     "map_info",
     "map_lookup_elem",
     "map_type_name",

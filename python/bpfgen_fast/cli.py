@@ -2,6 +2,7 @@
 the command, so it drops into existing Makefiles.
 
     bpfgen-fast gen skeleton -L OBJ [name NAME] [-o FILE]
+    bpfgen-fast gen skeleton -L -S -k KEY -i CERT OBJ [name NAME] [-o FILE]
     bpfgen-fast gen loader OBJ [name NAME] -o PREFIX
     bpfgen-fast inspect OBJ [--json]
     bpfgen-fast batch OBJ... [--from FILE] --out-dir DIR [-j N] [--format lskel|blobs]
@@ -27,6 +28,9 @@ from bpfgen_fast.object import COMPAT_CHOICES, BpfObject
 USAGE = """\
 usage: bpfgen-fast [--debug] COMMAND ...
   gen skeleton -L OBJ [name NAME] [-o FILE] [HOST] [AUTOLOAD]
+  gen skeleton -L -S -k KEY.pem -i CERT OBJ [name NAME] [-o FILE] [HOST] [AUTOLOAD]
+      (signed, as bpftool 7.8.0: RSA key, X.509 cert with Subject Key Identifier;
+       -S implies -L and --compat bpftool-7.8)
   gen loader OBJ [name NAME] -o PREFIX [HOST] [AUTOLOAD]
   inspect OBJ [--json]
   explain OBJ|PREFIX [--json] [--disasm] [HOST] [AUTOLOAD]
@@ -66,6 +70,9 @@ class Args:
     from_file: str | None = None
     out_dir: str | None = None
     format: str | None = None
+    sign: bool = False
+    sign_key: str | None = None
+    sign_cert: str | None = None
 
     def host(self) -> dict[str, Any]:
         """Host facts for generation; unset ones are read from this machine."""
@@ -86,10 +93,12 @@ _VALUE_OPTS = {"-o": "output", "--output": "output", "--page-size": "page_size",
                "--kernel-btf": "kernel_btf", "--compat": "compat",
                "--autoload": "autoload", "--no-autoload": "no_autoload",
                "--log-level": "log_level", "--jobs": "jobs", "--from": "from_file",
-               "--out-dir": "out_dir", "--format": "format"}
+               "--out-dir": "out_dir", "--format": "format",
+               "-k": "sign_key", "-i": "sign_cert"}
 _NUMERIC_OPTS = {"page_size", "possible_cpus", "jobs"}
 _FLAG_OPTS = {"-L": "use_loader", "--use-loader": "use_loader", "--debug": "debug",
-              "-d": "debug", "--json": "json", "-j": "json", "--disasm": "disasm"}
+              "-d": "debug", "--json": "json", "-j": "json", "--disasm": "disasm",
+              "-S": "sign", "--sign": "sign"}
 
 
 def parse(argv: Sequence[str]) -> Args:
@@ -127,7 +136,22 @@ def parse(argv: Sequence[str]) -> Args:
             raise UsageError(f"unknown option {word}")
         else:
             args.words.append(word)
+    if args.sign:
+        args.use_loader = True  # bpftool: -S implies -L
+    _check_signing(args)
     return args
+
+
+def _check_signing(args: Args) -> None:
+    """bpftool 7.8.0's checks (main.c, for every command), with its messages."""
+    if args.sign and (args.sign_key is None or args.sign_cert is None):
+        raise UsageError(
+            "-i <identity_x509_cert> and -k <private_key> must be supplied with -S for signing")
+    if not args.sign and (args.sign_key is not None or args.sign_cert is not None):
+        raise UsageError("--sign (or -S) must be explicitly passed with -i <identity_x509_cert>"
+                         " and -k <private_key> to sign the programs")
+    if args.sign and args.compat == "bpftool-7.5":
+        raise UsageError("-S (signing) needs --compat bpftool-7.8: bpftool 7.5.0 has no -S")
 
 
 def _object_and_name(words: list[str]) -> tuple[str, str | None]:
@@ -169,7 +193,10 @@ def cmd_gen_skeleton(args: Args, words: list[str]) -> int:
     if not args.use_loader:
         raise UsageError("only light skeletons (-L) are supported")
     obj = _open(words, args)
-    text = obj.gen_skeleton(**args.host())
+    if args.sign:
+        text = obj.gen_skeleton(sign_key=args.sign_key, sign_cert=args.sign_cert, **args.host())
+    else:
+        text = obj.gen_skeleton(**args.host())
     if args.output is None:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -391,6 +418,8 @@ def cmd_batch(args: Args, words: list[str]) -> int:
 
 def dispatch(args: Args) -> int:
     w = args.words
+    if args.sign and w[:2] != ["gen", "skeleton"]:
+        raise UsageError("-S (signing) applies to gen skeleton only")
     if w[:2] == ["gen", "loader"]:
         return cmd_gen_loader(args, w[2:])
     if w[:2] == ["gen", "skeleton"]:

@@ -5,8 +5,11 @@ instruction building blocks (reference §3.4/§3.5): the prologue, the cleanup
 path every error branch jumps to, then one block per BTF_LOAD, MAP_CREATE,
 map update/freeze/populate and PROG_LOAD (with its attach-target lookup and
 ksym/kfunc relocations), then the epilogue that hands the fds to the skeleton.
-Two layouts beyond libbpf 1.5 decode too: prog fds kept in the data blob (more
-than 32 programs) and prog-array static slots filled after the loads.
+Layouts beyond libbpf 1.5 decode too: prog fds kept in the data blob (more
+than 32 programs), prog-array static slots filled after the loads, and struct_ops
+maps (the vmlinux value type looked up at MAP_CREATE, maps of ``SEC("?.struct_ops")``
+not created at all; the maps' values are written when they are attached, not by the
+loader: see :meth:`bpfgen_fast.run.LoadedObject.attach`).
 :func:`explain` pattern-matches the instruction stream against those blocks and
 reads the attributes from the data blob at the offsets the ``ld_imm64 src=6``
 pairs reference. Anything that does not fit raises :class:`LoaderDecodeError`,
@@ -47,6 +50,9 @@ _MAX_USED_MAPS = 64
 _MAX_KFUNC_DESCS = 256
 _MAX_STACK_PROGS = 32
 _BPF_MAP_TYPE_PROG_ARRAY = 3
+_BPF_MAP_TYPE_STRUCT_OPS = 26
+_BPF_PROG_TYPE_STRUCT_OPS = 27
+_BTF_KIND_STRUCT = 4
 
 # helpers
 _HELPERS = {
@@ -55,7 +61,7 @@ _HELPERS = {
 }
 _H_PROBE_READ_KERNEL, _H_COPY_FROM_USER, _H_SYS_BPF = 113, 148, 166
 _H_FIND_BY_NAME_KIND, _H_SYS_CLOSE, _H_KALLSYMS = 167, 168, 179
-_BTF_KINDS = {8: "typedef", 12: "func", 14: "var"}
+_BTF_KINDS = {4: "struct", 8: "typedef", 12: "func", 14: "var"}
 
 # bpf commands used by the loader, and their attr sizes
 _BTF_LOAD, _MAP_CREATE, _MAP_UPDATE, _MAP_FREEZE, _PROG_LOAD = 18, 0, 2, 22, 5
@@ -130,7 +136,9 @@ class BtfLoad:
 @dataclass(frozen=True)
 class MapCreate:
     """``index`` is the map's ctx/fd_array slot, -1 for a map-in-map inner map
-    (created, used as template, closed)."""
+    (created, used as template, closed). ``vmlinux_value_type`` is, for a struct_ops
+    map, the kernel value struct (``bpf_struct_ops_<type>``) whose vmlinux BTF id the
+    loader looks up and stores as ``btf_vmlinux_value_type_id``, else None."""
 
     op: ClassVar[str] = "MAP_CREATE"
     first_insn: int
@@ -153,6 +161,7 @@ class MapCreate:
     uses_btf_fd: bool
     uses_inner_map_fd: bool
     max_entries_from_ctx: bool
+    vmlinux_value_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -211,6 +220,15 @@ class ProgArrayUpdate:
     prog_index: int
     prog_name: str
     value: int
+
+
+@dataclass(frozen=True)
+class SkippedMap:
+    """A map of the object the loader does not create (``SEC("?.struct_ops")``): its
+    fd_array slot and skeleton fd stay 0. ``name`` is the skeleton's, "" if unknown."""
+
+    index: int
+    name: str
 
 
 @dataclass(frozen=True)
@@ -310,7 +328,9 @@ def _kwargs(cls: type[Any], d: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Explanation:
-    """What a loader will do, in execution order (``steps``), plus its error path."""
+    """What a loader will do, in execution order (``steps``), plus its error path.
+    ``nr_maps`` counts every map slot, ``skipped_maps`` the maps among them the loader
+    does not create."""
 
     insn_cnt: int
     data_size: int
@@ -320,10 +340,12 @@ class Explanation:
     steps: tuple[Step, ...]
     cleanup: Cleanup
     disasm: tuple[str, ...] = field(default=())
+    skipped_maps: tuple[SkippedMap, ...] = field(default=())
 
     @property
     def maps(self) -> tuple[MapCreate, ...]:
-        """MAP_CREATE records of the object's maps (inner maps excluded), in ctx order."""
+        """MAP_CREATE records of the object's maps (inner maps excluded), in ctx order;
+        the maps the loader does not create are in ``skipped_maps``."""
         return tuple(s for s in self.steps if isinstance(s, MapCreate) and s.index >= 0)
 
     @property
@@ -341,6 +363,7 @@ class Explanation:
             "ctx_size": self.ctx_size,
             "steps": [_step_dict(s) for s in self.steps],
             "cleanup": _step_dict(self.cleanup),
+            "skipped_maps": [asdict(m) for m in self.skipped_maps],
             "disasm": list(self.disasm),
         }
 
@@ -363,6 +386,9 @@ class Explanation:
                 steps=tuple(_step_from(s) for s in d["steps"]),
                 cleanup=Cleanup(**_kwargs(Cleanup, c)),
                 disasm=tuple(str(x) for x in d.get("disasm", ())),
+                skipped_maps=tuple(
+                    SkippedMap(**_kwargs(SkippedMap, m)) for m in d.get("skipped_maps", ())
+                ),
             )
         except (KeyError, TypeError, ValueError) as e:
             raise LoaderDecodeError(f"bad explanation JSON: {e}") from None
@@ -666,6 +692,17 @@ class _Cursor:
         self.mov_reg(7, 0)
         return c, attr, size
 
+    def btf_lookup(self) -> tuple[str, int, int]:
+        """``r7 = btf_find_by_name_kind(&blob[name], len, kind, 0)`` -> (name, kind, insn)."""
+        at = self.here
+        name_off = self.ldb(1)
+        length = self.mov_imm(2)
+        kind = self.mov_imm(3)
+        self.mov_imm(4, 0)
+        self.call(_H_FIND_BY_NAME_KIND)
+        self.mov_reg(7, 0)
+        return self.cstr(name_off, length, at), kind, at
+
     def check_err(self) -> None:
         i = self.take(_JSLT, "if r7 s< 0 goto cleanup", dst=7, src=0, imm=0)
         if i.idx + 1 + i.off != _CLEANUP_LABEL:
@@ -730,7 +767,10 @@ class _Decoder:
         self.prog_names = list(prog_names)
         self.maps: dict[int, str] = {}
         self.map_types: dict[int, int] = {}
+        #: one past the highest map slot created so far (slots of maps not created stay 0)
         self.nr_maps = 0
+        #: map fd slots the cleanup closes (every map of the object)
+        self.map_fd_slots = 0
         self.nr_progs = 0
         self.btf_loaded = False
         self.prog_slots: list[int] = []
@@ -765,11 +805,18 @@ class _Decoder:
         if c.peek() is not None:
             raise LoaderDecodeError("instructions after the final exit", c.here)
         steps = self.assign_prog_slots(steps)
-        _expect(self.nr_maps == cleanup.map_fd_slots,
-                f"{self.nr_maps} maps created, cleanup closes {cleanup.map_fd_slots}", None)
         _expect(self.nr_progs <= cleanup.prog_fd_slots,
                 f"{self.nr_progs} programs loaded, only {cleanup.prog_fd_slots} fd slots", None)
         return steps, cleanup, cleanup.map_fd_slots, cleanup.prog_fd_slots
+
+    def skipped_maps(self) -> tuple[SkippedMap, ...]:
+        """The map slots no MAP_CREATE fills (maps the loader does not create)."""
+        names = self.map_names
+        return tuple(
+            SkippedMap(k, names[k] if k < len(names) else "")
+            for k in range(self.map_fd_slots)
+            if k not in self.maps
+        )
 
     def assign_prog_slots(self, steps: list[Step]) -> list[Step]:
         """Give each PROG_LOAD its ctx slot (from the epilogue) and its full name:
@@ -838,6 +885,7 @@ class _Decoder:
         c.mov_reg(0, 7)
         c.take(_EXIT, "exit")
         self.nr_prog_fd_slots = nprogs
+        self.map_fd_slots = m
         return Cleanup(first, c.last, nprogs, m, self.prog_fd_blob)
 
     def parse_step(self) -> Step:
@@ -846,7 +894,7 @@ class _Decoder:
             return self.parse_btf()
         if c.is_(_LDX | _SZ[4], dst=1, src=10, off=_BTF_FD):
             return self.parse_finish()
-        if c.is_(_LDX | _SZ[4], dst=0, src=10) and self.prog_fd_stack_slot(c.insns[c.pos].off):
+        if self.at_prog_fd_copy():
             return self.parse_prog_array_update()
         if (
             c.is_(_LDX | _SZ[4], dst=0, src=10)
@@ -856,8 +904,6 @@ class _Decoder:
             return self.parse_map_create()
         if c.is_(_LDX | _SZ[8], dst=3, src=6):
             return self.parse_map_update()
-        if c.is_ldb(2) and self.prog_fd_blob_slot(c.insns[c.pos].imm2):
-            return self.parse_prog_array_update()
         if c.is_ldb(2):
             return self.parse_freeze_or_populate()
         if c.is_ldb(0):
@@ -866,6 +912,16 @@ class _Decoder:
         if i is None:
             raise LoaderDecodeError("program ends without the final exit", c.here)
         raise LoaderDecodeError(f"unexpected `{_disasm_one(i)}` at the start of a step", i.idx)
+
+    def at_prog_fd_copy(self) -> bool:
+        """Whether the next insns copy a prog fd (from its stack or blob slot) to the blob."""
+        c = self.c
+        i = c.peek()
+        if i is None:
+            return False
+        if self.prog_fd_blob is None:
+            return c.is_(_LDX | _SZ[4], dst=0, src=10) and self.prog_fd_stack_slot(i.off)
+        return c.is_ldb(2) and self.prog_fd_blob_slot(i.imm2)
 
     def prog_fd_stack_slot(self, soff: int) -> bool:
         """Whether ``r10 + soff`` is a prog fd slot on the stack."""
@@ -938,6 +994,15 @@ class _Decoder:
             off, _, _ = c.stack2blob()
             pre.append(("btf_fd", off))
             uses_btf = True
+        vtype: str | None = None
+        if uses_btf and c.is_ldb(1):  # struct_ops: look the vmlinux value type up
+            vtype, kind, at = c.btf_lookup()
+            _expect(kind == _BTF_KIND_STRUCT,
+                    f"struct_ops value type {vtype!r} looked up as BTF kind {kind}", at)
+            c.check_err()
+            off = c.ldb(0)
+            c.stx(4, 0, 7, 60)
+            pre.append(("btf_vmlinux_value_type_id", off))
         if c.is_(_LDX | _SZ[4], dst=0, src=10, off=_INNER_MAP_FD):
             off, _, _ = c.stack2blob()
             pre.append(("inner_map_fd", off))
@@ -951,7 +1016,8 @@ class _Decoder:
             from_ctx = True
         _, attr, size = c.sys_bpf(_MAP_CREATE)
         _expect(size == 72, f"MAP_CREATE attr size {size}", first)
-        want = {"btf_fd": attr + 48, "inner_map_fd": attr + 20, "max_entries": attr + 12}
+        want = {"btf_fd": attr + 48, "inner_map_fd": attr + 20, "max_entries": attr + 12,
+                "btf_vmlinux_value_type_id": attr}
         for what, off in pre:
             _expect(off == want[what], f"MAP_CREATE {what} stored at the wrong offset", first)
         c.check_err()
@@ -963,12 +1029,14 @@ class _Decoder:
             at = c.here
             off = c.ldb(1)
             c.stx(4, 1, 7, 0)
-            _expect(off % 4 == 0 and off // 4 == self.nr_maps,
-                    f"map fd stored in slot {off / 4}, expected {self.nr_maps}", at)
+            # slots of maps the loader does not create are skipped (and stay 0)
+            _expect(off % 4 == 0 and self.nr_maps <= off // 4 < self.map_fd_slots,
+                    f"map fd stored in slot {off / 4}, expected one of "
+                    f"{self.nr_maps}..{self.map_fd_slots - 1}", at)
             index = off // 4
             _expect(ctx_idx is None or ctx_idx == index,
                     f"max_entries override reads map desc {ctx_idx} for map {index}", first)
-            self.nr_maps += 1
+            self.nr_maps = index + 1
         if uses_inner:
             c.close_stack(_INNER_MAP_FD)
         a = self.data
@@ -977,6 +1045,9 @@ class _Decoder:
         kname = a[attr + 28 : attr + 44].split(b"\0", 1)[0].decode(errors="replace")
         ifindex, _btf_fd, bkey, bvalue = struct.unpack_from("<4I", a, attr + 44)
         extra, = struct.unpack_from("<Q", a, attr + 64)
+        _expect((mtype == _BPF_MAP_TYPE_STRUCT_OPS) == (vtype is not None),
+                "struct_ops map without its vmlinux value type lookup" if vtype is None
+                else f"vmlinux value type lookup for a {map_type_name(mtype)} map", first)
         name = kname
         if index >= 0:
             if index < len(self.map_names) and self.map_names[index][:15] == kname:
@@ -986,6 +1057,7 @@ class _Decoder:
         return MapCreate(
             first, c.last, attr, index, name, kname, mtype, map_type_name(mtype), key, value,
             max_entries, flags, numa, ifindex, bkey, bvalue, extra, uses_btf, uses_inner, from_ctx,
+            vtype,
         )
 
     def parse_map_update(self) -> MapUpdate:
@@ -1081,20 +1153,13 @@ class _Decoder:
         attach: AttachTarget | None = None
         attach_attr: int | None = None
         if c.is_ldb(1):
-            at = c.here
-            name_off = c.ldb(1)
-            length = c.mov_imm(2)
-            kind = c.mov_imm(3)
-            c.mov_imm(4, 0)
-            c.call(_H_FIND_BY_NAME_KIND)
-            c.mov_reg(7, 0)
+            target, kind, at = c.btf_lookup()
             c.check_err()
             attach_attr = c.ldb(0)
             c.stx(4, 0, 7, 108)
             c.take(_RSH64_IMM, "r7 >>= 32", dst=7, imm=32)
             c.stx(4, 0, 7, 112)
-            attach = AttachTarget(at, c.cstr(name_off, length, at), kind,
-                                  _BTF_KINDS.get(kind, str(kind)))
+            attach = AttachTarget(at, target, kind, _BTF_KINDS.get(kind, str(kind)))
         # relocations need the insns offset, known from the rel_stores above
         insns_off = stores[1][1]
         relos: list[KsymRelo] = []
@@ -1149,9 +1214,11 @@ class _Decoder:
         _expect(insns_at + 8 * insn_cnt <= len(a), "program instructions outside the blob", first)
         for r in relos:
             _expect(r.insn < insn_cnt, f"relocation of insn {r.insn} beyond the program", first)
+        # a struct_ops program's expected_attach_type is the index of its member
+        att_name = f"member {eat}" if ptype == _BPF_PROG_TYPE_STRUCT_OPS else attach_type_name(eat)
         return ProgLoad(
             first, c.last, attr, j, -1, kname, kname, ptype, prog_type_name(ptype), eat,
-            attach_type_name(eat), prog_flags, ifindex, c.cstr(license_off, None, first),
+            att_name, prog_flags, ifindex, c.cstr(license_off, None, first),
             insns_at, insn_cnt, fi_cnt, fi_rec, li_cnt, li_rec, core_cnt, attach_btf_id, attach,
             tuple(relos),
         )
@@ -1260,7 +1327,7 @@ class _Decoder:
         first = c.here
         c.close_stack(_BTF_FD)
         j = 0
-        base = _CTX_HDR + _MAP_DESC * self.nr_maps
+        base = _CTX_HDR + _MAP_DESC * self.map_fd_slots
         blob = self.prog_fd_blob
         while (c.is_(_LDX | _SZ[4], dst=0, src=10) if blob is None
                else c.is_ldb(1) and c.insns[c.pos].imm2 == blob + 4 * j):
@@ -1287,7 +1354,8 @@ class _Decoder:
         c.mov_imm(0, 0)
         c.take(_EXIT, "exit")
         _expect(j == self.nr_progs, f"epilogue hands {j} prog fds, {self.nr_progs} loaded", first)
-        _expect(i == self.nr_maps, f"epilogue hands {i} map fds, {self.nr_maps} created", first)
+        _expect(i == self.map_fd_slots,
+                f"epilogue hands {i} map fds, the object has {self.map_fd_slots} maps", first)
         return Finish(first, c.last, j, i)
 
 
@@ -1302,8 +1370,9 @@ def decode(
 ) -> Explanation:
     """Decode raw blobs. ``map_names``/``prog_names`` (the skeleton's) give full
     names where the attrs hold 15-char kernel names."""
+    decoder = _Decoder(data, insns, map_names, prog_names)
     try:
-        steps, cleanup, nr_maps, nr_slots = _Decoder(data, insns, map_names, prog_names).run()
+        steps, cleanup, nr_maps, nr_slots = decoder.run()
     except (struct.error, IndexError) as e:  # a read past the blob the checks did not catch
         raise LoaderDecodeError(f"malformed loader: {e}") from None
     slots = [s.ctx_slot + 1 for s in steps if isinstance(s, ProgLoad)]
@@ -1317,6 +1386,7 @@ def decode(
         steps=tuple(steps),
         cleanup=cleanup,
         disasm=tuple(disasm(insns)) if with_disasm else (),
+        skipped_maps=decoder.skipped_maps(),
     )
 
 
@@ -1377,13 +1447,34 @@ def render_text(e: Explanation) -> str:
         f"loader: {e.insn_cnt} insns, data {e.data_size} bytes, {e.nr_maps} maps, "
         f"{n_loaded} programs loaded ({e.nr_prog_slots} prog fd slots), ctx {e.ctx_size} bytes"
     ]
-    for s in e.steps:
+    skipped = list(e.skipped_maps)
+
+    def not_created(before: int) -> None:
+        while skipped and skipped[0].index < before:
+            m = skipped.pop(0)
+            out.append(f"{'':13} {'NOT CREATED':<17} #{m.index} {m.name or '?'}  "
+                       "(no MAP_CREATE; its fd stays 0)")
+
+    # maps not created: in map order, among the MAP_CREATEs
+    last_create = max(
+        (k for k, s in enumerate(e.steps) if isinstance(s, MapCreate) and s.index >= 0),
+        default=-1,
+    )
+    if last_create < 0:
+        not_created(e.nr_maps)
+    for k, s in enumerate(e.steps):
         head = f"{_span(s)} {s.op:<17}"
+        if isinstance(s, MapCreate) and s.index >= 0:
+            not_created(s.index)
+        if k == last_create + 1:
+            not_created(e.nr_maps)
         if isinstance(s, BtfLoad):
             out.append(f"{head} size {s.size}")
         elif isinstance(s, MapCreate):
             who = f"#{s.index} {s.name}" if s.index >= 0 else f"(inner) {s.name}"
             extra = []
+            if s.vmlinux_value_type is not None:
+                extra.append(f"vmlinux value type {s.vmlinux_value_type}")
             if s.numa_node:
                 extra.append(f"numa_node {s.numa_node}")
             if s.map_extra:
@@ -1409,6 +1500,8 @@ def render_text(e: Explanation) -> str:
             flags = f" flags {s.prog_flags:#x}" if s.prog_flags else ""
             # expected_attach_type 0 only means something for cgroup_skb (ingress)
             att = f"  attach {s.attach_type_name}" if s.expected_attach_type or s.type == 8 else ""
+            if s.type == _BPF_PROG_TYPE_STRUCT_OPS:
+                att = f"  {s.attach_type_name}"
             slot = f" (slot {s.ctx_slot})" if s.ctx_slot != s.index else ""
             out.append(
                 f"{head} #{s.index}{slot} {s.name}  {s.type_name}{att}{flags}  "
@@ -1446,6 +1539,6 @@ def render_text(e: Explanation) -> str:
 __all__ = [
     "AttachTarget", "BtfLoad", "Cleanup", "Explanation", "Finish", "KsymRelo",
     "LoaderDecodeError", "MapCreate", "MapFreeze", "MapPopulate", "MapUpdate", "ProgArrayUpdate",
-    "ProgLoad", "Step", "decode", "disasm", "explain", "initial_images", "read_loader",
-    "render_text",
+    "ProgLoad", "SkippedMap", "Step", "decode", "disasm", "explain", "initial_images",
+    "read_loader", "render_text",
 ]

@@ -59,6 +59,7 @@ def host_args(
     compat: str = "bpftool-7.5",
     _bpftool_prog_slots: bool = False,
     _bpftool_ksym_names: bool = False,
+    _bpftool_kconfig_host_order: bool = False,
 ) -> dict[str, object]:
     """The host facts generation depends on. Anything left ``None`` is read
     from this machine the way libbpf reads it, and only when an object needs it:
@@ -95,6 +96,7 @@ def host_args(
         # Test-only: reproduce bpftool 7.5.0's prog-fd slots (README: divergences).
         "bpftool_prog_slots": _bpftool_prog_slots,
         "bpftool_ksym_names": _bpftool_ksym_names,
+        "bpftool_kconfig_host_order": _bpftool_kconfig_host_order,
     }
 
 
@@ -303,9 +305,43 @@ class BpfObject:
                                prog_names=tuple(progs), _host=args, _core=self._core)
         return loader
 
-    def gen_skeleton(self, **host: Any) -> str:
-        """The light-skeleton header, as ``bpftool gen skeleton -L`` prints it."""
-        return self._core.gen_skeleton(host_args(**host) if host else _DEFAULT_HOST)
+    def gen_skeleton(
+        self,
+        *,
+        sign_key: str | os.PathLike[str] | None = None,
+        sign_cert: str | os.PathLike[str] | None = None,
+        **host: Any,
+    ) -> str:
+        """The light-skeleton header, as ``bpftool gen skeleton -L`` prints it.
+
+        With ``sign_key`` (an RSA private key, PEM) and ``sign_cert`` (its X.509
+        certificate, PEM or DER, with a Subject Key Identifier) the header is
+        the signed one of ``bpftool gen skeleton -L -S -k KEY -i CERT`` (bpftool
+        7.8.0): its loader checks the SHA-256 of its data and the instructions
+        carry a CMS signature for the kernel to verify (needs libbpf >= 1.7's
+        ``skel_internal.h``). Signing implies ``compat="bpftool-7.8"``."""
+        if sign_key is None and sign_cert is None:
+            return self._core.gen_skeleton(host_args(**host) if host else _DEFAULT_HOST)
+        from bpfgen_fast.errors import SigningError
+        from bpfgen_fast.sign import cms_sign, load_signer
+
+        if sign_key is None or sign_cert is None:
+            raise SigningError("signing needs both sign_key and sign_cert", self.name)
+        compat = host.setdefault("compat", "bpftool-7.8")
+        if compat != "bpftool-7.8":
+            raise SigningError(
+                f"signed light skeletons need compat='bpftool-7.8', got {compat!r}"
+                " (bpftool 7.5.0 cannot sign)",
+                self.name,
+            )
+        args = dict(host_args(**host), gen_hash=True)
+        try:
+            key, ski = load_signer(sign_key, sign_cert)
+        except SigningError as e:
+            raise SigningError(e.reason, self.name) from e.__cause__
+        _, insns, _, _ = self._core.gen_loader(args)
+        signature = cms_sign(insns, key, ski)
+        return self._core.gen_skeleton(dict(args, signature=signature))
 
 
 def gen_loader(path: PathOrBytes, name: str | None = None, **host: Any) -> Loader:

@@ -5,13 +5,23 @@ raw bpf() syscall (no libbpf).
     >>> with bpfgen_fast.run(bpfgen_fast.BpfObject.open("prog.bpf.o")) as obj:
     ...     obj.maps, obj.progs          # name -> fd
     ...     obj.bss[0:4] = b"\\1\\0\\0\\0"  # mmapped global data, like skel->bss
-    ...     obj.attach()                 # raw_tp / fentry / fexit / lsm / iter links
+    ...     obj.attach()                 # raw_tp / fentry / fexit / lsm / iter links,
+    ...                                  # and struct_ops maps (registered)
 
 Steps: create the ``__loader.map`` ARRAY holding the data blob, load the
 ``__loader.prog`` BPF_PROG_TYPE_SYSCALL program with ``fd_array = &map_fd``, run
 it with BPF_PROG_TEST_RUN with the skeleton ctx (``struct bpf_loader_ctx`` + map
 and prog descriptors), read the fds back. Every fd is closed on failure; on
 success the caller owns them through :class:`LoadedObject` (a context manager).
+
+struct_ops maps: the loader creates them and loads their programs but registers
+nothing; like libbpf, a map is registered when it is *attached*
+(:meth:`LoadedObject.attach`): its value (the kernel-layout image with each
+function pointer set to its program's fd) is written to key 0, which registers a map
+of ``SEC(".struct_ops")`` (e.g. a TCP congestion control becomes available); a map of
+``SEC(".struct_ops.link")`` (BPF_F_LINK) is then registered through a struct_ops link.
+A value the kernel refuses fails attaching that map, not the load. Maps of
+``SEC("?.struct_ops")`` are not created at all (``LoadedObject.skipped_maps``).
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import os
 import struct
 import warnings
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import TracebackType
 
 from bpfgen_fast import _bpf
@@ -111,13 +122,78 @@ def _possible_cpus() -> int:
 
 
 _PERCPU_MAPS = {5, 6, 10, 21}  # percpu_hash, percpu_array, lru_percpu_hash, percpu_cgroup_storage
+_KEY0 = b"\0\0\0\0"
+
+
+@dataclass(frozen=True)
+class StructOpsValue:
+    """What attaching a struct_ops map writes to its key 0: ``value`` (the kernel-layout
+    ``bpf_struct_ops_<type>`` image) with the fd of program ``funcs[i][1]`` stored as an
+    8-byte unsigned long at byte offset ``funcs[i][0]``. ``link``: BPF_F_LINK, the map is
+    then registered through a struct_ops link."""
+
+    map_name: str
+    link: bool
+    value: bytes
+    funcs: tuple[tuple[int, str], ...]
+
+    def image(self, prog_fds: Mapping[str, int]) -> bytes:
+        """The value with the programs' fds filled in."""
+        out = bytearray(self.value)
+        for off, prog in self.funcs:
+            struct.pack_into("<Q", out, off, prog_fds[prog])
+        return bytes(out)
+
+
+def _struct_ops_values(
+    loader: Loader, expl: Explanation
+) -> tuple[dict[str, StructOpsValue], str | None]:
+    """The values of the created struct_ops maps (from the object the loader was
+    generated from, with the same host facts), or ({}, why not) when they cannot be had
+    or do not match the loader."""
+    st_maps = [m for m in expl.maps if m.type == _bpf.BPF_MAP_TYPE_STRUCT_OPS]
+    if not st_maps:
+        return {}, None
+    core = loader._core
+    if core is None:
+        return {}, ("the values of struct_ops maps come from the object: run() was given a "
+                    "Loader without it (e.g. read from files); pass the BpfObject, or a "
+                    "Loader from BpfObject.gen_loader()")
+    by_index = {m.index: m for m in st_maps}
+    progs = {p.name for p in expl.programs}
+    try:
+        values = core.struct_ops_values(loader._host)
+    except BpfgenError as e:
+        return {}, f"the struct_ops values could not be generated: {e}"
+    out: dict[str, StructOpsValue] = {}
+    for idx, link, value, funcs in values:
+        m = by_index.get(idx)
+        stale = (m is None or bool(m.flags & _bpf.BPF_F_LINK) != link
+                 or len(value) != m.value_size or any(p not in progs for _, p in funcs))
+        if stale or m is None:
+            return {}, ("the object's struct_ops values do not match this loader (was the "
+                        "object changed, e.g. autoload, after generating it?)")
+        out[m.name] = StructOpsValue(m.name, link, bytes(value), tuple(funcs))
+    missing = [m.name for m in st_maps if m.name not in out]
+    if missing:
+        return {}, f"no value for struct_ops map {', '.join(missing)} from the object"
+    return out, None
 
 
 class LoadedObject:
     """The maps, programs and links of a loaded object, by name; closes every fd on
     :meth:`close` / leaving the ``with`` block. Global-data maps that allow mmap
     are mapped like the C skeleton's ``skel->bss``: ``obj.mmaps["bss"]`` (or
-    ``obj.bss``), writable unless the map is read-only for programs (.rodata)."""
+    ``obj.bss``), writable unless the map is read-only for programs (.rodata).
+
+    struct_ops maps are created by the loader but registered only by :meth:`attach`
+    (:attr:`struct_ops_registered`): it writes the map's value, which registers a map
+    without BPF_F_LINK, and for a map with BPF_F_LINK creates a struct_ops link, kept in
+    :attr:`links` under the map's name. :meth:`detach` / :meth:`close` undo that: they
+    close the links and unregister the other maps (BPF_MAP_DELETE_ELEM of key 0, as
+    libbpf's struct_ops link does on destroy; closing the fds would not). Maps the loader
+    did not create (``SEC("?.struct_ops")``, fd 0 in the skeleton) are in
+    :attr:`skipped_maps`, not in :attr:`maps`."""
 
     def __init__(
         self,
@@ -130,6 +206,8 @@ class LoadedObject:
         idents: dict[str, str],
         sections: dict[str, str],
         log: str,
+        struct_ops: Mapping[str, StructOpsValue] | None = None,
+        struct_ops_unavailable: str | None = None,
     ) -> None:
         self.name = name
         self.explanation = explanation
@@ -141,6 +219,13 @@ class LoadedObject:
         self._links: dict[str, int] = {}
         self.log = log
         self._closed = False
+        #: created struct_ops maps, in map order
+        self._st_maps = [m.name for m in explanation.maps
+                         if m.type == _bpf.BPF_MAP_TYPE_STRUCT_OPS and m.name in maps]
+        self._st_values = dict(struct_ops or {})
+        self._st_unavailable = struct_ops_unavailable
+        #: struct_ops maps without BPF_F_LINK that attach() registered (by their value)
+        self._st_registered: list[str] = []
 
     # --- lookup -------------------------------------------------------------------------------
 
@@ -156,8 +241,44 @@ class LoadedObject:
 
     @property
     def links(self) -> Mapping[str, int]:
-        """Program name → link fd for attached programs."""
+        """Program name → link fd for attached programs; struct_ops map name → link fd
+        for attached struct_ops maps of ``SEC(".struct_ops.link")`` (BPF_F_LINK). Maps
+        without BPF_F_LINK have no link: see :attr:`struct_ops_registered`."""
         return dict(self._links)
+
+    @property
+    def struct_ops_maps(self) -> tuple[str, ...]:
+        """The struct_ops maps the loader created (attached or not), in map order."""
+        return tuple(self._st_maps)
+
+    @property
+    def skipped_maps(self) -> tuple[str, ...]:
+        """Maps of the object the loader did not create (``SEC("?.struct_ops")``): no fd."""
+        return tuple(m.name for m in self.explanation.skipped_maps)
+
+    @property
+    def struct_ops_registered(self) -> tuple[str, ...]:
+        """struct_ops maps :meth:`attach` registered and :meth:`detach` has not
+        unregistered yet, in map order: maps without BPF_F_LINK by their value, link maps
+        by their open link."""
+        return tuple(m for m in self._st_maps if m in self._st_registered or m in self._links)
+
+    def struct_ops_value(self, name: str) -> StructOpsValue:
+        """What attaching struct_ops map ``name`` writes (see :class:`StructOpsValue`);
+        :meth:`StructOpsValue.image` with :attr:`progs` gives the bytes. Raises
+        :class:`LoadError` when the values are unknown (run() of a Loader without its
+        object)."""
+        if name not in self._st_maps:
+            if name in self.skipped_maps:
+                raise KeyError(f"struct_ops map {name!r} was not created by the loader (fd 0)")
+            raise KeyError(f"no struct_ops map {name!r} (struct_ops maps: "
+                           f"{', '.join(self._st_maps) or 'none'})")
+        v = self._st_values.get(name)
+        if v is None:
+            why = self._st_unavailable or f"no value known for struct_ops map {name}"
+            raise LoadError(f"attach struct_ops map {name}: {why}", step=f"attach {name}",
+                            object_name=self.name)
+        return v
 
     @property
     def mmaps(self) -> Mapping[str, mmap.mmap]:
@@ -180,6 +301,8 @@ class LoadedObject:
             return name
         if name in self._idents:
             return self._idents[name]
+        if name in self.skipped_maps:
+            raise KeyError(f"map {name!r} was not created by the loader (fd 0)")
         raise KeyError(f"no map {name!r} (maps: {', '.join(self._maps)})")
 
     def map_fd(self, name: str) -> int:
@@ -247,7 +370,37 @@ class LoadedObject:
         return t in (_bpf.BPF_PROG_TYPE_RAW_TRACEPOINT, _bpf.BPF_PROG_TYPE_TRACING,
                      _bpf.BPF_PROG_TYPE_LSM)
 
-    def _attach_one(self, prog: str) -> int:
+    def _attach_struct_ops(self, name: str) -> int | None:
+        """Register a struct_ops map (``bpf_map__attach_struct_ops``): write its value
+        (key 0), then, for a BPF_F_LINK map, BPF_LINK_CREATE with the map's fd in the
+        prog_fd position and attach type BPF_STRUCT_OPS. Returns the link fd, None for a
+        map registered by its value alone."""
+        v = self.struct_ops_value(name)
+        fd = self._maps[name]
+
+        def fail(what: str, err: int, hint: str = "") -> LoadError:
+            return LoadError(f"attach struct_ops map {name}: {what}: {_strerror(err)}{hint}",
+                             errno=err, step=f"attach {name}", object_name=self.name)
+
+        try:
+            _bpf.map_update_elem(fd, _KEY0, v.image(self._progs))
+        except OSError as e:
+            err = e.errno or 0
+            # EBUSY for a link map: its value was written before (by an earlier attach);
+            # the kernel keeps it, and a new link uses it (libbpf tolerates this too)
+            if not (v.link and err == _errno.EBUSY):
+                hint = ("" if v.link or err != _errno.EBUSY else
+                        " (a struct_ops map without BPF_F_LINK registers only once; "
+                        "it was registered and unregistered before)")
+                raise fail("value update", err, hint) from None
+        if not v.link:
+            return None
+        try:
+            return _bpf.link_create(fd, 0, _bpf.BPF_STRUCT_OPS)
+        except OSError as e:
+            raise fail("link create", e.errno or 0) from None
+
+    def _attach_prog(self, prog: str) -> int:
         p = self._prog_record(prog)
         fd = self.prog_fd(prog)
         try:
@@ -270,29 +423,68 @@ class LoadedObject:
         raise LoadError(f"attach {prog}: auto-attach not supported for {p.type_name} programs",
                         object_name=self.name)
 
-    def attach(self, prog: str | None = None) -> dict[str, int]:
-        """Attach one program, or (``prog=None``) every program the light skeleton
-        attaches, skipping the others as the skeleton does. Returns name → link fd
-        of the links created by this call; on failure those are closed again."""
+    def attach(self, name: str | None = None) -> dict[str, int]:
+        """Attach one program or struct_ops map, by name, or (``name=None``) what the
+        light skeleton's ``__attach`` does: every program it attaches (raw_tp, fentry,
+        fexit, fmod_ret, tp_btf, lsm, iter; the others are skipped), then every created
+        struct_ops map in map order. Attaching a struct_ops map registers it (see
+        :class:`LoadedObject`); a value the kernel refuses raises :class:`LoadError` with
+        its errno. Returns name → link fd of the links this call created (struct_ops
+        maps without BPF_F_LINK have none; :attr:`struct_ops_registered` lists them).
+        On failure everything this call did is undone (links closed, maps unregistered)."""
         self._check_open()
-        names = [prog] if prog is not None else [p for p in self._progs if self.attachable(p)]
+        if name is not None:
+            names = [name]
+        else:
+            names = [*(p for p in self._progs if self.attachable(p)), *self._st_maps]
+        # everything that can be told without the kernel first: a failure then leaves
+        # nothing to undo (a struct_ops map without BPF_F_LINK, once unregistered, cannot
+        # be registered again)
+        for n in names:
+            if n in self._links or n in self._st_registered:
+                raise LoadError(f"attach {n}: already attached", object_name=self.name)
+            if n in self._progs:
+                continue
+            if n in self._st_maps:
+                self.struct_ops_value(n)
+            elif n in self.skipped_maps:
+                raise LoadError(f"attach {n}: struct_ops map not created by the loader "
+                                "(SEC(\"?.struct_ops\"))", object_name=self.name)
+            else:
+                raise KeyError(f"no loaded program or struct_ops map {n!r}")
         made: dict[str, int] = {}
+        registered: list[str] = []
         try:
             for n in names:
-                if n in self._links:
-                    raise LoadError(f"attach {n}: already attached", object_name=self.name)
-                made[n] = self._attach_one(n)
+                if n in self._progs:
+                    made[n] = self._attach_prog(n)
+                    continue
+                link = self._attach_struct_ops(n)
+                if link is None:
+                    registered.append(n)
+                else:
+                    made[n] = link
         except BaseException:
             for fd in made.values():
-                os.close(fd)
+                _close_quietly(fd)
+            for n in registered:
+                _unregister_struct_ops(self._maps[n])
             raise
         self._links.update(made)
+        self._st_registered.extend(registered)
         return made
 
     def detach(self) -> None:
+        """Undo :meth:`attach`: close every link (which unregisters struct_ops maps with
+        BPF_F_LINK) and unregister the struct_ops maps without BPF_F_LINK that attach
+        registered, by deleting their key 0. Those cannot be attached again: the kernel
+        registers such a map only once (link maps can be attached again)."""
         links, self._links = self._links, {}
         for fd in links.values():
             _close_quietly(fd)
+        registered, self._st_registered = self._st_registered, []
+        for name in registered:
+            _unregister_struct_ops(self._maps[name])
 
     # --- lifetime -----------------------------------------------------------------------------
 
@@ -301,7 +493,8 @@ class LoadedObject:
             raise ValueError("LoadedObject is closed")
 
     def close(self) -> None:
-        """Detach, unmap, close program and map fds (as ``__destroy`` does). Idempotent."""
+        """Detach (closing links, unregistering the struct_ops maps attach registered),
+        unmap, close program and map fds (as ``__destroy`` does). Idempotent."""
         if self._closed:
             return
         self._closed = True
@@ -339,6 +532,14 @@ class LoadedObject:
 def _close_quietly(fd: int) -> None:
     with contextlib.suppress(OSError):
         os.close(fd)
+
+
+def _unregister_struct_ops(map_fd: int) -> None:
+    """Unregister a struct_ops map (without BPF_F_LINK) its value update registered:
+    delete key 0, as libbpf's ``bpf_link__detach_struct_ops`` does for such a map.
+    Errors are ignored (cleanup path)."""
+    with contextlib.suppress(OSError):
+        _bpf.map_delete_elem(map_fd, _KEY0)
 
 
 def _step_name(s: Step) -> str:
@@ -399,6 +600,9 @@ def diagnose(e: Explanation, blob: bytes) -> tuple[int | None, str | None]:
                                                           ProgArrayUpdate)):
         return None, None
     s = steps[idx]
+    if isinstance(s, MapCreate) and s.vmlinux_value_type is not None and u32(s.attr + 60) == 0:
+        # btf_vmlinux_value_type_id not filled in: the lookup failed
+        return idx, f"vmlinux BTF lookup struct '{s.vmlinux_value_type}' for map {s.name}"
     if isinstance(s, ProgLoad):
         t = s.attach_target
         if t is not None and u32(s.attr + 108) == 1:  # placeholder not replaced by the lookup
@@ -429,8 +633,10 @@ def run(
     (a prefix of) a global-data map's initial image before load, by ident or map
     name — like writing ``skel->rodata`` between open and load; ``max_entries``
     overrides a map's max_entries (the descriptor field the loader honours).
-    Raises :class:`LoadError` (fds all closed), :class:`BpfPermissionError` when
-    bpf() is refused."""
+    struct_ops maps are created, not registered: :meth:`LoadedObject.attach` registers
+    them (with the values from the object, so a :class:`Loader` needs its ``_core``, as
+    :meth:`BpfObject.gen_loader` gives). Raises :class:`LoadError` (fds all closed),
+    :class:`BpfPermissionError` when bpf() is refused."""
     obj = loader if isinstance(loader, BpfObject) else None
     if obj is not None:
         name = obj.name
@@ -447,6 +653,7 @@ def run(
     images = initial_images(expl, data)
     info = obj.maps if obj is not None else {}
     sections = {p.name: p.section for p in obj.programs.values()} if obj is not None else {}
+    st_values, st_unavailable = _struct_ops_values(loader, expl)
 
     idents: dict[str, str] = {}
     mmapable: dict[int, tuple[str, int, bool]] = {}  # map idx -> (ident, mmap size, rdonly)
@@ -542,6 +749,7 @@ def run(
         loaded = LoadedObject(
             name=name, explanation=expl, maps=map_fds, progs=prog_fds, mmaps=mapped,
             idents={k: v for k, v in idents.items() if k != v}, sections=sections, log=log,
+            struct_ops=st_values, struct_ops_unavailable=st_unavailable,
         )
         owned = []
         mapped = {}
@@ -624,4 +832,7 @@ def _load_and_run(
             _close_quietly(prog_fd)
 
 
-__all__ = ["BpfPermissionError", "LoadError", "LoadedObject", "diagnose", "map_ident", "run"]
+__all__ = [
+    "BpfPermissionError", "LoadError", "LoadedObject", "StructOpsValue", "diagnose", "map_ident",
+    "run",
+]

@@ -4,6 +4,7 @@
 //! once; every accessor is bounds-checked so corrupt input yields an error,
 //! never a panic.
 
+pub mod byteorder;
 pub mod cdecl;
 pub mod ext;
 mod layout;

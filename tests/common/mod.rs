@@ -47,4 +47,6 @@ pub const BPFTOOL_COMPAT: GenOptions = GenOptions {
     compat: bpfgen_fast::generate::Compat::Bpftool75,
     bpftool_prog_slots: true,
     bpftool_ksym_names: true,
+    bpftool_kconfig_host_order: false,
+    gen_hash: false,
 };

@@ -1,0 +1,139 @@
+"""Signing a light skeleton's loader as ``bpftool gen skeleton -L -S -k KEY -i CERT``
+(bpftool 7.8.0) does: a detached CMS ``SignedData`` (DER) over the loader
+program's instructions.
+
+bpftool's ``sign.c`` asks OpenSSL for ``CMS_sign`` with ``CMS_NOCERTS |
+CMS_BINARY | CMS_DETACHED`` and a signer added with ``CMS_USE_KEYID |
+CMS_NOATTR | CMS_NOSMIMECAP``, SHA-256. That yields:
+
+* SignedData version 3, digestAlgorithms ``{sha256}`` with the parameters
+  *absent*, encapContentInfo ``id-data`` without content, no certificates, no
+  CRLs;
+* one SignerInfo, version 3, the signer identified by the certificate's
+  subjectKeyIdentifier, digest sha256 (parameters absent), signature algorithm
+  ``rsaEncryption`` with NULL parameters, no signed or unsigned attributes:
+  the signature is RSASSA-PKCS1-v1_5 over SHA-256 of the instructions.
+
+PKCS#1 v1.5 is deterministic, so with an RSA key the result is bpftool's byte for
+byte. ``cryptography`` loads the key and certificate and signs; ``asn1crypto``
+builds the DER. (``cryptography``'s own PKCS#7 builder cannot identify the
+signer by key identifier.)
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+from bpfgen_fast.errors import SigningError
+
+#: bpftool's ``MAX_SIG_SIZE``.
+MAX_SIG_SIZE = 4096
+
+
+@functools.lru_cache(maxsize=1)
+def _digest_algorithm_class() -> Any:
+    """asn1crypto's ``DigestAlgorithm`` forces NULL parameters for sha256; OpenSSL
+    leaves them absent in CMS. This subclass lists no algorithm that needs NULL."""
+    from asn1crypto import algos
+
+    class _DigestAlgorithm(algos.DigestAlgorithm):  # type: ignore[misc]
+        _null_algos: frozenset[str] = frozenset()
+
+    return _DigestAlgorithm
+
+
+def _digest_algorithm() -> Any:
+    """SHA-256 as OpenSSL writes it in CMS: ``AlgorithmIdentifier`` without parameters."""
+    return _digest_algorithm_class()({"algorithm": "sha256"})
+
+
+def _read(path: str | os.PathLike[str], what: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise SigningError(f"{what} {os.fspath(path)}: {e.strerror or e}") from e
+
+
+def load_signer(
+    key_path: str | os.PathLike[str], cert_path: str | os.PathLike[str]
+) -> tuple[Any, bytes]:
+    """The RSA private key (PEM, unencrypted) and the certificate's
+    subjectKeyIdentifier. The certificate may be PEM or DER (bpftool takes DER
+    when the file starts like a DER SEQUENCE, ``30 81..84``)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    kpath, cpath = os.fspath(key_path), os.fspath(cert_path)
+    key_pem = _read(key_path, "private key")
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError) as e:
+        raise SigningError(f"private key {kpath}: not an unencrypted PEM private key") from e
+    cert_raw = _read(cert_path, "certificate")
+    try:
+        if len(cert_raw) > 1 and cert_raw[0] == 0x30 and 0x81 <= cert_raw[1] <= 0x84:
+            cert = x509.load_der_x509_certificate(cert_raw)
+        else:
+            cert = x509.load_pem_x509_certificate(cert_raw)
+    except ValueError as e:
+        raise SigningError(f"certificate {cpath}: not an X.509 certificate (PEM or DER)") from e
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise SigningError(
+            f"private key {kpath}: only RSA keys are supported (their PKCS#1 v1.5 "
+            "signatures are deterministic, so the header is reproducible)"
+        )
+    if key.public_key() != cert.public_key():
+        raise SigningError(f"private key {kpath} does not match certificate {cpath}")
+    try:
+        ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+    except x509.ExtensionNotFound:
+        raise SigningError(
+            f"certificate {cpath}: no Subject Key Identifier (the CMS signer is identified by it)"
+        ) from None
+    return key, bytes(ski.value.digest)
+
+
+def cms_sign(insns: bytes, key: Any, ski: bytes) -> bytes:
+    """bpftool's detached CMS signature (DER) over ``insns``."""
+    from asn1crypto import algos, cms
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    signature = key.sign(insns, padding.PKCS1v15(), hashes.SHA256())
+    signer = cms.SignerInfo(
+        {
+            "version": "v3",
+            "sid": cms.SignerIdentifier({"subject_key_identifier": ski}),
+            "digest_algorithm": _digest_algorithm(),
+            # rsaEncryption with NULL parameters (forced by asn1crypto, as OpenSSL writes it)
+            "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": "rsassa_pkcs1v15"}),
+            "signature": signature,
+        }
+    )
+    signed_data = cms.SignedData(
+        {
+            "version": "v3",
+            "digest_algorithms": [_digest_algorithm()],
+            "encap_content_info": {"content_type": "data"},
+            "signer_infos": [signer],
+        }
+    )
+    der: bytes = cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
+    if len(der) > MAX_SIG_SIZE:
+        raise SigningError(f"signature of {len(der)} bytes exceeds {MAX_SIG_SIZE} bytes")
+    return der
+
+
+def sign_insns(
+    insns: bytes, key_path: str | os.PathLike[str], cert_path: str | os.PathLike[str]
+) -> bytes:
+    """Load the signer and sign ``insns`` (the ``gen_hash`` loader's instructions)."""
+    key, ski = load_signer(key_path, cert_path)
+    return cms_sign(insns, key, ski)
+
+
+__all__ = ["MAX_SIG_SIZE", "cms_sign", "load_signer", "sign_insns"]
