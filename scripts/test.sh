@@ -31,5 +31,7 @@ step "pytest"
 pytest -q tests -m "not corpus"
 step "selftests differential (bpftool 7.5.0 vs bpfgen_fast, kernel loads)"
 python scripts/selftests/differential.py --kernel
+step "selftests vs bpftool 7.8.0 (--compat bpftool-7.8 headers, unsigned and signed)"
+python scripts/selftests/compat78.py --bpftool78 "$BPFGEN_BPFTOOL78"
 step "fuzz smoke"
 bash scripts/fuzz-smoke.sh
