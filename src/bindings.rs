@@ -153,6 +153,17 @@ struct PyObject_ {
     inner: std::sync::Arc<Object>,
 }
 
+impl PyObject_ {
+    /// The loader blobs for `host`, generated with the GIL released.
+    fn blobs(slf: &Bound<'_, Self>, host: HostArgs) -> PyResult<crate::generate::LoaderBlobs> {
+        let py = slf.py();
+        let (host, opts) = host.into_host_and_options();
+        let obj = &*std::sync::Arc::clone(&slf.borrow().inner);
+        py.detach(|| crate::generate::gen_loader_with(obj, &host, opts))
+            .map_err(|e| to_py_err(py, e))
+    }
+}
+
 #[pymethods]
 impl PyObject_ {
     #[getter]
@@ -271,11 +282,7 @@ impl PyObject_ {
     /// `host` is a dict with the optional keys of `HostArgs`.
     fn gen_loader<'py>(slf: &Bound<'py, Self>, host: HostArgs) -> PyResult<LoaderTuple<'py>> {
         let py = slf.py();
-        let (host, opts) = host.into_host_and_options();
-        let obj = &*std::sync::Arc::clone(&slf.borrow().inner);
-        let blobs = py
-            .detach(|| crate::generate::gen_loader_with(obj, &host, opts))
-            .map_err(|e| to_py_err(py, e))?;
+        let blobs = Self::blobs(slf, host)?;
         Ok((
             PyBytes::new(py, &blobs.data),
             PyBytes::new(py, &blobs.insns),
@@ -302,11 +309,7 @@ impl PyObject_ {
         host: HostArgs,
     ) -> PyResult<Vec<(usize, bool, Bound<'py, PyBytes>, Vec<(u32, String)>)>> {
         let py = slf.py();
-        let (host, opts) = host.into_host_and_options();
-        let obj = &*std::sync::Arc::clone(&slf.borrow().inner);
-        let blobs = py
-            .detach(|| crate::generate::gen_loader_with(obj, &host, opts))
-            .map_err(|e| to_py_err(py, e))?;
+        let blobs = Self::blobs(slf, host)?;
         Ok(blobs
             .struct_ops
             .into_iter()

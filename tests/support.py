@@ -4,6 +4,7 @@ conftest.py). Importable from the tests because pytest puts tests/ on sys.path."
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,17 @@ def host_facts() -> dict[str, object]:
     if "kallsyms" in inputs:
         facts["kallsyms_file"] = GOLDEN / inputs["kallsyms"]
     return facts
+
+
+def corpus_obj_dir() -> Path | None:
+    """The compiled kernel selftests (scripts/selftests/build_corpus.py's cache), or
+    BPFGEN_SELFTESTS_OBJ; None when there is none."""
+    env = os.environ.get("BPFGEN_SELFTESTS_OBJ")
+    if env:
+        return Path(env)
+    base = Path.home() / ".cache" / "bpfgen" / "selftests"
+    found = sorted(d / "obj" for d in base.glob("*") if (d / "obj").is_dir())
+    return found[0] if found else None
 
 
 def obj_path(name: str) -> Path:

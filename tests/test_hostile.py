@@ -56,6 +56,7 @@ from hostile_elf import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support import OBJ_NAMES, host_facts, obj_path
+from support import corpus_obj_dir as _corpus_dir
 
 NAME = "hostile_obj"
 #: every call on hostile input must finish within this many seconds
@@ -558,15 +559,6 @@ def test_selfcheck_on_fixtures(name: str) -> None:
     assert [m[0] for m in created] == [n[:15] for n in loader.map_names]
     loaded = [p[0] for p in report["prog_loads"]]
     assert loaded == [p.name[:15] for p in obj.programs.values() if p.autoload]
-
-
-def _corpus_dir() -> Path | None:
-    env = os.environ.get("BPFGEN_SELFTESTS_OBJ")
-    if env:
-        return Path(env)
-    base = Path.home() / ".cache" / "bpfgen" / "selftests"
-    found = sorted(d / "obj" for d in base.glob("*") if (d / "obj").is_dir())
-    return found[0] if found else None
 
 
 def test_selfcheck_on_corpus() -> None:

@@ -38,6 +38,7 @@ from bpfgen_fast.explain import (
 from bpfgen_fast.object import Loader
 from bpfgen_fast.run import StructOpsValue, diagnose
 from support import BAD, OBJDIR
+from support import corpus_obj_dir as _corpus_dir
 
 KERNEL_BTF = Path("/sys/kernel/btf/vmlinux")
 CC_LIST = Path("/proc/sys/net/ipv4/tcp_available_congestion_control")
@@ -47,15 +48,6 @@ BPF_F_LINK = 1 << 13
 # enum bpf_struct_ops_state, in the value's common header {refcnt, state}
 STATE_INUSE, STATE_READY = 1, 3
 BPF_LINK_TYPE_STRUCT_OPS = 9
-
-
-def _corpus_dir() -> Path | None:
-    env = os.environ.get("BPFGEN_SELFTESTS_OBJ")
-    if env:
-        return Path(env)
-    base = Path.home() / ".cache" / "bpfgen" / "selftests"
-    found = sorted(d / "obj" for d in base.glob("*") if (d / "obj").is_dir())
-    return found[0] if found else None
 
 
 def _need_kernel_btf() -> None:
