@@ -22,6 +22,15 @@ of ``SEC(".struct_ops")`` (e.g. a TCP congestion control becomes available); a m
 ``SEC(".struct_ops.link")`` (BPF_F_LINK) is then registered through a struct_ops link.
 A value the kernel refuses fails attaching that map, not the load. Maps of
 ``SEC("?.struct_ops")`` are not created at all (``LoadedObject.skipped_maps``).
+
+``__arena`` globals (ELF section ``.addr_space.1``): a loader cannot mmap, so it leaves
+them uninitialised; like the light skeleton's ``__load``, :func:`run` then maps the ARENA
+map at its fixed user address (its ``map_extra``), ``max_entries`` pages long, and copies
+the object's arena image to the start of the mapping (faulting those pages in, which
+allocates them). ``LoadedObject.arena`` is that mapping; :meth:`LoadedObject.close`
+unmaps it. The image comes from the object: a :class:`Loader` without it (read from files)
+leaves the arena unmapped and its globals uninitialised (zero, and BPF writes to pages
+nobody faulted in are dropped).
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ import mmap
 import os
 import struct
 import warnings
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -123,6 +133,94 @@ def _possible_cpus() -> int:
 
 _PERCPU_MAPS = {5, 6, 10, 21}  # percpu_hash, percpu_array, lru_percpu_hash, percpu_cgroup_storage
 _KEY0 = b"\0\0\0\0"
+_BPF_MAP_TYPE_ARENA = 33
+_BPF_F_SEGV_ON_FAULT = 1 << 17  # arena: a user-space fault on a missing page is SIGSEGV
+_MAP_SHARED = 0x01
+# MAP_FIXED without replacing what is mapped there (Linux >= 4.17; same value on every
+# architecture): the arena's address may be in use, e.g. by the same object loaded
+# twice in this process, and MAP_FIXED would silently unmap that
+_MAP_FIXED_NOREPLACE = 0x100000
+
+
+class _Libc:
+    """libc's mmap/munmap (the mmap module cannot map at a fixed address), on a CDLL
+    of our own so that setting argtypes affects no one else."""
+
+    def __init__(self) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        self.mmap = libc.mmap
+        self.mmap.restype = ctypes.c_void_p
+        self.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                              ctypes.c_int, ctypes.c_long]
+        self.munmap = libc.munmap
+        self.munmap.restype = ctypes.c_int
+        self.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+
+
+_libc: _Libc | None = None
+
+
+def _get_libc() -> _Libc:
+    global _libc
+    if _libc is None:
+        _libc = _Libc()
+    return _libc
+
+
+def _munmap(address: int, size: int) -> None:
+    _get_libc().munmap(address, size)  # errors ignored: nothing could be done about them
+
+
+def _mmap_fixed(fd: int, address: int, size: int) -> None:
+    """Map ``size`` bytes of ``fd`` read-write, shared, at exactly ``address``; OSError
+    (EEXIST when something is mapped in that range already)."""
+    libc = _get_libc()
+    ctypes.set_errno(0)
+    got = libc.mmap(address, size, mmap.PROT_READ | mmap.PROT_WRITE,
+                    _MAP_SHARED | _MAP_FIXED_NOREPLACE, fd, 0)
+    if got is None or got == ctypes.c_void_p(-1).value:  # MAP_FAILED
+        err = ctypes.get_errno() or _errno.EINVAL
+        raise OSError(err, os.strerror(err))
+    if got != address:  # a kernel without MAP_FIXED_NOREPLACE took the address as a hint
+        _munmap(got, size)
+        raise OSError(_errno.EEXIST, os.strerror(_errno.EEXIST))
+
+
+class _ArenaMapping:
+    """An ARENA map mapped at its fixed user address, seen through :attr:`view`, a
+    writable byte memoryview of the whole arena. :meth:`close` releases the view; the
+    pages are unmapped once nothing refers to them any more: at once, unless the caller
+    still holds a view derived from it (a slice, a numpy array...), which keeps them
+    mapped as a memoryview keeps an ``mmap.mmap`` alive (no dangling pointers)."""
+
+    def __init__(self, map_name: str, fd: int, address: int, size: int, image: bytes) -> None:
+        _mmap_fixed(fd, address, size)
+        # a Python subclass of the ctypes array supports weakrefs: the finalizer unmaps
+        # when the last buffer over the pages is gone
+        try:
+            pages_t: type[ctypes.Array[ctypes.c_ubyte]] = type("_ArenaPages",
+                                                               (ctypes.c_ubyte * size,), {})
+            pages = pages_t.from_address(address)
+            self._unmap = weakref.finalize(pages, _munmap, address, size)
+        except BaseException:
+            _munmap(address, size)
+            raise
+        base = memoryview(pages)
+        self.view = base.cast("B")
+        base.release()
+        del pages
+        self.map_name = map_name
+        self.address = address
+        self.size = size
+        # like the skeleton's memcpy(skel->arena, staged, ...): touching the pages
+        # allocates them
+        ctypes.memmove(address, image, len(image))
+
+    def close(self) -> None:
+        # BufferError: the view itself is exported (e.g. to numpy); the pages stay
+        # mapped until that export is gone
+        with contextlib.suppress(BufferError):
+            self.view.release()
 
 
 @dataclass(frozen=True)
@@ -184,7 +282,8 @@ class LoadedObject:
     """The maps, programs and links of a loaded object, by name; closes every fd on
     :meth:`close` / leaving the ``with`` block. Global-data maps that allow mmap
     are mapped like the C skeleton's ``skel->bss``: ``obj.mmaps["bss"]`` (or
-    ``obj.bss``), writable unless the map is read-only for programs (.rodata).
+    ``obj.bss``), writable unless the map is read-only for programs (.rodata). An ARENA
+    map holding ``__arena`` globals is mapped at its fixed address: :attr:`arena`.
 
     struct_ops maps are created by the loader but registered only by :meth:`attach`
     (:attr:`struct_ops_registered`): it writes the map's value, which registers a map
@@ -208,8 +307,10 @@ class LoadedObject:
         log: str,
         struct_ops: Mapping[str, StructOpsValue] | None = None,
         struct_ops_unavailable: str | None = None,
+        arena: _ArenaMapping | None = None,
     ) -> None:
         self.name = name
+        self._arena = arena
         self.explanation = explanation
         self._maps = maps
         self._progs = progs
@@ -284,6 +385,24 @@ class LoadedObject:
     def mmaps(self) -> Mapping[str, mmap.mmap]:
         """Map ident (``bss``, ``data``, ``rodata``, ``data_custom``...) → mmap of its value."""
         return dict(self._mmaps)
+
+    @property
+    def arena(self) -> memoryview | None:
+        """The ARENA map holding the object's ``__arena`` globals, mapped at its fixed
+        user address (:attr:`arena_address`, the map's ``map_extra``) like the light
+        skeleton's ``skel->arena``: a writable memoryview of bytes over the whole arena
+        (``max_entries`` pages), the globals' image at its start, at their symbols'
+        offsets in ``.addr_space.1``. Pointers BPF stores in the arena are user addresses
+        in this mapping. Released by :meth:`close` (any use raises ValueError then).
+        None when no arena was mapped: the object has no ``__arena`` globals, or
+        :func:`run` was given a :class:`Loader` without its object (its ``_core``), in
+        which case the globals stay uninitialised."""
+        return self._arena.view if self._arena is not None else None
+
+    @property
+    def arena_address(self) -> int | None:
+        """The user address :attr:`arena` is mapped at (None when not mapped)."""
+        return self._arena.address if self._arena is not None else None
 
     @property
     def closed(self) -> bool:
@@ -494,7 +613,9 @@ class LoadedObject:
 
     def close(self) -> None:
         """Detach (closing links, unregistering the struct_ops maps attach registered),
-        unmap, close program and map fds (as ``__destroy`` does). Idempotent."""
+        unmap, close program and map fds (as ``__destroy`` does). Idempotent. A mapping
+        the caller still holds a buffer of (a memoryview of an mmap, a slice of
+        :attr:`arena`) stays mapped until that buffer is released."""
         if self._closed:
             return
         self._closed = True
@@ -503,6 +624,8 @@ class LoadedObject:
             # BufferError: a caller still holds a memoryview; the mmap stays alive with it
             with contextlib.suppress(BufferError):
                 m.close()
+        if self._arena is not None:
+            self._arena.close()
         for fd in self._progs.values():
             _close_quietly(fd)
         for fd in self._maps.values():
@@ -635,7 +758,11 @@ def run(
     overrides a map's max_entries (the descriptor field the loader honours).
     struct_ops maps are created, not registered: :meth:`LoadedObject.attach` registers
     them (with the values from the object, so a :class:`Loader` needs its ``_core``, as
-    :meth:`BpfObject.gen_loader` gives). Raises :class:`LoadError` (fds all closed),
+    :meth:`BpfObject.gen_loader` gives). ``__arena`` globals: the ARENA map is mapped at
+    its fixed address (``map_extra``) and the object's arena image copied in, after the
+    loader has run (:attr:`LoadedObject.arena`); that too needs the object, so with a
+    :class:`Loader` without its ``_core`` the arena stays unmapped and its globals
+    uninitialised. Raises :class:`LoadError` (fds all closed, nothing left mapped),
     :class:`BpfPermissionError` when bpf() is refused."""
     obj = loader if isinstance(loader, BpfObject) else None
     if obj is not None:
@@ -654,6 +781,7 @@ def run(
     info = obj.maps if obj is not None else {}
     sections = {p.name: p.section for p in obj.programs.values()} if obj is not None else {}
     st_values, st_unavailable = _struct_ops_values(loader, expl)
+    arena_plan = _arena_image(loader, expl, name)
 
     idents: dict[str, str] = {}
     mmapable: dict[int, tuple[str, int, bool]] = {}  # map idx -> (ident, mmap size, rdonly)
@@ -697,6 +825,7 @@ def run(
     regions: list[mmap.mmap] = []  # anon initial-value regions (skel_prep_map_data)
     keep: list[ctypes.Array[ctypes.c_char]] = []
     mapped: dict[str, mmap.mmap] = {}
+    arena: _ArenaMapping | None = None
     try:
         for idx, (_ident, size, _) in mmapable.items():
             region = mmap.mmap(-1, size, flags=mmap.MAP_SHARED,
@@ -736,6 +865,10 @@ def run(
         if missing:
             raise LoadError(f"loader succeeded but left no fd for {', '.join(missing)}",
                             log=log, object_name=name)
+        if arena_plan is not None:
+            # the skeleton's __load, first: map the arena, copy the __arena globals in
+            arena_map, arena_img = arena_plan
+            arena = _map_arena(name, arena_map, map_fds[arena_map.name], arena_img, log)
         # skel_finalize_map_data: map the map's value where the initial image was
         by_index = {m.index: m for m in maps}
         for idx, (ident, size, rdonly) in mmapable.items():
@@ -745,22 +878,82 @@ def run(
                 mapped[ident] = mmap.mmap(map_fds[m.name], size, flags=mmap.MAP_SHARED, prot=prot)
             except OSError as e:
                 raise LoadError(f"mmap of map {m.name}: {_strerror(e.errno or 0)}",
-                                errno=e.errno, log=log, object_name=name) from None
+                                errno=e.errno, log=log, step=f"mmap {m.name}",
+                                object_name=name) from None
         loaded = LoadedObject(
             name=name, explanation=expl, maps=map_fds, progs=prog_fds, mmaps=mapped,
             idents={k: v for k, v in idents.items() if k != v}, sections=sections, log=log,
-            struct_ops=st_values, struct_ops_unavailable=st_unavailable,
+            struct_ops=st_values, struct_ops_unavailable=st_unavailable, arena=arena,
         )
         owned = []
         mapped = {}
+        arena = None
         return loaded
     finally:
         for mm in mapped.values():
             mm.close()
+        if arena is not None:
+            arena.close()
         for fd in owned:
             _close_quietly(fd)
         for region in regions:
             region.close()
+
+
+def _arena_image(loader: Loader, expl: Explanation, name: str) -> tuple[MapCreate, bytes] | None:
+    """The ARENA map of the loader and the ``__arena`` globals' image to copy into it,
+    from the object the loader was generated from; None when there is none (or no
+    object to ask: a bare Loader leaves the arena unmapped, see :func:`run`)."""
+    core = loader._core
+    if core is None:
+        return None
+    step = "arena image"
+    try:
+        got = core.arena_image()
+    except BpfgenError as e:
+        raise LoadError(f"{step}: {e}", step=step, object_name=name) from None
+    if got is None:
+        return None
+    idx, image = got
+    m = next((m for m in expl.maps if m.index == idx), None)
+    if m is None or m.type != _BPF_MAP_TYPE_ARENA:
+        raise LoadError(f"{step}: the object's arena (map #{idx}) is not an ARENA map of this "
+                        "loader (was the object changed after generating it?)", step=step,
+                        object_name=name)
+    return m, bytes(image)
+
+
+def _map_arena(name: str, m: MapCreate, fd: int, image: bytes, log: str) -> _ArenaMapping:
+    """Map arena map ``m`` (fd ``fd``, created by the loader) at its fixed address and copy
+    the ``__arena`` globals' image to its start. Its size and address are what the kernel
+    says (``max_entries`` may have been overridden through the ctx)."""
+    step = f"mmap {m.name}"
+
+    def fail(what: str, err: int | None = None) -> LoadError:
+        return LoadError(f"{step}: {what}", errno=err, log=log, step=step, object_name=name)
+
+    try:
+        info = _bpf.map_info(fd)
+    except OSError as e:
+        raise fail(f"map info: {_strerror(e.errno or 0)}", e.errno) from None
+    address, size = info.map_extra, info.max_entries * mmap.PAGESIZE
+    if address == 0:
+        raise fail("the arena has no fixed user address (map_extra 0): the __arena globals "
+                   "cannot be placed where the programs expect them")
+    if len(image) > size:
+        raise fail(f"the arena ({size} bytes) is too small for its __arena globals "
+                   f"({len(image)} bytes)")
+    if info.map_flags & _BPF_F_SEGV_ON_FAULT:
+        raise fail("the arena has BPF_F_SEGV_ON_FAULT: user space cannot fault its pages in "
+                   "to copy the __arena globals")
+    try:
+        return _ArenaMapping(m.name, fd, address, size, image)
+    except OSError as e:
+        err = e.errno or 0
+        hint = (" (the address range is in use: is an object with this arena loaded already "
+                "in this process?)" if err == _errno.EEXIST else "")
+        raise fail(f"mapping {size} bytes at {address:#x}: {_strerror(err)}{hint}",
+                   err) from None
 
 
 def _load_and_run(
