@@ -129,6 +129,7 @@ fn map_create<'a>(map: &'a Map, def: &MapDef, has_btf: bool) -> MapCreate<'a> {
             0
         },
         vmlinux_value_type: None,
+        map_extra_from_ctx: false,
     }
 }
 
@@ -312,7 +313,8 @@ pub fn arena_mmap_size(def: &MapDef, host: &Host) -> u64 {
 /// A loader cannot map memory, so the light skeleton copies the image after
 /// the loader has run. The programs' references to the globals are resolved
 /// against the arena's user address when they load, so that address must be
-/// fixed up front: the map must set `map_extra`.
+/// known before: the map's `map_extra`, or else an address the skeleton
+/// reserves and hands to the loader ([`MapCreate::map_extra_from_ctx`]).
 fn check_arena(obj: &Object, host: &Host) -> Result<()> {
     let Some(arena) = &obj.arena else { return Ok(()) };
     let map = &obj.maps[arena.map_idx];
@@ -324,14 +326,6 @@ fn check_arena(obj: &Object, host: &Host) -> Result<()> {
             "elf: sec '{}': declared ARENA map size ({mmap_sz}) is too small to hold global __arena variables of size {}",
             crate::object::ARENA_SEC,
             arena.data.len()
-        ))
-        .in_section(crate::object::ARENA_SEC));
-    }
-    if map.def.map_extra == 0 {
-        return Err(Error::unsupported(format!(
-            "map '{}': __arena globals in a light skeleton need the arena's user address fixed \
-             (set map_extra): the loader cannot map the arena before its programs load",
-            map.name
         ))
         .in_section(crate::object::ARENA_SEC));
     }
@@ -489,7 +483,9 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
             let inner_def = effective_def(&inner.def, host);
             emitter.map_create(&map_create(inner, &inner_def, has_btf), None);
         }
-        emitter.map_create(&map_create(map, &def, has_btf), Some(i));
+        let mut create = map_create(map, &def, has_btf);
+        create.map_extra_from_ctx = def.map_extra == 0 && obj.arena.as_ref().is_some_and(|a| a.map_idx == i);
+        emitter.map_create(&create, Some(i));
         if map.is_internal() {
             let image = if Some(i) == obj.kconfig_map_idx {
                 &kcfg_image

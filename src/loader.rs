@@ -88,6 +88,11 @@ pub struct MapCreate<'a> {
     /// struct_ops maps: the kernel's value struct (`bpf_struct_ops_<type>`),
     /// whose vmlinux type id the loader looks up at run time.
     pub vmlinux_value_type: Option<&'a str>,
+    /// An ARENA map holding `__arena` globals but no `map_extra`: its user
+    /// address comes from the skeleton, which reserves one before running
+    /// the loader and passes it in the map descriptor's `initial_value`
+    /// (the programs' references to the globals need it at load time).
+    pub map_extra_from_ctx: bool,
 }
 
 /// A PROG_LOAD request as the emitter receives it.
@@ -536,6 +541,10 @@ impl LoaderGen {
         let is_mim = crate::object::is_map_in_map(m.map_type);
         if is_mim {
             self.stack2blob(a + 20, 4, STACK_INNER_MAP_FD);
+        }
+        if let Some(idx) = map_idx.filter(|_| m.map_extra_from_ctx) {
+            let addr = self.ctx_off(CTX_SIZE + MAP_DESC_SIZE * idx + 8);
+            self.ctx2blob(a + 64, 8, addr, true);
         }
         // A signed loader keeps the signed max_entries (libbpf 1.8).
         if let Some(idx) = map_idx.filter(|_| !self.gen_hash) {

@@ -19,7 +19,7 @@ use crate::object::{Map, MapOrigin, Object, Program};
 use crate::section_defs::{SkelAttach, section_target, skel_attach_kind};
 
 const BPF_F_RDONLY_PROG: u32 = 1 << 7;
-const BPF_F_LINK: u32 = 1 << 13;
+use crate::struct_ops::BPF_F_LINK;
 
 /// bpftool formats identifiers into 256-byte buffers.
 const IDENT_MAX: usize = 255;
@@ -240,6 +240,31 @@ fn attach_line(out: &mut String, prog: &Program) {
         SkelAttach::TracingRawTp => out.push_str("\tint fd = skel_raw_tracepoint_open(NULL, prog_fd);\n"),
         SkelAttach::Unsupported => out.push_str("\tint fd = ((void)prog_fd, 0); /* auto-attach not supported */\n"),
     }
+}
+
+/// For an arena without `map_extra`: before the loader runs, reserve a range
+/// for it that does not cross a 4 GiB boundary (the kernel's rule for an
+/// arena's user range) and pass its address in the map descriptor's
+/// `initial_value`, where the loader takes it as `map_extra`; the mapping in
+/// `__load` then replaces the reservation.
+fn arena_reservation(out: &mut String, a: &ArenaMapping) {
+    let (mid, size) = (&a.map_ident, a.mmap_size);
+    w!(
+        out,
+        "\t{{\n\
+         \t\t__u64 span = {size}ULL + (1ULL << 32), start;\n\
+         \t\tchar *r = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);\n\
+         \n\
+         \t\tif (r == MAP_FAILED)\n\
+         \t\t\treturn -ENOMEM;\n\
+         \t\tstart = ((__u64)(long)r + (1ULL << 32) - 1) & ~((1ULL << 32) - 1);\n\
+         \t\tif (start > (__u64)(long)r)\n\
+         \t\t\tmunmap(r, start - (__u64)(long)r);\n\
+         \t\tif ((__u64)(long)r + span > start + {size}ULL)\n\
+         \t\t\tmunmap((void *)(long)(start + {size}ULL), (__u64)(long)r + span - start - {size}ULL);\n\
+         \t\tskel->maps.{mid}.initial_value = start;\n\
+         \t}}\n"
+    );
 }
 
 /// struct_ops maps in `__attach` (divergence: bpftool 7.5.0 crashes on
@@ -679,10 +704,15 @@ fn gen_inner(
         {
             w!(
                 out,
-                "\tskel_free_map_data(skel->arena, skel->maps.{id}.initial_value,\n\
-                 \t\t\t   skel->maps.{id}.initial_value ? {} : {});\n",
-                a.mmap_size,
-                a.stage_size
+                "\tif ((void *)(long)skel->maps.{id}.initial_value == (void *)skel->arena) {{\n\
+                 \t\tskel_free_map_data(skel->arena, 0, {mmap});\n\
+                 \t}} else {{\n\
+                 \t\tskel_free_map_data(skel->arena, 0, {stage});\n\
+                 \t\tif (skel->maps.{id}.initial_value) /* an address reserved, never mapped */\n\
+                 \t\t\tskel_free_map_data((void *)(long)skel->maps.{id}.initial_value, 0, {mmap});\n\
+                 \t}}\n",
+                mmap = a.mmap_size,
+                stage = a.stage_size
             );
         }
         if m.is_mmapable() {
@@ -782,8 +812,13 @@ fn gen_inner(
          \topts.data = (void *)opts_data;\n\
          \topts.insns_sz = sizeof(opts_insn) - 1;\n\
          \topts.insns = (void *)opts_insn;\n\
-         \n\
-         \terr = bpf_load_and_run(&opts);\n\
+         \n",
+    );
+    for a in mmaped.iter().filter_map(|m| m.arena.as_ref()).filter(|a| a.addr == 0) {
+        arena_reservation(&mut out, a);
+    }
+    out.push_str(
+        "\terr = bpf_load_and_run(&opts);\n\
          \tif (err < 0)\n\
          \t\treturn err;\n",
     );
@@ -795,21 +830,32 @@ fn gen_inner(
                 out,
                 "\t{{\n\
                  \t\tvoid *staged = skel->arena;\n\
-                 \n\
-                 \t\tskel->maps.{mid}.initial_value = {:#x}ULL;\n\
-                 \t\tskel->arena = {}skel_finalize_map_data(&skel->maps.{mid}.initial_value,\n\
+                 \n"
+            );
+            // With map_extra the address is the object's; without, the
+            // reservation made before the loader ran already holds it (and
+            // is kept on failure, for __destroy to release).
+            if a.addr != 0 {
+                w!(out, "\t\tskel->maps.{mid}.initial_value = {:#x}ULL;\n", a.addr);
+            }
+            w!(
+                out,
+                "\t\tskel->arena = {}skel_finalize_map_data(&skel->maps.{mid}.initial_value,\n\
                  \t\t\t\t\t{}, PROT_READ | PROT_WRITE, skel->maps.{mid}.map_fd);\n\
                  \t\tif (!skel->arena) {{\n\
                  \t\t\tskel->arena = staged;\n\
-                 \t\t\tskel->maps.{mid}.initial_value = 0;\n\
-                 \t\t\treturn -ENOMEM;\n\
+                 {}\t\t\treturn -ENOMEM;\n\
                  \t\t}}\n\
                  \t\tmemcpy(skel->arena, staged, {});\n\
                  \t\tskel_free_map_data(staged, 0, {});\n\
                  \t}}\n",
-                a.addr,
                 style.cast_to("arena"),
                 a.mmap_size,
+                if a.addr != 0 {
+                    format!("\t\t\tskel->maps.{mid}.initial_value = 0;\n")
+                } else {
+                    String::new()
+                },
                 arena_image.len(),
                 a.stage_size
             );

@@ -616,14 +616,63 @@ def test_arena_globals_read_back() -> None:
     assert f"counter=81 seen={81 + ord('h')}\n" in out, out
 
 
-def test_arena_globals_need_map_extra(clang: str, tmp_path: Path) -> None:
+@pytest.mark.usefixtures("bpf_permitted", "gcc")
+def test_arena_globals_without_map_extra(clang: str, tmp_path: Path) -> None:
+    """No fixed address in the object: the header reserves a 4 GiB-aligned range before
+    the loader runs, the loader creates the arena there, __load maps it."""
     obj = tmp_path / "arena_globals.bpf.o"
     subprocess.run([clang, "-O2", "-g", "--target=bpf", "-mcpu=v3", "-DNO_MAP_EXTRA",
                     "-I/usr/include/x86_64-linux-gnu", "-c",
                     str(BAD / "arena_globals.bpf.c"), "-o", str(obj)], check=True)
-    with pytest.raises(UnsupportedError) as e:
-        BpfObject.open(obj).gen_loader(**SIZES)
-    assert str(e.value) == (
-        "arena_globals_bpf: .addr_space.1: map 'arena': __arena globals in a light skeleton "
-        "need the arena's user address fixed (set map_extra): the loader cannot map the arena "
-        "before its programs load")
+    header = BpfObject.open(obj).gen_skeleton(**SIZES)
+    assert "MAP_NORESERVE" in header
+    out = run_main(ARENA_MAIN, header)
+    addr = int(out.split("arena=")[1].split()[0], 16)
+    assert addr % (1 << 32) == 0, out
+    assert "start=40 counter=0 greeting=hello, arena\n" in out, out
+    assert f"counter=81 seen={81 + ord('h')}\n" in out, out
+
+
+CC_CHECK = r"""
+	{
+		char buf[4096] = {0};
+		FILE *f;
+
+		printf("attach=%d\n", NAME__attach(skel));
+		f = fopen("/proc/sys/net/ipv4/tcp_available_congestion_control", "r");
+		if (f && fread(buf, 1, sizeof(buf) - 1, f))
+			printf("available after attach: %s", buf);
+		if (f)
+			fclose(f);
+		NAME__detach(skel);
+		memset(buf, 0, sizeof(buf));
+		f = fopen("/proc/sys/net/ipv4/tcp_available_congestion_control", "r");
+		if (f && fread(buf, 1, sizeof(buf) - 1, f))
+			printf("available after detach: %s", buf);
+		if (f)
+			fclose(f);
+	}
+"""
+
+
+@pytest.mark.usefixtures("bpf_permitted", "gcc")
+def test_selftests_bpf_cubic_header_registers() -> None:
+    """The selftests' bpf_cubic (a TCP congestion control in BPF), through our compiled
+    header: __attach registers "bpf_cubic", __detach unregisters it."""
+    from support import corpus_obj_dir
+
+    corpus = corpus_obj_dir()
+    if corpus is None or not (corpus / "bpf_cubic.bpf.o").exists():
+        pytest.skip("no kernel selftests corpus cache (scripts/selftests/build_corpus.py)")
+    if not AVAILABLE_CC.exists():
+        pytest.skip(f"{AVAILABLE_CC} missing: no TCP congestion control here")
+    if " bpf_cubic" in " " + AVAILABLE_CC.read_text():
+        pytest.skip("a congestion control named bpf_cubic is already registered")
+    path = corpus / "bpf_cubic.bpf.o"
+    header = BpfObject.open(path).gen_skeleton(**SIZES)
+    p = probe(header, path, extra=CC_CHECK.replace("NAME", "bpf_cubic_bpf"))
+    assert p.rc == 0, p
+    after_attach = next(ln for ln in p.out.splitlines() if ln.startswith("available after attach"))
+    after_detach = next(ln for ln in p.out.splitlines() if ln.startswith("available after detach"))
+    assert "attach=0" in p.out, p.out
+    assert "bpf_cubic" in after_attach.split() and "bpf_cubic" not in after_detach.split()

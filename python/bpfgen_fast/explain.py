@@ -51,6 +51,7 @@ _MAX_KFUNC_DESCS = 256
 _MAX_STACK_PROGS = 32
 _BPF_MAP_TYPE_PROG_ARRAY = 3
 _BPF_MAP_TYPE_STRUCT_OPS = 26
+_BPF_MAP_TYPE_ARENA = 33
 _BPF_PROG_TYPE_STRUCT_OPS = 27
 _BTF_KIND_STRUCT = 4
 
@@ -138,7 +139,11 @@ class MapCreate:
     """``index`` is the map's ctx/fd_array slot, -1 for a map-in-map inner map
     (created, used as template, closed). ``vmlinux_value_type`` is, for a struct_ops
     map, the kernel value struct (``bpf_struct_ops_<type>``) whose vmlinux BTF id the
-    loader looks up and stores as ``btf_vmlinux_value_type_id``, else None."""
+    loader looks up and stores as ``btf_vmlinux_value_type_id``, else None.
+    ``map_extra_from_ctx``: an ARENA map holding ``__arena`` globals without a
+    ``map_extra`` of its own; the loader takes its user address (``map_extra``) from the
+    map descriptor's ``initial_value`` when nonzero, where the skeleton stores an address
+    range it reserved (``map_extra`` is then 0 in the blob)."""
 
     op: ClassVar[str] = "MAP_CREATE"
     first_insn: int
@@ -162,6 +167,7 @@ class MapCreate:
     uses_inner_map_fd: bool
     max_entries_from_ctx: bool
     vmlinux_value_type: str | None = None
+    map_extra_from_ctx: bool = False
 
 
 @dataclass(frozen=True)
@@ -899,6 +905,7 @@ class _Decoder:
         if (
             c.is_(_LDX | _SZ[4], dst=0, src=10)
             or c.is_(_LDX | _SZ[4], dst=0, src=6)
+            or c.is_(_LDX | _SZ[8], dst=0, src=6)  # map_extra from ctx
             or c.is_(_MOV64_IMM, dst=1, imm=_MAP_CREATE)
         ):
             return self.parse_map_create()
@@ -987,8 +994,9 @@ class _Decoder:
     def parse_map_create(self) -> MapCreate:
         c = self.c
         first = c.here
-        uses_btf = uses_inner = from_ctx = False
+        uses_btf = uses_inner = from_ctx = extra_from_ctx = False
         ctx_idx: int | None = None
+        extra_idx: int | None = None
         pre: list[tuple[str, int]] = []
         if c.is_(_LDX | _SZ[4], dst=0, src=10, off=_BTF_FD):
             off, _, _ = c.stack2blob()
@@ -1007,9 +1015,18 @@ class _Decoder:
             off, _, _ = c.stack2blob()
             pre.append(("inner_map_fd", off))
             uses_inner = True
+        if c.is_(_LDX | _SZ[8], dst=0, src=6):  # map_extra = initial_value, when set
+            off, size, ctx_off, nz = c.ctx2blob()
+            _expect(nz and size == 8 and ctx_off >= _CTX_HDR + 8
+                    and (ctx_off - _CTX_HDR - 8) % _MAP_DESC == 0,
+                    "bad map_extra override", first)
+            extra_idx = (ctx_off - _CTX_HDR - 8) // _MAP_DESC
+            pre.append(("map_extra", off))
+            extra_from_ctx = True
         if c.is_(_LDX | _SZ[4], dst=0, src=6):
             off, size, ctx_off, nz = c.ctx2blob()
-            _expect(nz and size == 4 and (ctx_off - _CTX_HDR - 4) % _MAP_DESC == 0,
+            _expect(nz and size == 4 and ctx_off >= _CTX_HDR + 4
+                    and (ctx_off - _CTX_HDR - 4) % _MAP_DESC == 0,
                     "bad max_entries override", first)
             ctx_idx = (ctx_off - _CTX_HDR - 4) // _MAP_DESC
             pre.append(("max_entries", off))
@@ -1017,7 +1034,7 @@ class _Decoder:
         _, attr, size = c.sys_bpf(_MAP_CREATE)
         _expect(size == 72, f"MAP_CREATE attr size {size}", first)
         want = {"btf_fd": attr + 48, "inner_map_fd": attr + 20, "max_entries": attr + 12,
-                "btf_vmlinux_value_type_id": attr}
+                "btf_vmlinux_value_type_id": attr, "map_extra": attr + 64}
         for what, off in pre:
             _expect(off == want[what], f"MAP_CREATE {what} stored at the wrong offset", first)
         c.check_err()
@@ -1025,6 +1042,7 @@ class _Decoder:
             c.pos += 1
             index = -1
             _expect(ctx_idx is None, "inner map with a ctx max_entries override", first)
+            _expect(extra_idx is None, "inner map with a ctx map_extra override", first)
         else:
             at = c.here
             off = c.ldb(1)
@@ -1036,6 +1054,8 @@ class _Decoder:
             index = off // 4
             _expect(ctx_idx is None or ctx_idx == index,
                     f"max_entries override reads map desc {ctx_idx} for map {index}", first)
+            _expect(extra_idx is None or extra_idx == index,
+                    f"map_extra override reads map desc {extra_idx} for map {index}", first)
             self.nr_maps = index + 1
         if uses_inner:
             c.close_stack(_INNER_MAP_FD)
@@ -1048,6 +1068,9 @@ class _Decoder:
         _expect((mtype == _BPF_MAP_TYPE_STRUCT_OPS) == (vtype is not None),
                 "struct_ops map without its vmlinux value type lookup" if vtype is None
                 else f"vmlinux value type lookup for a {map_type_name(mtype)} map", first)
+        _expect(not extra_from_ctx or (mtype == _BPF_MAP_TYPE_ARENA and extra == 0),
+                f"map_extra override for a {map_type_name(mtype)} map with map_extra "
+                f"{extra:#x}", first)
         name = kname
         if index >= 0:
             if index < len(self.map_names) and self.map_names[index][:15] == kname:
@@ -1057,7 +1080,7 @@ class _Decoder:
         return MapCreate(
             first, c.last, attr, index, name, kname, mtype, map_type_name(mtype), key, value,
             max_entries, flags, numa, ifindex, bkey, bvalue, extra, uses_btf, uses_inner, from_ctx,
-            vtype,
+            vtype, map_extra_from_ctx=extra_from_ctx,
         )
 
     def parse_map_update(self) -> MapUpdate:
@@ -1479,6 +1502,8 @@ def render_text(e: Explanation) -> str:
                 extra.append(f"numa_node {s.numa_node}")
             if s.map_extra:
                 extra.append(f"map_extra {s.map_extra:#x}")
+            if s.map_extra_from_ctx:
+                extra.append("map_extra from ctx (address the skeleton reserves)")
             if s.btf_value_type_id or s.btf_key_type_id:
                 extra.append(f"btf key/value {s.btf_key_type_id}/{s.btf_value_type_id}")
             out.append(

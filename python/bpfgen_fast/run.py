@@ -30,7 +30,12 @@ the object's arena image to the start of the mapping (faulting those pages in, w
 allocates them). ``LoadedObject.arena`` is that mapping; :meth:`LoadedObject.close`
 unmaps it. The image comes from the object: a :class:`Loader` without it (read from files)
 leaves the arena unmapped and its globals uninitialised (zero, and BPF writes to pages
-nobody faulted in are dropped).
+nobody faulted in are dropped). An arena without a ``map_extra`` of its own
+(``MapCreate.map_extra_from_ctx``) gets its address as in the light skeleton: before the
+loader runs, :func:`run` reserves a PROT_NONE range that does not cross a 4 GiB boundary
+and passes its start in the map descriptor's ``initial_value``, which the loader uses as
+``map_extra``; the arena is then mapped over the reservation (MAP_FIXED), which is
+released on failure (and when the arena is not mapped: a Loader without its object).
 """
 
 from __future__ import annotations
@@ -140,6 +145,12 @@ _MAP_SHARED = 0x01
 # architecture): the arena's address may be in use, e.g. by the same object loaded
 # twice in this process, and MAP_FIXED would silently unmap that
 _MAP_FIXED_NOREPLACE = 0x100000
+_MAP_FIXED = 0x10
+_MAP_PRIVATE = 0x02
+_MAP_ANONYMOUS = 0x20
+_MAP_NORESERVE = 0x4000  # x86, arm, arm64, riscv... (the mmap module lacks it before 3.13)
+_PROT_NONE = 0
+_4G = 1 << 32
 
 
 class _Libc:
@@ -171,19 +182,62 @@ def _munmap(address: int, size: int) -> None:
     _get_libc().munmap(address, size)  # errors ignored: nothing could be done about them
 
 
-def _mmap_fixed(fd: int, address: int, size: int) -> None:
+def _mmap_failed(got: int | None) -> bool:
+    return got is None or got == ctypes.c_void_p(-1).value  # MAP_FAILED
+
+
+def _mmap_fixed(fd: int, address: int, size: int, replace: bool = False) -> None:
     """Map ``size`` bytes of ``fd`` read-write, shared, at exactly ``address``; OSError
-    (EEXIST when something is mapped in that range already)."""
+    (EEXIST when something is mapped in that range already). ``replace``: MAP_FIXED,
+    replacing what is mapped there (our own reservation, see :class:`_Reservation`)."""
     libc = _get_libc()
     ctypes.set_errno(0)
     got = libc.mmap(address, size, mmap.PROT_READ | mmap.PROT_WRITE,
-                    _MAP_SHARED | _MAP_FIXED_NOREPLACE, fd, 0)
-    if got is None or got == ctypes.c_void_p(-1).value:  # MAP_FAILED
+                    _MAP_SHARED | (_MAP_FIXED if replace else _MAP_FIXED_NOREPLACE), fd, 0)
+    if _mmap_failed(got):
         err = ctypes.get_errno() or _errno.EINVAL
         raise OSError(err, os.strerror(err))
     if got != address:  # a kernel without MAP_FIXED_NOREPLACE took the address as a hint
         _munmap(got, size)
         raise OSError(_errno.EEXIST, os.strerror(_errno.EEXIST))
+
+
+class _Reservation:
+    """An address range for an arena without ``map_extra``, reserved like the light
+    skeleton does before running its loader: an inaccessible (PROT_NONE, MAP_NORESERVE)
+    anonymous mapping of ``size`` bytes starting on a 4 GiB boundary, so that the arena's
+    user range does not cross one (the kernel refuses such a ``map_extra``). Ours until
+    :meth:`release` (unmaps it) or :meth:`handed_over` (the arena was mapped over its first
+    bytes with MAP_FIXED; the rest is unmapped)."""
+
+    def __init__(self, size: int) -> None:
+        libc = _get_libc()
+        span = size + _4G
+        ctypes.set_errno(0)
+        got = libc.mmap(None, span, _PROT_NONE, _MAP_PRIVATE | _MAP_ANONYMOUS | _MAP_NORESERVE,
+                        -1, 0)
+        if _mmap_failed(got):
+            err = ctypes.get_errno() or _errno.ENOMEM
+            raise OSError(err, os.strerror(err))
+        assert got is not None
+        start = (got + _4G - 1) & ~(_4G - 1)
+        if start > got:
+            _munmap(got, start - got)
+        if got + span > start + size:
+            _munmap(start + size, got + span - start - size)
+        self.address = start
+        self.size = size
+
+    def handed_over(self, mapped: int) -> None:
+        """The first ``mapped`` bytes now hold the arena (no longer ours)."""
+        if self.size > mapped:
+            _munmap(self.address + mapped, self.size - mapped)
+        self.size = 0
+
+    def release(self) -> None:
+        if self.size:
+            _munmap(self.address, self.size)
+            self.size = 0
 
 
 class _ArenaMapping:
@@ -193,8 +247,13 @@ class _ArenaMapping:
     still holds a view derived from it (a slice, a numpy array...), which keeps them
     mapped as a memoryview keeps an ``mmap.mmap`` alive (no dangling pointers)."""
 
-    def __init__(self, map_name: str, fd: int, address: int, size: int, image: bytes) -> None:
-        _mmap_fixed(fd, address, size)
+    def __init__(
+        self, map_name: str, fd: int, address: int, size: int, image: bytes,
+        reservation: _Reservation | None = None,
+    ) -> None:
+        _mmap_fixed(fd, address, size, replace=reservation is not None)
+        if reservation is not None:  # replaced by the arena: unmapping it is ours now
+            reservation.handed_over(size)
         # a Python subclass of the ctypes array supports weakrefs: the finalizer unmaps
         # when the last buffer over the pages is gone
         try:
@@ -389,7 +448,8 @@ class LoadedObject:
     @property
     def arena(self) -> memoryview | None:
         """The ARENA map holding the object's ``__arena`` globals, mapped at its fixed
-        user address (:attr:`arena_address`, the map's ``map_extra``) like the light
+        user address (:attr:`arena_address`: the map's ``map_extra``, or, for an arena
+        without one, the 4 GiB-aligned address :func:`run` reserved for it) like the light
         skeleton's ``skel->arena``: a writable memoryview of bytes over the whole arena
         (``max_entries`` pages), the globals' image at its start, at their symbols'
         offsets in ``.addr_space.1``. Pointers BPF stores in the arena are user addresses
@@ -759,7 +819,9 @@ def run(
     struct_ops maps are created, not registered: :meth:`LoadedObject.attach` registers
     them (with the values from the object, so a :class:`Loader` needs its ``_core``, as
     :meth:`BpfObject.gen_loader` gives). ``__arena`` globals: the ARENA map is mapped at
-    its fixed address (``map_extra``) and the object's arena image copied in, after the
+    its fixed address (``map_extra``, or for an arena without one an address reserved
+    before the loader runs and handed to it through the ctx, as the light skeleton does)
+    and the object's arena image copied in, after the
     loader has run (:attr:`LoadedObject.arena`); that too needs the object, so with a
     :class:`Loader` without its ``_core`` the arena stays unmapped and its globals
     uninitialised. Raises :class:`LoadError` (fds all closed, nothing left mapped),
@@ -826,7 +888,11 @@ def run(
     keep: list[ctypes.Array[ctypes.c_char]] = []
     mapped: dict[str, mmap.mmap] = {}
     arena: _ArenaMapping | None = None
+    reserved: dict[int, _Reservation] = {}  # map idx -> address range for its map_extra
     try:
+        for m in maps:
+            if m.map_extra_from_ctx:
+                reserved[m.index] = _reserve_arena(name, m, ctx)
         for idx, (_ident, size, _) in mmapable.items():
             region = mmap.mmap(-1, size, flags=mmap.MAP_SHARED,
                                prot=mmap.PROT_READ | mmap.PROT_WRITE)
@@ -868,7 +934,8 @@ def run(
         if arena_plan is not None:
             # the skeleton's __load, first: map the arena, copy the __arena globals in
             arena_map, arena_img = arena_plan
-            arena = _map_arena(name, arena_map, map_fds[arena_map.name], arena_img, log)
+            arena = _map_arena(name, arena_map, map_fds[arena_map.name], arena_img, log,
+                               reserved.get(arena_map.index))
         # skel_finalize_map_data: map the map's value where the initial image was
         by_index = {m.index: m for m in maps}
         for idx, (ident, size, rdonly) in mmapable.items():
@@ -894,6 +961,8 @@ def run(
             mm.close()
         if arena is not None:
             arena.close()
+        for r in reserved.values():  # the ones no arena was mapped over
+            r.release()
         for fd in owned:
             _close_quietly(fd)
         for region in regions:
@@ -923,10 +992,35 @@ def _arena_image(loader: Loader, expl: Explanation, name: str) -> tuple[MapCreat
     return m, bytes(image)
 
 
-def _map_arena(name: str, m: MapCreate, fd: int, image: bytes, log: str) -> _ArenaMapping:
+def _reserve_arena(name: str, m: MapCreate, ctx: ctypes.Array[ctypes.c_char]) -> _Reservation:
+    """Reserve the user address range of arena ``m`` (a map the loader gives the
+    ``map_extra`` in its descriptor's ``initial_value``) and store its start there, as the
+    light skeleton does before ``bpf_load_and_run``. Its size is the arena's:
+    ``max_entries`` pages, or the override already in the ctx when the loader honours it."""
+    desc = _CTX_HDR + _MAP_DESC * m.index
+    pages = m.max_entries
+    if m.max_entries_from_ctx:
+        pages = struct.unpack_from("<I", ctx, desc + 4)[0] or pages
+    size = max(1, pages) * mmap.PAGESIZE
+    try:
+        r = _Reservation(size)
+    except OSError as e:
+        step = f"reserve {m.name}"
+        raise LoadError(f"{step}: reserving {size} bytes for the arena: "
+                        f"{_strerror(e.errno or 0)}", errno=e.errno, step=step,
+                        object_name=name) from None
+    struct.pack_into("<Q", ctx, desc + 8, r.address)
+    return r
+
+
+def _map_arena(
+    name: str, m: MapCreate, fd: int, image: bytes, log: str,
+    reservation: _Reservation | None = None,
+) -> _ArenaMapping:
     """Map arena map ``m`` (fd ``fd``, created by the loader) at its fixed address and copy
     the ``__arena`` globals' image to its start. Its size and address are what the kernel
-    says (``max_entries`` may have been overridden through the ctx)."""
+    says (``max_entries`` may have been overridden through the ctx). ``reservation``: the
+    range reserved for an arena without ``map_extra``, which the mapping replaces."""
     step = f"mmap {m.name}"
 
     def fail(what: str, err: int | None = None) -> LoadError:
@@ -946,8 +1040,13 @@ def _map_arena(name: str, m: MapCreate, fd: int, image: bytes, log: str) -> _Are
     if info.map_flags & _BPF_F_SEGV_ON_FAULT:
         raise fail("the arena has BPF_F_SEGV_ON_FAULT: user space cannot fault its pages in "
                    "to copy the __arena globals")
+    if reservation is not None and (address != reservation.address
+                                    or size > reservation.size):
+        # MAP_FIXED would replace whatever is there: only ever over our own reservation
+        raise fail(f"the arena ({size} bytes at {address:#x}) is not in the range reserved "
+                   f"for it ({reservation.size} bytes at {reservation.address:#x})")
     try:
-        return _ArenaMapping(m.name, fd, address, size, image)
+        return _ArenaMapping(m.name, fd, address, size, image, reservation)
     except OSError as e:
         err = e.errno or 0
         hint = (" (the address range is in use: is an object with this arena loaded already "
