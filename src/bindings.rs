@@ -185,7 +185,7 @@ impl PyObject_ {
             // The .kconfig map has no ELF section of its own (libbpf files it under the symtab).
             let section = match m.origin {
                 crate::object::MapOrigin::Kconfig => ".kconfig".to_string(),
-                _ => self.inner.section_names.get(m.sec_idx).cloned().unwrap_or_default(),
+                _ => self.inner.section_names.get(m.sec_idx).unwrap_or_default().to_string(),
             };
             d.set_item("section", section)?;
             d.set_item("type", section_defs::map_type_name(m.def.map_type).unwrap_or("unknown"))?;
@@ -238,7 +238,10 @@ impl PyObject_ {
         self.inner
             .elf_sections
             .iter()
-            .map(|s| (s.index, s.name.clone(), s.sh_type, s.flags, s.size))
+            .map(|s| {
+                let name = self.inner.section_names.get(s.index).unwrap_or_default();
+                (s.index, name.to_string(), s.sh_type, s.flags, s.size)
+            })
             .collect()
     }
 
@@ -247,7 +250,8 @@ impl PyObject_ {
         self.inner
             .elf_symbols
             .iter()
-            .map(|s| (s.name.clone(), s.value, s.size, s.bind, s.typ, s.shndx))
+            .zip(self.inner.symbol_names.iter())
+            .map(|(s, name)| (name.to_string(), s.value, s.size, s.bind, s.typ, s.shndx))
             .collect()
     }
 

@@ -212,7 +212,7 @@ impl ExtIndex {
                 .iter()
                 .enumerate()
                 .skip(1)
-                .map(|(i, n)| (n.as_str(), i))
+                .map(|(i, n)| (n, i))
                 .collect();
             by_name.sort_unstable();
         }

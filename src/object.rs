@@ -183,7 +183,9 @@ pub struct Object {
     /// `__arena` globals and the ARENA map that holds them.
     pub arena: Option<ArenaData>,
     /// ELF section index → name, for error messages and BTF.ext mapping.
-    pub section_names: Vec<String>,
+    pub section_names: Names,
+    /// ELF symbol index → name, for `inspect`.
+    pub symbol_names: Names,
     /// The ELF section table and symbol table, for `inspect`.
     pub elf_sections: Vec<SectionSummary>,
     pub elf_symbols: Vec<SymbolSummary>,
@@ -198,18 +200,59 @@ pub struct ArenaData {
     pub data: Vec<u8>,
 }
 
+/// Names packed into one buffer: one allocation for all of an object's
+/// section (or symbol) names instead of one per name (performance: those
+/// allocations were a large share of opening a small object).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Names {
+    buf: String,
+    ends: Vec<u32>,
+}
+
+impl Names {
+    fn collect<'s>(names: impl ExactSizeIterator<Item = &'s str>) -> Names {
+        let mut out = Names {
+            buf: String::new(),
+            ends: Vec::with_capacity(names.len()),
+        };
+        for n in names {
+            out.buf.push_str(n);
+            out.ends.push(out.buf.len() as u32);
+        }
+        out
+    }
+
+    pub fn get(&self, i: usize) -> Option<&str> {
+        let end = *self.ends.get(i)? as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        Some(&self.buf[start..end])
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        (0..self.len()).map(|i| self.get(i).unwrap_or(""))
+    }
+}
+
+/// One ELF section for `inspect` (its name is `Object::section_names[index]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SectionSummary {
     pub index: usize,
-    pub name: String,
     pub sh_type: u32,
     pub flags: u64,
     pub size: u64,
 }
 
+/// One ELF symbol for `inspect` (its name is `Object::symbol_names[i]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SymbolSummary {
-    pub name: String,
     pub value: u64,
     pub size: u64,
     pub bind: u8,
@@ -366,13 +409,13 @@ fn open_inner(data: &[u8], name: &str) -> Result<Object> {
             kconfig_map_idx: None,
             big_endian: elf.big_endian,
             arena: None,
-            section_names: elf.sections.iter().map(|s| s.name.to_string()).collect(),
+            section_names: Names::collect(elf.sections.iter().map(|s| s.name)),
+            symbol_names: Names::collect(elf.symbols.iter().map(|s| s.name)),
             elf_sections: elf
                 .sections
                 .iter()
                 .map(|s| SectionSummary {
                     index: s.index,
-                    name: s.name.to_string(),
                     sh_type: s.sh_type,
                     flags: s.flags,
                     size: s.size,
@@ -382,7 +425,6 @@ fn open_inner(data: &[u8], name: &str) -> Result<Object> {
                 .symbols
                 .iter()
                 .map(|s| SymbolSummary {
-                    name: s.name.to_string(),
                     value: s.value,
                     size: s.size,
                     bind: s.bind,
@@ -745,10 +787,21 @@ impl<'a> Opener<'a, '_> {
         // Hostile-input bound: the first type of each name, indexed once,
         // rather than a scan of every type per data section
         // (`btf__find_by_name`; thousands of sections × millions of types).
+        // Only names starting with '.' can match a data section's name, so
+        // only those are indexed (performance: hashing every type name was a
+        // visible share of opening an object).
         let mut first_by_name: HashMap<&str, u32> = HashMap::new();
-        if let Some(btf) = &self.obj.btf {
+        if let Some(btf) = &self.obj.btf
+            && self
+                .sec_kinds
+                .iter()
+                .any(|k| matches!(k, SecKind::Data | SecKind::Rodata | SecKind::Bss))
+        {
             for id in 1..btf.type_cnt() {
-                if let Ok(name) = btf.type_by_id(id).and_then(|t| btf.name_of(&t)) {
+                let Ok(t) = btf.type_by_id(id) else { continue };
+                if btf.name_first_byte(&t) == Some(b'.')
+                    && let Ok(name) = btf.name_of(&t)
+                {
                     first_by_name.entry(name).or_insert(id);
                 }
             }

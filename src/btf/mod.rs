@@ -233,6 +233,13 @@ impl Btf {
         self.str_at(t.name_off)
     }
 
+    /// The first byte of a type's name (0 for an empty name), without
+    /// validating the string: a cheap filter before [`Btf::name_of`].
+    pub fn name_first_byte(&self, t: &TypeRef) -> Option<u8> {
+        let off = self.str_start.checked_add(t.name_off as usize)?;
+        (off < self.str_start + self.str_len).then(|| self.raw[off])
+    }
+
     /// First type (in id order) with this name, like `btf__find_by_name`.
     pub fn find_by_name(&self, name: &str) -> Option<u32> {
         if name == "void" {
