@@ -392,6 +392,41 @@ fn open(py: Python<'_>, data: &[u8], name: &str) -> PyResult<PyObject_> {
         .map_err(|e| to_py_err(py, e))
 }
 
+/// Open and generate in one call (one GIL release): the opened object and
+/// its loader, for the module-level `gen_loader`, the path of users who
+/// generate many loaders.
+#[pyfunction]
+fn open_and_gen<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    name: &str,
+    host: HostArgs,
+) -> PyResult<(
+    PyObject_,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Vec<String>,
+    Vec<String>,
+)> {
+    let (host, opts) = host.into_host_and_options();
+    let (obj, blobs) = py
+        .detach(|| {
+            let obj = crate::object::open(data, name)?;
+            let blobs = crate::generate::gen_loader_with(&obj, &host, opts)?;
+            Ok::<_, crate::Error>((obj, blobs))
+        })
+        .map_err(|e| to_py_err(py, e))?;
+    Ok((
+        PyObject_ {
+            inner: std::sync::Arc::new(obj),
+        },
+        PyBytes::new(py, &blobs.data),
+        PyBytes::new(py, &blobs.insns),
+        blobs.map_names,
+        blobs.prog_names,
+    ))
+}
+
 /// bpftool's default object name for a path.
 #[pyfunction]
 fn default_object_name(path: &str) -> String {
@@ -609,6 +644,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("UnsupportedError", py.get_type::<UnsupportedError>())?;
     m.add_class::<PyObject_>()?;
     m.add_function(wrap_pyfunction!(open, m)?)?;
+    m.add_function(wrap_pyfunction!(open_and_gen, m)?)?;
     m.add_function(wrap_pyfunction!(default_object_name, m)?)?;
     m.add_function(wrap_pyfunction!(host_defaults, m)?)?;
     m.add_function(wrap_pyfunction!(selfcheck, m)?)?;
