@@ -43,7 +43,7 @@ for t in "${TARGETS[@]}"; do
     seeds=()
     [ -d "corpus/$t" ] && seeds+=("corpus/$t")
     case $t in
-        open_gen|elf_mutate) seeds+=(../tests/fixtures/obj ../tests/fixtures/eb regressions) ;;
+        open_gen|elf_mutate) seeds+=(../tests/fixtures/obj ../tests/fixtures/eb ../tests/fixtures/bad regressions) ;;
     esac
     mkdir -p "$work/$t"
     echo "== $t: ${share}s"

@@ -676,3 +676,33 @@ def test_selftests_bpf_cubic_header_registers() -> None:
     after_detach = next(ln for ln in p.out.splitlines() if ln.startswith("available after detach"))
     assert "attach=0" in p.out, p.out
     assert "bpf_cubic" in after_attach.split() and "bpf_cubic" not in after_detach.split()
+
+
+KERNEL_BTF_STANDIN = FIXDIR / "kernel-btf" / "struct_ops_kernel.btf"
+
+
+def test_struct_ops_hermetic_with_a_standin_kernel_btf() -> None:
+    """The committed stand-in kernel BTF (tests/fixtures/kernel-btf) declares
+    tcp_congestion_ops as the kernel does, with type ids nothing like vmlinux's: the
+    loader and header are the same as with this kernel's BTF, because only layouts come
+    from it (the loader looks the type ids up at run time)."""
+    obj = BpfObject.open(STRUCT_OPS)
+    standin = obj.gen_skeleton(kernel_btf=KERNEL_BTF_STANDIN, **SIZES)
+    assert "skel_link_create(skel->maps.bpfgen_cc_link.map_fd, 0, BPF_STRUCT_OPS)" in standin
+    if not Path("/sys/kernel/btf/vmlinux").exists():
+        pytest.skip("no /sys/kernel/btf/vmlinux to compare with")
+    assert standin == obj.gen_skeleton(**SIZES)
+
+
+def test_struct_ops_member_missing_from_kernel(clang: str, tmp_path: Path) -> None:
+    """libbpf's rule: a member the object sets but the kernel lacks is an error."""
+    o = tmp_path / "k.o"
+    subprocess.run([clang, "-O2", "-g", "--target=bpf", "-DNO_INIT", "-c",
+                    str(KERNEL_BTF_STANDIN.with_suffix(".c")), "-o", str(o)], check=True)
+    btf = tmp_path / "k.btf"
+    subprocess.run([shutil.which("llvm-objcopy-19") or "llvm-objcopy", "--dump-section",
+                    f".BTF={btf}", str(o)], check=True)
+    with pytest.raises(UnsupportedError) as e:
+        BpfObject.open(STRUCT_OPS).gen_loader(kernel_btf=btf, **SIZES)
+    assert str(e.value) == ("struct_ops_cc_bpf: struct_ops init_kern bpfgen_cc: "
+                            "Cannot find member init in kernel BTF")

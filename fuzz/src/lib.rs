@@ -30,9 +30,11 @@ pub fn host() -> Host {
         kallsyms: Some(Arc::from(
             "ffffffff81000000 T _stext\nffffffff82000000 D bpf_prog_active\nffffffff82000010 d bpf_link_fops\n",
         )),
-        // struct_ops objects fail cleanly here instead of reading this
-        // machine's kernel BTF.
-        kernel_btf: Some("/nonexistent/bpfgen-fuzz/vmlinux".into()),
+        // A committed stand-in kernel BTF (tcp_congestion_ops), so struct_ops
+        // objects are generated for without reading this machine's.
+        kernel_btf: Some(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/kernel-btf/struct_ops_kernel.btf").into(),
+        ),
     }
 }
 
