@@ -176,6 +176,12 @@ impl PyObject_ {
         &self.inner.license
     }
 
+    /// A `bpfeb` object (its loaders are for a big-endian target).
+    #[getter]
+    fn big_endian(&self) -> bool {
+        self.inner.big_endian
+    }
+
     /// Maps in libbpf's order, as dicts of read-only facts.
     fn maps<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let list = PyList::empty(py);

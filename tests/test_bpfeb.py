@@ -80,3 +80,11 @@ def test_bpfeb_kconfig_values_in_target_order() -> None:
     assert len(ours) == len(theirs)
     differing = [i for i, (x, y) in enumerate(zip(ours, theirs)) if x != y]
     assert 0 < len(differing) <= 16, differing
+
+
+def test_explain_refuses_big_endian_loaders() -> None:
+    from bpfgen_fast import LoaderDecodeError, explain
+
+    loader = BpfObject.open(EB / "minimal.bpf.o").gen_loader(compat="bpftool-7.8")
+    with pytest.raises(LoaderDecodeError, match="big-endian"):
+        explain(loader)

@@ -1419,6 +1419,9 @@ def explain(loader: Loader | BpfObject, *, disasm: bool = False) -> Explanation:
     Raises :class:`LoaderDecodeError` if the loader does not have gen_loader's shape."""
     if isinstance(loader, BpfObject):
         loader = loader.gen_loader()
+    if loader._core is not None and loader._core.big_endian:
+        raise LoaderDecodeError("explain() decodes loaders for little-endian targets; this "
+                                "one is for a big-endian (bpfeb) target")
     return decode(
         loader.data, loader.insns, loader.map_names, loader.prog_names,
         ctx_size=loader.ctx_size, with_disasm=disasm,
