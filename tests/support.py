@@ -65,6 +65,19 @@ def corpus_obj_dir() -> Path | None:
     return found[0] if found else None
 
 
+def corpus_obj(name: str) -> Path:
+    """A compiled selftests object; skips the calling test when there is none."""
+    import pytest
+
+    corpus = corpus_obj_dir()
+    if corpus is None:
+        pytest.skip("no kernel selftests corpus cache (scripts/selftests)")
+    path = corpus / name
+    if not path.is_file():
+        pytest.skip(f"{name} not in the selftests corpus at {corpus}")
+    return path
+
+
 def obj_path(name: str) -> Path:
     return OBJDIR / f"{name}.o"
 

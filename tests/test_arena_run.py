@@ -32,8 +32,7 @@ import pytest
 from bpfgen_fast import BpfObject, Explanation, LoadedObject, LoadError, explain, run
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
-from support import BAD
-from support import corpus_obj_dir as _corpus_dir
+from support import BAD, corpus_obj
 
 ARENA_SEC = ".addr_space.1"
 FIXTURE = BAD / "arena_globals.bpf.o"
@@ -92,16 +91,6 @@ def no_leak() -> Iterator[None]:
     leaked = {int(x) for x in set(os.listdir("/proc/self/fd")) - before}
     assert not {fd: t for fd in leaked if (t := _readlink(fd)) is not None}, "fds leaked"
     assert not mapped_at(ARENA_ADDR), "arena left mapped"
-
-
-def corpus_obj(name: str) -> Path:
-    corpus = _corpus_dir()
-    if corpus is None:
-        pytest.skip("no kernel selftests corpus cache (scripts/selftests)")
-    path = corpus / name
-    if not path.is_file():
-        pytest.skip(f"{name} not in the selftests corpus at {corpus}")
-    return path
 
 
 # --------------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from bpfgen_fast.explain import (
 from bpfgen_fast.object import Loader
 from bpfgen_fast.run import StructOpsValue, diagnose
 from support import BAD, OBJDIR
+from support import corpus_obj as _corpus_obj
 from support import corpus_obj_dir as _corpus_dir
 
 KERNEL_BTF = Path("/sys/kernel/btf/vmlinux")
@@ -56,12 +57,8 @@ def _need_kernel_btf() -> None:
 
 
 def corpus_obj(name: str) -> Path:
-    corpus = _corpus_dir()
-    if corpus is None:
-        pytest.skip("no kernel selftests corpus cache (scripts/selftests)")
-    path = corpus / name
-    if not path.is_file():
-        pytest.skip(f"{name} not in the selftests corpus at {corpus}")
+    """A selftests object, for tests that also need the kernel BTF."""
+    path = _corpus_obj(name)
     _need_kernel_btf()
     return path
 
