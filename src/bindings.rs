@@ -139,6 +139,15 @@ impl HostArgs {
     }
 }
 
+/// (object, data, insns, map_names, prog_names) as `open_and_gen` returns them.
+type OpenGenTuple<'py> = (
+    PyObject_,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Vec<String>,
+    Vec<String>,
+);
+
 /// (data, insns, map_names, prog_names) as returned to Python.
 type LoaderTuple<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>, Vec<String>, Vec<String>);
 
@@ -402,18 +411,7 @@ fn open(py: Python<'_>, data: &[u8], name: &str) -> PyResult<PyObject_> {
 /// its loader, for the module-level `gen_loader`, the path of users who
 /// generate many loaders.
 #[pyfunction]
-fn open_and_gen<'py>(
-    py: Python<'py>,
-    data: &[u8],
-    name: &str,
-    host: HostArgs,
-) -> PyResult<(
-    PyObject_,
-    Bound<'py, PyBytes>,
-    Bound<'py, PyBytes>,
-    Vec<String>,
-    Vec<String>,
-)> {
+fn open_and_gen<'py>(py: Python<'py>, data: &[u8], name: &str, host: HostArgs) -> PyResult<OpenGenTuple<'py>> {
     let (host, opts) = host.into_host_and_options();
     let (obj, blobs) = py
         .detach(|| {
