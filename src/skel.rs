@@ -304,6 +304,17 @@ fn struct_ops_attach(out: &mut String, st_ops: &[(&Map, &String)], obj: &Object,
             "\t\tret = skel_map_update_elem(skel->maps.{id}.map_fd, &zero, value, 0);\n"
         );
         if v.link {
+            // A link map keeps the value it was first given: attaching it
+            // again after a detach finds it set (EBUSY), which libbpf's
+            // bpf_map__attach_struct_ops also accepts.
+            out.push_str(
+                "#ifdef __KERNEL__\n\
+                 \t\tif (ret == -EBUSY)\n\
+                 #else\n\
+                 \t\tif (ret < 0 && errno == EBUSY)\n\
+                 #endif\n\
+                 \t\t\tret = 0;\n",
+            );
             w!(
                 out,
                 "\t\tif (ret >= 0) {{\n\

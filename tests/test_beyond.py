@@ -485,6 +485,14 @@ int main(void)
     printf("link_fd>0=%d\n", skel->links.bpfgen_cc_link_fd > 0);
     struct_ops_cc_bpf__detach(skel);
     STATE("detached");
+    /* A link map attaches again (its value is kept: EBUSY is accepted). The
+     * plain map registers only once (the kernel's rule), so leave it out. */
+    skel->links.bpfgen_cc_link_fd = 0;
+    close(skel->maps.bpfgen_cc.map_fd);
+    skel->maps.bpfgen_cc.map_fd = 0;
+    printf("reattach=%d\n", struct_ops_cc_bpf__attach(skel));
+    STATE("reattached");
+    struct_ops_cc_bpf__detach(skel);
     struct_ops_cc_bpf__destroy(skel);
     return 0;
 }
@@ -519,6 +527,8 @@ def test_struct_ops_header_registers_and_unregisters() -> None:
     assert "connect=0 inits=" in out and "connect=0 inits=0\n" not in out, out
     assert "link_fd>0=1\n" in out, out
     assert "detached cc=0 link=0 off=0\n" in out, out
+    # The link map links again after a detach, as with libbpf.
+    assert "reattach=0\nreattached cc=0 link=1 off=0\n" in out, out
 
 
 def test_struct_ops_kernel_btf_is_an_explicit_input(tmp_path: Path) -> None:
