@@ -30,6 +30,11 @@
 //! - `BPF_BTF_LOAD`, `BPF_MAP_UPDATE_ELEM` and `BPF_MAP_FREEZE` reference
 //!   in-bounds data and maps created before them.
 //!
+//! - a signed loader's signature check (libbpf 1.8, right after the cleanup
+//!   block) only reads the loader's own map's hash and flag, and every one of
+//!   its branches goes to the cleanup label; its raw 64-bit constants (the
+//!   hash) are admitted there and nowhere else.
+//!
 //! Loader properties that libbpf 1.5 itself gets wrong on valid input (stack
 //! slots beyond its 32-program frame) are reported as warnings, not errors.
 //! The check is linear in the loader size apart from the fixpoint rounds
@@ -333,6 +338,10 @@ enum Region {
     Blob,
     Stack,
     Ctx,
+    /// The loader's own map (`ld_imm64 src=BPF_PSEUDO_MAP_IDX, imm=0`), read
+    /// by a signed loader's signature check: its exclusivity flag and the
+    /// SHA-256 the kernel computed of the data blob.
+    LoaderMap,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -401,7 +410,19 @@ struct Checker<'a> {
     /// True at the second slot of an `ld_imm64`.
     second_half: Vec<bool>,
     ctx_size: i64,
+    /// Instructions of a signed loader's signature check (libbpf 1.8's
+    /// `emit_signature_match`, right after the cleanup block), if any.
+    signature: std::ops::Range<usize>,
 }
+
+/// The signature check: a 5-instruction exclusivity test, then one
+/// 7-instruction comparison per SHA-256 dword.
+const SIGNATURE_INSNS: usize = 5 + 4 * 7;
+const PSEUDO_MAP_IDX: u8 = 5;
+const JNE_X: u8 = 0x5d;
+/// Bytes of the loader map a signature check may read: sha[32], then the
+/// 4-byte exclusivity flag.
+const LOADER_MAP_READABLE: i64 = 36;
 
 impl Checker<'_> {
     fn data_len(&self) -> i64 {
@@ -435,6 +456,19 @@ impl Checker<'_> {
         let n = raw.len() / 8;
         self.insns = raw.chunks_exact(8).map(decode).collect();
         self.second_half = vec![false; n];
+        // A signed loader: the prologue jumps over the cleanup block to a
+        // load of the loader's own map (the signature check).
+        if let Some(ja) = self.insns.get(6).filter(|i| i.code == JA) {
+            let start = (7 + ja.off as i64).max(0) as usize;
+            if self
+                .insns
+                .get(start)
+                .is_some_and(|i| i.code == LD_IMM64 && i.src == PSEUDO_MAP_IDX)
+                && start + SIGNATURE_INSNS <= n
+            {
+                self.signature = start..start + SIGNATURE_INSNS;
+            }
+        }
         let mut pc = 0;
         while pc < n {
             let i = self.insns[pc];
@@ -444,6 +478,17 @@ impl Checker<'_> {
                 };
                 if hi.code != 0 || hi.dst != 0 || hi.src != 0 || hi.off != 0 {
                     return fail(Some(pc + 1), "malformed second slot of ld_imm64");
+                }
+                let in_signature = self.signature.contains(&pc);
+                // The loader map (index 0), or a 64-bit hash dword.
+                let signature_form = in_signature
+                    && ((i.src == PSEUDO_MAP_IDX && i.imm == 0 && hi.imm == 0) || i.src == 0)
+                    && i.off == 0
+                    && (i.dst as usize) < NREGS;
+                if signature_form {
+                    self.second_half[pc + 1] = true;
+                    pc += 2;
+                    continue;
                 }
                 if i.src != PSEUDO_MAP_IDX_VALUE || i.imm != 0 || i.off != 0 || i.dst as usize >= NREGS {
                     return fail(
@@ -469,6 +514,7 @@ impl Checker<'_> {
                 i.code,
                 MOV64_X | MOV64_K | ADD64_K | RSH64_K | AND32_K | CALL | EXIT | JA
             ) || COND_JUMPS.contains(&i.code)
+                || (i.code == JNE_X && self.signature.contains(&pc))
                 || matches!(
                     i.code,
                     0x61 | 0x69 | 0x71 | 0x79 | 0x63 | 0x6b | 0x73 | 0x7b | 0x62 | 0x6a | 0x72 | 0x7a
@@ -482,7 +528,7 @@ impl Checker<'_> {
             pc += 1;
         }
         for (pc, i) in self.insns.iter().enumerate() {
-            if self.second_half[pc] || !(i.code == JA || COND_JUMPS.contains(&i.code)) {
+            if self.second_half[pc] || !(i.code == JA || COND_JUMPS.contains(&i.code) || i.code == JNE_X) {
                 continue;
             }
             let target = pc as i64 + 1 + i.off as i64;
@@ -491,6 +537,15 @@ impl Checker<'_> {
             }
             if self.second_half[target as usize] {
                 return fail(Some(pc), format!("jump into the middle of ld_imm64 at {target}"));
+            }
+            if self.signature.contains(&pc) && COND_JUMPS.contains(&i.code) | (i.code == JNE_X) {
+                if target as usize != CLEANUP_LABEL {
+                    return fail(
+                        Some(pc),
+                        format!("signature check branches to {target}, not to the cleanup label"),
+                    );
+                }
+                continue;
             }
             if i.code == JSLT_K && i.dst == 7 && i.imm == 0 && target as usize != CLEANUP_LABEL {
                 return fail(
@@ -572,6 +627,14 @@ impl Checker<'_> {
                             "{size}-byte access at data+{at:#x} outside the {}-byte data blob",
                             self.data.len()
                         ),
+                    );
+                }
+            }
+            Region::LoaderMap => {
+                if at < 0 || at + size > LOADER_MAP_READABLE {
+                    return fail(
+                        Some(pc),
+                        format!("{size}-byte access at loader map+{at} outside its hash and flag"),
                     );
                 }
             }
@@ -713,7 +776,13 @@ impl Checker<'_> {
             let mut falls_through = true;
             match i.code {
                 LD_IMM64 => {
-                    st[d] = Val::Ptr(Region::Blob, self.insns[pc + 1].imm as i64);
+                    st[d] = match i.src {
+                        PSEUDO_MAP_IDX_VALUE => Val::Ptr(Region::Blob, self.insns[pc + 1].imm as i64),
+                        PSEUDO_MAP_IDX => Val::Ptr(Region::LoaderMap, 0),
+                        // A hash dword of the signature check (decode_all
+                        // admits these only there).
+                        _ => Val::Unknown,
+                    };
                     next = pc + 2;
                 }
                 MOV64_X => st[d] = st[s],
@@ -734,6 +803,9 @@ impl Checker<'_> {
                 0x63 | 0x6b | 0x73 | 0x7b | 0x62 | 0x6a | 0x72 | 0x7a => {
                     let size = mem_size(i.code);
                     let (region, off) = self.access(pc, st[d], i.dst, i.off, size, trace)?;
+                    if region == Region::LoaderMap {
+                        return fail(Some(pc), "store into the loader's own map");
+                    }
                     let val = if i.code & 0x07 == 0x03 {
                         st[s]
                     } else {
@@ -830,6 +902,7 @@ pub fn check(data: &[u8], insns: &[u8], expect: &Expect) -> CheckResult<Report> 
         data,
         insns: Vec::new(),
         second_half: Vec::new(),
+        signature: 0..0,
         ctx_size: CTX_SIZE + MAP_DESC_SIZE * nr_maps + PROG_DESC_SIZE * expect.progs.len() as i64,
     };
     ck.decode_all(insns)?;
@@ -1097,7 +1170,7 @@ pub fn check(data: &[u8], insns: &[u8], expect: &Expect) -> CheckResult<Report> 
                 let kept_ok = match region {
                     Region::Stack => slot >= STACK_PROG_FD0 && (slot - STACK_PROG_FD0) % 4 == 0,
                     Region::Blob => slot >= 4 * (map_slots + KFUNC_SLOTS) && slot % 4 == 0,
-                    Region::Ctx => false,
+                    Region::Ctx | Region::LoaderMap => false,
                 };
                 if !kept_ok {
                     return fail(Some(pc), format!("PROG_LOAD '{name}': fd kept at {region:?}{slot:+}"));

@@ -28,10 +28,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import bpfgen_fast
 import pytest
-from bpfgen_fast import BpfgenError, BpfObject
+from bpfgen_fast import BpfgenError, BpfObject, _core
 from bpfgen_fast.errors import SigningError
-from support import FIXDIR, OBJDIR, obj_path, run_cli
+from support import FIXDIR, OBJ_NAMES, OBJDIR, obj_path, run_cli
 
 #: fixtures whose (unsigned) header is bpftool's without compat knobs
 FIXTURES = ["minimal.bpf", "global_data.bpf", "maps_hash.bpf", "mixed_everything.bpf",
@@ -469,3 +470,42 @@ def _kernel_has_signature_verification() -> bool:
         text = (gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw).decode(errors="replace")
         return "\nCONFIG_SYSTEM_DATA_VERIFICATION=y" in text
     return False
+
+
+# -- the loader self-check reads signed loaders ------------------------------------------------
+
+def _signed_loader(name: str) -> tuple[bytes, bytes, list[str], list[str], dict[str, object]]:
+    obj = BpfObject.open(OBJDIR / f"{name}.o")
+    host = dict(bpfgen_fast.host_args(compat="bpftool-7.8"), gen_hash=True)
+    data, insns, maps, progs = obj._core.gen_loader(host)
+    return data, insns, list(maps), list(progs), host
+
+
+@pytest.mark.parametrize("name", OBJ_NAMES)
+def test_selfcheck_accepts_signed_loaders(name: str) -> None:
+    obj = BpfObject.open(OBJDIR / f"{name}.o")
+    data, insns, maps, progs, host = _signed_loader(name)
+    report = _core.selfcheck(data, insns, maps, progs)
+    assert report["insn_cnt"] == len(insns) // 8
+    obj._core.selfcheck(data, insns, host)
+
+
+def test_selfcheck_rejects_a_signature_branch_away_from_cleanup() -> None:
+    data, insns, maps, progs, _ = _signed_loader("minimal.bpf")
+    raw = bytearray(insns)
+    jne = next(i for i in range(0, len(raw), 8) if raw[i] == 0x5D)  # first `jne r2, r3`
+    raw[jne + 2:jne + 4] = (int.from_bytes(raw[jne + 2:jne + 4], "little", signed=True) + 1
+                            ).to_bytes(2, "little", signed=True)
+    with pytest.raises(BpfgenError, match=r"signature check branches to \d+, not to the cleanup"):
+        _core.selfcheck(data, bytes(raw), maps, progs)
+
+
+def test_selfcheck_rejects_raw_constants_outside_the_signature_check() -> None:
+    """A 64-bit constant load (src 0) is admitted only inside the signature check."""
+    loader = BpfObject.open(OBJDIR / "minimal.bpf.o").gen_loader()
+    raw = bytearray(loader.insns)
+    at = next(i for i in range(8 * 8, len(raw), 8) if raw[i] == 0x18)
+    raw[at + 1] &= 0x0F  # src_reg 6 -> 0
+    with pytest.raises(BpfgenError, match="ld_imm64 is not a data-blob address"):
+        _core.selfcheck(loader.data, bytes(raw), list(loader.map_names),
+                        list(loader.prog_names))
