@@ -30,6 +30,8 @@
 //! - `BPF_BTF_LOAD`, `BPF_MAP_UPDATE_ELEM` and `BPF_MAP_FREEZE` reference
 //!   in-bounds data and maps created before them.
 //!
+//! - a loader for a big-endian target (recognised by its first instruction)
+//!   is read with its instructions and attrs in that byte order;
 //! - a signed loader's signature check (libbpf 1.8, right after the cleanup
 //!   block) only reads the loader's own map's hash and flag, and every one of
 //!   its branches goes to the cleanup label; its raw 64-bit constants (the
@@ -333,6 +335,12 @@ fn decode(b: &[u8]) -> Ins {
     }
 }
 
+/// A loader for a big-endian target (`bpfeb`): its first instruction,
+/// `r6 = r1`, has the register nibbles the other way round.
+fn is_big_endian_loader(insns: &[u8]) -> bool {
+    insns.len() >= 8 && insns[0] == MOV64_X && insns[1] == 0x61
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Region {
     Blob,
@@ -410,6 +418,9 @@ struct Checker<'a> {
     /// True at the second slot of an `ld_imm64`.
     second_half: Vec<bool>,
     ctx_size: i64,
+    /// A loader for a big-endian target: instructions and the attrs it
+    /// passes to the kernel are big-endian.
+    big_endian: bool,
     /// Instructions of a signed loader's signature check (libbpf 1.8's
     /// `emit_signature_match`, right after the cleanup block), if any.
     signature: std::ops::Range<usize>,
@@ -435,7 +446,12 @@ impl Checker<'_> {
 
     fn u32_at(&self, off: i64) -> u32 {
         let o = off as usize;
-        u32::from_le_bytes([self.data[o], self.data[o + 1], self.data[o + 2], self.data[o + 3]])
+        let b = [self.data[o], self.data[o + 1], self.data[o + 2], self.data[o + 3]];
+        if self.big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
     }
 
     /// NUL-terminated string stored at `off` (bounded by `max` bytes).
@@ -454,7 +470,13 @@ impl Checker<'_> {
     /// Static shape checks that need no dataflow.
     fn decode_all(&mut self, raw: &[u8]) -> CheckResult<()> {
         let n = raw.len() / 8;
-        self.insns = raw.chunks_exact(8).map(decode).collect();
+        self.insns = if self.big_endian {
+            let mut le = raw.to_vec();
+            crate::insn::Insn::bswap_wire(&mut le);
+            le.chunks_exact(8).map(decode).collect()
+        } else {
+            raw.chunks_exact(8).map(decode).collect()
+        };
         self.second_half = vec![false; n];
         // A signed loader: the prologue jumps over the cleanup block to a
         // load of the loader's own map (the signature check).
@@ -903,6 +925,7 @@ pub fn check(data: &[u8], insns: &[u8], expect: &Expect) -> CheckResult<Report> 
         insns: Vec::new(),
         second_half: Vec::new(),
         signature: 0..0,
+        big_endian: is_big_endian_loader(insns),
         ctx_size: CTX_SIZE + MAP_DESC_SIZE * nr_maps + PROG_DESC_SIZE * expect.progs.len() as i64,
     };
     ck.decode_all(insns)?;
@@ -988,7 +1011,8 @@ pub fn check(data: &[u8], insns: &[u8], expect: &Expect) -> CheckResult<Report> 
                 if !ck.in_data(ptr, size) || size < 24 {
                     return fail(Some(pc), format!("BTF at data+{ptr:#x} (+{size}) is out of bounds"));
                 }
-                if ck.data[ptr as usize..ptr as usize + 2] != [0x9f, 0xeb] {
+                let magic: [u8; 2] = if ck.big_endian { [0xeb, 0x9f] } else { [0x9f, 0xeb] };
+                if ck.data[ptr as usize..ptr as usize + 2] != magic {
                     return fail(Some(pc), "BTF given to BPF_BTF_LOAD has no BTF magic");
                 }
                 if ret_dest.get(&pc).map(Vec::as_slice) != Some(&[(Region::Stack, STACK_BTF_FD)]) {
