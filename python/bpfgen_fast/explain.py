@@ -14,6 +14,10 @@ loader: see :meth:`bpfgen_fast.run.LoadedObject.attach`).
 reads the attributes from the data blob at the offsets the ``ld_imm64 src=6``
 pairs reference. Anything that does not fit raises :class:`LoaderDecodeError`,
 so the decoder doubles as a structural self-check of a generated loader.
+Loaders for big-endian (bpfeb) targets (libbpf 1.8's cross-endian generator,
+``compat="bpftool-7.8"``) decode too: their byte order is read off the loader's first
+instruction (``r6 = r1``), and the instructions and every record the kernel reads from
+the data blob are decoded in it (:attr:`Explanation.big_endian`).
 
     >>> e = bpfgen_fast.explain(bpfgen_fast.gen_loader("prog.bpf.o"))
     >>> [m.name for m in e.maps], [p.name for p in e.programs]
@@ -332,6 +336,12 @@ def _kwargs(cls: type[Any], d: dict[str, Any]) -> dict[str, Any]:
         raise LoaderDecodeError(f"bad {cls.__name__} record in JSON: {e}") from None
 
 
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise TypeError(f"expected a boolean, got {v!r}")
+    return v
+
+
 @dataclass(frozen=True)
 class Explanation:
     """What a loader will do, in execution order (``steps``), plus its error path.
@@ -347,6 +357,9 @@ class Explanation:
     cleanup: Cleanup
     disasm: tuple[str, ...] = field(default=())
     skipped_maps: tuple[SkippedMap, ...] = field(default=())
+    #: the loader (its instructions and the records it hands the kernel) is for a
+    #: big-endian target; documents written before this field existed load as False
+    big_endian: bool = False
 
     @property
     def maps(self) -> tuple[MapCreate, ...]:
@@ -367,6 +380,7 @@ class Explanation:
             "nr_maps": self.nr_maps,
             "nr_prog_slots": self.nr_prog_slots,
             "ctx_size": self.ctx_size,
+            "big_endian": self.big_endian,
             "steps": [_step_dict(s) for s in self.steps],
             "cleanup": _step_dict(self.cleanup),
             "skipped_maps": [asdict(m) for m in self.skipped_maps],
@@ -389,6 +403,7 @@ class Explanation:
                 nr_maps=int(d["nr_maps"]),
                 nr_prog_slots=int(d["nr_prog_slots"]),
                 ctx_size=int(d["ctx_size"]),
+                big_endian=_bool(d.get("big_endian", False)),
                 steps=tuple(_step_from(s) for s in d["steps"]),
                 cleanup=Cleanup(**_kwargs(Cleanup, c)),
                 disasm=tuple(str(x) for x in d.get("disasm", ())),
@@ -432,24 +447,46 @@ class _Insn:
         return 2 if self.imm2 is not None else 1
 
 
-def _decode_insns(raw: bytes) -> list[_Insn]:
+def _order(big_endian: bool) -> str:
+    """The :mod:`struct` byte-order prefix of a target."""
+    return ">" if big_endian else "<"
+
+
+def _unpack_insn(raw: bytes, at: int, big_endian: bool) -> tuple[int, int, int, int, int]:
+    """-> (code, dst, src, off, imm) of the instruction at byte ``at``: the regs byte is
+    ``src << 4 | dst`` little-endian, ``dst << 4 | src`` big-endian (libbpf's
+    ``bpf_insn_bswap``); off and imm are in the target's byte order."""
+    code, regs, off, imm = struct.unpack_from(_order(big_endian) + "BBhi", raw, at)
+    if big_endian:
+        return code, regs >> 4, regs & 0xF, off, imm
+    return code, regs & 0xF, regs >> 4, off, imm
+
+
+def loader_is_big_endian(insns: bytes) -> bool:
+    """The byte order of a generated loader, from its first instruction ``r6 = r1``
+    (code 0xbf; regs byte 0x16 little-endian, 0x61 big-endian). Anything else is
+    taken as little-endian (and fails to decode as a loader)."""
+    return len(insns) >= 2 and insns[0] == _MOV64_REG and insns[1] == 0x61
+
+
+def _decode_insns(raw: bytes, big_endian: bool = False) -> list[_Insn]:
     if len(raw) % 8:
         raise LoaderDecodeError(f"instruction blob size {len(raw)} is not a multiple of 8")
     n = len(raw) // 8
     out: list[_Insn] = []
     i = 0
     while i < n:
-        code, regs, off, imm = struct.unpack_from("<BBhi", raw, 8 * i)
+        code, dst, src, off, imm = _unpack_insn(raw, 8 * i, big_endian)
         if code == _LD_IMM64:
             if i + 1 >= n:
                 raise LoaderDecodeError("truncated ld_imm64", i)
-            c2, r2, o2, imm2 = struct.unpack_from("<BBhi", raw, 8 * (i + 1))
-            if c2 or r2 or o2:
+            c2, d2, s2, o2, imm2 = _unpack_insn(raw, 8 * (i + 1), big_endian)
+            if c2 or d2 or s2 or o2:
                 raise LoaderDecodeError("malformed second half of ld_imm64", i)
-            out.append(_Insn(i, code, regs & 0xF, regs >> 4, off, imm, imm2))
+            out.append(_Insn(i, code, dst, src, off, imm, imm2))
             i += 2
         else:
-            out.append(_Insn(i, code, regs & 0xF, regs >> 4, off, imm, None))
+            out.append(_Insn(i, code, dst, src, off, imm, None))
             i += 1
     return out
 
@@ -517,18 +554,31 @@ def _disasm_one(i: _Insn, blob: bool = True) -> str:
     return f"(code {i.code:#04x} dst r{i.dst} src r{i.src} off {i.off} imm {i.imm})"
 
 
-def disasm(insns: bytes, *, blob: bool = True) -> list[str]:
+def disasm(insns: bytes, *, blob: bool = True, big_endian: bool | None = None) -> list[str]:
     """Disassemble BPF instructions, one line per insn (``ld_imm64`` takes two
     slots). With ``blob`` (the loader's own code), ``src=6`` pairs print as blob
-    addresses."""
-    return [f"{i.idx:5}: ({i.code:02x}) {_disasm_one(i, blob)}" for i in _decode_insns(insns)]
+    addresses. ``big_endian``: the instructions' byte order; None (the default) reads
+    it off a loader's first instruction (see :func:`loader_is_big_endian`) with
+    ``blob``, else takes little-endian (a program's code does not tell)."""
+    if big_endian is None:
+        big_endian = blob and loader_is_big_endian(insns)
+    be = big_endian
+    return [f"{i.idx:5}: ({i.code:02x}) {_disasm_one(i, blob)}"
+            for i in _decode_insns(insns, be)]
 
 
 class _Cursor:
-    def __init__(self, insns: list[_Insn], data: bytes) -> None:
+    def __init__(self, insns: list[_Insn], data: bytes, big_endian: bool = False) -> None:
         self.insns = insns
         self.data = data
         self.pos = 0
+        self.big_endian = big_endian
+        #: :mod:`struct` byte-order prefix of the data blob's kernel-read records
+        self.order = _order(big_endian)
+
+    def unpack(self, fmt: str, off: int) -> tuple[Any, ...]:
+        """``struct.unpack_from`` of blob fields in the target's byte order."""
+        return struct.unpack_from(self.order + fmt, self.data, off)
 
     def peek(self, k: int = 0) -> _Insn | None:
         p = self.pos + k
@@ -747,13 +797,13 @@ class _Cursor:
     def u32(self, off: int, at: int | None = None) -> int:
         if off < 0 or off + 4 > len(self.data):
             raise LoaderDecodeError(f"blob read at {off} out of range", at)
-        v: int = struct.unpack_from("<I", self.data, off)[0]
+        v: int = self.unpack("I", off)[0]
         return v
 
     def u64(self, off: int, at: int | None = None) -> int:
         if off < 0 or off + 8 > len(self.data):
             raise LoaderDecodeError(f"blob read at {off} out of range", at)
-        v: int = struct.unpack_from("<Q", self.data, off)[0]
+        v: int = self.unpack("Q", off)[0]
         return v
 
 
@@ -764,9 +814,15 @@ def _expect(cond: bool, what: str, at: int | None) -> None:
 
 class _Decoder:
     def __init__(
-        self, data: bytes, insns: bytes, map_names: Sequence[str], prog_names: Sequence[str]
+        self,
+        data: bytes,
+        insns: bytes,
+        map_names: Sequence[str],
+        prog_names: Sequence[str],
+        big_endian: bool = False,
     ) -> None:
-        self.c = _Cursor(_decode_insns(insns), data)
+        self.big_endian = big_endian
+        self.c = _Cursor(_decode_insns(insns, big_endian), data, big_endian)
         self.data = data
         self.insn_cnt = len(insns) // 8
         self.map_names = list(map_names)
@@ -1060,11 +1116,11 @@ class _Decoder:
         if uses_inner:
             c.close_stack(_INNER_MAP_FD)
         a = self.data
-        mtype, key, value, max_entries, flags = struct.unpack_from("<5I", a, attr)
-        numa, = struct.unpack_from("<I", a, attr + 24)
+        mtype, key, value, max_entries, flags = c.unpack("5I", attr)
+        numa, = c.unpack("I", attr + 24)
         kname = a[attr + 28 : attr + 44].split(b"\0", 1)[0].decode(errors="replace")
-        ifindex, _btf_fd, bkey, bvalue = struct.unpack_from("<4I", a, attr + 44)
-        extra, = struct.unpack_from("<Q", a, attr + 64)
+        ifindex, _btf_fd, bkey, bvalue = c.unpack("4I", attr + 44)
+        extra, = c.unpack("Q", attr + 64)
         _expect((mtype == _BPF_MAP_TYPE_STRUCT_OPS) == (vtype is not None),
                 "struct_ops map without its vmlinux value type lookup" if vtype is None
                 else f"vmlinux value type lookup for a {map_type_name(mtype)} map", first)
@@ -1131,7 +1187,7 @@ class _Decoder:
             and inner % 4 == 0,
             "map-in-map MAP_UPDATE_ELEM attr set-up does not match", first,
         )
-        slot = struct.unpack_from("<i", self.data, key)[0] if key + 4 <= len(self.data) else -1
+        slot = c.unpack("i", key)[0] if key + 4 <= len(self.data) else -1
         return MapPopulate(first, c.last, attr, idx, self.map_name(idx, first), slot,
                            inner // 4, self.map_name(inner // 4, first))
 
@@ -1224,15 +1280,15 @@ class _Decoder:
         self.nr_progs += 1
 
         a = self.data
-        (ptype, insn_cnt) = struct.unpack_from("<II", a, attr)
-        prog_flags, = struct.unpack_from("<I", a, attr + 44)
+        (ptype, insn_cnt) = c.unpack("II", attr)
+        prog_flags, = c.unpack("I", attr + 44)
         kname = a[attr + 48 : attr + 64].split(b"\0", 1)[0].decode(errors="replace")
         self.prog_kernel_names.append(kname)
-        ifindex, eat = struct.unpack_from("<II", a, attr + 64)
-        fi_rec, = struct.unpack_from("<I", a, attr + 76)
-        fi_cnt, li_rec = struct.unpack_from("<II", a, attr + 88)
-        li_cnt, attach_btf_id = struct.unpack_from("<II", a, attr + 104)
-        core_cnt, = struct.unpack_from("<I", a, attr + 116)
+        ifindex, eat = c.unpack("II", attr + 64)
+        fi_rec, = c.unpack("I", attr + 76)
+        fi_cnt, li_rec = c.unpack("II", attr + 88)
+        li_cnt, attach_btf_id = c.unpack("II", attr + 104)
+        core_cnt, = c.unpack("I", attr + 116)
         license_off, insns_at = stores[0][1], stores[1][1]
         _expect(insns_at + 8 * insn_cnt <= len(a), "program instructions outside the blob", first)
         for r in relos:
@@ -1251,7 +1307,8 @@ class _Decoder:
             return "?"
         raw = self.data[insn_addr : insn_addr + 16]
         try:
-            return _disasm_one(_decode_insns(raw if raw[0] == _LD_IMM64 else raw[:8])[0], False)
+            one = raw if raw[0] == _LD_IMM64 else raw[:8]
+            return _disasm_one(_decode_insns(one, self.big_endian)[0], False)
         except LoaderDecodeError:
             return "?"
 
@@ -1340,9 +1397,12 @@ class _Decoder:
         return r
 
     def clear_src_reg(self) -> None:
+        """Clear the patched insn's src_reg, keeping dst_reg: the low nibble of the regs
+        byte little-endian, the high one big-endian."""
         c = self.c
+        keep = 0xF0 if self.big_endian else 0x0F
         c.ldx(1, 9, 8, 1)
-        c.take(_AND32_IMM, "w9 &= 0xf", dst=9, imm=0x0F)
+        c.take(_AND32_IMM, f"w9 &= {keep:#x}", dst=9, imm=keep)
         c.stx(1, 8, 9, 1)
 
     def parse_finish(self) -> Finish:
@@ -1390,10 +1450,13 @@ def decode(
     *,
     ctx_size: int | None = None,
     with_disasm: bool = False,
+    big_endian: bool | None = None,
 ) -> Explanation:
     """Decode raw blobs. ``map_names``/``prog_names`` (the skeleton's) give full
-    names where the attrs hold 15-char kernel names."""
-    decoder = _Decoder(data, insns, map_names, prog_names)
+    names where the attrs hold 15-char kernel names. ``big_endian``: the target's byte
+    order; None (the default) reads it off the loader's first instruction."""
+    be = loader_is_big_endian(insns) if big_endian is None else big_endian
+    decoder = _Decoder(data, insns, map_names, prog_names, be)
     try:
         steps, cleanup, nr_maps, nr_slots = decoder.run()
     except (struct.error, IndexError) as e:  # a read past the blob the checks did not catch
@@ -1408,20 +1471,25 @@ def decode(
         ctx_size=max(need, ctx_size or 0),
         steps=tuple(steps),
         cleanup=cleanup,
-        disasm=tuple(disasm(insns)) if with_disasm else (),
+        disasm=tuple(disasm(insns, big_endian=be)) if with_disasm else (),
         skipped_maps=decoder.skipped_maps(),
+        big_endian=be,
     )
 
 
 def explain(loader: Loader | BpfObject, *, disasm: bool = False) -> Explanation:
     """Decode ``loader`` (a :class:`Loader`, or a :class:`BpfObject` whose loader is
     generated with this host's facts) into an ordered listing of what it will do.
+    Loaders for big-endian (bpfeb) targets decode in their byte order, read off the
+    loader's first instruction (:attr:`Explanation.big_endian`).
     Raises :class:`LoaderDecodeError` if the loader does not have gen_loader's shape."""
     if isinstance(loader, BpfObject):
         loader = loader.gen_loader()
-    if loader._core is not None and loader._core.big_endian:
-        raise LoaderDecodeError("explain() decodes loaders for little-endian targets; this "
-                                "one is for a big-endian (bpfeb) target")
+    if loader._core is not None and bool(loader._core.big_endian) != loader_is_big_endian(
+        loader.insns
+    ):
+        raise LoaderDecodeError("the loader's first instruction is not `r6 = r1` in the "
+                                "byte order it was generated for", 0)
     return decode(
         loader.data, loader.insns, loader.map_names, loader.prog_names,
         ctx_size=loader.ctx_size, with_disasm=disasm,
@@ -1471,7 +1539,8 @@ def render_text(e: Explanation) -> str:
     n_loaded = len(e.programs)
     out = [
         f"loader: {e.insn_cnt} insns, data {e.data_size} bytes, {e.nr_maps} maps, "
-        f"{n_loaded} programs loaded ({e.nr_prog_slots} prog fd slots), ctx {e.ctx_size} bytes"
+        f"{n_loaded} programs loaded ({e.nr_prog_slots} prog fd slots), ctx {e.ctx_size} bytes, "
+        + ("big-endian (bpfeb) target" if e.big_endian else "little-endian target")
     ]
     skipped = list(e.skipped_maps)
 
@@ -1568,5 +1637,5 @@ __all__ = [
     "AttachTarget", "BtfLoad", "Cleanup", "Explanation", "Finish", "KsymRelo",
     "LoaderDecodeError", "MapCreate", "MapFreeze", "MapPopulate", "MapUpdate", "ProgArrayUpdate",
     "ProgLoad", "SkippedMap", "Step", "decode", "disasm", "explain", "initial_images",
-    "read_loader", "render_text",
+    "loader_is_big_endian", "read_loader", "render_text",
 ]

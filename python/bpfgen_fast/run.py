@@ -46,6 +46,7 @@ import errno as _errno
 import mmap
 import os
 import struct
+import sys
 import warnings
 import weakref
 from collections.abc import Mapping
@@ -836,6 +837,9 @@ def run(
     if log_level < 0:
         raise ValueError("log_level must be >= 0")
     expl = explain(loader)
+    if expl.big_endian != (sys.byteorder == "big"):
+        raise LoadError(f"this loader is for a {'big' if expl.big_endian else 'little'}-endian "
+                        f"target, this machine is {sys.byteorder}-endian", object_name=name)
     data, insns = loader.data, loader.insns
     maps = expl.maps
     progs = expl.programs
