@@ -319,8 +319,8 @@ impl PyObject_ {
         obj.arena.as_ref().map(|a| (a.map_idx, PyBytes::new(py, &a.data)))
     }
 
-    /// The values struct_ops maps get when attached, for the loader generated
-    /// on `host`: [(map index, BPF_F_LINK, kernel-layout value,
+    /// The values struct_ops maps get when attached, for the object on
+    /// `host` (the struct_ops plan only; no loader is generated): [(map index, BPF_F_LINK, kernel-layout value,
     /// [(byte offset, program name)])] (see `generate::StructOpsValue`).
     #[allow(clippy::type_complexity)]
     fn struct_ops_values<'py>(
@@ -328,9 +328,12 @@ impl PyObject_ {
         host: HostArgs,
     ) -> PyResult<Vec<(usize, bool, Bound<'py, PyBytes>, Vec<(u32, String)>)>> {
         let py = slf.py();
-        let blobs = Self::blobs(slf, host)?;
-        Ok(blobs
-            .struct_ops
+        let host = host.into_host();
+        let obj = &*std::sync::Arc::clone(&slf.borrow().inner);
+        let values = py
+            .detach(|| crate::generate::struct_ops_values(obj, &host))
+            .map_err(|e| to_py_err(py, e))?;
+        Ok(values
             .into_iter()
             .map(|v| (v.map_idx, v.link, PyBytes::new(py, &v.value), v.funcs))
             .collect())

@@ -286,6 +286,30 @@ pub fn gen_loader_with(obj: &Object, host: &Host, opts: GenOptions) -> Result<Lo
 
 /// struct_ops translation against the kernel BTF, when the object creates
 /// any struct_ops map (the kernel BTF is read only then).
+/// The values the attacher writes, from a struct_ops plan.
+fn attach_values(obj: &Object, plan: StructOpsPlan) -> Vec<StructOpsValue> {
+    plan.maps
+        .into_iter()
+        .map(|kern| StructOpsValue {
+            map_idx: kern.map_idx,
+            link: obj.maps[kern.map_idx].def.map_flags & struct_ops::BPF_F_LINK != 0,
+            funcs: kern
+                .func_slots
+                .iter()
+                .map(|&(off, prog_idx)| (off, obj.programs[prog_idx].name.clone()))
+                .collect(),
+            value: kern.vdata,
+        })
+        .collect()
+}
+
+/// The struct_ops values alone (what `LoaderBlobs::struct_ops` holds),
+/// without generating the loader.
+pub fn struct_ops_values(obj: &Object, host: &Host) -> Result<Vec<StructOpsValue>> {
+    let plan = struct_ops_plan(obj, host).map_err(|e| e.for_object(&obj.name))?;
+    Ok(plan.map(|p| attach_values(obj, p)).unwrap_or_default())
+}
+
 pub(crate) fn struct_ops_plan(obj: &Object, host: &Host) -> Result<Option<StructOpsPlan>> {
     if !obj
         .maps
@@ -608,20 +632,7 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
     // struct_ops values are written at attach time (registration), not by
     // the loader: libbpf registers a map only when it is attached, and a
     // map the kernel refuses must not fail the whole load.
-    let struct_ops = st_plan
-        .iter()
-        .flat_map(|p| &p.maps)
-        .map(|kern| StructOpsValue {
-            map_idx: kern.map_idx,
-            link: obj.maps[kern.map_idx].def.map_flags & struct_ops::BPF_F_LINK != 0,
-            value: kern.vdata.clone(),
-            funcs: kern
-                .func_slots
-                .iter()
-                .map(|&(off, prog_idx)| (off, obj.programs[prog_idx].name.clone()))
-                .collect(),
-        })
-        .collect();
+    let struct_ops = st_plan.map(|p| attach_values(obj, p)).unwrap_or_default();
     let (data, insns) = emitter.finish()?;
     Ok(LoaderBlobs {
         data,

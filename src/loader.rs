@@ -317,6 +317,15 @@ impl LoaderGen {
         }
     }
 
+    /// A 32-bit value (a map key) in the target's byte order.
+    fn u32_to_target(&self, v: u32) -> [u8; 4] {
+        if self.big_endian {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    }
+
     /// Records made of 32-bit words (func/line info, CO-RE records, keys)
     /// in the target's byte order.
     fn words_to_target<'b>(&self, words: &'b [u8]) -> std::borrow::Cow<'b, [u8]> {
@@ -632,8 +641,7 @@ impl LoaderGen {
     /// Store a loaded program's fd in a PROG_ARRAY slot (static `.values`
     /// of a prog-array; libbpf 1.5 refuses these in gen mode).
     pub fn populate_prog_array(&mut self, map_idx: usize, slot: u32, load_idx: usize) {
-        let key = self.words_to_target(&slot.to_le_bytes()).into_owned();
-        let key = self.add_data(&key);
+        let key = self.add_data(&self.u32_to_target(slot));
         let value = self.add_zeroes(4);
         let a = self.add_zeroes(MAP_UPDATE_ATTR_SIZE);
         self.prog_fd_to_blob(value, load_idx);
@@ -646,8 +654,7 @@ impl LoaderGen {
 
     /// `bpf_gen__populate_outer_map`: store an inner map's fd in an outer slot.
     pub fn populate_outer_map(&mut self, outer: usize, slot: u32, inner: usize) {
-        let key = self.words_to_target(&slot.to_le_bytes()).into_owned();
-        let key = self.add_data(&key);
+        let key = self.add_data(&self.u32_to_target(slot));
         let a = self.add_zeroes(MAP_UPDATE_ATTR_SIZE);
         self.blob2blob(a, 4, fd_array_off(outer));
         self.rel_store(a + 8, key);
@@ -676,11 +683,12 @@ impl LoaderGen {
         } else {
             self.add_data(p.insns)
         };
-        let func_info = self.words_to_target(p.func_info).into_owned();
+        // Borrowed for a little-endian target: no copy.
+        let func_info = self.words_to_target(p.func_info);
         let func_info = self.add_data(&func_info);
-        let line_info = self.words_to_target(p.line_info).into_owned();
+        let line_info = self.words_to_target(p.line_info);
         let line_info = self.add_data(&line_info);
-        let core_relos = self.words_to_target(&p.core_relos).into_owned();
+        let core_relos = self.words_to_target(&p.core_relos);
         let core_relos = self.add_data(&core_relos);
         let mut attr = [0u8; PROG_LOAD_ATTR_SIZE];
         put_u32(&mut attr, 0, p.prog_type);
