@@ -5,8 +5,9 @@
 #   scripts/oracle-bpftool-7.8.sh          # prints the binary's absolute path (last line)
 #   B78="$(scripts/oracle-bpftool-7.8.sh | tail -n1)"
 #
-# Everything lives under CACHE = ~/.cache/bpfgen/bpftool-7.8/ (same cache root as
-# scripts/selftests/build_corpus.py; override with BPFGEN_BPFTOOL78_CACHE):
+# Everything lives under CACHE = $BPFGEN_CACHE/bpftool-7.8/ (BPFGEN_CACHE defaults to
+# ~/.cache/bpfgen, the cache root of scripts/selftests/build_corpus.py too; override
+# this one alone with BPFGEN_BPFTOOL78_CACHE):
 #   CACHE/apt/                private apt state: sources list, lists/, cache/ (the .deb)
 #   CACHE/<deb-version>/      unpacked subset of the kernel tree + build
 #   CACHE/current             name of the <deb-version> directory last built
@@ -17,7 +18,7 @@
 # pkg-config) are installed from the system's normal sources when missing.
 set -euo pipefail
 
-CACHE="${BPFGEN_BPFTOOL78_CACHE:-$HOME/.cache/bpfgen/bpftool-7.8}"
+CACHE="${BPFGEN_BPFTOOL78_CACHE:-${BPFGEN_CACHE:-$HOME/.cache/bpfgen}/bpftool-7.8}"
 WANT_PKG=linux-source-7.2
 
 # checks the binary: bpftool 7.8.x / libbpf 1.8 (strict for linux-source-7.2),
@@ -79,9 +80,9 @@ fi
 # private apt configuration: sid main, own lists and cache, no system sources/pins
 APTDIR="$CACHE/apt"
 mkdir -p "$APTDIR/lists/partial" "$APTDIR/cache/archives/partial"
-cat >"$APTDIR/sources.list" <<'SRC'
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian sid main
-SRC
+mirror="$(bash "$(dirname "${BASH_SOURCE[0]}")/debian-mirror.sh")"  # the system's own archive
+echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror sid main" \
+  >"$APTDIR/sources.list"
 APT_OPTS=(
   -o "Dir::Etc::SourceList=$APTDIR/sources.list"
   -o Dir::Etc::SourceParts=/dev/null

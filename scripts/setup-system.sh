@@ -22,13 +22,11 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
 if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-  cat <<'SRC' | $SUDO tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: bookworm-backports
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
+  # the same archive the system already uses, with the backports suite added
+  mirror="$(bash "$(dirname "${BASH_SOURCE[0]}")/debian-mirror.sh")"
+  printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: %s\n' \
+    "$mirror" /usr/share/keyrings/debian-archive-keyring.gpg |
+    $SUDO tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
