@@ -570,6 +570,11 @@ fn gen_batch<'py>(
             }
             if let Err(e) = py.check_signals() {
                 ctl.cancel();
+                // One more progress call, now that nothing new can start: a caller
+                // can announce the interruption knowing the cancellation is in force.
+                if let Some(cb) = &progress {
+                    let _ = cb.call1((ctl.done(), total));
+                }
                 interrupted = Some(e);
                 continue;
             }

@@ -78,7 +78,9 @@ def gen_batch(
 
     KeyboardInterrupt (or an exception raised by ``progress``) cancels the
     batch: objects not started are skipped, those running finish (no partial
-    or temporary files are left), then the exception propagates.
+    or temporary files are left), then the exception propagates. After a
+    signal handler's exception, ``progress`` is called once more as soon as
+    the cancellation is in force (nothing new starts from then on).
     """
     if fmt not in ("lskel", "blobs"):
         raise ValueError(f"fmt must be 'lskel' or 'blobs', got {fmt!r}")

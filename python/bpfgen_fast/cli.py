@@ -16,6 +16,7 @@ Errors print one ``error: ...`` line and exit 1; usage errors exit 2;
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -388,15 +389,37 @@ def cmd_batch(args: Args, words: list[str]) -> int:
     if not paths:
         raise UsageError("batch needs objects: OBJ... or --from FILE")
     bar = _ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    interrupted = announced = False
+
+    def on_sigint(signum: int, frame: object) -> None:
+        nonlocal interrupted
+        interrupted = True
+        raise KeyboardInterrupt
+
+    def progress(done: int, total: int) -> None:
+        # the first call after SIGINT comes once the batch is cancelled: say so at once
+        nonlocal announced
+        if interrupted and not announced:
+            announced = True
+            if bar:
+                bar.close()
+            print("batch: interrupted; the running objects finish, the rest are skipped",
+                  file=sys.stderr, flush=True)
+        elif bar and not interrupted:
+            bar(done, total)
+
     start = time.monotonic()
+    previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         results = gen_batch(paths, jobs=args.jobs, out_dir=args.out_dir, fmt=fmt,
-                            progress=bar, **args.host())
+                            progress=progress, **args.host())
     except KeyboardInterrupt:
-        if bar:
+        if bar and not announced:
             bar.close()
         print("batch: interrupted; objects not started were skipped", file=sys.stderr)
         return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
     if bar:
         bar.close()
     for r in results:
