@@ -34,7 +34,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("BPFGEN_SHARED", ROOT.parent / "shared"))
-GENREF = Path(os.environ.get("GENREF", "~/.cache/bpfgen/genref/genref")).expanduser()
+CACHE = Path(os.environ.get("BPFGEN_CACHE") or "~/.cache/bpfgen").expanduser()
+GENREF = Path(os.environ.get("GENREF") or CACHE / "genref" / "genref").expanduser()
 LARGEST = "pyperf600.bpf.o"
 
 

@@ -29,7 +29,8 @@ def corpus_dir() -> Path | None:
     the newest ``~/.cache/bpfgen/selftests/*/obj`` that has every object."""
     env = os.environ.get("BPFGEN_SELFTESTS_KEYDIR")
     cands = [Path(env)] if env else sorted(
-        Path("~/.cache/bpfgen/selftests").expanduser().glob("*/"),
+        (Path(os.environ.get("BPFGEN_CACHE") or "~/.cache/bpfgen").expanduser()
+         / "selftests").glob("*/"),
         key=lambda p: p.stat().st_mtime, reverse=True)
     for keydir in cands:
         obj = keydir / "obj"

@@ -23,7 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-CACHE = Path(os.environ.get("BPFGEN_SYNTH_CACHE", "~/.cache/bpfgen/synth")).expanduser()
+CACHE = Path(os.environ.get("BPFGEN_SYNTH_CACHE")
+             or Path(os.environ.get("BPFGEN_CACHE") or "~/.cache/bpfgen") / "synth").expanduser()
 CLANG = os.environ.get("CLANG", "clang-19")
 SIZES = (1, 10, 100, 1000)
 

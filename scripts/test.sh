@@ -1,16 +1,55 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh machine: installs what it needs, then
-# runs formatting and lint checks, the Rust tests, the Python tests (golden
-# byte-equality with bpftool 7.5.0 and, for --compat bpftool-7.8 and signed
-# skeletons, with bpftool 7.8.0 built by scripts/oracle-bpftool-7.8.sh;
-# kernel runs, error handling, batch, hostile input), the kernel selftests differential (prints its table) and a
-# one-minute fuzz smoke run.
+# The whole test suite, from a fresh machine: installs what it needs, probes the
+# kernel's capabilities once (tests/kcaps.py: the table is printed first), builds the
+# kernel selftests corpus when the cache lacks it (so corpus-backed tests run in the
+# first pass), then runs formatting and lint checks, the Rust tests, the Python tests
+# (golden byte-equality with bpftool 7.5.0 and, for --compat bpftool-7.8 and signed
+# skeletons, with bpftool 7.8.0 built by scripts/oracle-bpftool-7.8.sh; kernel runs,
+# error handling, batch, hostile input), the kernel selftests differential (prints its
+# table) and a one-minute fuzz smoke run. It ends with the tests skipped per missing
+# kernel capability (pytest and the differential) and each step's wall time.
+#
+# BPFGEN_CACHE moves the cache root (default ~/.cache/bpfgen), e.g. to an empty
+# directory to see a fresh machine's run; BPFGEN_TEST_DENY=all (or a comma-separated
+# list of capability names) makes every probe (those named) report "missing".
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export BPFGEN_CACHE="${BPFGEN_CACHE:-$HOME/.cache/bpfgen}"
+mkdir -p "$BPFGEN_CACHE"
+run_dir="$(mktemp -d)"
+export BPFGEN_CAPS_FILE="$run_dir/capabilities.json" BPFGEN_SKIP_LOG="$run_dir/skips.tsv"
+: >"$BPFGEN_SKIP_LOG"
+
+steps=() started=$SECONDS current="" current_at=$SECONDS
+step() {
+  finish_step
+  current="$*" current_at=$SECONDS
+  printf '\n== %s\n' "$*"
+}
+finish_step() {
+  [ -z "$current" ] || steps+=("$(printf '%5ds  %s' $((SECONDS - current_at)) "$current")")
+  current=""
+}
+report() {
+  local rc=$?
+  finish_step
+  printf '\n== summary (%s)\n' "$([ "$rc" -eq 0 ] && echo passed || echo "FAILED, exit $rc")"
+  if [ -x .venv/bin/python ] && [ -f tests/kcaps.py ]; then
+    .venv/bin/python tests/kcaps.py --summary "$BPFGEN_SKIP_LOG" || true
+  fi
+  printf 'wall time per step:\n'
+  printf '  %s\n' "${steps[@]}"
+  printf '%5ds  total\n' $((SECONDS - started)) | sed 's/^/  /'
+  rm -rf "$run_dir"
+}
+trap report EXIT
+
+step "install (scripts/bootstrap.sh)"
 bash scripts/bootstrap.sh
 . .venv/bin/activate
 
-step() { printf '\n== %s\n' "$*"; }
+step "kernel capabilities (tests/kcaps.py; BPFGEN_TEST_DENY=${BPFGEN_TEST_DENY:-})"
+python tests/kcaps.py --save "$BPFGEN_CAPS_FILE" --table
 
 step "cargo fmt"
 cargo fmt --all -- --check
@@ -27,6 +66,12 @@ step "second oracle: bpftool 7.8 (Debian sid linux-source-7.2, cached)"
 BPFGEN_BPFTOOL78="$(bash scripts/oracle-bpftool-7.8.sh | tail -n1)"
 export BPFGEN_BPFTOOL78
 "$BPFGEN_BPFTOOL78" version | head -2
+step "selftests corpus (built once per input key, before pytest needs it)"
+# exit 1 only says the corpus is smaller than the reference TSV: the differential
+# reports that as a problem of its own
+rc=0
+python scripts/selftests/build_corpus.py --jobs "$(nproc)" || rc=$?
+[ "$rc" -le 1 ] || exit "$rc"
 step "pytest"
 pytest -q tests -m "not corpus"
 step "selftests differential (bpftool 7.5.0 vs bpfgen_fast, kernel loads)"

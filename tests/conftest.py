@@ -1,29 +1,24 @@
 """Session fixtures: golden host facts, the lskel-run tool (compiled once into a cache
-keyed by its source hash) and a bpf() availability probe."""
+keyed by its source hash) and the kernel-capability gates of tests/kcaps.py."""
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import hashlib
 import os
-import platform
 import shutil
-import struct
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import host_facts
+from support import CACHE, host_facts, require
 
 # shared/ sits beside the repository (override with BPFGEN_SHARED)
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("BPFGEN_SHARED", REPO.parent / "shared"))
 LSKEL_RUN_SRC = Path(os.environ.get("LSKEL_RUN_SRC", SHARED / "tools" / "lskel-run.c"))
-TOOL_CACHE = Path(os.environ.get("BPFGEN_TOOL_CACHE", "~/.cache/bpfgen/tools")).expanduser()
-_SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "s390x": 351, "ppc64le": 361}
+TOOL_CACHE = Path(os.environ.get("BPFGEN_TOOL_CACHE", CACHE / "tools"))
 
 
 @pytest.fixture(scope="session")
@@ -63,32 +58,24 @@ def lskel_run() -> Path:
     return exe
 
 
-def _probe_bpf() -> str | None:
-    """None if bpf(BPF_MAP_CREATE) works here, else why not."""
-    nr = _SYS_BPF.get(platform.machine())
-    if nr is None:
-        return f"no bpf() syscall number known for {platform.machine()}"
-    libc = ctypes.CDLL(None, use_errno=True)
-    attr = ctypes.create_string_buffer(struct.pack("<IIII", 2, 4, 4, 1), 128)  # ARRAY 4/4/1
-    fd = libc.syscall(nr, 0, attr, len(attr))  # BPF_MAP_CREATE
-    if fd < 0:
-        err = ctypes.get_errno()
-        return f"{errno.errorcode.get(err, err)} ({os.strerror(err)})"
-    os.close(fd)
-    return None
-
-
 @pytest.fixture(scope="session")
 def bpf_permitted() -> None:
-    """Skips unless we are root and bpf() accepts a map creation."""
-    if os.geteuid() != 0:
-        pytest.skip("bpf() not permitted: not running as root")
-    why = _probe_bpf()
-    if why is not None:
-        pytest.skip(f"bpf() not permitted: BPF_MAP_CREATE failed with {why}")
+    """Skips unless the kernel has what every loader run needs (tests/kcaps.py BASE):
+    root, bpf(), BTF load, a sleepable syscall program's test run, mmapable arrays."""
+    require()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """``@pytest.mark.kernel("map:arena", ...)``: skip unless the kernel has those
+    capabilities (and the BASE ones), naming the first one missing."""
+    for mark in item.iter_markers("kernel"):
+        require(*mark.args)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "corpus: whole-corpus runs (kernel selftests); deselect with -m 'not corpus'"
+    )
+    config.addinivalue_line(
+        "markers", "kernel(*caps): needs these kernel capabilities (tests/kcaps.py names)"
     )

@@ -9,11 +9,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import kcaps
+from bpfgen_fast import BpfObject
+
 TESTS = Path(__file__).resolve().parent
 FIXDIR = TESTS / "fixtures"
 OBJDIR = FIXDIR / "obj"
 GOLDEN = FIXDIR / "golden"
 BAD = FIXDIR / "bad"
+
+#: the cache root (BPFGEN_CACHE moves it, e.g. to an empty directory for a fresh-machine run)
+CACHE = Path(os.environ.get("BPFGEN_CACHE") or Path.home() / ".cache" / "bpfgen").expanduser()
 
 HOST: dict[str, object] = json.loads((GOLDEN / "host.json").read_text())
 KERNEL: dict[str, dict[str, object]] = json.loads((GOLDEN / "kernel.json").read_text())
@@ -35,6 +41,41 @@ DIVERGENT: dict[str, dict[str, bool]] = {
 def compat(name: str) -> dict[str, bool]:
     """Options that make our output for fixture ``name`` bpftool's, byte for byte."""
     return DIVERGENT.get(name, {})
+
+
+#: fixtures whose loaders fail in every kernel, for reasons of their own (golden/kernel.json
+#: holds the failure): a zero-sized global section's BTF, a typed ksym this kernel lacks
+KERNEL_REJECTS = ["global_data_zero_size.bpf", "ksym_var.bpf"]
+#: fixtures meant to load wherever the kernel has the capabilities they use
+LOADABLE = [n for n in OBJ_NAMES if n in KERNEL and n not in KERNEL_REJECTS]
+
+
+def require(*caps: str) -> None:
+    """Skips the calling test unless the kernel has ``caps`` and the capabilities every
+    loader run needs (tests/kcaps.py), naming the first one missing; the skip is
+    counted in BPFGEN_SKIP_LOG."""
+    import pytest
+
+    gone = kcaps.missing([*kcaps.BASE, *caps])
+    if gone:
+        kcaps.record_skip(gone[0], os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0])
+        more = f" (and {len(gone) - 1} more)" if len(gone) > 1 else ""
+        pytest.skip(gone[0].reason + more)
+
+
+def object_caps(obj: BpfObject) -> list[str]:
+    """The capabilities loading ``obj`` needs beyond the BASE ones."""
+    return kcaps.object_caps((m.type for m in obj.maps.values()),
+                             ((p.type, p.expected_attach_type)
+                              for p in obj.programs.values() if p.autoload))
+
+
+def loadable(source: Path | bytes | BpfObject, name: str | None = None) -> BpfObject:
+    """The object at ``source`` (opened), after skipping the calling test unless the
+    kernel has every capability its load needs."""
+    obj = source if isinstance(source, BpfObject) else BpfObject.open(source, name)
+    require(*object_caps(obj))
+    return obj
 
 
 def host_facts() -> dict[str, object]:
@@ -60,7 +101,7 @@ def corpus_obj_dir() -> Path | None:
     env = os.environ.get("BPFGEN_SELFTESTS_OBJ")
     if env:
         return Path(env)
-    base = Path.home() / ".cache" / "bpfgen" / "selftests"
+    base = CACHE / "selftests"
     found = sorted(d / "obj" for d in base.glob("*") if (d / "obj").is_dir())
     return found[0] if found else None
 

@@ -97,6 +97,7 @@ def no_leak() -> Iterator[None]:
 # the fixture: bump() does counter += start_value; seen = counter + greeting[0]
 
 
+@pytest.mark.kernel("map:arena")
 @pytest.mark.usefixtures("bpf_permitted", "no_leak")
 def test_globals_are_copied_into_the_mapped_arena() -> None:
     syms = symbols(FIXTURE, ARENA_SEC)
@@ -127,6 +128,7 @@ def test_globals_are_copied_into_the_mapped_arena() -> None:
         assert "arena" not in loaded.mmaps  # the global-data maps only
 
 
+@pytest.mark.kernel("map:arena")
 @pytest.mark.usefixtures("bpf_permitted", "no_leak")
 def test_programs_and_python_share_the_arena() -> None:
     arena_syms, bss_syms = symbols(FIXTURE, ARENA_SEC), symbols(FIXTURE, ".bss")
@@ -155,6 +157,7 @@ def test_programs_and_python_share_the_arena() -> None:
     loaded.close()  # idempotent
 
 
+@pytest.mark.kernel("map:arena")
 @pytest.mark.usefixtures("bpf_permitted", "no_leak")
 def test_a_held_slice_keeps_the_arena_mapped_until_released() -> None:
     """close() never leaves a dangling buffer: a view derived from .arena keeps the
@@ -167,6 +170,7 @@ def test_a_held_slice_keeps_the_arena_mapped_until_released() -> None:
     assert not mapped_at(ARENA_ADDR)
 
 
+@pytest.mark.kernel("map:arena")
 @pytest.mark.usefixtures("bpf_permitted", "no_leak")
 def test_a_second_load_cannot_take_the_address() -> None:
     """MAP_FIXED would unmap the first object's arena; the second load fails instead,
@@ -182,6 +186,7 @@ def test_a_second_load_cannot_take_the_address() -> None:
         assert u64(arena(first), symbols(FIXTURE, ARENA_SEC)["counter"][0]) == 42
 
 
+@pytest.mark.kernel("map:arena")
 @pytest.mark.usefixtures("bpf_permitted", "no_leak")
 def test_max_entries_override_sizes_the_mapping() -> None:
     with run(BpfObject.open(FIXTURE), max_entries={"arena": 2}) as loaded:
@@ -190,6 +195,7 @@ def test_max_entries_override_sizes_the_mapping() -> None:
         assert u64(arena(loaded), 0) == 42
 
 
+@pytest.mark.kernel("map:arena")
 @pytest.mark.usefixtures("bpf_permitted", "no_leak")
 def test_a_loader_without_its_object_leaves_the_arena_unmapped() -> None:
     """Blobs alone (e.g. read from files) carry no arena image: nothing is mapped and the
@@ -207,6 +213,7 @@ def test_a_loader_without_its_object_leaves_the_arena_unmapped() -> None:
 # kernel selftests objects
 
 
+@pytest.mark.kernel("map:arena")
 @pytest.mark.usefixtures("bpf_permitted")
 def test_selftests_arena_list() -> None:
     """prog_tests/arena_list.c in Python: arena_list_add builds a list in the arena from
@@ -248,6 +255,7 @@ def test_selftests_arena_list() -> None:
     assert not mapped_at(base)
 
 
+@pytest.mark.kernel("map:arena")
 @pytest.mark.usefixtures("bpf_permitted")
 def test_selftests_arena_atomics() -> None:
     """prog_tests/arena_atomics.c's add: add64_value starts at the image's 1."""
@@ -357,6 +365,7 @@ def test_no_map_extra_explain(no_extra: Path) -> None:
     assert not fixed.map_extra_from_ctx and fixed.map_extra == ARENA_ADDR
 
 
+@pytest.mark.kernel("map:arena")
 @pytest.mark.usefixtures("bpf_permitted")
 def test_no_map_extra_arena_is_mapped_at_a_reserved_address(
     no_extra: Path, reservations: list[tuple[int, int]]
@@ -392,6 +401,7 @@ def test_no_map_extra_arena_is_mapped_at_a_reserved_address(
     assert not leaked_fds(fds), "fds leaked"
 
 
+@pytest.mark.kernel("map:arena")
 @pytest.mark.usefixtures("bpf_permitted")
 def test_no_map_extra_loads_twice_at_different_addresses(no_extra: Path) -> None:
     """Each load reserves its own range: no clash (unlike a fixed map_extra)."""
@@ -403,6 +413,7 @@ def test_no_map_extra_loads_twice_at_different_addresses(no_extra: Path) -> None
         assert u64(arena(b), symbols(no_extra, ARENA_SEC)["counter"][0]) == 0
 
 
+@pytest.mark.kernel("map:arena")
 @pytest.mark.usefixtures("bpf_permitted")
 def test_no_map_extra_reservation_released_when_the_loader_fails(
     no_extra: Path, reservations: list[tuple[int, int]]
@@ -420,6 +431,7 @@ def test_no_map_extra_reservation_released_when_the_loader_fails(
     assert not leaked_fds(fds), "fds leaked"
 
 
+@pytest.mark.kernel("map:arena")
 @pytest.mark.usefixtures("bpf_permitted")
 def test_no_map_extra_reservation_released_when_mapping_fails(
     no_extra: Path, reservations: list[tuple[int, int]], monkeypatch: pytest.MonkeyPatch
@@ -439,6 +451,7 @@ def test_no_map_extra_reservation_released_when_mapping_fails(
     assert not leaked_fds(fds), "fds leaked"
 
 
+@pytest.mark.kernel("map:arena")
 @pytest.mark.usefixtures("bpf_permitted")
 def test_no_map_extra_max_entries_override_sizes_the_reservation(
     no_extra: Path, reservations: list[tuple[int, int]]
@@ -452,6 +465,7 @@ def test_no_map_extra_max_entries_override_sizes_the_reservation(
     assert not mappings_in(base, base + 2 * mmap.PAGESIZE)
 
 
+@pytest.mark.kernel("map:arena")
 @pytest.mark.usefixtures("bpf_permitted")
 def test_no_map_extra_loader_without_its_object(
     no_extra: Path, reservations: list[tuple[int, int]]
@@ -492,6 +506,7 @@ def _htab_lookup(view: memoryview, base: int, htab: int, key: int) -> int:
     return 0
 
 
+@pytest.mark.kernel("map:arena")
 @pytest.mark.usefixtures("bpf_permitted")
 def test_selftests_arena_htab() -> None:
     """prog_tests/arena_htab.c's arena_htab_llvm: the arena has no map_extra (run()

@@ -513,6 +513,7 @@ def test_struct_ops_bpftool_crashes(bpftool: str) -> None:
     assert gen.returncode == -signal.SIGSEGV, (gen.returncode, gen.stderr)
 
 
+@pytest.mark.kernel("struct_ops")
 @pytest.mark.usefixtures("bpf_permitted", "gcc")
 def test_struct_ops_header_registers_and_unregisters() -> None:
     if not AVAILABLE_CC.exists():
@@ -617,6 +618,7 @@ def test_arena_bpftool_crashes(bpftool: str) -> None:
     assert gen.returncode == -signal.SIGBUS, (gen.returncode, gen.stderr)
 
 
+@pytest.mark.kernel("map:arena")
 @pytest.mark.usefixtures("bpf_permitted", "gcc")
 def test_arena_globals_read_back() -> None:
     out = run_main(ARENA_MAIN, BpfObject.open(ARENA).gen_skeleton(**SIZES))
@@ -626,6 +628,7 @@ def test_arena_globals_read_back() -> None:
     assert f"counter=81 seen={81 + ord('h')}\n" in out, out
 
 
+@pytest.mark.kernel("map:arena")
 @pytest.mark.usefixtures("bpf_permitted", "gcc")
 def test_arena_globals_without_map_extra(clang: str, tmp_path: Path) -> None:
     """No fixed address in the object: the header reserves a 4 GiB-aligned range before
@@ -665,6 +668,7 @@ CC_CHECK = r"""
 """
 
 
+@pytest.mark.kernel("struct_ops")
 @pytest.mark.usefixtures("bpf_permitted", "gcc")
 def test_selftests_bpf_cubic_header_registers() -> None:
     """The selftests' bpf_cubic (a TCP congestion control in BPF), through our compiled

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 from bpfgen_fast import BpfObject
-from support import OBJ_NAMES, OBJDIR, TESTS, compat, run_cli
+from support import CACHE, OBJ_NAMES, OBJDIR, TESTS, compat, run_cli
 
 ROOT = TESTS.parent
 ORACLE_SCRIPT = ROOT / "scripts" / "oracle-bpftool-7.8.sh"
-CACHE = Path.home() / ".cache" / "bpfgen" / "oracle-7.8-headers"
+HEADER_CACHE = CACHE / "oracle-7.8-headers"
 #: fixtures whose header differs from bpftool's on purpose (README: divergences)
 HEADER_DIVERGES = {"no_progs.bpf": "\tskel->ctx.sz = (char *)(&skel->maps + 1) - (char *)skel;"}
 
@@ -43,13 +43,13 @@ def b78_header(tool: str, obj: Path) -> str:
     """``bpftool gen skeleton -L OBJ`` by bpftool 7.8, run from OBJ's directory; cached by
     the binary's and the object's contents (the host facts are this machine's either way)."""
     key = hashlib.sha256(Path(tool).read_bytes() + obj.read_bytes()).hexdigest()[:20]
-    cached = CACHE / f"{obj.name}.{key}.lskel.h"
+    cached = HEADER_CACHE / f"{obj.name}.{key}.lskel.h"
     if cached.exists():
         return cached.read_text()
     p = subprocess.run([tool, "gen", "skeleton", "-L", obj.name], cwd=obj.parent,
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr
-    CACHE.mkdir(parents=True, exist_ok=True)
+    HEADER_CACHE.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(".tmp")
     tmp.write_text(p.stdout)
     os.replace(tmp, cached)

@@ -36,6 +36,7 @@ from support import (
     golden_blobs,
     golden_meta,
     host_facts,
+    loadable,
     obj_path,
 )
 
@@ -333,6 +334,7 @@ def test_every_new_fixture_was_kernel_checked() -> None:
 def test_ours_loads_like_bpftools(name: str, lskel_run: Path, tmp_path: Path) -> None:
     """For the kfunc / typeless-ksym / kconfig fixtures, loading proves the loader's
     run-time lookups (btf_find_by_name_kind, kallsyms_lookup_name) and values work."""
+    loadable(obj_path(name))
     loader = bpfgen_fast.gen_loader(obj_path(name), **hermetic_args(name))
     ours = run_ours(lskel_run, loader, tmp_path)
     theirs = run_bpftools(lskel_run, name)
@@ -359,6 +361,7 @@ def test_ours_is_refused_like_bpftools(name: str, lskel_run: Path, tmp_path: Pat
 @pytest.mark.usefixtures("bpf_permitted")
 @pytest.mark.parametrize("name", sorted(HOST_DEPENDENT))
 def test_host_read_output_loads(name: str, lskel_run: Path, tmp_path: Path) -> None:
+    loadable(obj_path(name))
     ours = run_ours(lskel_run, bpfgen_fast.gen_loader(obj_path(name)), tmp_path)
     assert ours.rc == 0, ours
     assert (ours.maps, ours.progs) == recorded(name)

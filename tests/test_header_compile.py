@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import skel_c
 from bpfgen_fast import BpfObject
-from support import FIXDIR, GOLDEN_NAMES, KERNEL, obj_path
+from support import FIXDIR, GOLDEN_NAMES, KERNEL, loadable, obj_path
 from test_fixtures_ext import hermetic_args
 
 LOADABLE = [n for n in GOLDEN_NAMES if KERNEL.get(n, {}).get("ok")]
@@ -58,6 +58,7 @@ def test_every_loadable_fixture_is_covered() -> None:
 @pytest.mark.parametrize("name", LOADABLE)
 def test_header_compiles_loads_and_fills_every_fd(
         name: str, probes: dict[str, tuple[skel_c.Probe | None, str, str]]) -> None:
+    loadable(obj_path(name))
     probe, err, header = probes[name]
     assert probe is not None, f"{name}: header does not compile:\n{err[-3000:]}"
     assert probe.rc == 0, f"{name}: {probe}"

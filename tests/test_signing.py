@@ -32,15 +32,14 @@ import bpfgen_fast
 import pytest
 from bpfgen_fast import BpfgenError, BpfObject, _core
 from bpfgen_fast.errors import SigningError
-from support import FIXDIR, OBJ_NAMES, OBJDIR, obj_path, run_cli
+from support import CACHE, FIXDIR, OBJ_NAMES, OBJDIR, obj_path, run_cli
 
 #: fixtures whose (unsigned) header is bpftool's without compat knobs
 FIXTURES = ["minimal.bpf", "global_data.bpf", "maps_hash.bpf", "mixed_everything.bpf",
             "kconfig.bpf", "map_in_map.bpf", "subprogs.bpf", "ksym_var.bpf"]
 
 REPO = Path(__file__).resolve().parent.parent
-B78_CACHE = Path(os.environ.get("BPFGEN_BPFTOOL78_CACHE",
-                                Path.home() / ".cache" / "bpfgen" / "bpftool-7.8"))
+B78_CACHE = Path(os.environ.get("BPFGEN_BPFTOOL78_CACHE") or CACHE / "bpftool-7.8")
 
 
 def _b78_exe() -> Path | None:

@@ -37,7 +37,7 @@ from bpfgen_fast.explain import (
 )
 from bpfgen_fast.object import Loader
 from bpfgen_fast.run import StructOpsValue, diagnose
-from support import BAD, OBJDIR
+from support import BAD, OBJDIR, require
 from support import corpus_obj as _corpus_obj
 from support import corpus_obj_dir as _corpus_dir
 
@@ -369,7 +369,9 @@ def _open_fds() -> dict[str, str]:
 
 @pytest.fixture
 def cc_list(bpf_permitted: None) -> Iterator[None]:
-    """Skips without the congestion control list; checks no fd leaks."""
+    """Skips without struct_ops registration or the congestion control list; checks no
+    fd leaks."""
+    require("struct_ops")
     if not CC_LIST.is_file():
         pytest.skip(f"{CC_LIST} not found: no TCP congestion control list to check")
     before = _open_fds()

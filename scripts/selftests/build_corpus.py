@@ -494,8 +494,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     ap.add_argument("--jobs", "-j", type=int, default=2, help="parallel jobs (default 2)")
     ap.add_argument("--only", nargs="+", metavar="NAME",
                     help="only these sources (NAME, NAME.c or NAME.bpf.o)")
-    ap.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "bpfgen",
-                    help="cache root (default ~/.cache/bpfgen)")
+    ap.add_argument("--cache", type=Path,
+                    default=Path(os.environ.get("BPFGEN_CACHE") or "~/.cache/bpfgen"),
+                    help="cache root (default $BPFGEN_CACHE, else ~/.cache/bpfgen)")
     return ap.parse_args(argv)
 
 

@@ -72,13 +72,17 @@ import bpfgen_fast
 import bpfgen_fast.object
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent.parent / "tests"))
+import kcaps  # noqa: E402  (tests/kcaps.py: the kernel-capability probes pytest uses)
+
 BUILD_CORPUS = HERE / "build_corpus.py"
 # shared/ sits beside the repository (override with BPFGEN_SHARED)
 SHARED = Path(os.environ.get("BPFGEN_SHARED", HERE.parent.parent.parent / "shared"))
 REFERENCE_TSV = Path(os.environ.get("BPFGEN_SELFTESTS_TSV",
                                     SHARED / "corpus" / "selftests-bpftool-7.5.tsv"))
 LSKEL_RUN_SRC = Path(os.environ.get("LSKEL_RUN_SRC", SHARED / "tools" / "lskel-run.c"))
-TOOL_CACHE = Path(os.environ.get("BPFGEN_TOOL_CACHE", "~/.cache/bpfgen/tools")).expanduser()
+CACHE = Path(os.environ.get("BPFGEN_CACHE") or "~/.cache/bpfgen").expanduser()
+TOOL_CACHE = Path(os.environ.get("BPFGEN_TOOL_CACHE") or CACHE / "tools").expanduser()
 LSKEL_RUN_FLAGS = ("-O2", "-Wall")  # same key as tests/conftest.py: the binary is shared
 KERNEL_TIMEOUT = 120.0
 
@@ -205,10 +209,11 @@ class Result:
     ours: str = ""  # ok | ExceptionClass: message
     detail: str = ""
     header: str = "n/a"  # identical | differs | n/a
+    caps: str = ""  # the kernel capabilities its load needs (tests/kcaps.py), comma-separated
     nr_maps: int = 0
     nr_progs: int = 0
     kernel_expected: str = ""
-    kernel_ours: str = ""  # loads | fails | not run
+    kernel_ours: str = ""  # loads | fails | not run | skipped (the kernel lacks a capability)
     kernel_detail: str = ""
     seconds: float = 0.0
 
@@ -426,7 +431,11 @@ def generate(job: Job) -> tuple[Result, bytes, bytes]:
     header: str | None = None
     step = "open"
     try:
-        loader = bpfgen_fast.BpfObject.open(obj_path).gen_loader(**host)
+        obj = bpfgen_fast.BpfObject.open(obj_path)
+        res.caps = ",".join(kcaps.BASE + tuple(kcaps.object_caps(
+            (m.type for m in obj.maps.values()),
+            ((p.type, p.expected_attach_type) for p in obj.programs.values() if p.autoload))))
+        loader = obj.gen_loader(**host)
         data, insns = loader.data, loader.insns
         res.nr_maps, res.nr_progs = len(loader.map_names), len(loader.prog_names)
         if header_available() and job.bpftool == "ok":
@@ -573,6 +582,17 @@ def run_beyond(keydir: Path, res: Result) -> None:
         res.kernel_ours, res.kernel_detail = "fails", one_line(f"{type(e).__name__}: {e}")
 
 
+def lacks_capability(res: Result) -> bool:
+    """Marks RES skipped, counted in BPFGEN_SKIP_LOG, when the kernel lacks a capability
+    its load needs (its bpftool verdict in the TSV came from a kernel that had it)."""
+    gone = kcaps.missing(res.caps.split(",") if res.caps else kcaps.BASE)
+    if not gone:
+        return False
+    res.kernel_ours, res.kernel_detail = "skipped", gone[0].reason
+    kcaps.record_skip(gone[0], "differential:" + res.source)
+    return True
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -611,13 +631,20 @@ def summarize(results: list[Result], kernel: bool, header_on: bool, accepted: Se
         kc = Counter(r.kernel_ours for r in results if r.kernel_expected == "OK")
         lines += md_table(["kernel: bpftool's loader loads", "ours (skel_internal.h and run())"],
                           [("loads", kc["loads"]), ("fails", kc["fails"]),
-                           ("not run (we reject)", kc["not run"])])
+                           ("not run (we reject)", kc["not run"]),
+                           ("skipped (this kernel lacks a capability)", kc["skipped"])])
         lines.append("")
         beyond = [r for r in results if r.verdict == BPFTOOL_CRASH]
         bc = Counter("we reject" if r.ours != "ok" else r.kernel_ours for r in beyond)
         lines += md_table(["bpftool crashes", "loads with ours (run())"],
                           [("loads", bc["loads"]), ("fails in this kernel", bc["fails"]),
-                           ("we reject (as libbpf's normal loader would)", bc["we reject"])])
+                           ("we reject (as libbpf's normal loader would)", bc["we reject"]),
+                           ("skipped (this kernel lacks a capability)", bc["skipped"])])
+        lacking = Counter(r.kernel_detail for r in results if r.kernel_ours == "skipped")
+        if lacking:
+            lines += md_table(["skipped: kernel capability missing", "objects"],
+                              sorted(lacking.items()))
+            lines.append("")
         lines.append("")
     lines += md_table(["corpus", "now", "tsv"], size_rows)
     lines += ["", f"generation {elapsed[0]:.1f}s, kernel runs {elapsed[1]:.1f}s"]
@@ -735,6 +762,8 @@ def main(argv: Sequence[str]) -> int:
             if res.ours != "ok":
                 res.kernel_ours = "not run"
                 res.kernel_detail = "we reject: " + res.ours
+            elif lacks_capability(res):
+                pass
             else:
                 run_kernel(exe, ours_dir, res, args.kernel_timeout)
             if i % 100 == 0:
@@ -742,7 +771,8 @@ def main(argv: Sequence[str]) -> int:
         beyond = [r for r in results if r.verdict == BPFTOOL_CRASH and r.ours == "ok"]
         log(f"kernel: loading {len(beyond)} objects bpftool crashes on, with ours")
         for res in beyond:
-            run_beyond(keydir, res)
+            if not lacks_capability(res):
+                run_beyond(keydir, res)
     t_kernel = time.monotonic() - t2
 
     grouped: dict[str, list[str]] = {}
@@ -757,7 +787,8 @@ def main(argv: Sequence[str]) -> int:
         problems.append(f"{verdict} (not accepted; --accept to pass) x{len(names)}: "
                         + " ".join(names))
     for r in results:
-        if r.kernel_expected == "OK" and args.kernel and r.kernel_ours != "loads":
+        if r.kernel_expected == "OK" and args.kernel and r.kernel_ours not in ("loads",
+                                                                                "skipped"):
             problems.append(f"{r.source}: kernel regression: bpftool's loader loads,"
                             f" ours {r.kernel_ours}: {r.kernel_detail}")
 
