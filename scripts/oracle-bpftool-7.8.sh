@@ -121,7 +121,7 @@ if ! verify "$bin" "$strict" 2>/dev/null; then
   deb="$(ls "$debdir/${pkg}_${ver//:/%3a}_"*.deb 2>/dev/null | head -n1 || true)"
   if [ -z "$deb" ]; then
     (cd "$debdir" && apt-get -qq "${APT_OPTS[@]}" download "$pkg=$ver" >/dev/null)
-    deb="$(ls "$debdir/${pkg}_${ver//:/%3a}_"*.deb | head -n1)"
+    deb="$(ls "$debdir/${pkg}_${ver//:/%3a}_"*.deb | sed -n 1p)"
   fi
 
   # unpack only what the bpftool build needs from the tarball inside the .deb:
@@ -130,7 +130,7 @@ if ! verify "$bin" "$strict" 2>/dev/null; then
   if [ ! -f "$WORK/linux/.unpacked" ]; then
     rm -rf "$WORK/linux" "$WORK/linux.tmp"
     mkdir -p "$WORK/linux.tmp"
-    tarball="$(dpkg-deb -c "$deb" | awk '{print $NF}' | grep -E '/usr/src/linux-source-[^/]*\.tar\.(xz|bz2|gz|zst)$' | head -n1)"
+    tarball="$(dpkg-deb -c "$deb" | awk '{print $NF}' | grep -E '/usr/src/linux-source-[^/]*\.tar\.(xz|bz2|gz|zst)$' | sed -n 1p)"
     [ -n "$tarball" ] || { echo "oracle-bpftool-7.8: no source tarball in $deb" >&2; exit 1; }
     top="$(basename "$tarball")"; top="${top%.tar.*}"
     case "$tarball" in

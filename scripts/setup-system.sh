@@ -39,6 +39,6 @@ done
 [ ${#bp[@]} -eq 0 ] || $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports "${bp[@]}"
 
 if ! bpftool version | grep -q 'v7.5.0'; then
-  echo "setup-system: expected bpftool v7.5.0, got: $(bpftool version | head -1)" >&2
+  echo "setup-system: expected bpftool v7.5.0, got: $(bpftool version | sed -n 1p)" >&2
   exit 1
 fi

@@ -3,6 +3,7 @@ keyed by its source hash) and the kernel-capability gates of tests/kcaps.py."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bpfgen_fast import BpfObject, Loader
 from support import CACHE, host_facts, require
 
 # shared/ sits beside the repository (override with BPFGEN_SHARED)
@@ -79,3 +81,31 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "kernel(*caps): needs these kernel capabilities (tests/kcaps.py names)"
     )
+
+
+def _break_output(spec: str) -> None:
+    """BPFGEN_TEST_BREAK=OBJECT:TEXT (tests/test_capabilities.py): every loader generated
+    for the object named OBJECT gets the last NUL-terminated TEXT in its data blob (a map
+    or program name in its create or load attributes, which follow the BTF strings)
+    changed in its first byte, a flaw the kernel still accepts, so a test that depends
+    on a capability can be seen to fail on broken output rather than skip."""
+    target, _, text = spec.partition(":")
+    old = text.encode() + b"\0"
+    new = (b"Q" if old[:1] != b"Q" else b"Z") + old[1:]
+    real = BpfObject.gen_loader
+
+    def gen_loader(self: BpfObject, **host: Any) -> Loader:
+        loader = real(self, **host)
+        if self.name != target:
+            return loader
+        at = loader.data.rfind(old)
+        assert at >= 0, f"BPFGEN_TEST_BREAK: {text!r} not in {target}'s data blob"
+        data = loader.data[:at] + new + loader.data[at + len(old):]
+        print(f"BPFGEN_TEST_BREAK: {target} data[{at:#x}] {old[:1]!r} -> {new[:1]!r}")
+        return dataclasses.replace(loader, data=data)
+
+    BpfObject.gen_loader = gen_loader  # type: ignore[method-assign]
+
+
+if os.environ.get("BPFGEN_TEST_BREAK"):
+    _break_output(os.environ["BPFGEN_TEST_BREAK"])

@@ -109,6 +109,7 @@ def test_globals_are_copied_into_the_mapped_arena() -> None:
     with run(obj) as loaded:
         view = arena(loaded)
         info = loaded.map_info("arena")
+        assert info.name == "arena"
         assert loaded.arena_address == ARENA_ADDR == info.map_extra
         assert len(view) == info.max_entries * mmap.PAGESIZE == ARENA_PAGES * mmap.PAGESIZE
         assert not view.readonly and view.format == "B"
