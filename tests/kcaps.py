@@ -53,6 +53,9 @@ _TRACE_RAW_TP, _TRACE_FENTRY, _TRACE_FEXIT, _LSM_MAC, _TRACE_ITER = 23, 24, 25, 
 _CGROUP_INET_SOCK_CREATE, _CGROUP_INET4_BIND, _CGROUP_GETSOCKOPT = 2, 8, 21
 _SK_LOOKUP, _NETFILTER = 36, 45
 
+# enum bpf_map_type / enum bpf_prog_type in libbpf's spelling. Written out here rather
+# than taken from bpfgen_fast._bpf on purpose: a probe must not share a bug with the
+# code it judges.
 MAP_TYPES = (
     "unspec", "hash", "array", "prog_array", "perf_event_array", "percpu_hash", "percpu_array",
     "stack_trace", "cgroup_array", "lru_hash", "lru_percpu_hash", "lpm_trie", "array_of_maps",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import bpfgen_fast
+import kcaps
 import pytest
 from bpfgen_fast import BpfObject, Loader
 from support import GOLDEN, GOLDEN_NAMES, KERNEL, KERNEL_REJECTS, golden_meta, loadable, obj_path
@@ -21,25 +22,8 @@ from support import GOLDEN, GOLDEN_NAMES, KERNEL, KERNEL_REJECTS, golden_meta, l
 pytestmark = pytest.mark.usefixtures("bpf_permitted")
 
 # enum bpf_map_type / enum bpf_prog_type (uapi/linux/bpf.h), keyed by libbpf's spelling
-MAP_TYPES = {
-    "hash": 1, "array": 2, "prog_array": 3, "perf_event_array": 4, "percpu_hash": 5,
-    "percpu_array": 6, "stack_trace": 7, "cgroup_array": 8, "lru_hash": 9,
-    "lru_percpu_hash": 10, "lpm_trie": 11, "array_of_maps": 12, "hash_of_maps": 13,
-    "devmap": 14, "sockmap": 15, "cpumap": 16, "xskmap": 17, "sockhash": 18,
-    "cgroup_storage": 19, "reuseport_sockarray": 20, "percpu_cgroup_storage": 21,
-    "queue": 22, "stack": 23, "sk_storage": 24, "devmap_hash": 25, "struct_ops": 26,
-    "ringbuf": 27, "inode_storage": 28, "task_storage": 29, "bloom_filter": 30,
-    "user_ringbuf": 31, "cgrp_storage": 32, "arena": 33,
-}
-PROG_TYPES = {
-    "socket_filter": 1, "kprobe": 2, "sched_cls": 3, "sched_act": 4, "tracepoint": 5,
-    "xdp": 6, "perf_event": 7, "cgroup_skb": 8, "cgroup_sock": 9, "lwt_in": 10,
-    "lwt_out": 11, "lwt_xmit": 12, "sock_ops": 13, "sk_skb": 14, "cgroup_device": 15,
-    "sk_msg": 16, "raw_tracepoint": 17, "cgroup_sock_addr": 18, "lwt_seg6local": 19,
-    "lirc_mode2": 20, "sk_reuseport": 21, "flow_dissector": 22, "cgroup_sysctl": 23,
-    "raw_tracepoint_writable": 24, "cgroup_sockopt": 25, "tracing": 26, "struct_ops": 27,
-    "ext": 28, "lsm": 29, "sk_lookup": 30, "syscall": 31, "netfilter": 32,
-}
+MAP_TYPES = {name: value for value, name in enumerate(kcaps.MAP_TYPES)}
+PROG_TYPES = {name: value for value, name in enumerate(kcaps.PROG_TYPES)}
 BPF_F_RDONLY, BPF_F_WRONLY, BPF_F_RDONLY_PROG = 0x8, 0x10, 0x80
 
 MAP_RE = re.compile(r"^map\[(\d+)\] fd=(-?\d+)(?: type=(\d+) name=(\S*) key=(\d+) value=(\d+) "

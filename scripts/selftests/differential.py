@@ -183,14 +183,14 @@ def normalize_name(name: str) -> str:
 
 
 def run_build_corpus(only: Sequence[str] | None, jobs: int) -> Path:
-    """Run build_corpus.py; return KEYDIR (its last stdout line).  Its own exit status 1
+    """Run build_corpus.py; return KEYDIR (its last stdout line).  Its own exit status 3
     (corpus smaller than the TSV) is not fatal here: we check that ourselves."""
     cmd = [sys.executable, str(BUILD_CORPUS), "--jobs", str(max(1, jobs))]
     if only:
         cmd += ["--only", *only]
     p = subprocess.run(cmd, capture_output=True, text=True, check=False)
     lines = p.stdout.strip().splitlines()
-    if p.returncode not in (0, 1) or not lines or not Path(lines[-1]).is_dir():
+    if p.returncode not in (0, 3) or not lines or not Path(lines[-1]).is_dir():
         sys.stderr.write(p.stderr[-5000:])
         sys.stdout.write(p.stdout[-5000:])
         raise SystemExit(f"build_corpus.py failed (exit {p.returncode})")
