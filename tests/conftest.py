@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import kcaps
 import pytest
 from bpfgen_fast import BpfObject, Loader
 from support import CACHE, host_facts, require
@@ -72,6 +73,18 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     capabilities (and the BASE ones), naming the first one missing."""
     for mark in item.iter_markers("kernel"):
         require(*mark.args)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Counts each test skipped for a missing capability in BPFGEN_SKIP_LOG, from its
+    report: a session fixture's skip is raised once but reported for every test."""
+    if not report.skipped or not isinstance(report.longrepr, tuple):
+        return
+    reason = str(report.longrepr[2]).removeprefix("Skipped: ")
+    for cap in kcaps.capabilities().values():
+        if not cap.present and reason.startswith(cap.reason):
+            kcaps.record_skip(cap, report.nodeid)
+            return
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -52,13 +52,12 @@ LOADABLE = [n for n in OBJ_NAMES if n in KERNEL and n not in KERNEL_REJECTS]
 
 def require(*caps: str) -> None:
     """Skips the calling test unless the kernel has ``caps`` and the capabilities every
-    loader run needs (tests/kcaps.py), naming the first one missing; the skip is
-    counted in BPFGEN_SKIP_LOG."""
+    loader run needs (tests/kcaps.py), naming the first one missing (conftest.py counts
+    the skip in BPFGEN_SKIP_LOG from the test's report)."""
     import pytest
 
     gone = kcaps.missing([*kcaps.BASE, *caps])
     if gone:
-        kcaps.record_skip(gone[0], os.environ.get("PYTEST_CURRENT_TEST", "?").split(" ")[0])
         more = f" (and {len(gone) - 1} more)" if len(gone) > 1 else ""
         pytest.skip(gone[0].reason + more)
 
