@@ -312,56 +312,19 @@ pub fn write_atomic(dir: &Path, file_name: &str, bytes: &[u8]) -> std::io::Resul
 
 /// `NAME.json` exactly as `Loader.write` prints it (`json.dumps(meta, indent=2)`).
 pub fn blobs_json(b: &LoaderBlobs) -> String {
-    fn list(out: &mut String, key: &str, items: &[String]) {
-        out.push_str(&format!("  \"{key}\": "));
-        if items.is_empty() {
-            out.push_str("[],\n");
-            return;
-        }
-        out.push_str("[\n");
-        for (i, s) in items.iter().enumerate() {
-            out.push_str("    ");
-            json_str(out, s);
-            out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
-        }
-        out.push_str("  ],\n");
-    }
+    use crate::json::Value;
+    let names = |v: &[String]| Value::List(v.iter().map(|s| s.as_str().into()).collect());
     let ctx_size = 24 + 16 * b.map_names.len() + 4 * b.prog_names.len();
-    let mut out = String::from("{\n");
-    list(&mut out, "maps", &b.map_names);
-    list(&mut out, "programs", &b.prog_names);
-    out.push_str(&format!(
-        "  \"nr_maps\": {},\n  \"nr_progs\": {},\n  \"ctx_size\": {ctx_size},\n  \"data_size\": {},\n  \"insn_cnt\": {}\n}}\n",
-        b.map_names.len(),
-        b.prog_names.len(),
-        b.data.len(),
-        b.insns.len() / 8
-    ));
-    out
-}
-
-/// A JSON string as Python's `json.dumps` writes it (`ensure_ascii=True`).
-fn json_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            ' '..='~' => out.push(c),
-            _ => {
-                let mut units = [0u16; 2];
-                for u in c.encode_utf16(&mut units) {
-                    out.push_str(&format!("\\u{u:04x}"));
-                }
-            }
-        }
-    }
-    out.push('"');
+    let meta = Value::Object(vec![
+        ("maps".into(), names(&b.map_names)),
+        ("programs".into(), names(&b.prog_names)),
+        ("nr_maps".into(), b.map_names.len().into()),
+        ("nr_progs".into(), b.prog_names.len().into()),
+        ("ctx_size".into(), ctx_size.into()),
+        ("data_size".into(), b.data.len().into()),
+        ("insn_cnt".into(), (b.insns.len() / 8).into()),
+    ]);
+    crate::json::pretty(&meta) + "\n"
 }
 
 #[cfg(test)]
@@ -388,7 +351,7 @@ mod tests {
              \"nr_progs\": 0,\n  \"ctx_size\": 56,\n  \"data_size\": 16,\n  \"insn_cnt\": 3\n}\n"
         );
         let mut s = String::new();
-        json_str(&mut s, "a\"\\\u{1}é😀");
+        crate::json::string(&mut s, "a\"\\\u{1}é😀");
         assert_eq!(s, "\"a\\\"\\\\\\u0001\\u00e9\\ud83d\\ude00\"");
     }
 

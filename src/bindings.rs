@@ -197,12 +197,7 @@ impl PyObject_ {
         for m in &self.inner.maps {
             let d = PyDict::new(py);
             d.set_item("name", &m.name)?;
-            // The .kconfig map has no ELF section of its own (libbpf files it under the symtab).
-            let section = match m.origin {
-                crate::object::MapOrigin::Kconfig => ".kconfig".to_string(),
-                _ => self.inner.section_names.get(m.sec_idx).unwrap_or_default().to_string(),
-            };
-            d.set_item("section", section)?;
+            d.set_item("section", crate::inspect::map_section(&self.inner, m))?;
             d.set_item("type", section_defs::map_type_name(m.def.map_type).unwrap_or("unknown"))?;
             d.set_item("type_id", m.def.map_type)?;
             d.set_item("key_size", m.def.key_size)?;
@@ -236,6 +231,16 @@ impl PyObject_ {
             list.append(d)?;
         }
         Ok(list)
+    }
+
+    /// `inspect`'s output: the JSON document (`json=True`) or the text summary.
+    #[pyo3(signature = (json = false))]
+    fn inspect(&self, json: bool) -> String {
+        if json {
+            crate::inspect::to_json(&self.inner)
+        } else {
+            crate::inspect::to_text(&self.inner)
+        }
     }
 
     /// Names of `.text` sub-programs.
@@ -646,6 +651,40 @@ fn _time_core(py: Python<'_>, data: &[u8], name: &str, host: HostArgs, repeats: 
     .map_err(|e| to_py_err(py, e))
 }
 
+/// The command line as the core parses it (`crate::cli::parse`): a dict of the
+/// request's fields. A usage error raises ValueError(message, show_usage).
+#[pyfunction]
+fn parse_cli<'py>(py: Python<'py>, argv: Vec<String>) -> PyResult<Bound<'py, PyDict>> {
+    let r = crate::cli::parse(&argv).map_err(|e| pyo3::exceptions::PyValueError::new_err((e.message, e.show_usage)))?;
+    let d = PyDict::new(py);
+    d.set_item("command", r.command.name())?;
+    d.set_item("object", &r.object)?;
+    d.set_item("name", &r.name)?;
+    d.set_item("objects", &r.objects)?;
+    d.set_item("output", &r.output)?;
+    d.set_item("use_loader", r.use_loader)?;
+    d.set_item("debug", r.debug)?;
+    d.set_item("json", r.json)?;
+    d.set_item("page_size", r.page_size)?;
+    d.set_item("possible_cpus", r.possible_cpus)?;
+    d.set_item("kernel_version", &r.kernel_version)?;
+    d.set_item("kconfig_file", &r.kconfig_file)?;
+    d.set_item("kallsyms_file", &r.kallsyms_file)?;
+    d.set_item("kernel_btf", &r.kernel_btf)?;
+    d.set_item("compat", &r.compat)?;
+    d.set_item("autoload", &r.autoload)?;
+    d.set_item("log_level", r.log_level)?;
+    d.set_item("disasm", r.disasm)?;
+    d.set_item("jobs", r.jobs)?;
+    d.set_item("from_file", &r.from_file)?;
+    d.set_item("out_dir", &r.out_dir)?;
+    d.set_item("format", &r.format)?;
+    d.set_item("sign", r.sign)?;
+    d.set_item("sign_key", &r.sign_key)?;
+    d.set_item("sign_cert", &r.sign_cert)?;
+    Ok(d)
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -662,5 +701,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(selfcheck, m)?)?;
     m.add_function(wrap_pyfunction!(gen_batch, m)?)?;
     m.add_function(wrap_pyfunction!(_time_core, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_cli, m)?)?;
+    m.add("CLI_USAGE", crate::cli::USAGE)?;
     Ok(())
 }

@@ -8,12 +8,15 @@
 
 pub mod batch;
 pub mod btf;
+pub mod cli;
 pub mod elf;
 pub mod error;
 pub mod externs;
 pub mod generate;
 pub mod host;
 pub mod insn;
+pub mod inspect;
+pub mod json;
 pub mod link;
 pub mod loader;
 pub mod object;

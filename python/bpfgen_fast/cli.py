@@ -15,6 +15,7 @@ Errors print one ``error: ...`` line and exit 1; usage errors exit 2;
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import sys
@@ -24,35 +25,28 @@ from typing import Any
 
 from bpfgen_fast import _core
 from bpfgen_fast.errors import BpfgenError
-from bpfgen_fast.object import COMPAT_CHOICES, BpfObject
+from bpfgen_fast.object import BpfObject
 
-USAGE = """\
-usage: bpfgen-fast [--debug] COMMAND ...
-  gen skeleton -L OBJ [name NAME] [-o FILE] [HOST] [AUTOLOAD]
-  gen skeleton -L -S -k KEY.pem -i CERT OBJ [name NAME] [-o FILE] [HOST] [AUTOLOAD]
-      (signed, as bpftool 7.8.0: RSA key, X.509 cert with Subject Key Identifier;
-       -S implies -L and --compat bpftool-7.8)
-  gen loader OBJ [name NAME] -o PREFIX [HOST] [AUTOLOAD]
-  inspect OBJ [--json]
-  explain OBJ|PREFIX [--json] [--disasm] [HOST] [AUTOLOAD]
-  run OBJ [name NAME] [--log-level N] [--json] [AUTOLOAD]     (root)
-  batch OBJ... [--from FILE] --out-dir DIR [-j N] [--format lskel|blobs] [HOST]
-HOST (default: this machine's, as libbpf reads them):
-  --page-size N --possible-cpus N --kernel-version X.Y.Z
-  --kconfig-file FILE --kallsyms-file FILE
-  --kernel-btf FILE (struct_ops layouts; default /sys/kernel/btf/vmlinux)
-  --compat bpftool-7.5|bpftool-7.8 (header text of that bpftool; default 7.5)
-AUTOLOAD: --no-autoload PROG / --autoload PROG (repeatable)
-"""
+USAGE: str = _core.CLI_USAGE
 
 
 class UsageError(Exception):
-    pass
+    """A command line the core's grammar refused, or a command's own check failed.
+    ``show_usage``: print the usage text after the message."""
+
+    def __init__(self, message: str, show_usage: bool = False) -> None:
+        super().__init__(message)
+        self.show_usage = show_usage or not message
 
 
 @dataclass
 class Args:
-    words: list[str] = field(default_factory=list)
+    """The request as ``_core.parse_cli`` (src/cli.rs) parsed it: the one grammar."""
+
+    command: str
+    object: str | None = None
+    name: str | None = None
+    objects: list[str] = field(default_factory=list)
     output: str | None = None
     use_loader: bool = False
     debug: bool = False
@@ -65,7 +59,7 @@ class Args:
     kernel_btf: str | None = None
     compat: str | None = None
     autoload: list[tuple[str, bool]] = field(default_factory=list)
-    log_level: str | None = None
+    log_level: int = 0
     disasm: bool = False
     jobs: int | None = None
     from_file: str | None = None
@@ -88,92 +82,23 @@ class Args:
         }
 
 
-_VALUE_OPTS = {"-o": "output", "--output": "output", "--page-size": "page_size",
-               "--possible-cpus": "possible_cpus", "--kernel-version": "kernel_version",
-               "--kconfig-file": "kconfig_file", "--kallsyms-file": "kallsyms_file",
-               "--kernel-btf": "kernel_btf", "--compat": "compat",
-               "--autoload": "autoload", "--no-autoload": "no_autoload",
-               "--log-level": "log_level", "--jobs": "jobs", "--from": "from_file",
-               "--out-dir": "out_dir", "--format": "format",
-               "-k": "sign_key", "-i": "sign_cert"}
-_NUMERIC_OPTS = {"page_size", "possible_cpus", "jobs"}
-_FLAG_OPTS = {"-L": "use_loader", "--use-loader": "use_loader", "--debug": "debug",
-              "-d": "debug", "--json": "json", "-j": "json", "--disasm": "disasm",
-              "-S": "sign", "--sign": "sign"}
-
-
 def parse(argv: Sequence[str]) -> Args:
-    args = Args()
-    it = iter(argv)
-    for word in it:
-        if word == "-j" and args.words[:1] == ["batch"]:
-            word = "--jobs"  # batch -j N: jobs, as in make (elsewhere -j is --json)
-        if word in _FLAG_OPTS:
-            setattr(args, _FLAG_OPTS[word], True)
-        elif word.split("=", 1)[0] in _VALUE_OPTS:
-            key, _, inline = word.partition("=")
-            value = inline if inline else next(it, None)
-            if value is None:
-                raise UsageError(f"option {key} needs a value")
-            attr = _VALUE_OPTS[key]
-            if attr in ("autoload", "no_autoload"):
-                args.autoload.append((value, attr == "autoload"))
-            elif attr == "compat" and value not in COMPAT_CHOICES:
-                raise UsageError(f"option --compat takes one of {', '.join(COMPAT_CHOICES)},"
-                                 f" got {value!r}")
-            elif attr not in _NUMERIC_OPTS:
-                setattr(args, attr, value)
-            else:
-                try:
-                    number = int(value, 0)
-                except ValueError:
-                    raise UsageError(f"option {key} needs a number, got {value!r}") from None
-                if number <= 0:
-                    raise UsageError(f"option {key} must be positive")
-                setattr(args, attr, number)
-        elif word in ("-h", "--help"):
-            raise UsageError("")
-        elif word.startswith("-") and word != "-":
-            raise UsageError(f"unknown option {word}")
-        else:
-            args.words.append(word)
-    if args.sign:
-        args.use_loader = True  # bpftool: -S implies -L
-    _check_signing(args)
-    return args
-
-
-def _check_signing(args: Args) -> None:
-    """bpftool 7.8.0's checks (main.c, for every command), with its messages."""
-    if args.sign and (args.sign_key is None or args.sign_cert is None):
-        raise UsageError(
-            "-i <identity_x509_cert> and -k <private_key> must be supplied with -S for signing")
-    if not args.sign and (args.sign_key is not None or args.sign_cert is not None):
-        raise UsageError("--sign (or -S) must be explicitly passed with -i <identity_x509_cert>"
-                         " and -k <private_key> to sign the programs")
-    if args.sign and args.compat == "bpftool-7.5":
-        raise UsageError("-S (signing) needs --compat bpftool-7.8: bpftool 7.5.0 has no -S")
-
-
-def _object_and_name(words: list[str]) -> tuple[str, str | None]:
-    """``OBJ [name NAME]``, as bpftool spells it."""
-    if not words:
-        raise UsageError("missing object file")
-    obj, rest = words[0], words[1:]
-    if not rest:
-        return obj, None
-    if len(rest) == 2 and rest[0] == "name":
-        return obj, rest[1]
-    raise UsageError(f"unexpected arguments: {' '.join(rest)}")
-
-
-def _open(words: list[str], args: Args | None = None) -> BpfObject:
-    path, name = _object_and_name(words)
     try:
-        obj = BpfObject.open(path, name)
+        fields = _core.parse_cli(list(argv))
+    except ValueError as e:
+        message, show_usage = e.args
+        raise UsageError(message, show_usage) from None
+    return Args(**fields)
+
+
+def _open(args: Args) -> BpfObject:
+    path = args.object
+    assert path is not None  # the grammar gives every single-object command one
+    try:
+        obj = BpfObject.open(path, args.name)
     except OSError as e:
         raise BpfgenError(f"{path}: {e.strerror or e}") from e
-    for prog, autoload in args.autoload if args else []:
+    for prog, autoload in args.autoload:
         if prog not in obj.programs:
             flag = "--autoload" if autoload else "--no-autoload"
             raise UsageError(f"{flag}: no program {prog!r} in {path}")
@@ -181,19 +106,16 @@ def _open(words: list[str], args: Args | None = None) -> BpfObject:
     return obj
 
 
-def cmd_gen_loader(args: Args, words: list[str]) -> int:
-    if args.output is None:
-        raise UsageError("gen loader needs -o PREFIX")
-    obj = _open(words, args)
+def cmd_gen_loader(args: Args) -> int:
+    assert args.output is not None  # the grammar requires -o PREFIX
+    obj = _open(args)
     loader = obj.gen_loader(**args.host())
     loader.write(args.output)
     return 0
 
 
-def cmd_gen_skeleton(args: Args, words: list[str]) -> int:
-    if not args.use_loader:
-        raise UsageError("only light skeletons (-L) are supported")
-    obj = _open(words, args)
+def cmd_gen_skeleton(args: Args) -> int:
+    obj = _open(args)
     if args.sign:
         text = obj.gen_skeleton(sign_key=args.sign_key, sign_cert=args.sign_cert, **args.host())
     else:
@@ -208,95 +130,49 @@ def cmd_gen_skeleton(args: Args, words: list[str]) -> int:
     return 0
 
 
-_SHT = {0: "NULL", 1: "PROGBITS", 2: "SYMTAB", 3: "STRTAB", 4: "RELA", 8: "NOBITS", 9: "REL",
-        0x6FFF4C03: "LLVM_ADDRSIG"}
-_BIND = {0: "LOCAL", 1: "GLOBAL", 2: "WEAK"}
-_STT = {0: "NOTYPE", 1: "OBJECT", 2: "FUNC", 3: "SECTION", 4: "FILE"}
-
-
 def inspect_dict(obj: BpfObject) -> dict[str, object]:
-    """The documented JSON shape of ``inspect --json``."""
-    core = obj._core
-    return {
-        "name": obj.name,
-        "license": obj.license,
-        "sections": [
-            {"index": i, "name": n, "type": _SHT.get(t, hex(t)), "flags": f, "size": s}
-            for i, n, t, f, s in core.sections()
-        ],
-        "symbols": [
-            {"name": n, "value": v, "size": sz, "bind": _BIND.get(b, str(b)),
-             "type": _STT.get(t, str(t)), "shndx": sh}
-            for n, v, sz, b, t, sh in core.symbols()
-        ],
-        "maps": core.maps(),
-        "programs": core.programs(),
-        "subprograms": core.subprograms(),
-    }
+    """The documented JSON shape of ``inspect --json`` (rendered by the core)."""
+    info: dict[str, object] = json.loads(obj._core.inspect(json=True))
+    return info
 
 
-def cmd_inspect(args: Args, words: list[str]) -> int:
-    obj = _open(words)
-    info = inspect_dict(obj)
-    if args.json:
-        print(json.dumps(info, indent=2))
-        return 0
-    out = [f"object {info['name']}  license {info['license']!r}", "sections:"]
-    for s in info["sections"]:  # type: ignore[attr-defined]
-        out.append(f"  [{s['index']:3}] {s['name']:<28} {s['type']:<12} size {s['size']}")
-    out.append("maps:")
-    for m in info["maps"]:  # type: ignore[attr-defined]
-        out.append(
-            f"  {m['name']:<16} {m['type']:<20} key {m['key_size']:<5} value {m['value_size']:<7}"
-            f" max_entries {m['max_entries']:<8} flags {m['flags']:#x}"
-        )
-    out.append("programs:")
-    for p in info["programs"]:  # type: ignore[attr-defined]
-        load = "" if p["autoload"] else "  (not autoloaded)"
-        out.append(
-            f"  {p['name']:<24} {p['section']:<32} {p['type']:<16} {p['insn_cnt']} insns{load}"
-        )
-    if info["subprograms"]:
-        out.append("subprograms: " + ", ".join(info["subprograms"]))  # type: ignore[arg-type]
-    print("\n".join(out))
+def cmd_inspect(args: Args) -> int:
+    obj = _open(dataclasses.replace(args, autoload=[]))  # inspect shows the object as opened
+    sys.stdout.write(obj._core.inspect(json=args.json))
     return 0
 
 
-def cmd_explain(args: Args, words: list[str]) -> int:
+def cmd_explain(args: Args) -> int:
     """``explain OBJ|PREFIX``: decode the loader of an object, or of blobs written
     by ``gen loader -o PREFIX``, into the steps it will take."""
     import os
 
     from bpfgen_fast.explain import explain, read_loader
 
-    if words and not os.path.isfile(words[0]) and os.path.isfile(words[0] + ".insns.bin"):
-        if len(words) > 1:
-            raise UsageError(f"unexpected arguments: {' '.join(words[1:])}")
+    prefix = args.object
+    assert prefix is not None
+    if not os.path.isfile(prefix) and os.path.isfile(prefix + ".insns.bin"):
+        if args.name is not None:
+            raise UsageError(f"unexpected arguments: name {args.name}")
         try:
-            loader = read_loader(words[0])
+            loader = read_loader(prefix)
         except OSError as e:
             raise BpfgenError(f"{e.filename}: {e.strerror or e}") from e
     else:
-        loader = _open(words, args).gen_loader(**args.host())
+        loader = _open(args).gen_loader(**args.host())
     expl = explain(loader, disasm=args.disasm)
     print(expl.to_json() if args.json else expl.to_text())
     return 0
 
 
-def cmd_run(args: Args, words: list[str]) -> int:
+def cmd_run(args: Args) -> int:
     """``run OBJ``: load through the generated loader, print what was created,
     close everything."""
     from bpfgen_fast.run import LoadError, run
 
+    obj = _open(args)
     try:
-        level = int(args.log_level or "0", 0)
-    except ValueError:
-        raise UsageError(f"option --log-level needs a number, got {args.log_level!r}") from None
-    if level < 0:
-        raise UsageError("option --log-level must not be negative")
-    obj = _open(words, args)
-    try:
-        loaded = run(obj, level)
+        loaded = run(obj, args.log_level)
     except LoadError as e:
         if e.log:
             sys.stderr.write(e.log if e.log.endswith("\n") else e.log + "\n")
@@ -370,7 +246,7 @@ def _batch_paths(words: list[str], from_file: str | None) -> list[str]:
     return paths
 
 
-def cmd_batch(args: Args, words: list[str]) -> int:
+def cmd_batch(args: Args) -> int:
     """``batch OBJ... --out-dir DIR``: every object's light skeleton (or, with
     ``--format blobs``, its loader blobs) written atomically into DIR, ``-j N``
     at a time. A progress bar on a terminal, one ``error:`` line per failed
@@ -380,12 +256,8 @@ def cmd_batch(args: Args, words: list[str]) -> int:
 
     from bpfgen_fast.batch import Format, gen_batch
 
-    if args.out_dir is None:
-        raise UsageError("batch needs --out-dir DIR")
-    if args.format not in (None, "lskel", "blobs"):
-        raise UsageError(f"--format must be lskel or blobs, got {args.format!r}")
     fmt: Format = "blobs" if args.format == "blobs" else "lskel"
-    paths = _batch_paths(words, args.from_file)
+    paths = _batch_paths(args.objects, args.from_file)
     if not paths:
         raise UsageError("batch needs objects: OBJ... or --from FILE")
     bar = _ProgressBar(sys.stderr) if sys.stderr.isatty() else None
@@ -439,23 +311,20 @@ def cmd_batch(args: Args, words: list[str]) -> int:
     return 1 if failed else 0
 
 
+_COMMANDS = {"gen loader": cmd_gen_loader, "gen skeleton": cmd_gen_skeleton,
+             "inspect": cmd_inspect, "explain": cmd_explain, "run": cmd_run, "batch": cmd_batch}
+
+
 def dispatch(args: Args) -> int:
-    w = args.words
-    if args.sign and w[:2] != ["gen", "skeleton"]:
-        raise UsageError("-S (signing) applies to gen skeleton only")
-    if w[:2] == ["gen", "loader"]:
-        return cmd_gen_loader(args, w[2:])
-    if w[:2] == ["gen", "skeleton"]:
-        return cmd_gen_skeleton(args, w[2:])
-    if w[:1] == ["inspect"]:
-        return cmd_inspect(args, w[1:])
-    if w[:1] == ["explain"]:
-        return cmd_explain(args, w[1:])
-    if w[:1] == ["run"]:
-        return cmd_run(args, w[1:])
-    if w[:1] == ["batch"]:
-        return cmd_batch(args, w[1:])
-    raise UsageError("unknown command" if w else "")
+    return _COMMANDS[args.command](args)
+
+
+def _usage(e: UsageError) -> int:
+    if str(e):
+        print(f"error: {e}", file=sys.stderr)
+    if e.show_usage:
+        print(USAGE, end="", file=sys.stderr)
+    return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -463,18 +332,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parse(argv)
     except UsageError as e:
-        if str(e):
-            print(f"error: {e}", file=sys.stderr)
-        print(USAGE, end="", file=sys.stderr)
-        return 2
+        return _usage(e)
     try:
         return dispatch(args)
     except UsageError as e:
-        if str(e):
-            print(f"error: {e}", file=sys.stderr)
-        else:
-            print(USAGE, end="", file=sys.stderr)
-        return 2
+        return _usage(e)
     except BpfgenError as e:
         if args.debug:
             raise
