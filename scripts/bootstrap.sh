@@ -23,4 +23,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 rustup component add clippy rustfmt >/dev/null 2>&1 || true
+# The native bpfgen-fast executable is a wheel of its own (cli/pyproject.toml), on which
+# the Python package depends: built and installed first, so the dependency is met.
+rm -rf target/cli-wheel
+maturin build --release -q -m cli/Cargo.toml --out target/cli-wheel
+python -m pip install -q --force-reinstall --no-deps target/cli-wheel/bpfgen_fast_cli-*.whl
 maturin develop --release -q
+# A venv made before the split still lists bin/bpfgen-fast as the Python package's
+# console script, which that reinstall just removed: put the native one back.
+if ! head -c4 .venv/bin/bpfgen-fast 2>/dev/null | grep -q ELF; then
+  python -m pip install -q --force-reinstall --no-deps target/cli-wheel/bpfgen_fast_cli-*.whl
+fi

@@ -54,10 +54,10 @@ python tests/kcaps.py --save "$BPFGEN_CAPS_FILE" --table
 step "cargo fmt"
 cargo fmt --all -- --check
 step "cargo clippy"
-cargo clippy --all-targets -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy --features pyo3 --lib -- -D warnings
 step "cargo test"
-cargo test --release
+cargo test --release --workspace
 step "ruff"
 ruff check python tests benches scripts
 step "mypy"

@@ -667,7 +667,7 @@ fn parse_cli<'py>(py: Python<'py>, argv: Vec<String>) -> PyResult<Bound<'py, PyD
     d.set_item("json", r.json)?;
     d.set_item("page_size", r.page_size)?;
     d.set_item("possible_cpus", r.possible_cpus)?;
-    d.set_item("kernel_version", &r.kernel_version)?;
+    d.set_item("kernel_version", r.kernel_version)?;
     d.set_item("kconfig_file", &r.kconfig_file)?;
     d.set_item("kallsyms_file", &r.kallsyms_file)?;
     d.set_item("kernel_btf", &r.kernel_btf)?;

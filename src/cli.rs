@@ -91,7 +91,8 @@ pub struct Request {
     pub json: bool,
     pub page_size: Option<u32>,
     pub possible_cpus: Option<u32>,
-    pub kernel_version: Option<String>,
+    /// `--kernel-version X.Y.Z` as `KERNEL_VERSION(X, Y, Z)` (patch capped at 255).
+    pub kernel_version: Option<u32>,
     pub kconfig_file: Option<String>,
     pub kallsyms_file: Option<String>,
     pub kernel_btf: Option<String>,
@@ -182,6 +183,21 @@ fn positive(key: &str, value: &str) -> Result<u32, UsageError> {
         return Err(UsageError::options(format!("option {key} must be positive")));
     }
     u32::try_from(n).map_err(|_| UsageError::options(format!("option {key} is too large")))
+}
+
+/// `X.Y.Z` as libbpf's `KERNEL_VERSION(X, Y, Z)`, the patch level capped at 255.
+fn kernel_version(text: &str) -> Result<u32, UsageError> {
+    let parts: Vec<&str> = text.trim().split('.').collect();
+    let numbers: Vec<u32> = parts.iter().filter_map(|p| p.parse().ok()).collect();
+    match (parts.len(), &numbers[..]) {
+        (3, &[major, minor, patch]) if parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_digit())) => {
+            Ok(crate::host::kernel_version_code(major, minor, patch))
+        }
+        _ => Err(UsageError::options(format!(
+            "option --kernel-version must look like 6.12.3, got {}",
+            py_repr(text)
+        ))),
+    }
 }
 
 /// `OBJ [name NAME]`, as bpftool spells it.
@@ -275,7 +291,7 @@ fn set_value(req: &mut Request, key: &str, value: &str) -> Result<(), UsageError
         "--page-size" => req.page_size = Some(positive(key, value)?),
         "--possible-cpus" => req.possible_cpus = Some(positive(key, value)?),
         "--jobs" => req.jobs = Some(positive(key, value)?),
-        "--kernel-version" => req.kernel_version = v,
+        "--kernel-version" => req.kernel_version = Some(kernel_version(value)?),
         "--kconfig-file" => req.kconfig_file = v,
         "--kallsyms-file" => req.kallsyms_file = v,
         "--kernel-btf" => req.kernel_btf = v,

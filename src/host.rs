@@ -102,7 +102,7 @@ fn uname() -> (String, String) {
 }
 
 /// Read a possibly gzip-compressed text file (gzopen accepts both).
-fn read_maybe_gz(path: &str) -> std::io::Result<String> {
+pub fn read_maybe_gz(path: &str) -> std::io::Result<String> {
     let raw = std::fs::read(path)?;
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = String::new();

@@ -9,11 +9,13 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import kcaps
 import pytest
+import support
 from bpfgen_fast import BpfObject, Loader
 from support import CACHE, host_facts, require
 
@@ -59,6 +61,18 @@ def lskel_run() -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return exe
+
+
+@pytest.fixture(params=["python", "native"])
+def cli_entry(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Runs the test once through ``python -m bpfgen_fast`` and once through the native
+    ``bpfgen-fast`` the set-up installs (which must be an ELF executable)."""
+    if request.param == "native":
+        with open(support.NATIVE_CLI, "rb") as f:
+            assert f.read(4) == b"\x7fELF", f"{support.NATIVE_CLI} is not the native executable"
+    support.CLI_ENTRY["current"] = request.param
+    yield request.param
+    support.CLI_ENTRY["current"] = "python"
 
 
 @pytest.fixture(scope="session")

@@ -131,9 +131,23 @@ def golden_blobs(name: str) -> tuple[bytes, bytes]:
             (GOLDEN / f"{name}.insns.bin").read_bytes())
 
 
+#: the native executable the set-up installs beside this interpreter (cli/, its own wheel)
+NATIVE_CLI = Path(sys.executable).parent / "bpfgen-fast"
+#: which entry point cli_argv() names: "python" (python -m bpfgen_fast) or "native";
+#: conftest.py's cli_entry fixture runs a test with each
+CLI_ENTRY = {"current": "python"}
+
+
+def cli_argv() -> list[str]:
+    """The command that starts the command line under test."""
+    if CLI_ENTRY["current"] == "native":
+        return [str(NATIVE_CLI)]
+    return [sys.executable, "-m", "bpfgen_fast"]
+
+
 def run_cli(*args: str, cwd: str | Path | None = None) -> subprocess.CompletedProcess[str]:
-    """``python -m bpfgen_fast ARGS`` with this interpreter."""
-    return subprocess.run([sys.executable, "-m", "bpfgen_fast", *map(str, args)],
+    """The command line (cli_argv()) with ARGS."""
+    return subprocess.run([*cli_argv(), *map(str, args)],
                           capture_output=True, text=True, cwd=cwd, timeout=60)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import bpfgen_fast
 import pytest
 from bpfgen_fast import ElfError, UnsupportedError
-from support import BAD, OBJ_NAMES, obj_path
+from support import BAD, OBJ_NAMES, cli_argv, obj_path
 
 GOOD = [obj_path(n) for n in OBJ_NAMES]
 LEGACY = BAD / "legacy_maps.bpf.o"  # refused: legacy SEC("maps")
@@ -213,7 +213,7 @@ def test_batch_after_fork(host: dict[str, Any]) -> None:
 
 
 def cli(*args: str | Path, **kw: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bpfgen_fast", *map(str, args)],
+    return subprocess.run([*cli_argv(), *map(str, args)],
                           capture_output=True, text=True, timeout=120, **kw)
 
 
@@ -228,6 +228,7 @@ def host_opts(host: dict[str, Any]) -> list[str]:
     return opts
 
 
+@pytest.mark.usefixtures("cli_entry")
 def test_cli_batch(tmp_path: Path, host: dict[str, Any]) -> None:
     p = cli("batch", *GOOD, "--out-dir", tmp_path, "-j", "2", *host_opts(host))
     assert p.returncode == 0, p.stderr
@@ -238,6 +239,7 @@ def test_cli_batch(tmp_path: Path, host: dict[str, Any]) -> None:
         assert text == bpfgen_fast.gen_skeleton(g, **host)
 
 
+@pytest.mark.usefixtures("cli_entry")
 def test_cli_batch_failure_and_from_file(tmp_path: Path, host: dict[str, Any]) -> None:
     listing = tmp_path / "objs.txt"
     listing.write_text(f"# objects\n{GOOD[0]}\n\n{LEGACY}\n")
@@ -256,17 +258,19 @@ def test_cli_batch_failure_and_from_file(tmp_path: Path, host: dict[str, Any]) -
     (["batch", "x.o", "--out-dir", "d", "--format", "c"], "--format"),
     (["batch", "x.o", "--out-dir", "d", "-j", "zero"], "number"),
 ])
+@pytest.mark.usefixtures("cli_entry")
 def test_cli_batch_usage(tmp_path: Path, args: list[str], message: str) -> None:
     p = cli(*args, cwd=tmp_path)
     assert p.returncode == 2 and message in p.stderr
 
 
+@pytest.mark.usefixtures("cli_entry")
 def test_cli_progress_on_a_terminal(tmp_path: Path, host: dict[str, Any]) -> None:
     """stderr a pseudo-terminal: the progress bar is drawn (and cleared)."""
     master, slave = pty.openpty()
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "bpfgen_fast", "batch", *map(str, GOOD),
+            [*cli_argv(), "batch", *map(str, GOOD),
              "--out-dir", str(tmp_path), *host_opts(host)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
         os.close(slave)
@@ -326,6 +330,7 @@ def _drain(fifos: list[Path], release: list[threading.Event],
         assert not t.is_alive()
 
 
+@pytest.mark.usefixtures("cli_entry")
 def test_cli_interrupt_leaves_no_partial_files(tmp_path: Path, host: dict[str, Any]) -> None:
     """SIGINT while both workers are inside an object: exit 130, the two running objects
     finish (complete files), nothing else starts, no temporary files. Deterministic:
@@ -342,7 +347,7 @@ def test_cli_interrupt_leaves_no_partial_files(tmp_path: Path, host: dict[str, A
     opened, release, threads = _fifo_writers(fifos, target.read_bytes())
     out = tmp_path / "out"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bpfgen_fast", "batch", *map(str, fifos),
+        [*cli_argv(), "batch", *map(str, fifos),
          "--out-dir", str(out), "-j", "2", *host_opts(host)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

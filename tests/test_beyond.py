@@ -320,6 +320,7 @@ AUTOLOAD_CASES = {  # CLI options -> the programs that load
 }
 
 
+@pytest.mark.usefixtures("cli_entry")
 @pytest.mark.usefixtures("bpf_permitted", "gcc")
 @pytest.mark.parametrize("opts", list(AUTOLOAD_CASES), ids=lambda o: " ".join(o) or "default")
 def test_autoload_header_fds_in_own_slots(opts: tuple[str, ...], tmp_path: Path) -> None:
@@ -532,6 +533,7 @@ def test_struct_ops_header_registers_and_unregisters() -> None:
     assert "reattach=0\nreattached cc=0 link=1 off=0\n" in out, out
 
 
+@pytest.mark.usefixtures("cli_entry")
 def test_struct_ops_kernel_btf_is_an_explicit_input(tmp_path: Path) -> None:
     vmlinux = Path("/sys/kernel/btf/vmlinux")
     if not vmlinux.exists():

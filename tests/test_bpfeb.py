@@ -39,6 +39,7 @@ def test_bpfeb_header_matches_bpftool_78(name: str, b78: str) -> None:  # noqa: 
     assert ours == b78_header(b78, obj)
 
 
+@pytest.mark.usefixtures("cli_entry")
 def test_bpfeb_cli(b78: str) -> None:  # noqa: F811
     obj = EB / "global_data.bpf.o"
     r = run_cli("gen", "skeleton", "-L", "--compat", "bpftool-7.8", obj.name, cwd=obj.parent)
@@ -46,6 +47,7 @@ def test_bpfeb_cli(b78: str) -> None:  # noqa: F811
     assert r.stdout == b78_header(b78, obj)
 
 
+@pytest.mark.usefixtures("cli_entry")
 def test_bpfeb_refused_as_bpftool_75() -> None:
     obj = BpfObject.open(EB / "minimal.bpf.o")  # opening (inspect) works
     assert obj.programs

@@ -15,6 +15,8 @@ import pytest
 from bpfgen_fast import BpfObject
 from support import BAD, FIXDIR, GOLDEN, GOLDEN_NAMES, compat, obj_path, run_cli
 
+pytestmark = pytest.mark.usefixtures("cli_entry")  # every test, through both entry points
+
 
 def _make_golden() -> ModuleType | None:
     path = FIXDIR / "make_golden.py"

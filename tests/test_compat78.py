@@ -69,6 +69,7 @@ def test_header_matches_bpftool_78(name: str, b78: str) -> None:
     assert ours == theirs
 
 
+@pytest.mark.usefixtures("cli_entry")
 def test_cli_compat(b78: str) -> None:
     obj = OBJDIR / "mixed_everything.bpf.o"
     r = run_cli("gen", "skeleton", "-L", "--compat", "bpftool-7.8", obj.name, cwd=obj.parent)

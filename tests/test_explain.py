@@ -455,6 +455,7 @@ def test_records_are_typed() -> None:
 # CLI
 
 
+@pytest.mark.usefixtures("cli_entry")
 def test_cli_explain_text_json_disasm(tmp_path: Path) -> None:
     path = obj_path("mixed_everything.bpf")
     obj = BpfObject.open(path)
@@ -478,6 +479,7 @@ def test_cli_explain_text_json_disasm(tmp_path: Path) -> None:
     assert Explanation.from_json(r.stdout) == e
 
 
+@pytest.mark.usefixtures("cli_entry")
 def test_cli_explain_errors(tmp_path: Path) -> None:
     r = run_cli("explain", tmp_path / "missing")
     assert r.returncode == 1 and r.stderr.startswith("error: ")

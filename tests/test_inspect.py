@@ -156,6 +156,7 @@ def test_maps_are_maps_section_vars_and_global_data_sections(
                 "array", 4, 1, size)
 
 
+@pytest.mark.usefixtures("cli_entry")
 def test_inspect_text_output_lists_programs_and_maps() -> None:
     p = run_cli("inspect", obj_path("autoload_question.bpf"))
     assert p.returncode == 0, p.stderr

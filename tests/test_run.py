@@ -448,6 +448,7 @@ def test_log_on_success() -> None:
 # CLI
 
 
+@pytest.mark.usefixtures("cli_entry")
 @pytest.mark.usefixtures("bpf_permitted")
 def test_cli_run() -> None:
     import json
@@ -465,6 +466,7 @@ def test_cli_run() -> None:
     assert doc["maps"][0]["type"] == "ringbuf" or doc["maps"][0]["type"] == "hash"
 
 
+@pytest.mark.usefixtures("cli_entry")
 @pytest.mark.usefixtures("bpf_permitted")
 def test_cli_run_failure_prints_the_log() -> None:
     r = run_cli("run", obj_path("global_data_zero_size.bpf"), "--log-level", "1")
@@ -476,6 +478,7 @@ def test_cli_run_failure_prints_the_log() -> None:
     assert r.returncode == 1 and r.stderr.count("\n") == 1
 
 
+@pytest.mark.usefixtures("cli_entry")
 def test_cli_run_usage() -> None:
     r = run_cli("run", obj_path("minimal.bpf"), "--log-level", "x")
     assert r.returncode == 2 and "--log-level" in r.stderr

@@ -156,6 +156,7 @@ def test_der_certificate_and_name_override(keys: dict[str, Path]) -> None:
     assert got == want
 
 
+@pytest.mark.usefixtures("cli_entry")
 def test_cli_matches_bpftool_78(keys: dict[str, Path], tmp_path: Path) -> None:
     want = _b78_signed("mixed_everything.bpf", keys)
     # -S implies -L (as in bpftool); options anywhere on the line
@@ -306,6 +307,7 @@ SIGN_NOT_PASSED = ("error: --sign (or -S) must be explicitly passed with -i "
     (["-L", "-S", "-k", "k.pem", "-i", "c.pem", "--compat", "bpftool-7.5"],
      "error: -S (signing) needs --compat bpftool-7.8: bpftool 7.5.0 has no -S\n"),
 ])
+@pytest.mark.usefixtures("cli_entry")
 def test_cli_usage_errors(argv: list[str], first_line: str) -> None:
     p = run_cli("gen", "skeleton", *argv, "minimal.bpf.o", cwd=OBJDIR)
     assert p.returncode == 2
@@ -313,6 +315,7 @@ def test_cli_usage_errors(argv: list[str], first_line: str) -> None:
     assert p.stderr.startswith(first_line), p.stderr
 
 
+@pytest.mark.usefixtures("cli_entry")
 def test_cli_sign_other_command(keys: dict[str, Path], tmp_path: Path) -> None:
     p = run_cli("gen", "loader", "-S", "-k", keys["k.pem"], "-i", keys["c.pem"],
                 obj_path("minimal.bpf"), "-o", tmp_path / "x")
@@ -320,6 +323,7 @@ def test_cli_sign_other_command(keys: dict[str, Path], tmp_path: Path) -> None:
     assert p.stderr.startswith("error: -S (signing) applies to gen skeleton only\n")
 
 
+@pytest.mark.usefixtures("cli_entry")
 def test_cli_signing_error(keys: dict[str, Path], tmp_path: Path) -> None:
     p = run_cli("gen", "skeleton", "-S", "-k", keys["k2.pem"], "-i", keys["c.pem"],
                 "minimal.bpf.o", cwd=OBJDIR)

@@ -53,7 +53,7 @@ class Args:
     json: bool = False
     page_size: int | None = None
     possible_cpus: int | None = None
-    kernel_version: str | None = None
+    kernel_version: int | None = None
     kconfig_file: str | None = None
     kallsyms_file: str | None = None
     kernel_btf: str | None = None

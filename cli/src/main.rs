@@ -1,0 +1,167 @@
+//! `bpfgen-fast`: the native command line. The grammar is the core's
+//! (`bpfgen_fast::cli::parse`); `gen skeleton -L`, `gen loader`, `inspect` and
+//! `batch` run here without a Python interpreter, the commands that need
+//! Python libraries (`-S` signing, `run`, `explain`) are handed over to
+//! `python3 -m bpfgen_fast` by exec (see [`handover`]).
+//!
+//! Exit codes: 0 success, 1 an object or file failed (one `error:` line),
+//! 2 a usage error, 130 an interrupted batch.
+
+mod batch;
+mod handover;
+mod output;
+
+use std::process::ExitCode;
+
+use bpfgen_fast::cli::{self, Command, Request, UsageError};
+use bpfgen_fast::{GenOptions, Host, Object};
+
+/// Why a command stopped: a usage error (exit 2) or one `error:` line (exit 1).
+pub enum Failure {
+    Usage(UsageError),
+    Error(String),
+}
+
+impl From<bpfgen_fast::Error> for Failure {
+    fn from(e: bpfgen_fast::Error) -> Failure {
+        Failure::Error(e.to_string())
+    }
+}
+
+pub type Outcome = Result<ExitCode, Failure>;
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let outcome = match cli::parse(&argv) {
+        Ok(req) if needs_python(&req) => handover::exec_python(&argv),
+        Ok(req) => dispatch(&req),
+        Err(e) => Err(Failure::Usage(e)),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(Failure::Usage(e)) => {
+            if !e.message.is_empty() {
+                eprintln!("error: {}", e.message);
+            }
+            if e.show_usage {
+                eprint!("{}", cli::USAGE);
+            }
+            ExitCode::from(2)
+        }
+        Err(Failure::Error(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Signing (the `cryptography` package), `run` and `explain` live in Python,
+/// and so does `--debug`'s traceback.
+fn needs_python(req: &Request) -> bool {
+    req.sign || req.debug || matches!(req.command, Command::Run | Command::Explain)
+}
+
+fn dispatch(req: &Request) -> Outcome {
+    match req.command {
+        Command::GenSkeleton => gen_skeleton(req),
+        Command::GenLoader => gen_loader(req),
+        Command::Inspect => inspect(req),
+        Command::Batch => batch::run(req),
+        Command::Run | Command::Explain => unreachable!("handed over to Python"),
+    }
+}
+
+/// The host facts: this machine's, except what the command line pins.
+pub fn host(req: &Request) -> Result<Host, Failure> {
+    let mut host = Host::detect();
+    if let Some(p) = req.page_size {
+        host.page_size = p;
+    }
+    if let Some(c) = req.possible_cpus {
+        host.possible_cpus = c;
+    }
+    host.kernel_version = req.kernel_version;
+    if let Some(path) = &req.kconfig_file {
+        let text = bpfgen_fast::host::read_maybe_gz(path).map_err(|e| output::io_failure(path, &e))?;
+        host.kconfig = Some(text.into());
+    }
+    if let Some(path) = &req.kallsyms_file {
+        let raw = std::fs::read(path).map_err(|e| output::io_failure(path, &e))?;
+        host.kallsyms = Some(String::from_utf8_lossy(&raw).into());
+    }
+    host.kernel_btf = req.kernel_btf.as_ref().map(Into::into);
+    Ok(host)
+}
+
+/// The object named on the command line, with `--autoload`/`--no-autoload` applied.
+fn open(req: &Request, apply_autoload: bool) -> Result<Object, Failure> {
+    let path = req.object.as_deref().expect("the grammar gives this command an object");
+    let data = std::fs::read(path).map_err(|e| output::io_failure(path, &e))?;
+    let name = req
+        .name
+        .clone()
+        .unwrap_or_else(|| bpfgen_fast::default_object_name(path));
+    let mut obj = bpfgen_fast::open(&data, &name)?;
+    if apply_autoload {
+        for (prog, autoload) in &req.autoload {
+            let found = obj.programs.iter_mut().find(|p| !p.is_subprog && &p.name == prog);
+            match found {
+                Some(p) => p.autoload = *autoload,
+                None => {
+                    let flag = if *autoload { "--autoload" } else { "--no-autoload" };
+                    let message = format!("{flag}: no program {} in {path}", bpfgen_fast::json::py_repr(prog));
+                    return Err(Failure::Usage(UsageError {
+                        message,
+                        show_usage: false,
+                    }));
+                }
+            }
+        }
+    }
+    Ok(obj)
+}
+
+fn options(req: &Request) -> GenOptions {
+    GenOptions {
+        compat: req.compat(),
+        ..GenOptions::default()
+    }
+}
+
+fn gen_skeleton(req: &Request) -> Outcome {
+    let obj = open(req, true)?;
+    let host = host(req)?;
+    let blobs = bpfgen_fast::gen_loader_with(&obj, &host, options(req))?;
+    let text = bpfgen_fast::skel::gen_skeleton_with(&obj, &blobs, &host, options(req))?;
+    match &req.output {
+        None => output::stdout(text.as_bytes()),
+        Some(path) => output::write_file(path, text.as_bytes()).map(|()| ExitCode::SUCCESS),
+    }
+}
+
+fn gen_loader(req: &Request) -> Outcome {
+    let obj = open(req, true)?;
+    let host = host(req)?;
+    let blobs = bpfgen_fast::gen_loader_with(&obj, &host, options(req))?;
+    let prefix = req.output.as_deref().expect("the grammar requires -o PREFIX");
+    output::write_file(&format!("{prefix}.data.bin"), &blobs.data)?;
+    output::write_file(&format!("{prefix}.insns.bin"), &blobs.insns)?;
+    output::write_file(
+        &format!("{prefix}.json"),
+        bpfgen_fast::batch::blobs_json(&blobs).as_bytes(),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn inspect(req: &Request) -> Outcome {
+    let obj = open(req, false)?; // inspect shows the object as opened
+    let text = if req.json {
+        bpfgen_fast::inspect::to_json(&obj)
+    } else {
+        bpfgen_fast::inspect::to_text(&obj)
+    };
+    output::stdout(text.as_bytes())
+}

@@ -1,0 +1,50 @@
+//! Where output goes: stdout (a closed pipe is exit 1, quietly, as in the
+//! Python facade) or files written atomically beside their target.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::{Failure, Outcome};
+
+/// The C library's text for an errno, as Python's `OSError.strerror` has it.
+pub fn strerror(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => {
+            let text = std::io::Error::from_raw_os_error(n).to_string();
+            text.strip_suffix(&format!(" (os error {n})"))
+                .unwrap_or(&text)
+                .to_string()
+        }
+        None => e.to_string(),
+    }
+}
+
+/// `PATH: strerror`, the facade's message for a file it could not read or write.
+pub fn io_failure(path: &str, e: &std::io::Error) -> Failure {
+    Failure::Error(format!("{path}: {}", strerror(e)))
+}
+
+pub fn stdout(bytes: &[u8]) -> Outcome {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::from(1)),
+        Err(e) => Err(io_failure("<stdout>", &e)),
+    }
+}
+
+/// Writes `path` through a temporary file in its directory and a rename: a
+/// reader (or an interrupted run) never sees half a file.
+pub fn write_file(path: &str, bytes: &[u8]) -> Result<(), Failure> {
+    let target = Path::new(path);
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = target
+        .file_name()
+        .ok_or_else(|| Failure::Error(format!("{path}: Is a directory")))?
+        .to_string_lossy();
+    bpfgen_fast::batch::write_atomic(dir, &name, bytes).map_err(|e| io_failure(path, &e))
+}
