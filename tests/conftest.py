@@ -3,7 +3,6 @@ keyed by its source hash) and the kernel-capability gates of tests/kcaps.py."""
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import os
 import shutil
@@ -129,7 +128,7 @@ def _break_output(spec: str) -> None:
         assert at >= 0, f"BPFGEN_TEST_BREAK: {text!r} not in {target}'s data blob"
         data = loader.data[:at] + new + loader.data[at + len(old):]
         print(f"BPFGEN_TEST_BREAK: {target} data[{at:#x}] {old[:1]!r} -> {new[:1]!r}")
-        return dataclasses.replace(loader, data=data)
+        return loader.replace(data=data)
 
     BpfObject.gen_loader = gen_loader  # type: ignore[method-assign]
 

@@ -15,7 +15,6 @@ loader runs, hands its start to the loader through the map descriptor's
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import gc
 import importlib
@@ -202,7 +201,7 @@ def test_a_loader_without_its_object_leaves_the_arena_unmapped() -> None:
     """Blobs alone (e.g. read from files) carry no arena image: nothing is mapped and the
     globals stay uninitialised; BPF reads 0 and its writes to pages never faulted in are
     dropped."""
-    loader = dataclasses.replace(BpfObject.open(FIXTURE).gen_loader(), _core=None)
+    loader = BpfObject.open(FIXTURE).gen_loader().replace(_core=None)
     with run(loader) as loaded:
         assert loaded.arena is None and loaded.arena_address is None
         assert not mapped_at(ARENA_ADDR)
@@ -474,7 +473,7 @@ def test_no_map_extra_loader_without_its_object(
     """A bare Loader still gets an address for the programs (the kernel wants one before
     they load), but maps nothing: the reservation is released after the load."""
     fds = open_fds()
-    loader = dataclasses.replace(BpfObject.open(no_extra).gen_loader(), _core=None)
+    loader = BpfObject.open(no_extra).gen_loader().replace(_core=None)
     with run(loader) as loaded:
         assert loaded.arena is None and loaded.arena_address is None
         [(base, size)] = reservations

@@ -4,9 +4,17 @@ from a Rust core.
     >>> import bpfgen_fast
     >>> loader = bpfgen_fast.gen_loader("prog.bpf.o")
     >>> loader.data, loader.insns
+
+Only what generation needs is imported up front; batch, explain and run
+(with their larger modules) are imported on first use.
 """
 
-from bpfgen_fast.batch import BatchResult, gen_batch
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+
 from bpfgen_fast.errors import (
     BpfgenError,
     BtfError,
@@ -15,7 +23,6 @@ from bpfgen_fast.errors import (
     SigningError,
     UnsupportedError,
 )
-from bpfgen_fast.explain import Explanation, LoaderDecodeError, explain
 from bpfgen_fast.object import (
     BpfObject,
     Loader,
@@ -25,7 +32,49 @@ from bpfgen_fast.object import (
     gen_skeleton,
     host_args,
 )
-from bpfgen_fast.run import BpfPermissionError, LoadedObject, LoadError, run
+
+# typing and the lazy modules cost milliseconds at import: type checkers read this
+# block, Python skips it
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from bpfgen_fast.batch import BatchResult, gen_batch
+    from bpfgen_fast.explain import Explanation, LoaderDecodeError, explain
+    from bpfgen_fast.run import BpfPermissionError, LoadedObject, LoadError, run
+
+#: public name -> the submodule that defines it, imported on first use
+_LAZY = {
+    "BatchResult": "batch", "gen_batch": "batch",
+    "Explanation": "explain", "LoaderDecodeError": "explain", "explain": "explain",
+    "BpfPermissionError": "run", "LoadedObject": "run", "LoadError": "run", "run": "run",
+}
+#: names that are both a submodule and the function it exports: the package keeps
+#: the function when the import system binds the submodule to its parent
+_SHADOWED = frozenset({"explain", "run"})
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bpfgen_fast' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"bpfgen_fast.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+sys.modules[__name__].__class__ = _Package
 
 __all__ = [
     "BatchResult",

@@ -5,21 +5,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Union
 
 from bpfgen_fast import _core
 
-PathOrBytes = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
+# typing and pathlib cost milliseconds at import: type checkers read this block,
+# Python skips it (every annotation here is a string)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any, Union
+
+    _CoreObject = _core.Object
+    PathOrBytes = Union[str, os.PathLike[str], bytes, bytearray, memoryview]
+    KconfigValue = Union[str, int, bool]
 
 # struct bpf_loader_ctx, struct bpf_map_desc, struct bpf_prog_desc (skel_internal.h)
 _CTX_SIZE = 24
 _MAP_DESC_SIZE = 16
 _PROG_DESC_SIZE = 4
 
-
-KconfigValue = Union[str, int, bool]
 
 
 def kernel_version_code(version: int | str) -> int:
@@ -75,7 +79,8 @@ def host_args(
         raise ValueError(f"compat must be one of {', '.join(COMPAT_CHOICES)}, got {compat!r}")
     kconfig_text = None
     if kconfig_file is not None:
-        raw = Path(kconfig_file).read_bytes()
+        with open(kconfig_file, "rb") as f:
+            raw = f.read()
         if raw[:2] == b"\x1f\x8b":
             import gzip
 
@@ -83,7 +88,8 @@ def host_args(
         kconfig_text = raw.decode(errors="replace")
     kallsyms_text = None
     if kallsyms_file is not None:
-        kallsyms_text = Path(kallsyms_file).read_text(errors="replace")
+        with open(kallsyms_file, errors="replace") as f:
+            kallsyms_text = f.read()
     return {
         "page_size": page_size,
         "possible_cpus": possible_cpus,
@@ -105,10 +111,43 @@ def host_args(
 _DEFAULT_HOST = host_args()
 
 
-@dataclass(frozen=True)
-class MapInfo:
+class _Frozen:
+    """Immutable value objects with a repr and equality over ``_FIELDS``, written out
+    rather than made with ``dataclasses``, whose import (with ``inspect``) would double
+    the package's import time."""
+
+    __slots__ = ()
+    _FIELDS: tuple[str, ...] = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: {type(self).__name__} is frozen")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: {type(self).__name__} is frozen")
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, f) for f in self._FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._FIELDS)
+        return f"{type(self).__name__}({fields})"
+
+
+class MapInfo(_Frozen):
     """Read-only facts about one map, as libbpf's open phase sees it."""
 
+    __slots__ = ("flags", "inner", "internal", "key_size", "max_entries", "name", "section",
+                 "type", "value_size")
+    _FIELDS = ("name", "section", "type", "key_size", "value_size", "max_entries", "flags",
+               "internal", "inner")
     name: str
     section: str
     type: str
@@ -118,6 +157,12 @@ class MapInfo:
     flags: int
     internal: bool
     inner: str | None
+
+    def __init__(self, name: str, section: str, type: str, key_size: int, value_size: int,
+                 max_entries: int, flags: int, internal: bool, inner: str | None) -> None:
+        for f, v in zip(self._FIELDS, (name, section, type, key_size, value_size, max_entries,
+                                       flags, internal, inner)):
+            object.__setattr__(self, f, v)
 
 
 class ProgramInfo:
@@ -184,16 +229,28 @@ class _OrderedView(Mapping[str, "object"]):
         return len(self._items)
 
 
-@dataclass(frozen=True)
-class Loader:
-    """A generated loader: the two blobs and the skeleton layout they expect."""
+class Loader(_Frozen):
+    """A generated loader: the two blobs and the skeleton layout they expect.
+    Immutable; :meth:`replace` makes a changed copy."""
 
+    _FIELDS = ("data", "insns", "map_names", "prog_names")  # repr and equality
     data: bytes
     insns: bytes
     map_names: tuple[str, ...]
     prog_names: tuple[str, ...]
-    _host: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
-    _core: _core.Object | None = field(default=None, repr=False, compare=False)
+    _host: dict[str, object]
+    _core: _core.Object | None
+
+    def __init__(self, data: bytes, insns: bytes, map_names: tuple[str, ...],
+                 prog_names: tuple[str, ...], _host: dict[str, object] | None = None,
+                 _core: _CoreObject | None = None) -> None:
+        self.__dict__.update(data=data, insns=insns, map_names=map_names, prog_names=prog_names,
+                             _host={} if _host is None else _host, _core=_core)
+
+    def replace(self, **changes: Any) -> Loader:
+        """A copy with the given fields changed (``data=``, ``insns=``, ...)."""
+        fields = {f: getattr(self, f) for f in (*self._FIELDS, "_host", "_core")}
+        return Loader(**{**fields, **changes})
 
     def gen_skeleton(self) -> str:
         """The light-skeleton header embedding these blobs (same host facts)."""
@@ -214,6 +271,7 @@ class Loader:
     def write(self, prefix: str | os.PathLike[str]) -> list[Path]:
         """Write ``PREFIX.data.bin``, ``PREFIX.insns.bin`` and ``PREFIX.json`` atomically."""
         import json
+        from pathlib import Path
 
         from bpfgen_fast._io import atomic_write
 
@@ -287,9 +345,8 @@ class BpfObject:
         to this machine's, like libbpf."""
         args = host_args(**host) if host else _DEFAULT_HOST
         data, insns, maps, progs = self._core.gen_loader(args)
-        # The frozen dataclass's __init__ sets each field through
-        # object.__setattr__; filling __dict__ directly is the same object at
-        # a fraction of the cost (this is the per-object hot path).
+        # Filling __dict__ directly skips __init__'s keyword handling: the same
+        # object at a fraction of the cost (this is the per-object hot path).
         loader: Loader = object.__new__(Loader)
         loader.__dict__.update(data=data, insns=insns, map_names=tuple(maps),
                                prog_names=tuple(progs), _host=args, _core=self._core)

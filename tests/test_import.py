@@ -1,0 +1,59 @@
+"""``import bpfgen_fast`` loads only what generation needs: batch, explain, run and the
+slow standard modules (typing, dataclasses, inspect, pathlib) load on first use. Checked
+by what a fresh interpreter has imported, not by timing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import bpfgen_fast
+from support import obj_path
+
+LAZY = ["bpfgen_fast.batch", "bpfgen_fast.explain", "bpfgen_fast.run", "bpfgen_fast.sign",
+        "bpfgen_fast.cli", "typing", "dataclasses", "inspect", "pathlib"]
+
+
+def imported_after(code: str) -> set[str]:
+    p = subprocess.run([sys.executable, "-c", f"{code}\nimport sys; print(*sys.modules)"],
+                       capture_output=True, text=True, check=True)
+    return set(p.stdout.split())
+
+
+def test_import_loads_only_generation() -> None:
+    mods = imported_after("import bpfgen_fast")
+    assert "bpfgen_fast._core" in mods and "bpfgen_fast.object" in mods
+    assert not set(LAZY) & mods
+
+
+def test_generation_stays_lazy() -> None:
+    obj = str(obj_path("minimal.bpf"))
+    mods = imported_after(f"import bpfgen_fast; bpfgen_fast.gen_skeleton({obj!r})")
+    assert not {"bpfgen_fast.explain", "bpfgen_fast.run", "bpfgen_fast.batch"} & mods
+
+
+def test_lazy_names_resolve_and_keep_the_functions() -> None:
+    """run and explain are both submodules and the functions they export: importing the
+    submodule does not replace the package's function."""
+    import bpfgen_fast.explain as _  # noqa: F401
+    import bpfgen_fast.run as _r  # noqa: F401
+
+    assert callable(bpfgen_fast.run) and bpfgen_fast.run.__name__ == "run"
+    assert callable(bpfgen_fast.explain) and bpfgen_fast.explain.__name__ == "explain"
+    assert bpfgen_fast.LoadError.__module__ == "bpfgen_fast.run"
+    assert bpfgen_fast.gen_batch.__module__ == "bpfgen_fast.batch"
+    assert set(bpfgen_fast.__all__) <= set(dir(bpfgen_fast))
+
+
+def test_loader_is_a_frozen_value() -> None:
+    loader = bpfgen_fast.gen_loader(obj_path("minimal.bpf"))
+    try:
+        loader.data = b""  # type: ignore[misc]
+    except AttributeError:
+        pass
+    else:
+        raise AssertionError("Loader accepted an assignment")
+    copy = loader.replace(data=loader.data)
+    assert copy == loader and copy is not loader and hash(copy) == hash(loader)
+    assert loader.replace(data=b"x") != loader
+    assert repr(loader).startswith("Loader(data=b")
