@@ -11,10 +11,12 @@
 //!   that directory and renamed into place, so a reader (or an interrupted
 //!   run) never leaves a partial output; results then carry paths and sizes,
 //!   not the outputs, so memory stays bounded by what the workers hold.
-//! * The pool is a `rayon::ThreadPool` with exactly `jobs` threads, built per
-//!   call and dropped before returning: no global pool, nothing that outlives
-//!   the call, so the count is per call and a process that forks between
-//!   calls (the child has only the forking thread) can call again safely.
+//! * `jobs` scoped worker threads, started per call and joined before
+//!   returning: no global pool, nothing that outlives the call, so the count
+//!   is per call and a process that forks between calls (the child has only
+//!   the forking thread) can call again safely. Workers take the largest
+//!   objects first from one shared queue, so `-j N` does not end on one
+//!   worker with a big object while the others idle.
 //! * [`Control`] lets another thread watch progress and cancel: workers check
 //!   it before starting each object; objects not started are `Skipped`.
 
@@ -25,8 +27,6 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-
-use rayon::prelude::*;
 
 use crate::error::Error;
 use crate::externs::{ExternKind, ResolveInputs};
@@ -173,11 +173,6 @@ pub fn gen_batch(jobs: &[Job], opts: &BatchOptions, host: &Host, ctl: &Control) 
     } else {
         opts.jobs
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("bpfgen-batch-{i}"))
-        .build()
-        .map_err(std::io::Error::other)?;
     let names: Vec<String> = jobs
         .iter()
         .map(|j| {
@@ -203,38 +198,63 @@ pub fn gen_batch(jobs: &[Job], opts: &BatchOptions, host: &Host, ctl: &Control) 
         kallsyms: OnceLock::new(),
     };
     let stop = AtomicBool::new(false);
-    let results = pool.install(|| {
-        (0..jobs.len())
-            .into_par_iter()
-            .with_max_len(1)
-            .map(|i| {
-                let job = &jobs[i];
-                let outcome = if ctl.is_cancelled() || stop.load(Ordering::SeqCst) {
-                    Err(Failure::Skipped)
-                } else if duplicate[i] {
-                    Err(Failure::DuplicateName(names[i].clone()))
-                } else {
-                    catch_unwind(AssertUnwindSafe(|| one(job, &names[i], opts, &shared))).unwrap_or_else(|p| {
-                        let msg = p
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| p.downcast_ref::<String>().cloned())
-                            .unwrap_or_else(|| "panic".to_string());
-                        Err(Failure::Panic(msg))
-                    })
-                };
-                if outcome.is_err() && !opts.keep_going {
-                    stop.store(true, Ordering::SeqCst);
-                }
-                ctl.done.fetch_add(1, Ordering::SeqCst);
-                ItemResult {
-                    path: job.path.clone(),
-                    name: names[i].clone(),
-                    outcome,
-                }
+    let run_one = |i: usize| -> ItemResult {
+        let job = &jobs[i];
+        let outcome = if ctl.is_cancelled() || stop.load(Ordering::SeqCst) {
+            Err(Failure::Skipped)
+        } else if duplicate[i] {
+            Err(Failure::DuplicateName(names[i].clone()))
+        } else {
+            catch_unwind(AssertUnwindSafe(|| one(job, &names[i], opts, &shared))).unwrap_or_else(|p| {
+                let msg = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".to_string());
+                Err(Failure::Panic(msg))
             })
-            .collect()
-    });
+        };
+        if outcome.is_err() && !opts.keep_going {
+            stop.store(true, Ordering::SeqCst);
+        }
+        ctl.done.fetch_add(1, Ordering::SeqCst);
+        ItemResult {
+            path: job.path.clone(),
+            name: names[i].clone(),
+            outcome,
+        }
+    };
+    // Largest objects first: a big object started last would leave one worker
+    // busy while the others idle. keep_going: false keeps input order, so "the
+    // objects after the first failure" means what the caller listed.
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    if opts.keep_going {
+        let sizes: Vec<u64> = jobs
+            .iter()
+            .map(|j| fs::metadata(&j.path).map_or(0, |m| m.len()))
+            .collect();
+        order.sort_by(|&a, &b| sizes[b].cmp(&sizes[a]).then(a.cmp(&b)));
+    }
+    let next = AtomicUsize::new(0);
+    let slots: Vec<OnceLock<ItemResult>> = (0..jobs.len()).map(|_| OnceLock::new()).collect();
+    std::thread::scope(|s| -> std::io::Result<()> {
+        for t in 0..threads.clamp(1, jobs.len().max(1)) {
+            std::thread::Builder::new()
+                .name(format!("bpfgen-batch-{t}"))
+                .spawn_scoped(s, || {
+                    loop {
+                        let k = next.fetch_add(1, Ordering::SeqCst);
+                        let Some(&i) = order.get(k) else { break };
+                        let _ = slots[i].set(run_one(i));
+                    }
+                })?;
+        }
+        Ok(())
+    })?;
+    let results = slots
+        .into_iter()
+        .map(|slot| slot.into_inner().expect("every job is taken by one worker"))
+        .collect();
     Ok(results)
 }
 
