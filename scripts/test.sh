@@ -6,7 +6,9 @@
 # (golden byte-equality with bpftool 7.5.0 and, for --compat bpftool-7.8 and signed
 # skeletons, with bpftool 7.8.0 built by scripts/oracle-bpftool-7.8.sh; kernel runs,
 # error handling, batch, hostile input), the kernel selftests differential (prints its
-# table) and a one-minute fuzz smoke run. It ends with the tests skipped per missing
+# table) and a one-minute fuzz smoke run. The Python tests include the VM tests
+# (tests/test_vm.py): Debian's 6.12 LTS and sid kernels, fetched and cached by
+# scripts/kernels.sh, booted under QEMU with every fixture's loader (ours, bpftool's). It ends with the tests skipped per missing
 # kernel capability (pytest and the differential) and each step's wall time.
 #
 # BPFGEN_CACHE moves the cache root (default ~/.cache/bpfgen), e.g. to an empty
@@ -72,6 +74,8 @@ step "selftests corpus (built once per input key, before pytest needs it)"
 rc=0
 python scripts/selftests/build_corpus.py --jobs "$(nproc)" || rc=$?
 [ "$rc" -eq 0 ] || [ "$rc" -eq 3 ] || exit "$rc"
+step "real kernels: Debian 6.12 LTS and sid (scripts/kernels.sh, cached)"
+bash scripts/kernels.sh
 step "pytest"
 pytest -q tests -m "not corpus"
 step "selftests differential (bpftool 7.5.0 vs bpfgen_fast, kernel loads)"

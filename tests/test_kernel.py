@@ -47,10 +47,15 @@ class Run:
 def run_blobs(tool: Path, data: Path, insns: Path, nr_maps: int, nr_progs: int) -> Run:
     p = subprocess.run([str(tool), str(data), str(insns), str(nr_maps), str(nr_progs)],
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
-    run = Run(p.returncode, p.stdout, [], [], [])
-    if p.returncode != 0:
+    return parse_run(p.returncode, p.stdout)
+
+
+def parse_run(rc: int, out: str) -> Run:
+    """lskel-run's exit status and output as a Run."""
+    run = Run(rc, out, [], [], [])
+    if rc != 0:
         return run
-    for line in p.stdout.splitlines():
+    for line in out.splitlines():
         if m := MAP_RE.match(line):
             assert int(m.group(1)) == len(run.maps), line
             if m.group(3) is None:
