@@ -19,7 +19,8 @@ One module for pytest (tests/conftest.py), the selftests differential and the VM
 ``BPFGEN_TEST_DENY=all`` (or a comma-separated list of capability names) forces probes to
 "missing", to show that the suite passes on a machine whose kernel has none of them.
 
-Command line: ``python tests/kcaps.py [--save FILE] [--table] [--summary SKIPLOG]``.
+Command line: ``python tests/kcaps.py [--save FILE] [--table] [--summary SKIPLOG]
+[--columns NAME=FILE...]``.
 """
 
 from __future__ import annotations
@@ -516,6 +517,31 @@ def table(caps: dict[str, Capability]) -> str:
     return "\n".join(lines)
 
 
+def load(path: Path) -> dict[str, Capability]:
+    """Probe results saved with ``--save`` (raw: BPFGEN_TEST_DENY not applied)."""
+    return {r["name"]: Capability(**r) for r in json.loads(path.read_text())}
+
+
+def columns(named: list[tuple[str, dict[str, Capability]]]) -> str:
+    """One row per capability, one column per kernel: yes, or the errno it refused with."""
+    names = list(PROBES)
+    width = max(len(n) for n in names)
+    heads = [h for h, _ in named]
+    cell = max(8, *(len(h) for h in heads))
+
+    def show(c: Capability | None) -> str:
+        if c is None:
+            return "-"
+        return "yes" if c.present else errno.errorcode.get(c.errno, str(c.errno))
+
+    lines = [f"{'capability':<{width}}" + "".join(f"  {h:<{cell}}" for h in heads)]
+    lines.append("-" * width + "".join("  " + "-" * cell for _ in heads))
+    for n in names:
+        lines.append(f"{n:<{width}}" + "".join(f"  {show(caps.get(n)):<{cell}}"
+                                               for _, caps in named))
+    return "\n".join(lines)
+
+
 def summary(log: Path) -> str:
     lines = log.read_text().splitlines() if log.is_file() else []
     counts = Counter(line.split("\t", 1)[0] for line in lines if line)
@@ -530,11 +556,19 @@ def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--save", type=Path, help="write the probe results here (JSON)")
     ap.add_argument("--table", action="store_true", help="print the capability table")
+    ap.add_argument("--columns", nargs="+", metavar="NAME=FILE",
+                    help="print saved probe results side by side, one column per kernel")
     ap.add_argument("--summary", type=Path, metavar="SKIPLOG",
                     help="count the skips recorded in SKIPLOG per capability")
     args = ap.parse_args(argv)
     if args.summary:
         print(summary(args.summary))
+        return 0
+    if args.columns:
+        named = [(spec.split("=", 1)[0], load(Path(spec.split("=", 1)[1])))
+                 for spec in args.columns if Path(spec.split("=", 1)[1]).is_file()]
+        if named:
+            print(columns(named))
         return 0
     if args.save:  # the raw results: BPFGEN_TEST_DENY applies when they are read
         raw = probe_all()

@@ -338,6 +338,7 @@ def test_cli_signing_error(keys: dict[str, Path], tmp_path: Path) -> None:
 KERNEL_MAIN = r"""
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/syscall.h>
@@ -355,6 +356,8 @@ int main(void)
 		printf("open=NULL\n");
 		return 2;
 	}
+	if (getenv("BPFGEN_KEYRING_ID"))
+		skel->keyring_id = atoi(getenv("BPFGEN_KEYRING_ID"));
 	err = progs_tracepoint_bpf__load(skel);
 	printf("load=%d\n", err);
 	if (err) {
@@ -400,7 +403,8 @@ def signed_build(bpf_permitted: None, keys: dict[str, Path],
     return d
 
 
-def _run_variant(d: Path, name: str, header: str) -> dict[str, str]:
+def build_variant(d: Path, name: str, header: str) -> Path:
+    """KERNEL_MAIN compiled against ``header`` (in signed_build's directory ``d``)."""
     vd = d / name
     vd.mkdir(exist_ok=True)
     (vd / "skel.lskel.h").write_text(header)
@@ -409,6 +413,11 @@ def _run_variant(d: Path, name: str, header: str) -> dict[str, str]:
                         "-o", str(exe), str(d / "main.c")],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
+    return exe
+
+
+def _run_variant(d: Path, name: str, header: str) -> dict[str, str]:
+    exe = build_variant(d, name, header)
     r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, (r.stdout, r.stderr)
     return dict(kv.split("=", 1) for kv in r.stdout.split())
@@ -424,18 +433,30 @@ def _unsigned(header: str) -> str:
     return header
 
 
-def _flip_data_byte(header: str) -> str:
-    """One byte of opts_data changed: past the fd array (whose slots the loader's
-    cleanup closes), in the middle of the blob."""
-    data = bytearray(c_blob(header, "opts_data"))
-    at = len(data) // 2
-    assert at >= (64 + 256) * 4
+def _flip_blob_byte(header: str, var: str, at: int) -> str:
+    """The header with byte ``at`` of blob ``var`` inverted."""
+    data = bytearray(c_blob(header, var))
     data[at] ^= 0xFF
     body = "".join("\\0" if b == 0 else f"\\x{b:02x}" for b in data)
-    start = header.index("opts_data[] __attribute__((__aligned__(8))) = \"\\\n")
+    start = header.index(f"{var}[] __attribute__((__aligned__(8))) = \"\\\n")
     start = header.index("\\\n", start) + 2
     end = header.index("\";\n", start)
     return header[:start] + body + header[end:]
+
+
+def _flip_data_byte(header: str) -> str:
+    """One byte of opts_data changed: past the fd array (whose slots the loader's
+    cleanup closes), in the middle of the blob."""
+    at = len(c_blob(header, "opts_data")) // 2
+    assert at >= (64 + 256) * 4
+    return _flip_blob_byte(header, "opts_data", at)
+
+
+def _flip_insn_byte(header: str) -> str:
+    """One byte of opts_insn changed: the high byte of the middle instruction's
+    immediate, so the program stays well formed and only its signature breaks."""
+    mid = len(c_blob(header, "opts_insn")) // 16 * 8
+    return _flip_blob_byte(header, "opts_insn", mid + 7)
 
 
 def test_kernel_unsigned_loads_and_runs(signed_build: Path) -> None:

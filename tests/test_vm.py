@@ -12,7 +12,11 @@ stale result can never pass."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +25,17 @@ import vm
 from bpfgen_fast import BpfObject
 from support import DIVERGENT, GOLDEN, GOLDEN_NAMES, golden_meta, obj_path
 from test_kernel import Run, parse_run
+from test_signing import (  # noqa: F401  (fixtures)
+    _flip_data_byte,
+    _flip_insn_byte,
+    _signed,
+    build_variant,
+    keys,
+    signed_build,
+)
 
 KERNELS, WHY = vm.kernels()
+KCAPS = Path(__file__).resolve().parent / "kcaps.py"
 #: fixtures that need what this host's kernel refuses (fentry/fexit, LSM), and the
 #: kernels they must load in. 6.12 refuses attach_tracing's sleepable fentry on
 #: __x64_sys_getpgid ("is not sleepable": not on that kernel's list), for bpftool's
@@ -46,7 +59,9 @@ def vm_results(lskel_run: Path, host: dict[str, Any],
     results: dict[str, dict[str, tuple[Run, Run]]] = {}
     for kernel in KERNELS:
         shared = tmp_path_factory.mktemp(f"vm-{kernel.name}")
-        job = ["set -u\n"]
+        caps = shared / "capabilities.json"
+        job = ["set -u\n", f"{shlex.quote(sys.executable)} {shlex.quote(str(KCAPS))} --save "
+               f"{shlex.quote(str(caps))} >/dev/null 2>&1\n"]
         outs: dict[str, tuple[Path, Path]] = {}
         for name in GOLDEN_NAMES:
             meta = golden_meta(name)
@@ -61,6 +76,10 @@ def vm_results(lskel_run: Path, host: dict[str, Any],
                                   GOLDEN / f"{name}.insns.bin", nr, theirs))
             outs[name] = (ours, theirs)
         printed = vm.boot(kernel, "".join(job), shared)
+        assert caps.is_file(), f"{kernel.name}: the capability probes did not run:\n{printed}"
+        saved = os.environ.get("BPFGEN_CAPS_FILE")  # the test command's table gains a column
+        if saved:
+            shutil.copy(caps, Path(saved).with_name(f"capabilities-{kernel.name}.json"))
         per: dict[str, tuple[Run, Run]] = {}
         for name, paths in outs.items():
             runs = []
@@ -103,3 +122,73 @@ def test_fentry_and_lsm_fixtures_load_in_real_kernels(
     ours, theirs = vm_results[kernel][name]
     assert ours.rc == 0 and theirs.rc == 0, (ours, theirs)
     assert all(p != [None, None] for p in ours.progs) and ours.progs, ours
+
+
+# -- signed light skeletons, verified by the sid kernel ----------------------------------
+
+SIGNED_CASES = ("good", "flip_data", "flip_insn", "other_key")
+
+
+@pytest.fixture(scope="module")
+def vm_signed(signed_build: Path, keys: dict[str, Path],  # noqa: F811
+              tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
+    """case -> what KERNEL_MAIN printed (and rc) in the sid kernel: the signed
+    progs_tracepoint header, one data byte flipped, one instruction byte flipped,
+    signed by another key; the certificate in a fresh session keyring (-3), the
+    system keyrings (0), and no certificate at all."""
+    if WHY:
+        pytest.skip(WHY)
+    sid = next((k for k in KERNELS if k.name == "sid"), None)
+    if sid is None:
+        pytest.skip("the sid kernel was not fetched")
+    other = tmp_path_factory.mktemp("other-key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                    "k.pem", "-out", "c.pem", "-days", "3650", "-subj", "/CN=another key",
+                    "-addext", "subjectKeyIdentifier=hash"], cwd=other, check=True,
+                   capture_output=True)
+    good = (signed_build / "signed.lskel.h").read_text()
+    headers = {"good": good, "flip_data": _flip_data_byte(good),
+               "flip_insn": _flip_insn_byte(good),
+               "other_key": _signed("progs_tracepoint.bpf",
+                                    {"k.pem": other / "k.pem", "c.pem": other / "c.pem"})}
+    exes = {case: build_variant(signed_build, f"vm_{case}", h) for case, h in headers.items()}
+    shared = tmp_path_factory.mktemp("vm-signed")
+
+    def run(case: str, exe: Path, keyring: int) -> str:
+        out = shlex.quote(str(shared / f"{case}.txt"))
+        return (f"BPFGEN_KEYRING_ID={keyring} {shlex.quote(str(exe))} > {out} 2>&1;"
+                f" echo \"rc=$?\" >> {out}\n")
+
+    with_cert = shared / "with_cert.sh"
+    with_cert.write_text(
+        f"keyctl padd asymmetric bpfgen_test @s < {shlex.quote(str(keys['c.der']))} >/dev/null\n"
+        + "".join(run(c, exes[c], -3) for c in SIGNED_CASES)
+        + run("system_keyrings", exes["good"], 0))
+    without = shared / "without_cert.sh"
+    without.write_text(run("no_cert", exes["good"], -3))
+    printed = vm.boot(sid, f"keyctl session - sh {with_cert}\nkeyctl session - sh {without}\n",
+                      shared)
+    results: dict[str, dict[str, str]] = {}
+    for case in (*SIGNED_CASES, "system_keyrings", "no_cert"):
+        path = shared / f"{case}.txt"
+        assert path.is_file(), f"no result for {case}:\n{printed[-2000:]}"
+        results[case] = dict(kv.split("=", 1) for kv in path.read_text().split() if "=" in kv)
+    return results
+
+
+def test_signed_skeleton_loads_with_its_certificate(vm_signed: dict[str, dict[str, str]]) -> None:
+    out = vm_signed["good"]
+    assert out["load"] == "0" and out["attach"] == "1" and out["lookup"] == "0", out
+    assert int(out["count"]) > 0  # raw_tp/sched_switch ran
+
+
+@pytest.mark.parametrize(("case", "errno"), [
+    ("flip_data", -22),  # the signature holds; the loader's SHA-256 check of the data fails
+    ("flip_insn", -129),  # EKEYREJECTED: the signature no longer matches the instructions
+    ("other_key", -126),  # ENOKEY: no certificate in the keyring for that key
+    ("no_cert", -126),  # ENOKEY: an empty session keyring
+    ("system_keyrings", -126),  # keyring_id 0: the built-in keyring, without our certificate
+])
+def test_signed_skeleton_rejections(case: str, errno: int,
+                                    vm_signed: dict[str, dict[str, str]]) -> None:
+    assert vm_signed[case].get("load") == str(errno), vm_signed[case]
