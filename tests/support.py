@@ -21,6 +21,10 @@ BAD = FIXDIR / "bad"
 #: the cache root (BPFGEN_CACHE moves it, e.g. to an empty directory for a fresh-machine run)
 CACHE = Path(os.environ.get("BPFGEN_CACHE") or Path.home() / ".cache" / "bpfgen").expanduser()
 
+#: where compiled header probes go (BPFGEN_BUILD_DIR moves it out of a read-only checkout,
+#: as in the VM guests)
+BUILD = Path(os.environ.get("BPFGEN_BUILD_DIR") or FIXDIR / "build")
+
 HOST: dict[str, object] = json.loads((GOLDEN / "host.json").read_text())
 KERNEL: dict[str, dict[str, object]] = json.loads((GOLDEN / "kernel.json").read_text())
 

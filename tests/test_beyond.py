@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 import skel_c
 from bpfgen_fast import BpfObject, Loader, LoadError, UnsupportedError, run
-from support import BAD, FIXDIR, HOST, obj_path, run_cli
+from support import BAD, BUILD, FIXDIR, HOST, obj_path, run_cli
 
 EXPECTED_BAD = (BAD / "EXPECTED.txt").read_text()
 #: compiled probe programs, cached by content hash (gitignored)
-PROBES = FIXDIR / "build" / "probes"
+PROBES = BUILD / "probes"
 #: host facts that change sizes: the goldens' (the rest, if needed, is read from this host)
 SIZES = {"page_size": int(str(HOST["page_size"])), "possible_cpus": int(str(HOST["possible_cpus"]))}
 

@@ -20,11 +20,11 @@ from typing import Any
 import pytest
 import skel_c
 from bpfgen_fast import BpfObject
-from support import FIXDIR, GOLDEN_NAMES, KERNEL, loadable, obj_path
+from support import BUILD, GOLDEN_NAMES, KERNEL, loadable, obj_path
 from test_fixtures_ext import hermetic_args
 
 LOADABLE = [n for n in GOLDEN_NAMES if KERNEL.get(n, {}).get("ok")]
-PROBES = FIXDIR / "build" / "probes"
+PROBES = BUILD / "probes"
 
 
 def _build_and_run(name: str) -> tuple[skel_c.Probe | None, str, str]:
