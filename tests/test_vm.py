@@ -12,6 +12,7 @@ stale result can never pass."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shlex
 import shutil
@@ -22,8 +23,8 @@ from typing import Any
 
 import pytest
 import vm
-from bpfgen_fast import BpfObject
-from support import DIVERGENT, GOLDEN, GOLDEN_NAMES, golden_meta, obj_path
+from bpfgen_fast import BpfgenError, BpfObject
+from support import DIVERGENT, GOLDEN, GOLDEN_NAMES, corpus_obj_dir, golden_meta, obj_path
 from test_kernel import Run, parse_run
 from test_signing import (  # noqa: F401  (fixtures)
     _flip_data_byte,
@@ -90,6 +91,11 @@ def vm_results(lskel_run: Path, host: dict[str, Any],
                 runs.append(parse_run(int(rc), body))
             per[name] = (runs[0], runs[1])
         results[kernel.name] = per
+        if saved:
+            loaded = [sum(r.rc == 0 for r in runs) for runs in zip(*per.values())]
+            Path(saved).with_name(f"vm-{kernel.name}.txt").write_text(
+                f"{kernel.name} ({kernel.version}): fixtures loaded: ours {loaded[0]} of "
+                f"{len(per)}, bpftool's {loaded[1]} of {len(per)}\n")
     return results
 
 
@@ -239,3 +245,94 @@ def test_arena_and_struct_ops_tests_pass_in_sid(vm_pytest: tuple[str, str]) -> N
     last = text.strip().splitlines()[-1]
     assert rc == "0" and " passed" in last, text[-4000:]
     assert "failed" not in last and "skipped" not in last and "error" not in last, text[-4000:]
+
+
+# -- selftests objects this host cannot decide ---------------------------------------------
+
+REFERENCE_TSV = Path(os.environ.get("BPFGEN_SELFTESTS_TSV") or (
+    Path(__file__).resolve().parent.parent.parent / "shared" / "corpus"
+    / "selftests-bpftool-7.5.tsv"))
+
+
+def _refused_here() -> list[str]:
+    """Selftests sources whose bpftool loader this machine kind refuses with EPERM
+    (fentry, fexit, LSM, ...): the reference TSV's kernel column."""
+    if not REFERENCE_TSV.is_file():
+        return []
+    out = []
+    for line in REFERENCE_TSV.read_text().splitlines():
+        cols = line.split("\t")
+        if len(cols) >= 4 and cols[2] == "ok" and "Operation not permitted" in cols[3]:
+            out.append(cols[0][: -len(".c")])
+    return out
+
+
+@pytest.fixture(scope="module")
+def vm_corpus(lskel_run: Path, tmp_path_factory: pytest.TempPathFactory
+              ) -> dict[str, tuple[Run, Run]]:
+    """source -> (ours, bpftool's) in the sid kernel, for the objects this host refuses."""
+    if WHY:
+        pytest.skip(WHY)
+    sid = next((k for k in KERNELS if k.name == "sid"), None)
+    if sid is None:
+        pytest.skip("the sid kernel was not fetched")
+    corpus = corpus_obj_dir()
+    names = _refused_here()
+    if corpus is None or not names:
+        pytest.skip("no selftests corpus or reference TSV")
+    keydir = corpus.parent
+    host = json.loads((keydir / "host.json").read_text())
+    shared = tmp_path_factory.mktemp("vm-corpus")
+    job = ["set -u\n"]
+    outs: dict[str, tuple[Path, Path]] = {}
+    for name in names:
+        obj = corpus / f"{name}.bpf.o"
+        try:
+            loader = BpfObject.open(obj).gen_loader(page_size=int(host["page_size"]),
+                                                     possible_cpus=int(host["possible_cpus"]))
+        except BpfgenError:
+            continue  # the differential reports what we reject
+        sha = hashlib.sha256(loader.data + loader.insns).hexdigest()[:16]
+        data, insns, _ = loader.write(shared / f"{name}.{sha}")
+        nr = (len(loader.map_names), len(loader.prog_names))
+        oracle = keydir / "oracle" / f"{name}.bpf"
+        ours, theirs = shared / f"{name}.{sha}.ours.txt", shared / f"{name}.theirs.txt"
+        job.append(_job_lines(lskel_run, name, data, insns, nr, ours))
+        job.append(_job_lines(lskel_run, name, Path(f"{oracle}.data.bin"),
+                              Path(f"{oracle}.insns.bin"), nr, theirs))
+        outs[name] = (ours, theirs)
+    printed = vm.boot(sid, "".join(job), shared, timeout=1800)
+    results: dict[str, tuple[Run, Run]] = {}
+    for name, paths in outs.items():
+        runs = []
+        for p in paths:
+            assert p.is_file(), f"no result for {p.name}:\n{printed[-2000:]}"
+            body, _, rc = p.read_text().rstrip("\n").rpartition("rc=")
+            runs.append(parse_run(int(rc), body))
+        results[name] = (runs[0], runs[1])
+    saved = os.environ.get("BPFGEN_CAPS_FILE")
+    if saved:
+        both = sum(o.rc == 0 and t.rc == 0 for o, t in results.values())
+        Path(saved).with_name("vm-sid-selftests.txt").write_text(
+            f"sid: selftests objects this host refuses (EPERM): {len(results)} run; bpftool's "
+            f"loader loads {sum(t.rc == 0 for _, t in results.values())}, ours "
+            f"{sum(o.rc == 0 for o, _ in results.values())}, both {both}\n")
+    return results
+
+
+def test_selftests_this_host_refuses_load_like_bpftools_in_sid(
+        vm_corpus: dict[str, tuple[Run, Run]]) -> None:
+    """Every object whose bpftool loader loads in sid loads with ours, with the same maps
+    and programs; where bpftool's fails, ours fails the same way."""
+    problems = []
+    for name, (ours, theirs) in sorted(vm_corpus.items()):
+        if theirs.rc == 0:
+            if ours.rc != 0 or (ours.maps, ours.map_sizes) != (theirs.maps, theirs.map_sizes):
+                problems.append(f"{name}: bpftool's loads, ours: {ours.out[:300]}")
+        else:
+            fail = [ln for ln in ours.out.splitlines() if ln.startswith("FAIL")]
+            want = [ln for ln in theirs.out.splitlines() if ln.startswith("FAIL")]
+            if ours.rc == 0 or fail != want:
+                problems.append(f"{name}: bpftool's fails ({want}), ours: {ours.out[:300]}")
+    assert not problems, "\n".join(problems)
+    assert sum(t.rc == 0 for _, t in vm_corpus.values()) > len(vm_corpus) // 2
