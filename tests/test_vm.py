@@ -215,8 +215,9 @@ IN_GUEST = [
 
 
 @pytest.fixture(scope="module")
-def vm_pytest(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    """(pytest's output, its exit status) for IN_GUEST, run in the sid guest."""
+def vm_pytest(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str]:
+    """(pytest's output, its exit status, guest_probes.py's output) for IN_GUEST and
+    the hand-attached probes, run in the sid guest."""
     if WHY:
         pytest.skip(WHY)
     sid = next((k for k in KERNELS if k.name == "sid"), None)
@@ -228,20 +229,28 @@ def vm_pytest(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     argv = " ".join(shlex.quote(a) for a in (
         sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *IN_GUEST))
     # the repository is read-only in the guest: no bytecode, no pytest cache
+    probes = shlex.quote(str(shared / "probes.json"))
+    probes_log = shlex.quote(str(shared / "probes.txt"))
+    probe_argv = " ".join(shlex.quote(a) for a in (
+        sys.executable, str(repo / "tests" / "guest_probes.py"),
+        str(obj_path("progs_probes.bpf"))))
     job = (f"cd {shlex.quote(str(repo))}\nexport PYTHONDONTWRITEBYTECODE=1 "
            f"BPFGEN_BUILD_DIR={shlex.quote(str(shared / 'build'))}\n"
-           f"{argv} > {out} 2>&1\necho \"rc=$?\" >> {out}\n")
+           f"{argv} > {out} 2>&1\necho \"rc=$?\" >> {out}\n"
+           f"{probe_argv} {probes} > {probes_log} 2>&1\n")
     printed = vm.boot(sid, job, shared)
     path = shared / "pytest.txt"
     assert path.is_file(), printed[-2000:]
     text, _, rc = path.read_text().rstrip("\n").rpartition("rc=")
-    return text, rc
+    probe_out = (shared / "probes.json").read_text() if (shared / "probes.json").is_file() \
+        else "error: " + (shared / "probes.txt").read_text()[-2000:]
+    return text, rc, probe_out
 
 
-def test_arena_and_struct_ops_tests_pass_in_sid(vm_pytest: tuple[str, str]) -> None:
+def test_arena_and_struct_ops_tests_pass_in_sid(vm_pytest: tuple[str, str, str]) -> None:
     """Arena maps (refused here) and struct_ops registration, through run() and the
     compiled light skeletons: every test passes there, none skips."""
-    text, rc = vm_pytest
+    text, rc, _ = vm_pytest
     last = text.strip().splitlines()[-1]
     assert rc == "0" and " passed" in last, text[-4000:]
     assert "failed" not in last and "skipped" not in last and "error" not in last, text[-4000:]
@@ -336,3 +345,13 @@ def test_selftests_this_host_refuses_load_like_bpftools_in_sid(
                 problems.append(f"{name}: bpftool's fails ({want}), ours: {ours.out[:300]}")
     assert not problems, "\n".join(problems)
     assert sum(t.rc == 0 for _, t in vm_corpus.values()) > len(vm_corpus) // 2
+
+
+def test_kprobe_kretprobe_uprobe_fire_in_sid(vm_pytest: tuple[str, str, str]) -> None:
+    """progs_probes loaded through run(), its kprobe, kretprobe and uprobe programs
+    attached by hand through perf_event_open (this host has kprobes compiled out): each
+    ran, as its counter shows."""
+    out = vm_pytest[2]
+    assert not out.startswith("error"), out
+    hits = json.loads(out)
+    assert hits["kprobe"] > 0 and hits["kretprobe"] > 0 and hits["uprobe"] > 0, hits
