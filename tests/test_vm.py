@@ -45,6 +45,26 @@ PROVEN_HERE = [("attach_tracing.bpf", "sid"), ("attach_lsm.bpf", "lts"),
                ("attach_lsm.bpf", "sid")]
 
 
+def _sid() -> vm.Kernel:
+    """Debian sid's kernel, or skip the calling test saying why there is none."""
+    if WHY:
+        pytest.skip(WHY)
+    sid = next((k for k in KERNELS if k.name == "sid"), None)
+    if sid is None:
+        pytest.skip("the sid kernel was not fetched")
+    return sid
+
+
+def _read_runs(paths: tuple[Path, Path], printed: str) -> tuple[Run, Run]:
+    """(ours, bpftool's) from the two result files a job line wrote."""
+    runs = []
+    for p in paths:
+        assert p.is_file(), f"no result for {p.name}:\n{printed[-2000:]}"
+        body, _, rc = p.read_text().rstrip("\n").rpartition("rc=")
+        runs.append(parse_run(int(rc), body))
+    return runs[0], runs[1]
+
+
 def _job_lines(tool: Path, name: str, data: Path, insns: Path, nr: tuple[int, int],
                out: Path) -> str:
     cmd = " ".join(shlex.quote(str(a)) for a in (tool, data, insns, *nr))
@@ -81,15 +101,7 @@ def vm_results(lskel_run: Path, host: dict[str, Any],
         saved = os.environ.get("BPFGEN_CAPS_FILE")  # the test command's table gains a column
         if saved:
             shutil.copy(caps, Path(saved).with_name(f"capabilities-{kernel.name}.json"))
-        per: dict[str, tuple[Run, Run]] = {}
-        for name, paths in outs.items():
-            runs = []
-            for p in paths:
-                assert p.is_file(), f"{kernel.name}: no result for {p.name}:\n{printed[-2000:]}"
-                text = p.read_text()
-                body, _, rc = text.rstrip("\n").rpartition("rc=")
-                runs.append(parse_run(int(rc), body))
-            per[name] = (runs[0], runs[1])
+        per = {name: _read_runs(paths, printed) for name, paths in outs.items()}
         results[kernel.name] = per
         if saved:
             loaded = [sum(r.rc == 0 for r in runs) for runs in zip(*per.values())]
@@ -142,11 +154,7 @@ def vm_signed(signed_build: Path, keys: dict[str, Path],  # noqa: F811
     progs_tracepoint header, one data byte flipped, one instruction byte flipped,
     signed by another key; the certificate in a fresh session keyring (-3), the
     system keyrings (0), and no certificate at all."""
-    if WHY:
-        pytest.skip(WHY)
-    sid = next((k for k in KERNELS if k.name == "sid"), None)
-    if sid is None:
-        pytest.skip("the sid kernel was not fetched")
+    sid = _sid()
     other = tmp_path_factory.mktemp("other-key")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
                     "k.pem", "-out", "c.pem", "-days", "3650", "-subj", "/CN=another key",
@@ -218,11 +226,7 @@ IN_GUEST = [
 def vm_pytest(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str]:
     """(pytest's output, its exit status, guest_probes.py's output) for IN_GUEST and
     the hand-attached probes, run in the sid guest."""
-    if WHY:
-        pytest.skip(WHY)
-    sid = next((k for k in KERNELS if k.name == "sid"), None)
-    if sid is None:
-        pytest.skip("the sid kernel was not fetched")
+    sid = _sid()
     shared = tmp_path_factory.mktemp("vm-pytest")
     out = shlex.quote(str(shared / "pytest.txt"))
     repo = Path(__file__).resolve().parent.parent
@@ -280,11 +284,7 @@ def _refused_here() -> list[str]:
 def vm_corpus(lskel_run: Path, tmp_path_factory: pytest.TempPathFactory
               ) -> dict[str, tuple[Run, Run]]:
     """source -> (ours, bpftool's) in the sid kernel, for the objects this host refuses."""
-    if WHY:
-        pytest.skip(WHY)
-    sid = next((k for k in KERNELS if k.name == "sid"), None)
-    if sid is None:
-        pytest.skip("the sid kernel was not fetched")
+    sid = _sid()
     corpus = corpus_obj_dir()
     names = _refused_here()
     if corpus is None or not names:
@@ -311,14 +311,7 @@ def vm_corpus(lskel_run: Path, tmp_path_factory: pytest.TempPathFactory
                               Path(f"{oracle}.insns.bin"), nr, theirs))
         outs[name] = (ours, theirs)
     printed = vm.boot(sid, "".join(job), shared, timeout=1800)
-    results: dict[str, tuple[Run, Run]] = {}
-    for name, paths in outs.items():
-        runs = []
-        for p in paths:
-            assert p.is_file(), f"no result for {p.name}:\n{printed[-2000:]}"
-            body, _, rc = p.read_text().rstrip("\n").rpartition("rc=")
-            runs.append(parse_run(int(rc), body))
-        results[name] = (runs[0], runs[1])
+    results = {name: _read_runs(paths, printed) for name, paths in outs.items()}
     saved = os.environ.get("BPFGEN_CAPS_FILE")
     if saved:
         both = sum(o.rc == 0 and t.rc == 0 for o, t in results.values())
