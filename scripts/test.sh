@@ -38,8 +38,8 @@ report() {
   printf '\n== summary (%s)\n' "$([ "$rc" -eq 0 ] && echo passed || echo "FAILED, exit $rc")"
   if [ -x .venv/bin/python ] && [ -f tests/kcaps.py ]; then
     .venv/bin/python tests/kcaps.py --summary "$BPFGEN_SKIP_LOG" || true
-    printf 'kernel capabilities, this host and the real kernels booted (tests/test_vm.py):\n'
     cat "$run_dir"/vm-*.txt 2>/dev/null || true
+    printf 'kernel capabilities, this host and the real kernels booted (tests/test_vm.py):\n'
     .venv/bin/python tests/kcaps.py --columns "host=$BPFGEN_CAPS_FILE" \
       "6.12-lts=${BPFGEN_CAPS_FILE%.json}-lts.json" "sid=${BPFGEN_CAPS_FILE%.json}-sid.json" || true
   fi
