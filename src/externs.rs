@@ -231,7 +231,7 @@ pub fn collect(elf: &Elf, btf: Option<&mut Btf>) -> Result<Vec<Extern>> {
                     .checked_next_multiple_of((*align).max(1))
                     .filter(|o| {
                         o.checked_add(*size)
-                            .is_some_and(|end| end as usize <= crate::loader::MAX_DATA_BLOB)
+                            .is_some_and(|end| end as usize <= crate::loader_abi::MAX_DATA_BLOB)
                     })
                     .ok_or_else(|| err(format!("extern (kcfg) '{}': .kconfig data grows too large", e.name)))?;
                 off = *data_off + *size;

@@ -19,6 +19,7 @@ pub mod inspect;
 pub mod json;
 pub mod link;
 pub mod loader;
+pub mod loader_abi;
 pub mod object;
 pub mod section_defs;
 pub mod selfcheck;

@@ -291,10 +291,10 @@ pub fn link_programs(obj: &Object, resolved: &Resolved) -> Result<Vec<LinkedProg
         // could not fit rather than after allocating them all.
         let ext_bytes = |r: &Option<ExtRecords>| r.as_ref().map_or(0, |r| r.bytes.len());
         linked_bytes += 8 * linker.insns.len() + ext_bytes(&linker.func_info) + ext_bytes(&linker.line_info);
-        if linked_bytes > crate::loader::MAX_DATA_BLOB {
+        if linked_bytes > crate::loader_abi::MAX_DATA_BLOB {
             return Err(Error::unsupported(format!(
                 "linked programs exceed the loader's {} MiB data limit (at program '{}')",
-                crate::loader::MAX_DATA_BLOB >> 20,
+                crate::loader_abi::MAX_DATA_BLOB >> 20,
                 prog.name
             ))
             .in_section(prog.sec_name.clone())

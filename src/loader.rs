@@ -6,60 +6,10 @@
 
 use crate::error::{Error, Result};
 use crate::insn::*;
+use crate::loader_abi::*;
 
-// Helpers the loader calls (also what the self-check expects to find).
-pub(crate) const FN_PROBE_READ_KERNEL: i32 = 113;
-pub(crate) const FN_COPY_FROM_USER: i32 = 148;
-pub(crate) const FN_SYS_BPF: i32 = 166;
-pub(crate) const FN_BTF_FIND_BY_NAME_KIND: i32 = 167;
-pub(crate) const FN_SYS_CLOSE: i32 = 168;
-pub(crate) const FN_KALLSYMS_LOOKUP_NAME: i32 = 179;
 const ENOENT: i32 = 2;
-
-// bpf() commands.
-const BPF_MAP_CREATE: i32 = 0;
-const BPF_MAP_UPDATE_ELEM: i32 = 2;
-const BPF_PROG_LOAD: i32 = 5;
-const BPF_BTF_LOAD: i32 = 18;
-const BPF_MAP_FREEZE: i32 = 22;
-
-/// libbpf's fd_array: 64 map slots, then 256 kfunc BTF fd slots. Objects
-/// with more maps get one map slot per map (beyond libbpf 1.5).
-const MAX_USED_MAPS: usize = 64;
-
-/// Largest loader data blob we generate (hostile-input bound). libbpf stops
-/// at the kernel's INT_MAX value size; a blob that large would make a light
-/// skeleton of 4-8 GiB of C source. 256 MiB keeps every offset far inside
-/// i32 and memory bounded; no real object comes near it.
-pub const MAX_DATA_BLOB: usize = 256 << 20;
-const MAX_KFUNC_DESCS: usize = 256;
-
-/// `struct loader_stack` sits at the bottom of the loader's 512-byte frame:
-/// btf_fd, inner_map_fd, then one slot per program.
-const MAX_USED_PROGS: usize = 32;
-const STACK_SZ: i32 = (8 + 4 * MAX_USED_PROGS) as i32;
-const STACK_BTF_FD: i16 = -(STACK_SZ as i16);
-const STACK_INNER_MAP_FD: i16 = -(STACK_SZ as i16) + 4;
-fn stack_prog_fd(j: usize) -> i16 {
-    -(STACK_SZ as i16) + 8 + 4 * j as i16
-}
-
-// `struct bpf_loader_ctx` and the descriptors that follow it in the skeleton.
-const CTX_FLAGS: i16 = 4;
-const CTX_LOG_LEVEL: i16 = 8;
-const CTX_LOG_SIZE: i16 = 12;
-const CTX_LOG_BUF: i16 = 16;
-const CTX_SIZE: usize = 24;
-const MAP_DESC_SIZE: usize = 16;
-const PROG_DESC_SIZE: usize = 4;
-const BPF_SKEL_KERNEL: i32 = 1;
-
-// Attribute sizes (offsetofend of the last field each command uses).
-pub const MAP_CREATE_ATTR_SIZE: usize = 72;
-pub const PROG_LOAD_ATTR_SIZE: usize = 140;
-const BTF_LOAD_ATTR_SIZE: usize = 28;
-const MAP_UPDATE_ATTR_SIZE: usize = 32;
-const MAP_FREEZE_ATTR_SIZE: usize = 4;
+const EINVAL: i32 = 22;
 
 const R0: u8 = 0;
 const R1: u8 = 1;
@@ -179,10 +129,6 @@ pub struct LoaderGen {
     error: Option<Error>,
 }
 
-const SHA256_DIGEST_LENGTH: i16 = 32;
-const SHA256_DWORDS: usize = 4;
-const EINVAL: i32 = 22;
-
 fn put_u32(buf: &mut [u8], off: usize, v: u32) {
     buf[off..off + 4].copy_from_slice(&v.to_le_bytes());
 }
@@ -207,7 +153,7 @@ impl LoaderGen {
     /// [`LoaderGen::new`] with libbpf 1.8's `gen_hash` option: a loader
     /// for a signed light skeleton (`bpftool gen skeleton -L -S`).
     pub fn with_hash(nr_progs: usize, nr_maps: usize, gen_hash: bool) -> LoaderGen {
-        let map_slots = nr_maps.max(MAX_USED_MAPS);
+        let map_slots = nr_maps.max(MIN_MAP_SLOTS);
         let mut g = LoaderGen {
             data: Vec::with_capacity(4096),
             insns: Vec::with_capacity(256),
@@ -223,14 +169,14 @@ impl LoaderGen {
             hash_insns: [0; SHA256_DWORDS],
             error: None,
         };
-        g.add_zeroes((map_slots + MAX_KFUNC_DESCS) * 4);
-        if nr_progs > MAX_USED_PROGS {
+        g.add_zeroes((map_slots + KFUNC_SLOTS) * 4);
+        if nr_progs > STACK_PROGS {
             g.prog_fd_blob = Some(g.add_zeroes(4 * nr_progs));
         }
         g.emit(Insn::mov64_reg(R6, R1));
         g.emit(Insn::mov64_reg(R1, R10));
-        g.emit(Insn::alu64_imm(BPF_ADD, R1, -STACK_SZ));
-        g.emit(Insn::mov64_imm(R2, STACK_SZ));
+        g.emit(Insn::alu64_imm(BPF_ADD, R1, -STACK_SIZE));
+        g.emit(Insn::mov64_imm(R2, STACK_SIZE));
         g.emit(Insn::mov64_imm(R3, 0));
         g.emit(Insn::call(FN_PROBE_READ_KERNEL));
         // Stack words closed on cleanup: btf_fd, inner_map_fd and (when they
@@ -241,8 +187,13 @@ impl LoaderGen {
         let skip = g.jump_off(skip as i64);
         g.emit(Insn::jmp_imm(BPF_JA, 0, 0, skip));
         g.cleanup_label = g.insns.len();
+        // (Unless the prologue's jump already failed: nothing is emitted then.)
+        debug_assert!(
+            g.error.is_some() || g.cleanup_label == CLEANUP_LABEL,
+            "the self-check expects the cleanup block at {CLEANUP_LABEL}"
+        );
         for w in 0..stack_words {
-            g.emit(Insn::ldx_mem(Size::W, R1, R10, (-STACK_SZ + 4 * w as i32) as i16));
+            g.emit(Insn::ldx_mem(Size::W, R1, R10, (-STACK_SIZE + 4 * w as i32) as i16));
             g.emit(Insn::jmp_imm(BPF_JSLE, R1, 0, 1));
             g.emit(Insn::call(FN_SYS_CLOSE));
         }
@@ -812,7 +763,7 @@ impl LoaderGen {
         if !r.is_weak {
             self.check_err();
         }
-        let slot = if self.nr_fd_array == MAX_KFUNC_DESCS {
+        let slot = if self.nr_fd_array == KFUNC_SLOTS {
             // All fd_array slots taken: spill into a fresh blob word.
             (self.add_zeroes(4) - fd_array_off(0)) / 4
         } else {
@@ -903,7 +854,7 @@ impl LoaderGen {
                 self.emit_sys_close_blob(d.insn + 12);
             } else if !d.is_ld64 {
                 self.emit_sys_close_blob(fd_array_off(d.off as usize));
-                if (d.off as usize) < self.map_slots + MAX_KFUNC_DESCS {
+                if (d.off as usize) < self.map_slots + KFUNC_SLOTS {
                     self.nr_fd_array -= 1;
                 }
             }

@@ -821,11 +821,11 @@ impl<'a> Opener<'a, '_> {
             // (a NOBITS `.bss` claims any size without file bytes): the
             // images, together, must fit the loader's data blob.
             total = total.saturating_add(sec.size);
-            if total > crate::loader::MAX_DATA_BLOB as u64 {
+            if total > crate::loader_abi::MAX_DATA_BLOB as u64 {
                 return Err(Error::unsupported(format!(
                     "global data section of {} bytes exceeds the loader's {} MiB data limit",
                     sec.size,
-                    crate::loader::MAX_DATA_BLOB >> 20
+                    crate::loader_abi::MAX_DATA_BLOB >> 20
                 ))
                 .in_section(sec.name));
             }

@@ -64,38 +64,33 @@ const JSLT_K: u8 = 0xc5;
 const COND_JUMPS: [u8; 6] = [0x15, 0x55, 0x45, 0x75, JSLT_K, 0xd5];
 const PSEUDO_MAP_IDX_VALUE: u8 = 6;
 
-// Helpers.
-use crate::loader::{
-    FN_BTF_FIND_BY_NAME_KIND, FN_COPY_FROM_USER, FN_KALLSYMS_LOOKUP_NAME, FN_PROBE_READ_KERNEL, FN_SYS_BPF,
-    FN_SYS_CLOSE,
+use crate::loader_abi::{
+    self as abi, CLEANUP_LABEL, FN_BTF_FIND_BY_NAME_KIND, FN_COPY_FROM_USER, FN_KALLSYMS_LOOKUP_NAME,
+    FN_PROBE_READ_KERNEL, FN_SYS_BPF, FN_SYS_CLOSE,
 };
 
-// bpf() commands and their attr sizes.
-const BPF_MAP_CREATE: i64 = 0;
-const BPF_MAP_UPDATE_ELEM: i64 = 2;
-const BPF_PROG_LOAD: i64 = 5;
-const BPF_BTF_LOAD: i64 = 18;
-const BPF_MAP_FREEZE: i64 = 22;
-const MAP_CREATE_SZ: i64 = 72;
-const MAP_UPDATE_SZ: i64 = 32;
-const PROG_LOAD_SZ: i64 = 140;
-const BTF_LOAD_SZ: i64 = 28;
-const MAP_FREEZE_SZ: i64 = 4;
-
-/// fd_array at data offset 0: map slots (64, or one per map beyond that),
-/// then 256 kfunc BTF fd slots.
-const MIN_MAP_SLOTS: i64 = 64;
-const KFUNC_SLOTS: i64 = 256;
-const CTX_SIZE: i64 = 24;
-const MAP_DESC_SIZE: i64 = 16;
-const PROG_DESC_SIZE: i64 = 4;
-/// `struct loader_stack`: btf_fd, inner_map_fd, prog_fd[32].
-const LOADER_STACK: i64 = 8 + 4 * 32;
-const STACK_BTF_FD: i64 = -LOADER_STACK;
-const STACK_INNER_MAP_FD: i64 = -LOADER_STACK + 4;
-const STACK_PROG_FD0: i64 = -LOADER_STACK + 8;
-const MAX_BPF_STACK: i64 = 512;
-const CLEANUP_LABEL: usize = 7;
+// The loader ABI's commands, attr sizes and layout in the i64 arithmetic of
+// the abstract values they are compared with.
+const BPF_MAP_CREATE: i64 = abi::BPF_MAP_CREATE as i64;
+const BPF_MAP_UPDATE_ELEM: i64 = abi::BPF_MAP_UPDATE_ELEM as i64;
+const BPF_PROG_LOAD: i64 = abi::BPF_PROG_LOAD as i64;
+const BPF_BTF_LOAD: i64 = abi::BPF_BTF_LOAD as i64;
+const BPF_MAP_FREEZE: i64 = abi::BPF_MAP_FREEZE as i64;
+const MAP_CREATE_SZ: i64 = abi::MAP_CREATE_ATTR_SIZE as i64;
+const MAP_UPDATE_SZ: i64 = abi::MAP_UPDATE_ATTR_SIZE as i64;
+const PROG_LOAD_SZ: i64 = abi::PROG_LOAD_ATTR_SIZE as i64;
+const BTF_LOAD_SZ: i64 = abi::BTF_LOAD_ATTR_SIZE as i64;
+const MAP_FREEZE_SZ: i64 = abi::MAP_FREEZE_ATTR_SIZE as i64;
+const MIN_MAP_SLOTS: i64 = abi::MIN_MAP_SLOTS as i64;
+const KFUNC_SLOTS: i64 = abi::KFUNC_SLOTS as i64;
+const CTX_SIZE: i64 = abi::CTX_SIZE as i64;
+const MAP_DESC_SIZE: i64 = abi::MAP_DESC_SIZE as i64;
+const PROG_DESC_SIZE: i64 = abi::PROG_DESC_SIZE as i64;
+const LOADER_STACK: i64 = abi::STACK_SIZE as i64;
+const STACK_BTF_FD: i64 = abi::STACK_BTF_FD as i64;
+const STACK_INNER_MAP_FD: i64 = abi::STACK_INNER_MAP_FD as i64;
+const STACK_PROG_FD0: i64 = abi::stack_prog_fd(0) as i64;
+const MAX_BPF_STACK: i64 = abi::MAX_BPF_STACK as i64;
 const NREGS: usize = 11;
 
 /// A self-check failure: what is wrong and, where it applies, at which
@@ -428,12 +423,12 @@ struct Checker<'a> {
 
 /// The signature check: a 5-instruction exclusivity test, then one
 /// 7-instruction comparison per SHA-256 dword.
-const SIGNATURE_INSNS: usize = 5 + 4 * 7;
+const SIGNATURE_INSNS: usize = 5 + abi::SHA256_DWORDS * 7;
 const PSEUDO_MAP_IDX: u8 = 5;
 const JNE_X: u8 = 0x5d;
-/// Bytes of the loader map a signature check may read: sha[32], then the
-/// 4-byte exclusivity flag.
-const LOADER_MAP_READABLE: i64 = 36;
+/// Bytes of the loader map a signature check may read: the SHA-256, then
+/// the 4-byte exclusivity flag.
+const LOADER_MAP_READABLE: i64 = abi::SHA256_DIGEST_LENGTH as i64 + 4;
 
 impl Checker<'_> {
     fn data_len(&self) -> i64 {

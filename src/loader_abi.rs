@@ -1,0 +1,79 @@
+//! The loader's ABI: the numbers a generated loader program shares with the
+//! kernel and the light skeleton. Helper ids, `bpf()` commands and their attr
+//! sizes, and where the fd array, the skeleton's ctx and the loader's stack
+//! slots sit. The emitter (`loader.rs`) writes by these facts and the
+//! self-check (`selfcheck.rs`) reads by them, so each is spelt once, here;
+//! modules that bound their inputs by the data blob's size use
+//! [`MAX_DATA_BLOB`] from here too. A leaf: it depends on nothing.
+
+// Helpers the loader calls.
+pub const FN_PROBE_READ_KERNEL: i32 = 113;
+pub const FN_COPY_FROM_USER: i32 = 148;
+pub const FN_SYS_BPF: i32 = 166;
+pub const FN_BTF_FIND_BY_NAME_KIND: i32 = 167;
+pub const FN_SYS_CLOSE: i32 = 168;
+pub const FN_KALLSYMS_LOOKUP_NAME: i32 = 179;
+
+// The bpf() commands the loader issues.
+pub const BPF_MAP_CREATE: i32 = 0;
+pub const BPF_MAP_UPDATE_ELEM: i32 = 2;
+pub const BPF_PROG_LOAD: i32 = 5;
+pub const BPF_BTF_LOAD: i32 = 18;
+pub const BPF_MAP_FREEZE: i32 = 22;
+
+// Their attr sizes: offsetofend of the last field each command uses.
+pub const MAP_CREATE_ATTR_SIZE: usize = 72;
+pub const PROG_LOAD_ATTR_SIZE: usize = 140;
+pub const BTF_LOAD_ATTR_SIZE: usize = 28;
+pub const MAP_UPDATE_ATTR_SIZE: usize = 32;
+pub const MAP_FREEZE_ATTR_SIZE: usize = 4;
+
+/// The fd array starts the data blob: map slots (libbpf's 64, or one per map
+/// for objects with more maps, beyond libbpf 1.5), then kfunc BTF fd slots.
+pub const MIN_MAP_SLOTS: usize = 64;
+pub const KFUNC_SLOTS: usize = 256;
+
+/// Largest loader data blob we generate (hostile-input bound). libbpf stops
+/// at the kernel's INT_MAX value size; a blob that large would make a light
+/// skeleton of 4-8 GiB of C source. 256 MiB keeps every offset far inside
+/// i32 and memory bounded; no real object comes near it.
+pub const MAX_DATA_BLOB: usize = 256 << 20;
+
+/// The BPF stack frame every loader runs in.
+pub const MAX_BPF_STACK: i32 = 512;
+/// `struct loader_stack` sits at the bottom of the frame: btf_fd,
+/// inner_map_fd, then one fd slot per program for up to this many programs
+/// (more programs keep their fds in the data blob, beyond libbpf 1.5).
+pub const STACK_PROGS: usize = 32;
+pub const STACK_SIZE: i32 = (8 + 4 * STACK_PROGS) as i32;
+pub const STACK_BTF_FD: i16 = -(STACK_SIZE as i16);
+pub const STACK_INNER_MAP_FD: i16 = -(STACK_SIZE as i16) + 4;
+/// The stack slot of the `j`-th loaded program's fd (`j < STACK_PROGS`).
+pub const fn stack_prog_fd(j: usize) -> i16 {
+    -(STACK_SIZE as i16) + 8 + 4 * j as i16
+}
+const _: () = assert!(STACK_SIZE <= MAX_BPF_STACK);
+
+// `struct bpf_loader_ctx`, which the skeleton passes in r1, and the map and
+// program descriptors that follow it.
+pub const CTX_FLAGS: i16 = 4;
+pub const CTX_LOG_LEVEL: i16 = 8;
+pub const CTX_LOG_SIZE: i16 = 12;
+pub const CTX_LOG_BUF: i16 = 16;
+pub const CTX_SIZE: usize = 24;
+pub const MAP_DESC_SIZE: usize = 16;
+pub const PROG_DESC_SIZE: usize = 4;
+/// `CTX_FLAGS` bit: the skeleton lives in kernel memory, so the loader reads
+/// initial values with `probe_read_kernel` rather than `copy_from_user`.
+pub const BPF_SKEL_KERNEL: i32 = 1;
+
+/// The instruction every failure branch jumps to: the shared cleanup block
+/// right after the 7-instruction prologue.
+pub const CLEANUP_LABEL: usize = 7;
+
+/// A signed loader (libbpf 1.8's `gen_hash`) reads its own map: the
+/// kernel-computed SHA-256 of the data blob in `SHA256_DWORDS` 8-byte words,
+/// then at `SHA256_DIGEST_LENGTH` the 4-byte flag saying that the map is
+/// exclusive to the loader.
+pub const SHA256_DIGEST_LENGTH: i16 = 32;
+pub const SHA256_DWORDS: usize = 4;
