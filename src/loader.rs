@@ -231,8 +231,8 @@ impl LoaderGen {
             self.emit2(Insn::ld_imm64_raw(R3, 0, 0, 0));
             let off = self.signature_jump_off();
             self.emit(Insn::mov64_imm(R7, -EINVAL));
-            // BPF_JMP | BPF_JNE | BPF_X: if r2 != r3 goto cleanup.
-            self.emit(Insn::new(0x05 | BPF_JNE | 0x08, R2, R3, off, 0));
+            // if r2 != r3 goto cleanup.
+            self.emit(Insn::new(BPF_JMP | BPF_JNE | BPF_X, R2, R3, off, 0));
         }
     }
 

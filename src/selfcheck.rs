@@ -47,22 +47,30 @@ use std::fmt;
 
 use crate::generate::{LoaderBlobs, effective_def};
 use crate::host::Host;
+use crate::insn::{
+    BPF_ADD, BPF_ALU, BPF_ALU64, BPF_AND, BPF_CALL, BPF_EXIT, BPF_JA, BPF_JEQ, BPF_JMP, BPF_JNE, BPF_JSET, BPF_JSGE,
+    BPF_JSLE, BPF_JSLT, BPF_K, BPF_LD_IMM64, BPF_MOV, BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE, BPF_RSH, BPF_X,
+};
 use crate::object::{Object, is_map_in_map};
 
-// Opcodes the emitter produces (ARCHITECTURE: loader.rs, insn.rs).
-const LD_IMM64: u8 = 0x18;
-const MOV64_X: u8 = 0xbf;
-const MOV64_K: u8 = 0xb7;
-const ADD64_K: u8 = 0x07;
-const RSH64_K: u8 = 0x77;
-const AND32_K: u8 = 0x54;
-const CALL: u8 = 0x85;
-const EXIT: u8 = 0x95;
-const JA: u8 = 0x05;
-const JSLT_K: u8 = 0xc5;
+// Opcodes the emitter produces (ARCHITECTURE: loader.rs, insn.rs), composed
+// from insn.rs's encoding.
+const MOV64_X: u8 = BPF_ALU64 | BPF_MOV | BPF_X;
+const MOV64_K: u8 = BPF_ALU64 | BPF_MOV | BPF_K;
+const ADD64_K: u8 = BPF_ALU64 | BPF_ADD | BPF_K;
+const RSH64_K: u8 = BPF_ALU64 | BPF_RSH | BPF_K;
+const AND32_K: u8 = BPF_ALU | BPF_AND | BPF_K;
+const JA: u8 = BPF_JMP | BPF_JA;
+const JSLT_K: u8 = BPF_JMP | BPF_JSLT | BPF_K;
 /// Conditional jumps (immediate forms) the emitter uses.
-const COND_JUMPS: [u8; 6] = [0x15, 0x55, 0x45, 0x75, JSLT_K, 0xd5];
-const PSEUDO_MAP_IDX_VALUE: u8 = 6;
+const COND_JUMPS: [u8; 6] = [
+    BPF_JMP | BPF_JEQ | BPF_K,
+    BPF_JMP | BPF_JNE | BPF_K,
+    BPF_JMP | BPF_JSET | BPF_K,
+    BPF_JMP | BPF_JSGE | BPF_K,
+    JSLT_K,
+    BPF_JMP | BPF_JSLE | BPF_K,
+];
 
 use crate::loader_abi::{
     self as abi, CLEANUP_LABEL, FN_BTF_FIND_BY_NAME_KIND, FN_COPY_FROM_USER, FN_KALLSYMS_LOOKUP_NAME,
@@ -424,8 +432,7 @@ struct Checker<'a> {
 /// The signature check: a 5-instruction exclusivity test, then one
 /// 7-instruction comparison per SHA-256 dword.
 const SIGNATURE_INSNS: usize = 5 + abi::SHA256_DWORDS * 7;
-const PSEUDO_MAP_IDX: u8 = 5;
-const JNE_X: u8 = 0x5d;
+const JNE_X: u8 = BPF_JMP | BPF_JNE | BPF_X;
 /// Bytes of the loader map a signature check may read: the SHA-256, then
 /// the 4-byte exclusivity flag.
 const LOADER_MAP_READABLE: i64 = abi::SHA256_DIGEST_LENGTH as i64 + 4;
@@ -480,7 +487,7 @@ impl Checker<'_> {
             if self
                 .insns
                 .get(start)
-                .is_some_and(|i| i.code == LD_IMM64 && i.src == PSEUDO_MAP_IDX)
+                .is_some_and(|i| i.code == BPF_LD_IMM64 && i.src == BPF_PSEUDO_MAP_IDX)
                 && start + SIGNATURE_INSNS <= n
             {
                 self.signature = start..start + SIGNATURE_INSNS;
@@ -489,7 +496,7 @@ impl Checker<'_> {
         let mut pc = 0;
         while pc < n {
             let i = self.insns[pc];
-            if i.code == LD_IMM64 {
+            if i.code == BPF_LD_IMM64 {
                 let Some(hi) = self.insns.get(pc + 1) else {
                     return fail(Some(pc), "ld_imm64 without its second slot");
                 };
@@ -499,7 +506,7 @@ impl Checker<'_> {
                 let in_signature = self.signature.contains(&pc);
                 // The loader map (index 0), or a 64-bit hash dword.
                 let signature_form = in_signature
-                    && ((i.src == PSEUDO_MAP_IDX && i.imm == 0 && hi.imm == 0) || i.src == 0)
+                    && ((i.src == BPF_PSEUDO_MAP_IDX && i.imm == 0 && hi.imm == 0) || i.src == 0)
                     && i.off == 0
                     && (i.dst as usize) < NREGS;
                 if signature_form {
@@ -507,7 +514,7 @@ impl Checker<'_> {
                     pc += 2;
                     continue;
                 }
-                if i.src != PSEUDO_MAP_IDX_VALUE || i.imm != 0 || i.off != 0 || i.dst as usize >= NREGS {
+                if i.src != BPF_PSEUDO_MAP_IDX_VALUE || i.imm != 0 || i.off != 0 || i.dst as usize >= NREGS {
                     return fail(
                         Some(pc),
                         format!("ld_imm64 is not a data-blob address (src {}, imm {})", i.src, i.imm),
@@ -529,7 +536,7 @@ impl Checker<'_> {
             }
             let known = matches!(
                 i.code,
-                MOV64_X | MOV64_K | ADD64_K | RSH64_K | AND32_K | CALL | EXIT | JA
+                MOV64_X | MOV64_K | ADD64_K | RSH64_K | AND32_K | BPF_CALL | BPF_EXIT | JA
             ) || COND_JUMPS.contains(&i.code)
                 || (i.code == JNE_X && self.signature.contains(&pc))
                 || matches!(
@@ -582,7 +589,7 @@ impl Checker<'_> {
             (ADD64_K, 1, 0, -(LOADER_STACK as i32)),
             (MOV64_K, 2, 0, LOADER_STACK as i32),
             (MOV64_K, 3, 0, 0),
-            (CALL, 0, 0, FN_PROBE_READ_KERNEL),
+            (BPF_CALL, 0, 0, FN_PROBE_READ_KERNEL),
         ];
         if self.insns.len() < CLEANUP_LABEL + 2 {
             return fail(
@@ -601,7 +608,7 @@ impl Checker<'_> {
             return fail(Some(6), "prologue does not jump over the cleanup block");
         }
         let end = (CLEANUP_LABEL..self.insns.len())
-            .find(|&pc| self.insns[pc].code == EXIT && !self.second_half[pc])
+            .find(|&pc| self.insns[pc].code == BPF_EXIT && !self.second_half[pc])
             .ok_or_else(|| CheckError {
                 insn: Some(CLEANUP_LABEL),
                 reason: "cleanup block has no exit".into(),
@@ -784,7 +791,7 @@ impl Checker<'_> {
             }
             let Some(mut st) = st else {
                 // Unreachable: skip (an ld_imm64 pair as a whole).
-                pc += if self.insns[pc].code == LD_IMM64 { 2 } else { 1 };
+                pc += if self.insns[pc].code == BPF_LD_IMM64 { 2 } else { 1 };
                 continue;
             };
             let i = self.insns[pc];
@@ -792,10 +799,10 @@ impl Checker<'_> {
             let mut next = pc + 1;
             let mut falls_through = true;
             match i.code {
-                LD_IMM64 => {
+                BPF_LD_IMM64 => {
                     st[d] = match i.src {
-                        PSEUDO_MAP_IDX_VALUE => Val::Ptr(Region::Blob, self.insns[pc + 1].imm as i64),
-                        PSEUDO_MAP_IDX => Val::Ptr(Region::LoaderMap, 0),
+                        BPF_PSEUDO_MAP_IDX_VALUE => Val::Ptr(Region::Blob, self.insns[pc + 1].imm as i64),
+                        BPF_PSEUDO_MAP_IDX => Val::Ptr(Region::LoaderMap, 0),
                         // A hash dword of the signature check (decode_all
                         // admits these only there).
                         _ => Val::Unknown,
@@ -836,14 +843,14 @@ impl Checker<'_> {
                         val,
                     });
                 }
-                CALL => {
+                BPF_CALL => {
                     self.call(pc, &st, trace)?;
                     st[0] = Val::Ret(pc);
                     for r in st.iter_mut().take(6).skip(1) {
                         *r = Val::Unknown;
                     }
                 }
-                EXIT => falls_through = false,
+                BPF_EXIT => falls_through = false,
                 _ => {
                     // A jump (validated in decode_all).
                     let target = (pc as i64 + 1 + i.off as i64) as usize;
@@ -1343,10 +1350,10 @@ pub fn check(data: &[u8], insns: &[u8], expect: &Expect) -> CheckResult<Report> 
             let field = (s.off - start) % 8;
             let code = |k: i64| ck.data[(start + 8 * k) as usize];
             let ok = match (code(k), field) {
-                (LD_IMM64, 1 | 4) | (CALL, 1 | 2 | 4) => true,
+                (BPF_LD_IMM64, 1 | 4) | (BPF_CALL, 1 | 2 | 4) => true,
                 // The second slot of an ld_imm64 (whatever a malformed
                 // object put there: libbpf patches it all the same).
-                (_, 4) => k > 0 && code(k - 1) == LD_IMM64,
+                (_, 4) => k > 0 && code(k - 1) == BPF_LD_IMM64,
                 _ => false,
             };
             if !ok {
@@ -1382,10 +1389,10 @@ mod tests {
             insn(ADD64_K, 1, 0, 0, -136),
             insn(MOV64_K, 2, 0, 0, 136),
             insn(MOV64_K, 3, 0, 0, 0),
-            insn(CALL, 0, 0, 0, FN_PROBE_READ_KERNEL),
+            insn(BPF_CALL, 0, 0, 0, FN_PROBE_READ_KERNEL),
             insn(JA, 0, 0, 2, 0),
             insn(MOV64_X, 0, 7, 0, 0),
-            insn(EXIT, 0, 0, 0, 0),
+            insn(BPF_EXIT, 0, 0, 0, 0),
         ];
         v.extend_from_slice(body);
         v.concat()
@@ -1396,7 +1403,7 @@ mod tests {
         let data = vec![0; 1280];
         let r = check(
             &data,
-            &loader(&[insn(MOV64_K, 0, 0, 0, 0), insn(EXIT, 0, 0, 0, 0)]),
+            &loader(&[insn(MOV64_K, 0, 0, 0, 0), insn(BPF_EXIT, 0, 0, 0, 0)]),
             &Expect::default(),
         );
         assert_eq!(r.map(|r| r.insn_cnt), Ok(11));
@@ -1407,7 +1414,11 @@ mod tests {
     #[test]
     fn ld_imm64_with_bad_register_is_rejected() {
         let data = vec![0; 1280];
-        let body = [insn(LD_IMM64, 11, 6, 0, 0), insn(0, 0, 0, 0, 0), insn(EXIT, 0, 0, 0, 0)];
+        let body = [
+            insn(BPF_LD_IMM64, 11, 6, 0, 0),
+            insn(0, 0, 0, 0, 0),
+            insn(BPF_EXIT, 0, 0, 0, 0),
+        ];
         let e = check(&data, &loader(&body), &Expect::default()).unwrap_err();
         assert_eq!(e.insn, Some(9), "{e}");
     }
