@@ -10,7 +10,7 @@ use crate::externs::{self, ExternKind};
 use crate::host::Host;
 use crate::link::link_programs;
 use crate::loader::{KsymReloc, LoaderGen, MapCreate, ProgLoad};
-use crate::object::{Map, MapDef, MapOrigin, Object, is_map_in_map};
+use crate::object::{Map, MapDef, MapOrigin, Object};
 use crate::object::{Reloc, RelocKind};
 use crate::section_defs::{self, SEC_ATTACH_BTF, map_type, prog_type};
 use crate::struct_ops::{self, StructOpsPlan};
@@ -501,7 +501,7 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
             continue;
         }
         let def = effective_def(&map.def, host);
-        if is_map_in_map(def.map_type)
+        if map_type::is_map_in_map(def.map_type)
             && let Some(inner) = &map.inner
         {
             let inner_def = effective_def(&inner.def, host);

@@ -7,6 +7,7 @@
 use crate::error::{Error, Result};
 use crate::insn::*;
 use crate::loader_abi::*;
+use crate::section_defs::map_type;
 
 const ENOENT: i32 = 2;
 const EINVAL: i32 = 22;
@@ -498,7 +499,7 @@ impl LoaderGen {
             self.ld_blob(R0, a);
             self.emit(Insn::stx_mem(Size::W, R0, R7, 60));
         }
-        let is_mim = crate::object::is_map_in_map(m.map_type);
+        let is_mim = map_type::is_map_in_map(m.map_type);
         if is_mim {
             self.stack2blob(a + 20, 4, STACK_INNER_MAP_FD);
         }

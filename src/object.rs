@@ -329,10 +329,6 @@ pub fn find_prog_by_sec_insn(programs: &[Program], sec_idx: usize, insn_idx: usi
     (p.sec_idx == sec_idx && insn_idx >= p.sec_insn_off && insn_idx < p.sec_insn_off + p.sec_insn_cnt).then_some(i)
 }
 
-pub fn is_map_in_map(t: u32) -> bool {
-    t == map_type::ARRAY_OF_MAPS || t == map_type::HASH_OF_MAPS
-}
-
 /// The map and extern searches of relocation collection as sorted
 /// (key, index) tables, built once per object; `first` returns the lowest
 /// index with the key, which is what the linear search libbpf does finds.
@@ -1177,7 +1173,7 @@ impl<'a> Opener<'a, '_> {
                 ))
             })?;
             let map = &self.obj.maps[owner];
-            let is_mim = is_map_in_map(map.def.map_type);
+            let is_mim = map_type::is_map_in_map(map.def.map_type);
             let is_prog_array = map.def.map_type == map_type::PROG_ARRAY;
             enum Target {
                 Map(usize),
@@ -1344,7 +1340,7 @@ fn parse_btf_map_def(btf: &Btf, map_name: &str, def_id: u32, mut inner: Option<&
                 if i != vlen - 1 {
                     return Err(err(format!("'{name}' member should be last.")));
                 }
-                let mim = is_map_in_map(def.map_type);
+                let mim = map_type::is_map_in_map(def.map_type);
                 let prog_array = def.map_type == map_type::PROG_ARRAY;
                 if !mim && !prog_array {
                     return Err(

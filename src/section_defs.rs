@@ -149,6 +149,12 @@ pub mod map_type {
     pub const ARENA: u32 = 33;
     /// One past the last known value (`__MAX_BPF_MAP_TYPE`).
     pub const MAX: u32 = 34;
+
+    /// A map whose values are other maps: it is created from an inner-map
+    /// template, and its values are map fds.
+    pub fn is_map_in_map(t: u32) -> bool {
+        t == ARRAY_OF_MAPS || t == HASH_OF_MAPS
+    }
 }
 
 /// No special handling.

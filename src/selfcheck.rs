@@ -51,7 +51,8 @@ use crate::insn::{
     BPF_ADD, BPF_ALU, BPF_ALU64, BPF_AND, BPF_CALL, BPF_EXIT, BPF_JA, BPF_JEQ, BPF_JMP, BPF_JNE, BPF_JSET, BPF_JSGE,
     BPF_JSLE, BPF_JSLT, BPF_K, BPF_LD_IMM64, BPF_MOV, BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE, BPF_RSH, BPF_X,
 };
-use crate::object::{Object, is_map_in_map};
+use crate::object::Object;
+use crate::section_defs::map_type::is_map_in_map;
 
 // Opcodes the emitter produces (ARCHITECTURE: loader.rs, insn.rs), composed
 // from insn.rs's encoding.
