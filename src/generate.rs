@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::btf::{kind, kind as btf_kind, linkage};
+use crate::btf::{essential_name, kind, kind as btf_kind, linkage};
 use crate::error::{Error, Result};
 use crate::externs::{self, ExternKind};
 use crate::host::Host;
@@ -131,20 +131,6 @@ fn map_create<'a>(map: &'a Map, def: &MapDef, has_btf: bool) -> MapCreate<'a> {
         vmlinux_value_type: None,
         map_extra_from_ctx: false,
     }
-}
-
-/// A CO-RE-style `name___flavour` reduced to `name` (`bpf_core_essential_name_len`).
-pub fn essential_name(name: &str) -> &str {
-    let b = name.as_bytes();
-    let n = b.len();
-    if n >= 5 {
-        for i in (0..=n - 5).rev() {
-            if b[i] != b'_' && &b[i + 1..i + 4] == b"___" && b[i + 4] != b'_' {
-                return &name[..i + 1];
-            }
-        }
-    }
-    name
 }
 
 /// `bpf_program_record_relos`: the ksym and kfunc references the loader
@@ -652,16 +638,6 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
 #[cfg(test)]
 mod tests {
     use super::ringbuf_size;
-
-    #[test]
-    fn flavour_suffixes() {
-        use super::essential_name;
-        assert_eq!(essential_name("bpf_task_acquire___flav"), "bpf_task_acquire");
-        assert_eq!(essential_name("a___b___c"), "a___b");
-        assert_eq!(essential_name("plain"), "plain");
-        assert_eq!(essential_name("x____y"), "x____y");
-        assert_eq!(essential_name("___abc"), "___abc");
-    }
 
     #[test]
     fn ringbuf_rounding() {

@@ -10,7 +10,7 @@
 //! loader looks them up at run time, so the skeleton is not tied to the
 //! generating kernel's BTF numbering.
 
-use crate::btf::{Btf, kind};
+use crate::btf::{Btf, essential_name, kind};
 use crate::elf::{self, Elf, Section};
 use crate::error::{Error, Result};
 use crate::object::{Map, MapDef, MapOrigin, Object, Program, find_prog_by_sec_insn};
@@ -251,7 +251,7 @@ pub fn plan(obj: &Object, kern: &Btf) -> Result<StructOpsPlan> {
             continue;
         }
         let progs = &st.progs;
-        let tname = crate::generate::essential_name(&st.type_name);
+        let tname = essential_name(&st.type_name);
         let vname = format!("{VALUE_PREFIX}{tname}");
         let vtype_id = kern.find_by_name_kind(&vname, kind::STRUCT).ok_or_else(|| {
             Error::unsupported(format!(

@@ -59,6 +59,23 @@ fn write_u32(buf: &mut [u8], off: usize, v: u32) {
     buf[off..off + 4].copy_from_slice(&v.to_le_bytes());
 }
 
+/// A name without its CO-RE flavour: `name___flavour` names the type (or
+/// kernel symbol) `name`, so lookups by name use the part before the last
+/// `___` that has a non-underscore on each side (libbpf's
+/// `bpf_core_essential_name_len`).
+pub fn essential_name(name: &str) -> &str {
+    let b = name.as_bytes();
+    let n = b.len();
+    if n >= 5 {
+        for i in (0..=n - 5).rev() {
+            if b[i] != b'_' && &b[i + 1..i + 4] == b"___" && b[i + 4] != b'_' {
+                return &name[..i + 1];
+            }
+        }
+    }
+    name
+}
+
 /// A view of one type record: the 12-byte common header and where its
 /// kind-specific tail starts.
 #[derive(Debug, Clone, Copy)]
@@ -420,5 +437,19 @@ impl Btf {
             write_u32(&mut self.raw, o + 4, vsi.offset);
             write_u32(&mut self.raw, o + 8, vsi.size);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::essential_name;
+
+    #[test]
+    fn flavour_suffixes() {
+        assert_eq!(essential_name("bpf_task_acquire___flav"), "bpf_task_acquire");
+        assert_eq!(essential_name("a___b___c"), "a___b");
+        assert_eq!(essential_name("plain"), "plain");
+        assert_eq!(essential_name("x____y"), "x____y");
+        assert_eq!(essential_name("___abc"), "___abc");
     }
 }
