@@ -29,9 +29,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::error::Error;
-use crate::externs::{ExternKind, ResolveInputs};
+use crate::externs::ExternKind;
 use crate::generate::{GenOptions, LoaderBlobs, gen_loader_with};
-use crate::host::Host;
+use crate::host::{Host, ResolveInputs};
 use crate::object::Object;
 
 /// What to generate for each object.

@@ -3,13 +3,12 @@
 //! and the build-host resolution of kconfig values and typeless ksym
 //! addresses in gen mode.
 
-use std::sync::Arc;
-
 use std::collections::HashMap;
 
 use crate::btf::{Btf, kind, linkage};
 use crate::elf::Elf;
 use crate::error::{Error, Result};
+use crate::host::ResolveInputs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KcfgType {
@@ -349,19 +348,6 @@ pub struct Resolved {
     pub is_set: Vec<bool>,
     /// Typeless ksym addresses (0 when unresolved).
     pub addr: Vec<u64>,
-}
-
-/// Inputs resolution may need, produced lazily by the caller.
-/// Texts are shared (`Arc<str>`), not copied per object: a kernel config is
-/// hundreds of KiB and kallsyms several MiB.
-pub trait ResolveInputs {
-    fn kernel_version(&self) -> Result<u32>;
-    fn kconfig(&self) -> Result<Arc<str>>;
-    /// Values that take precedence over the kernel config (libbpf's open-time `kconfig` option).
-    fn kconfig_extra(&self) -> Option<Arc<str>> {
-        None
-    }
-    fn kallsyms(&self) -> Result<Arc<str>>;
 }
 
 fn kcfg_err(name: &str, msg: String) -> Error {

@@ -8,7 +8,6 @@ use std::io::Read;
 use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
-use crate::externs::ResolveInputs;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Host {
@@ -135,6 +134,20 @@ impl Host {
             kernel_btf: None,
         }
     }
+}
+
+/// What extern resolution (`externs::resolve`) asks of the build host, each
+/// produced only when an object needs it. Texts are shared (`Arc<str>`), not
+/// copied per object: a kernel config is hundreds of KiB and kallsyms
+/// several MiB.
+pub trait ResolveInputs {
+    fn kernel_version(&self) -> Result<u32>;
+    fn kconfig(&self) -> Result<Arc<str>>;
+    /// Values that take precedence over the kernel config (libbpf's open-time `kconfig` option).
+    fn kconfig_extra(&self) -> Option<Arc<str>> {
+        None
+    }
+    fn kallsyms(&self) -> Result<Arc<str>>;
 }
 
 /// The running kernel's version and config cannot change while it runs, so
