@@ -278,7 +278,7 @@ fn attach_values(obj: &Object, plan: StructOpsPlan) -> Vec<StructOpsValue> {
         .into_iter()
         .map(|kern| StructOpsValue {
             map_idx: kern.map_idx,
-            link: obj.maps[kern.map_idx].def.map_flags & struct_ops::BPF_F_LINK != 0,
+            link: obj.maps[kern.map_idx].def.map_flags & section_defs::BPF_F_LINK != 0,
             funcs: kern
                 .func_slots
                 .iter()

@@ -10,13 +10,11 @@ use crate::elf::{self, Elf, Section};
 use crate::error::{Error, Result};
 use crate::externs::{self, Extern, ExternKind};
 use crate::insn::Insn;
-use crate::section_defs::{self, LoadAttrs, SectionDef, map_type};
+use crate::section_defs::{self, BPF_F_MMAPABLE, BPF_F_RDONLY_PROG, LoadAttrs, SectionDef, map_type};
 
 pub const BPF_OBJ_NAME_LEN: usize = 16;
 const MAPS_SEC: &str = ".maps";
 pub const ARENA_SEC: &str = ".addr_space.1";
-const BPF_F_RDONLY_PROG: u32 = 1 << 7;
-const BPF_F_MMAPABLE: u32 = 1 << 10;
 
 /// How a relocation rewrites its instruction (libbpf's `reloc_type`, in
 /// libbpf's enum order, which is also the tie-break order when sorting).

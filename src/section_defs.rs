@@ -180,6 +180,14 @@ pub const BPF_F_SLEEPABLE: u32 = 1 << 4;
 /// `BPF_PROG_LOAD` flag: XDP program understands fragmented buffers.
 pub const BPF_F_XDP_HAS_FRAGS: u32 = 1 << 5;
 
+/// `BPF_MAP_CREATE` flag: programs may only read the map (`.rodata`, `.kconfig`).
+pub const BPF_F_RDONLY_PROG: u32 = 1 << 7;
+/// `BPF_MAP_CREATE` flag: user space may memory-map the map (global data).
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
+/// `BPF_MAP_CREATE` flag: a struct_ops map registered through a link
+/// (`SEC(".struct_ops.link")`).
+pub const BPF_F_LINK: u32 = 1 << 13;
+
 /// BTF kind number of a typedef.
 pub const BTF_KIND_TYPEDEF: u32 = 8;
 /// BTF kind number of a function.

@@ -16,10 +16,7 @@ use crate::error::{Error, Result};
 use crate::generate::{Compat, GenOptions, LoaderBlobs, effective_def};
 use crate::host::Host;
 use crate::object::{Map, MapOrigin, Object, Program};
-use crate::section_defs::{SkelAttach, section_target, skel_attach_kind};
-
-const BPF_F_RDONLY_PROG: u32 = 1 << 7;
-use crate::struct_ops::BPF_F_LINK;
+use crate::section_defs::{BPF_F_LINK, BPF_F_RDONLY_PROG, SkelAttach, section_target, skel_attach_kind};
 
 /// bpftool formats identifiers into 256-byte buffers.
 const IDENT_MAX: usize = 255;

@@ -14,10 +14,9 @@ use crate::btf::{Btf, essential_name, kind};
 use crate::elf::{self, Elf, Section};
 use crate::error::{Error, Result};
 use crate::object::{Map, MapDef, MapOrigin, Object, Program, find_prog_by_sec_insn};
-use crate::section_defs::{map_type, prog_type};
+use crate::section_defs::{BPF_F_LINK, map_type, prog_type};
 
 pub const VALUE_PREFIX: &str = "bpf_struct_ops_";
-pub const BPF_F_LINK: u32 = 1 << 13;
 
 /// Open-phase state of one struct_ops map (libbpf's `struct bpf_struct_ops`).
 #[derive(Debug, Clone, PartialEq, Eq)]
