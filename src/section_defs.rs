@@ -7,6 +7,8 @@
 //! the BTF names used to resolve attach targets, libbpf's printable names for
 //! the UAPI enums, and the attach strategy bpftool emits in light skeletons.
 
+use crate::btf::kind as btf_kind;
+
 /// `enum bpf_prog_type` (uapi `linux/bpf.h`, kernel 6.12).
 pub mod prog_type {
     pub const UNSPEC: u32 = 0;
@@ -187,11 +189,6 @@ pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 /// `BPF_MAP_CREATE` flag: a struct_ops map registered through a link
 /// (`SEC(".struct_ops.link")`).
 pub const BPF_F_LINK: u32 = 1 << 13;
-
-/// BTF kind number of a typedef.
-pub const BTF_KIND_TYPEDEF: u32 = 8;
-/// BTF kind number of a function.
-pub const BTF_KIND_FUNC: u32 = 12;
 
 /// One entry of libbpf's built-in section table.
 ///
@@ -413,10 +410,10 @@ pub fn section_target(sec_name: &str) -> Option<&str> {
 /// FUNC, which the default arm also describes.
 pub fn btf_attach_lookup(_prog_type: u32, expected_attach_type: u32) -> (&'static str, u32) {
     match expected_attach_type {
-        at::TRACE_RAW_TP => ("btf_trace_", BTF_KIND_TYPEDEF),
-        at::LSM_MAC | at::LSM_CGROUP => ("bpf_lsm_", BTF_KIND_FUNC),
-        at::TRACE_ITER => ("bpf_iter_", BTF_KIND_FUNC),
-        _ => ("", BTF_KIND_FUNC),
+        at::TRACE_RAW_TP => ("btf_trace_", btf_kind::TYPEDEF),
+        at::LSM_MAC | at::LSM_CGROUP => ("bpf_lsm_", btf_kind::FUNC),
+        at::TRACE_ITER => ("bpf_iter_", btf_kind::FUNC),
+        _ => ("", btf_kind::FUNC),
     }
 }
 
@@ -807,15 +804,15 @@ mod tests {
     fn btf_lookup_names() {
         assert_eq!(
             btf_attach_lookup(pt::TRACING, at::TRACE_RAW_TP),
-            ("btf_trace_", BTF_KIND_TYPEDEF)
+            ("btf_trace_", btf_kind::TYPEDEF)
         );
-        assert_eq!(btf_attach_lookup(pt::LSM, at::LSM_MAC), ("bpf_lsm_", BTF_KIND_FUNC));
-        assert_eq!(btf_attach_lookup(pt::LSM, at::LSM_CGROUP), ("bpf_lsm_", BTF_KIND_FUNC));
+        assert_eq!(btf_attach_lookup(pt::LSM, at::LSM_MAC), ("bpf_lsm_", btf_kind::FUNC));
+        assert_eq!(btf_attach_lookup(pt::LSM, at::LSM_CGROUP), ("bpf_lsm_", btf_kind::FUNC));
         assert_eq!(
             btf_attach_lookup(pt::TRACING, at::TRACE_ITER),
-            ("bpf_iter_", BTF_KIND_FUNC)
+            ("bpf_iter_", btf_kind::FUNC)
         );
-        assert_eq!(btf_attach_lookup(pt::TRACING, at::TRACE_FENTRY), ("", BTF_KIND_FUNC));
+        assert_eq!(btf_attach_lookup(pt::TRACING, at::TRACE_FENTRY), ("", btf_kind::FUNC));
         assert_eq!(section_target("fentry/foo"), Some("foo"));
         assert_eq!(section_target("tp/a/b"), Some("a/b"));
         assert_eq!(section_target("fentry"), None);
