@@ -1,6 +1,9 @@
 //! libbpf's open phase: from ELF sections, symbols and BTF to the object's
 //! programs, maps and relocation records, in libbpf's order. The result is a
 //! plain value that the load phase (`link.rs`) and the emitter consume.
+//! struct_ops maps are collected by the [`struct_ops`] submodule.
+
+pub mod struct_ops;
 
 use std::collections::HashMap;
 
@@ -141,7 +144,7 @@ pub struct Map {
     /// Initial image of an internal map (`value_size` bytes).
     pub initial_value: Vec<u8>,
     /// The struct_ops state of a struct_ops map.
-    pub struct_ops: Option<Box<crate::struct_ops::StructOps>>,
+    pub struct_ops: Option<Box<struct_ops::StructOps>>,
 }
 
 impl Map {
@@ -492,7 +495,7 @@ impl<'a> Opener<'a, '_> {
                         self.sec_kinds[sec.index] = SecKind::Data;
                     } else if sec.name == ".rodata" || sec.name.starts_with(".rodata.") {
                         self.sec_kinds[sec.index] = SecKind::Rodata;
-                    } else if crate::struct_ops::is_struct_ops_section(sec.name) {
+                    } else if struct_ops::is_struct_ops_section(sec.name) {
                         self.sec_kinds[sec.index] = SecKind::StructOps;
                     } else if sec.name == ARENA_SEC {
                         self.sec_kinds[sec.index] = SecKind::Arena;
@@ -507,7 +510,7 @@ impl<'a> Opener<'a, '_> {
                     let struct_ops_rel = sec
                         .name
                         .strip_prefix(".rel")
-                        .is_some_and(crate::struct_ops::is_struct_ops_section);
+                        .is_some_and(struct_ops::is_struct_ops_section);
                     if target_exec || sec.name == ".rel.maps" || struct_ops_rel {
                         self.sec_kinds[sec.index] = SecKind::Relo;
                     }
@@ -960,7 +963,7 @@ impl<'a> Opener<'a, '_> {
                 continue;
             }
             let btf = self.obj.btf.as_ref().expect("checked in collect_sections");
-            let maps = crate::struct_ops::collect_maps(btf, sec)?;
+            let maps = struct_ops::collect_maps(btf, sec)?;
             self.obj.maps.extend(maps);
         }
         Ok(())
@@ -987,7 +990,7 @@ impl<'a> Opener<'a, '_> {
             if Some(target) == self.maps_shndx {
                 self.collect_map_relos(sec, &rels)?;
             } else if self.sec_kinds.get(target) == Some(&SecKind::StructOps) {
-                crate::struct_ops::collect_relos(&mut self.obj, self.elf, sec, &rels)?;
+                struct_ops::collect_relos(&mut self.obj, self.elf, sec, &rels)?;
             } else {
                 self.collect_prog_relos(sec, target, &rels, &lookup)?;
             }
