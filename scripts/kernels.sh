@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetches and caches the real kernels the VM tests boot (tests/test_vm.py), and
 # installs what booting them needs: QEMU (x86 and s390x) from bookworm-backports,
-# udev, kmod, keyutils, virtme-ng into .venv, and the s390x cross compiler that
+# udev, kmod, keyutils, busybox, virtme-ng into .venv, and the s390x cross compiler that
 # builds the static runner of the s390x guest.
 #
 #   bash scripts/kernels.sh [--update]
@@ -43,6 +43,8 @@ command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
 command -v udevadm >/dev/null 2>&1 || need+=(udev)
 [ -x /usr/sbin/depmod ] || [ -x /sbin/depmod ] || need+=(kmod)
 command -v keyctl >/dev/null 2>&1 || need+=(keyutils)
+# vng builds its guest's initramfs from the host's busybox (else "no busybox was found")
+command -v busybox >/dev/null 2>&1 || need+=(busybox-static)
 command -v qemu-system-s390x >/dev/null 2>&1 || need+=(qemu-system-s390x)
 command -v s390x-linux-gnu-gcc >/dev/null 2>&1 || need+=(gcc-s390x-linux-gnu)
 [ -f /usr/s390x-linux-gnu/lib/libc.a ] || need+=(libc6-dev-s390x-cross)
