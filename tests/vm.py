@@ -35,6 +35,17 @@ class Kernel:
     vmlinuz: Path
     busybox: Path | None = None  # s390x: the guest's only userland
 
+    @property
+    def config(self) -> Path:
+        """The kernel's build configuration, as its package installs it. The guest
+        sees the host's /boot, where it is not, so a job that generates loaders in
+        the guest passes this file (libbpf would find none either)."""
+        for path in (self.vmlinuz.parent / "config",
+                     self.vmlinuz.parent / f"config-{self.version}"):
+            if path.is_file():
+                return path
+        raise FileNotFoundError(f"no config beside {self.vmlinuz}")
+
 
 def kernels() -> tuple[list[Kernel], str | None]:
     """The fetched kernels, or why there are none (the reason to skip with)."""
