@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fetches and caches the real kernels the VM tests boot (tests/test_vm.py), and
-# installs what booting them needs: QEMU from bookworm-backports, udev, kmod,
-# keyutils, and virtme-ng into .venv.
+# installs what booting them needs: QEMU (x86 and s390x) from bookworm-backports,
+# udev, kmod, keyutils, busybox, virtme-ng into .venv, and the s390x cross compiler that
+# builds the static runner of the s390x guest.
 #
 #   bash scripts/kernels.sh [--update]
 #
@@ -9,9 +10,11 @@
 #   lts   Debian's 6.12 LTS (bookworm-backports, the system's own apt sources)
 #   sid   Debian sid's newest amd64 kernel (a private apt configuration under the
 #         cache: the system's sources, lists and state are never touched)
+#   s390x Debian sid's newest s390x kernel, with sid's static s390x busybox for its
+#         initramfs (the same private configuration, for that architecture only)
 # Each is extracted, not installed, under $BPFGEN_CACHE/kernels/<package version>/
 # with its modules (depmod'ed), and listed in $BPFGEN_CACHE/kernels/manifest.tsv
-# (name, version, vmlinuz). The locked version is taken while the archive has it,
+# (name, version, vmlinuz[, busybox]). The locked version is taken while the archive has it,
 # else the newest of the same family, with a warning; --update rewrites the lock.
 # When the archive cannot be reached at all, or QEMU cannot be installed, the
 # manifest says so in an "unavailable" line and the VM tests skip with that reason;
@@ -40,6 +43,11 @@ command -v qemu-system-x86_64 >/dev/null 2>&1 || need+=(qemu-system-x86)
 command -v udevadm >/dev/null 2>&1 || need+=(udev)
 [ -x /usr/sbin/depmod ] || [ -x /sbin/depmod ] || need+=(kmod)
 command -v keyctl >/dev/null 2>&1 || need+=(keyutils)
+# vng builds its guest's initramfs from the host's busybox (else "no busybox was found")
+command -v busybox >/dev/null 2>&1 || need+=(busybox-static)
+command -v qemu-system-s390x >/dev/null 2>&1 || need+=(qemu-system-s390x)
+command -v s390x-linux-gnu-gcc >/dev/null 2>&1 || need+=(gcc-s390x-linux-gnu)
+[ -f /usr/s390x-linux-gnu/lib/libc.a ] || need+=(libc6-dev-s390x-cross)
 if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq || unavailable "apt-get update failed: no Debian archive"
   # QEMU 10 from backports: bookworm's 7.2 conflicts with the backports qemu-utils
@@ -132,9 +140,41 @@ if [ -z "$sid_ver" ] || [ ! -d "$CACHE/$sid_ver" ] || [ "$update" = 1 ]; then
 fi
 rows+=("sid	$sid_ver	$(vmlinuz_of "$CACHE/$sid_ver" "$sid_ver")")
 
+# --- Debian sid's newest s390x kernel and its static busybox: the same private
+# configuration, told that s390x is its only architecture and that nothing is
+# installed (the system's dpkg status lists amd64 packages only)
+APT390=("${APT[@]}" -o "Dir::State::Lists=$APTDIR/lists-s390x" -o APT::Architecture=s390x
+  -o APT::Architectures=s390x -o Dir::State::status=/dev/null)
+mkdir -p "$APTDIR/lists-s390x/partial"
+s390x_ver="$(locked s390x)"
+if [ -z "$s390x_ver" ] || [ ! -d "$CACHE/$s390x_ver" ] || [ "$update" = 1 ]; then
+  apt-get -qq "${APT390[@]}" update || unavailable "apt-get update of sid (s390x) failed: no Debian archive"
+  if [ -z "$s390x_ver" ] || [ -z "$(apt-cache "${APT390[@]}" madison "linux-binary-$s390x_ver" 2>/dev/null)" ] || [ "$update" = 1 ]; then
+    newest="$(apt-cache "${APT390[@]}" depends linux-image-s390x | sed -n 's/^ *Depends: linux-image-\(.*-s390x\)$/\1/p' | head -n1)"
+    [ -n "$newest" ] || { echo "kernels: sid's linux-image-s390x names no kernel" >&2; exit 1; }
+    [ -z "$s390x_ver" ] || [ "$s390x_ver" = "$newest" ] || [ "$update" = 1 ] ||
+      echo "kernels: warning: sid no longer has $s390x_ver; using $newest" >&2
+    s390x_ver="$newest"
+  fi
+  if [ ! -d "$CACHE/$s390x_ver" ]; then
+    debs="$CACHE/debs-$s390x_ver"
+    mkdir -p "$debs"
+    # the guest runs from an initramfs: no modules are loaded, so only the image
+    (cd "$debs" && apt-get -qq "${APT390[@]}" download "linux-binary-$s390x_ver" busybox-static)
+    tmp="$CACHE/$s390x_ver.tmp"
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
+    for deb in "$debs"/*.deb; do dpkg-deb -x "$deb" "$tmp"; done
+    [ -x "$tmp/usr/bin/busybox" ] || { echo "kernels: no busybox in sid's busybox-static (s390x)" >&2; exit 1; }
+    mv "$tmp" "$CACHE/$s390x_ver"
+    rm -rf "$debs"
+  fi
+fi
+rows+=("s390x	$s390x_ver	$(vmlinuz_of "$CACHE/$s390x_ver" "$s390x_ver")	$CACHE/$s390x_ver/usr/bin/busybox")
+
 if [ "$update" = 1 ]; then
-  printf '# kernel family -> last proven version (scripts/kernels.sh --update)\nlts\t%s\nsid\t%s\n' \
-    "$lts_pkg" "$sid_ver" >"$LOCK"
+  printf '# kernel family -> last proven version (scripts/kernels.sh --update)\nlts\t%s\nsid\t%s\ns390x\t%s\n' \
+    "$lts_pkg" "$sid_ver" "$s390x_ver" >"$LOCK"
 fi
 printf '%s\n' "${rows[@]}" >"$MANIFEST.tmp"
 mv "$MANIFEST.tmp" "$MANIFEST"

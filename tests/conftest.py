@@ -31,28 +31,24 @@ def host() -> dict[str, Any]:
     return host_facts()
 
 
-@pytest.fixture(scope="session")
-def lskel_run() -> Path:
-    """Path of a compiled lskel-run, built with gcc into TOOL_CACHE/lskel-run-HASH."""
+def _build_lskel_run(cc: str, flags: list[str], stem: str) -> Path:
+    """lskel-run compiled by ``cc`` with ``flags`` into TOOL_CACHE/STEM-HASH (the hash
+    of the source, the compiler and the flags), once."""
     if not LSKEL_RUN_SRC.is_file():
         pytest.skip(f"lskel-run source not found at {LSKEL_RUN_SRC}")
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.skip("gcc not found: cannot build lskel-run")
     source = LSKEL_RUN_SRC.read_bytes()
-    flags = ["-O2", "-Wall"]
-    key = hashlib.sha256(source + "\0".join(flags).encode()).hexdigest()[:16]
-    exe = TOOL_CACHE / f"lskel-run-{key}"
+    key = hashlib.sha256(source + "\0".join([cc, *flags]).encode()).hexdigest()[:16]
+    exe = TOOL_CACHE / f"{stem}-{key}"
     if os.access(exe, os.X_OK):
         return exe
     TOOL_CACHE.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".lskel-run.", dir=TOOL_CACHE)
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", dir=TOOL_CACHE)
     os.close(fd)
     try:
-        p = subprocess.run([gcc, *flags, "-o", tmp, str(LSKEL_RUN_SRC)],
+        p = subprocess.run([cc, *flags, "-o", tmp, str(LSKEL_RUN_SRC)],
                            capture_output=True, text=True, timeout=120)
         if p.returncode != 0:
-            pytest.skip(f"cannot compile lskel-run (missing libbpf headers?): "
+            pytest.skip(f"cannot compile {stem} (missing libbpf headers?): "
                         f"{p.stderr.strip()[-500:]}")
         os.chmod(tmp, 0o755)
         os.replace(tmp, exe)  # atomic: concurrent sessions never run a half-written file
@@ -60,6 +56,31 @@ def lskel_run() -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return exe
+
+
+@pytest.fixture(scope="session")
+def lskel_run() -> Path:
+    """Path of a compiled lskel-run, built with gcc into TOOL_CACHE/lskel-run-HASH."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("gcc not found: cannot build lskel-run")
+    return _build_lskel_run(gcc, ["-O2", "-Wall"], "lskel-run")
+
+
+@pytest.fixture(scope="session")
+def lskel_run_s390x() -> Path:
+    """lskel-run for the s390x guest: static (its initramfs has no C library),
+    against this host's libbpf skel_internal.h and the cross compiler's own kernel
+    headers. scripts/kernels.sh installs the cross compiler with the s390x kernel, so
+    a missing one is a failed set-up, not a reason to skip."""
+    cc = shutil.which("s390x-linux-gnu-gcc")
+    assert cc is not None, "s390x-linux-gnu-gcc missing: scripts/kernels.sh installs it"
+    include = TOOL_CACHE / "s390x-include"  # only bpf/: the host's other headers are amd64's
+    include.mkdir(parents=True, exist_ok=True)
+    if not (include / "bpf").is_symlink():
+        (include / "bpf").symlink_to("/usr/include/bpf")
+    return _build_lskel_run(cc, ["-static", "-O2", "-Wall", "-I", str(include)],
+                            "lskel-run-s390x")
 
 
 @pytest.fixture(params=["python", "native"])

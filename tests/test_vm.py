@@ -35,14 +35,20 @@ from test_signing import (  # noqa: F401  (fixtures)
     signed_build,
 )
 
-KERNELS, WHY = vm.kernels()
+ALL_KERNELS, WHY = vm.kernels()
+#: the amd64 kernels, booted through virtme-ng (the s390x one: tests/test_vm_s390x.py)
+KERNELS = [k for k in ALL_KERNELS if k.busybox is None]
 KCAPS = Path(__file__).resolve().parent / "kcaps.py"
 #: fixtures that need what this host's kernel refuses (fentry/fexit, LSM), and the
 #: kernels they must load in. 6.12 refuses attach_tracing's sleepable fentry on
 #: __x64_sys_getpgid ("is not sleepable": not on that kernel's list), for bpftool's
 #: loader and ours alike (the test above holds it to that).
 PROVEN_HERE = [("attach_tracing.bpf", "sid"), ("attach_lsm.bpf", "lts"),
-               ("attach_lsm.bpf", "sid")]
+               ("attach_lsm.bpf", "sid"), ("kfunc_module.bpf", "lts"),
+               ("kfunc_module.bpf", "sid")]
+#: the fixture whose kfuncs a module defines (nf_conntrack, a module in Debian's
+#: kernels): run once before the guest loads that module, and with the others after
+MODULE_KFUNCS = ("kfunc_module.bpf", "nf_conntrack")
 
 
 def _sid() -> vm.Kernel:
@@ -84,6 +90,16 @@ def vm_results(lskel_run: Path, host: dict[str, Any],
         job = ["set -u\n", f"{shlex.quote(sys.executable)} {shlex.quote(str(KCAPS))} --save "
                f"{shlex.quote(str(caps))} >/dev/null 2>&1\n"]
         outs: dict[str, tuple[Path, Path]] = {}
+        name, module = MODULE_KFUNCS
+        before = (shared / f"{name}.before-modprobe.ours.txt",
+                  shared / f"{name}.before-modprobe.theirs.txt")
+        loader = BpfObject.open(obj_path(name)).gen_loader(**host)
+        data, insns, _ = loader.write(shared / f"{name}.before-modprobe")
+        nr_before = (len(loader.map_names), len(loader.prog_names))
+        job.append(_job_lines(lskel_run, name, data, insns, nr_before, before[0]))
+        job.append(_job_lines(lskel_run, name, GOLDEN / f"{name}.data.bin",
+                              GOLDEN / f"{name}.insns.bin", nr_before, before[1]))
+        job.append(f"modprobe {module} || echo 'modprobe {module} failed'\n")
         for name in GOLDEN_NAMES:
             meta = golden_meta(name)
             nr = (int(str(meta["maps"])), int(str(meta["progs"])))
@@ -103,6 +119,8 @@ def vm_results(lskel_run: Path, host: dict[str, Any],
             shutil.copy(caps, Path(saved).with_name(f"capabilities-{kernel.name}.json"))
         per = {name: _read_runs(paths, printed) for name, paths in outs.items()}
         results[kernel.name] = per
+        results[f"{kernel.name}:before-modprobe"] = {
+            MODULE_KFUNCS[0]: _read_runs(before, printed)}
         if saved:
             loaded = [sum(r.rc == 0 for r in runs) for runs in zip(*per.values())]
             Path(saved).with_name(f"vm-{kernel.name}.txt").write_text(
@@ -140,6 +158,21 @@ def test_fentry_and_lsm_fixtures_load_in_real_kernels(
     ours, theirs = vm_results[kernel][name]
     assert ours.rc == 0 and theirs.rc == 0, (ours, theirs)
     assert all(p != [None, None] for p in ours.progs) and ours.progs, ours
+
+
+@pytest.mark.parametrize("kernel", [k.name for k in KERNELS] or ["none"])
+def test_module_kfuncs_resolve_in_the_modules_btf(
+        kernel: str, vm_results: dict[str, dict[str, tuple[Run, Run]]]) -> None:
+    """Before nf_conntrack is loaded, its kfuncs exist nowhere, and both loaders fail
+    alike; after modprobe both load (test above), so the kfuncs were found in the
+    module's BTF."""
+    name = MODULE_KFUNCS[0]
+    ours, theirs = vm_results[f"{kernel}:before-modprobe"][name]
+    assert ours.rc != 0 and theirs.rc != 0, (ours, theirs)
+    fail = [ln for ln in ours.out.splitlines() if ln.startswith("FAIL")]
+    assert fail and fail == [ln for ln in theirs.out.splitlines() if ln.startswith("FAIL")]
+    after = vm_results[kernel][name]
+    assert after[0].rc == 0 and after[1].rc == 0, after
 
 
 # -- signed light skeletons, verified by the sid kernel ----------------------------------
@@ -282,52 +315,78 @@ def _refused_here() -> list[str]:
 
 @pytest.fixture(scope="module")
 def vm_corpus(lskel_run: Path, tmp_path_factory: pytest.TempPathFactory
-              ) -> dict[str, tuple[Run, Run]]:
-    """source -> (ours, bpftool's) in the sid kernel, for the objects this host refuses."""
-    sid = _sid()
+              ) -> dict[str, tuple[dict[str, tuple[Run, Run]], dict[str, dict[str, Any]]]]:
+    """kernel -> (source -> (ours, bpftool's) through lskel-run, source -> our run()'s
+    verdict) for the selftests objects this host refuses; run() only in sid, where the
+    loaders are generated in the guest from its own kernel's facts."""
+    if WHY:
+        pytest.skip(WHY)
     corpus = corpus_obj_dir()
     names = _refused_here()
     if corpus is None or not names:
         pytest.skip("no selftests corpus or reference TSV")
     keydir = corpus.parent
     host = json.loads((keydir / "host.json").read_text())
-    shared = tmp_path_factory.mktemp("vm-corpus")
-    job = ["set -u\n"]
-    outs: dict[str, tuple[Path, Path]] = {}
-    for name in names:
-        obj = corpus / f"{name}.bpf.o"
-        try:
-            loader = BpfObject.open(obj).gen_loader(page_size=int(host["page_size"]),
-                                                     possible_cpus=int(host["possible_cpus"]))
-        except BpfgenError:
-            continue  # the differential reports what we reject
-        sha = hashlib.sha256(loader.data + loader.insns).hexdigest()[:16]
-        data, insns, _ = loader.write(shared / f"{name}.{sha}")
-        nr = (len(loader.map_names), len(loader.prog_names))
-        oracle = keydir / "oracle" / f"{name}.bpf"
-        ours, theirs = shared / f"{name}.{sha}.ours.txt", shared / f"{name}.theirs.txt"
-        job.append(_job_lines(lskel_run, name, data, insns, nr, ours))
-        job.append(_job_lines(lskel_run, name, Path(f"{oracle}.data.bin"),
-                              Path(f"{oracle}.insns.bin"), nr, theirs))
-        outs[name] = (ours, theirs)
-    printed = vm.boot(sid, "".join(job), shared, timeout=1800)
-    results = {name: _read_runs(paths, printed) for name, paths in outs.items()}
-    saved = os.environ.get("BPFGEN_CAPS_FILE")
-    if saved:
-        both = sum(o.rc == 0 and t.rc == 0 for o, t in results.values())
-        Path(saved).with_name("vm-sid-selftests.txt").write_text(
-            f"sid: selftests objects this host refuses (EPERM): {len(results)} run; bpftool's "
-            f"loader loads {sum(t.rc == 0 for _, t in results.values())}, ours "
-            f"{sum(o.rc == 0 for o, _ in results.values())}, both {both}\n")
+    repo = Path(__file__).resolve().parent.parent
+    results = {}
+    for kernel in KERNELS:
+        shared = tmp_path_factory.mktemp(f"vm-corpus-{kernel.name}")
+        job = ["set -u\n"]
+        outs: dict[str, tuple[Path, Path]] = {}
+        for name in names:
+            obj = corpus / f"{name}.bpf.o"
+            try:
+                loader = BpfObject.open(obj).gen_loader(
+                    page_size=int(host["page_size"]), possible_cpus=int(host["possible_cpus"]))
+            except BpfgenError:
+                continue  # the differential reports what we reject
+            sha = hashlib.sha256(loader.data + loader.insns).hexdigest()[:16]
+            data, insns, _ = loader.write(shared / f"{name}.{sha}")
+            nr = (len(loader.map_names), len(loader.prog_names))
+            oracle = keydir / "oracle" / f"{name}.bpf"
+            ours, theirs = shared / f"{name}.{sha}.ours.txt", shared / f"{name}.theirs.txt"
+            job.append(_job_lines(lskel_run, name, data, insns, nr, ours))
+            job.append(_job_lines(lskel_run, name, Path(f"{oracle}.data.bin"),
+                                  Path(f"{oracle}.insns.bin"), nr, theirs))
+            outs[name] = (ours, theirs)
+        verdicts = shared / "run.json"
+        if kernel.name == "sid":
+            argv = [sys.executable, str(repo / "tests" / "guest_run_corpus.py"),
+                    str(kernel.config), str(verdicts),
+                    *(str(corpus / f"{name}.bpf.o") for name in outs)]
+            job.append("export PYTHONDONTWRITEBYTECODE=1\n"
+                       + " ".join(shlex.quote(a) for a in argv)
+                       + f" > {shlex.quote(str(shared / 'run.txt'))} 2>&1\n")
+        printed = vm.boot(kernel, "".join(job), shared, timeout=1800)
+        per = {name: _read_runs(paths, printed) for name, paths in outs.items()}
+        runs: dict[str, dict[str, Any]] = {}
+        if kernel.name == "sid":
+            assert verdicts.is_file(), (shared / "run.txt").read_text()[-3000:]
+            runs = json.loads(verdicts.read_text())
+            assert len(runs) == len(outs), (shared / "run.txt").read_text()[-3000:]
+        results[kernel.name] = (per, runs)
+        saved = os.environ.get("BPFGEN_CAPS_FILE")
+        if saved:
+            both = sum(o.rc == 0 and t.rc == 0 for o, t in per.values())
+            line = (f"{kernel.name}: selftests objects this host refuses (EPERM): {len(per)} "
+                    f"run; bpftool's loader loads {sum(t.rc == 0 for _, t in per.values())}, "
+                    f"ours {sum(o.rc == 0 for o, _ in per.values())}, both {both}")
+            if runs:
+                line += f"; through run(): {sum(bool(r['ok']) for r in runs.values())}"
+            Path(saved).with_name(f"vm-{kernel.name}-selftests.txt").write_text(line + "\n")
     return results
 
 
-def test_selftests_this_host_refuses_load_like_bpftools_in_sid(
-        vm_corpus: dict[str, tuple[Run, Run]]) -> None:
-    """Every object whose bpftool loader loads in sid loads with ours, with the same maps
-    and programs; where bpftool's fails, ours fails the same way."""
+@pytest.mark.parametrize("kernel", [k.name for k in KERNELS] or ["none"])
+def test_selftests_this_host_refuses_load_like_bpftools(
+        kernel: str,
+        vm_corpus: dict[str, tuple[dict[str, tuple[Run, Run]], dict[str, dict[str, Any]]]]
+) -> None:
+    """Every object whose bpftool loader loads in the kernel loads with ours, with the
+    same maps and programs; where bpftool's fails, ours fails the same way."""
+    per, _ = vm_corpus[kernel]
     problems = []
-    for name, (ours, theirs) in sorted(vm_corpus.items()):
+    for name, (ours, theirs) in sorted(per.items()):
         if theirs.rc == 0:
             if ours.rc != 0 or (ours.maps, ours.map_sizes) != (theirs.maps, theirs.map_sizes):
                 problems.append(f"{name}: bpftool's loads, ours: {ours.out[:300]}")
@@ -337,7 +396,29 @@ def test_selftests_this_host_refuses_load_like_bpftools_in_sid(
             if ours.rc == 0 or fail != want:
                 problems.append(f"{name}: bpftool's fails ({want}), ours: {ours.out[:300]}")
     assert not problems, "\n".join(problems)
-    assert sum(t.rc == 0 for _, t in vm_corpus.values()) > len(vm_corpus) // 2
+    assert sum(t.rc == 0 for _, t in per.values()) > len(per) // 2
+
+
+def test_selftests_this_host_refuses_load_through_run_in_sid(
+        vm_corpus: dict[str, tuple[dict[str, tuple[Run, Run]], dict[str, dict[str, Any]]]]
+) -> None:
+    """run() in the sid guest, generating from that kernel's own facts, loads every
+    object whose bpftool loader loads there, with as many maps and programs as that
+    loader created."""
+    if "sid" not in vm_corpus:
+        pytest.skip("the sid kernel was not fetched")
+    per, runs = vm_corpus["sid"]
+    problems = []
+    for name, (_, theirs) in sorted(per.items()):
+        verdict = runs[f"{name}.bpf.o"]
+        if theirs.rc == 0 and not verdict["ok"]:
+            problems.append(f"{name}: bpftool's loads, run(): {verdict['error']}")
+        elif theirs.rc == 0:
+            made = (sum(m != [None, None] for m in theirs.maps),
+                    sum(p != [None, None] for p in theirs.progs))
+            if (verdict["maps"], verdict["progs"]) != made:
+                problems.append(f"{name}: run() made {verdict}, bpftool's loader {made}")
+    assert not problems, "\n".join(problems)
 
 
 def test_kprobe_kretprobe_uprobe_fire_in_sid(vm_pytest: tuple[str, str, str]) -> None:
