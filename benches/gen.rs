@@ -6,10 +6,68 @@
 //! ```
 //!
 //! Prints, per object, the median µs of `open`, `gen_loader` and (with
-//! `--skeleton`) `gen_skeleton`, then the geometric mean of open+gen and the
-//! process's peak RSS (`peak_rss_kb=`, VmHWM).
+//! `--skeleton`) `gen_skeleton`; the heap allocations (and reallocations) one
+//! `open` and one `gen_loader` make, with the bytes they ask for; the minor page
+//! faults of the first pass (cold) and of one later pass; then the geometric
+//! mean of open+gen and the process's peak RSS (`peak_rss_kb=`, VmHWM).
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
+
+/// The system allocator, counting what the core asks of it: allocation counts
+/// are exact and repeatable where times are noisy.
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+static REALLOCS: AtomicU64 = AtomicU64::new(0);
+static BYTES: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Relaxed);
+        BYTES.fetch_add(layout.size() as u64, Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Relaxed);
+        BYTES.fetch_add(layout.size() as u64, Relaxed);
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        REALLOCS.fetch_add(1, Relaxed);
+        BYTES.fetch_add(new_size.saturating_sub(layout.size()) as u64, Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// (allocations, reallocations, bytes) so far.
+fn heap() -> [u64; 3] {
+    [ALLOCS.load(Relaxed), REALLOCS.load(Relaxed), BYTES.load(Relaxed)]
+}
+
+fn since(before: [u64; 3]) -> [u64; 3] {
+    let now = heap();
+    [now[0] - before[0], now[1] - before[1], now[2] - before[2]]
+}
+
+/// Minor page faults of this process so far (/proc/self/stat, field 10).
+fn minor_faults() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name (field 2) may hold spaces: count fields after its ')'.
+    stat.rsplit(')')
+        .next()
+        .and_then(|rest| rest.split_whitespace().nth(7))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
 
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -39,13 +97,20 @@ fn main() {
     let host = bpfgen_fast::Host::detect();
     let mut log_sum = 0.0;
     let mut n_ok = 0usize;
-    println!("{:<32} {:>10} {:>10} {:>10}", "object", "open_us", "gen_us", "skel_us");
+    println!(
+        "{:<32} {:>10} {:>10} {:>10}  {:>16} {:>16} {:>10} {:>10}",
+        "object", "open_us", "gen_us", "skel_us", "open_allocs/re", "gen_allocs/re", "alloc_kb", "faults"
+    );
     for path in &paths {
         let data = std::fs::read(path).expect("read object");
         let name = bpfgen_fast::default_object_name(path);
         let (mut t_open, mut t_gen, mut t_skel) = (Vec::new(), Vec::new(), Vec::new());
         let mut failed = None;
-        for _ in 0..repeats + 1 {
+        let (mut open_heap, mut gen_heap) = ([0; 3], [0; 3]);
+        let mut faults = (0, 0);
+        for pass in 0..repeats + 1 {
+            let faults_before = minor_faults();
+            let heap0 = heap();
             let t0 = Instant::now();
             let obj = match bpfgen_fast::open(&data, &name) {
                 Ok(o) => o,
@@ -55,8 +120,17 @@ fn main() {
                 }
             };
             let t1 = Instant::now();
+            open_heap = since(heap0);
+            let heap1 = heap();
             let blobs = bpfgen_fast::gen_loader(&obj, &host);
             let t2 = Instant::now();
+            gen_heap = since(heap1);
+            let pass_faults = minor_faults() - faults_before;
+            match pass {
+                0 => faults.0 = pass_faults,
+                1 => faults.1 = pass_faults,
+                _ => {}
+            }
             let blobs = match blobs {
                 Ok(b) => b,
                 Err(e) => {
@@ -87,7 +161,13 @@ fn main() {
             println!("{base:<32} {o:>10.1} {g:>10.1} {:>10} error: {}", "-", e.reason);
             continue;
         }
-        println!("{base:<32} {o:>10.1} {g:>10.1} {s:>10.1}");
+        let kb = (open_heap[2] + gen_heap[2]) / 1024;
+        println!(
+            "{base:<32} {o:>10.1} {g:>10.1} {s:>10.1}  {:>16} {:>16} {kb:>10} {:>10}",
+            format!("{}/{}", open_heap[0], open_heap[1]),
+            format!("{}/{}", gen_heap[0], gen_heap[1]),
+            format!("{}/{}", faults.0, faults.1),
+        );
         log_sum += (o + g).ln();
         n_ok += 1;
     }
