@@ -395,7 +395,13 @@ pub fn section_defs() -> &'static [SectionDef] {
 ///
 /// A leading `?` (libbpf's "don't autoload" marker) is not stripped here.
 pub fn find_section_def(sec_name: &str) -> Option<&'static SectionDef> {
-    SECTION_DEFS.iter().find(|d| d.matches(sec_name))
+    // Every pattern matches at its first byte, so comparing that byte first
+    // skips almost every entry of the table without the string matching
+    // (Performance: the scan ran once per program over ~170 entries).
+    let first = sec_name.as_bytes().first();
+    SECTION_DEFS
+        .iter()
+        .find(|d| d.pattern.as_bytes().first() == first && d.matches(sec_name))
 }
 
 /// The part of a section name after its first `/`, which libbpf uses both as
