@@ -119,10 +119,13 @@ impl<'a> Opener<'a, '_> {
             let Some(prog_idx) = find_prog_by_sec_insn(&self.obj.programs, target, sec_insn) else {
                 continue;
             };
-            let sym_name = if sym.typ == elf::STT_SECTION && sym.name_off == 0 {
-                self.section_name(sym.shndx as usize).to_string()
+            // Borrowed from the ELF image: only error messages read it, and a
+            // copy per relocation was one allocation each.
+            let image = self.elf;
+            let sym_name: &str = if sym.typ == elf::STT_SECTION && sym.name_off == 0 {
+                image.sections.get(sym.shndx as usize).map_or("<?>", |s| s.name)
             } else {
-                sym.name.to_string()
+                sym.name
             };
             let prog = &self.obj.programs[prog_idx];
             let insn_idx = sec_insn - prog.sec_insn_off;
