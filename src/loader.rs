@@ -891,10 +891,10 @@ impl LoaderGen {
         if self.gen_hash {
             self.patch_data_hash();
         }
-        let mut insns = Vec::with_capacity(self.insns.len() * 8);
-        for i in &self.insns {
-            insns.extend_from_slice(&i.to_bytes());
-        }
+        // One copy of the instructions' memory, already the wire format on
+        // little-endian hosts (an 8-byte append per instruction cost 5% of
+        // open+generate on small objects).
+        let mut insns = crate::insn::wire_bytes(&self.insns).into_owned();
         if self.big_endian {
             Insn::bswap_wire(&mut insns);
         }
