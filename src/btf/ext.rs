@@ -122,6 +122,11 @@ impl BtfExt {
         &self.raw[o..o + info.rec_size]
     }
 
+    /// Records `first..end` of a section, contiguous as the file stores them.
+    pub fn records(&self, info: &ExtInfo, sec: &ExtSection, first: usize, end: usize) -> &[u8] {
+        &self.raw[sec.data_off + first * info.rec_size..sec.data_off + end * info.rec_size]
+    }
+
     /// First u32 of record `i` (the instruction byte offset for every kind).
     pub fn record_insn_off(&self, info: &ExtInfo, sec: &ExtSection, i: usize) -> u32 {
         read_u32(&self.raw, sec.data_off + i * info.rec_size).unwrap_or(0)
