@@ -59,6 +59,28 @@ fn to_py_err(py: Python<'_>, e: Error) -> PyErr {
     err
 }
 
+/// An I/O failure on `path` as Python's `OSError(errno, strerror, filename)`
+/// (so `FileNotFoundError` and friends), or `OSError("path: message")` when
+/// there is no errno (e.g. a corrupt gzip stream).
+fn os_error(path: &std::path::Path, errno: Option<i32>, message: &str) -> PyErr {
+    let path = path.to_string_lossy().into_owned();
+    match errno {
+        Some(n) => {
+            let text = std::io::Error::from_raw_os_error(n).to_string();
+            let strerror = text
+                .strip_suffix(&format!(" (os error {n})"))
+                .unwrap_or(&text)
+                .to_string();
+            pyo3::exceptions::PyOSError::new_err((n, strerror, path))
+        }
+        None => pyo3::exceptions::PyOSError::new_err(format!("{path}: {message}")),
+    }
+}
+
+fn io_error(path: &std::path::Path, e: &std::io::Error) -> PyErr {
+    os_error(path, e.raw_os_error(), &e.to_string())
+}
+
 /// Host facts: this machine's unless given explicitly (see `Host`).
 #[derive(FromPyObject, Default)]
 struct HostArgs {
@@ -445,6 +467,14 @@ fn default_object_name(path: &str) -> String {
     crate::default_object_name(path)
 }
 
+/// The text of a kernel config file (`--kconfig-file`), gunzipped if it is
+/// compressed like `/proc/config.gz`.
+#[pyfunction]
+fn read_kconfig(py: Python<'_>, path: std::path::PathBuf) -> PyResult<String> {
+    py.detach(|| crate::host::read_maybe_gz(&path))
+        .map_err(|e| io_error(&path, &e))
+}
+
 /// (page_size, possible_cpus) of this host, as libbpf reads them.
 #[pyfunction]
 fn host_defaults() -> (u32, u32) {
@@ -469,20 +499,7 @@ fn batch_failure<'py>(py: Python<'py>, f: crate::batch::Failure) -> Option<Bound
     let err = match f {
         Failure::Skipped => return None,
         Failure::Gen(e) => to_py_err(py, e),
-        Failure::Io { path, errno, message } => {
-            let path = path.to_string_lossy().into_owned();
-            match errno {
-                Some(n) => {
-                    let text = std::io::Error::from_raw_os_error(n).to_string();
-                    let strerror = text
-                        .strip_suffix(&format!(" (os error {n})"))
-                        .unwrap_or(&text)
-                        .to_string();
-                    pyo3::exceptions::PyOSError::new_err((n, strerror, path))
-                }
-                None => pyo3::exceptions::PyOSError::new_err(format!("{path}: {message}")),
-            }
-        }
+        Failure::Io { path, errno, message } => os_error(&path, errno, &message),
         Failure::DuplicateName(name) => pyo3::exceptions::PyValueError::new_err(format!(
             "duplicate object name '{name}' in the batch: its output files would overwrite another object's"
         )),
@@ -698,6 +715,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(open_and_gen, m)?)?;
     m.add_function(wrap_pyfunction!(default_object_name, m)?)?;
     m.add_function(wrap_pyfunction!(host_defaults, m)?)?;
+    m.add_function(wrap_pyfunction!(read_kconfig, m)?)?;
     m.add_function(wrap_pyfunction!(selfcheck, m)?)?;
     m.add_function(wrap_pyfunction!(gen_batch, m)?)?;
     m.add_function(wrap_pyfunction!(_time_core, m)?)?;

@@ -100,13 +100,16 @@ fn uname() -> (String, String) {
     (field(&u.release), field(&u.version))
 }
 
-/// Read a possibly gzip-compressed text file (gzopen accepts both).
-pub fn read_maybe_gz(path: &str) -> std::io::Result<String> {
+/// Read a possibly gzip-compressed text file (gzopen accepts both), such as
+/// `/proc/config.gz`. Bytes that are not UTF-8 become U+FFFD, compressed or
+/// not: a config is ASCII, and one stray byte should not hide every option.
+/// The one reader of kernel config files, for the CLI and the Python facade.
+pub fn read_maybe_gz(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
     let raw = std::fs::read(path)?;
     if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = String::new();
-        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_string(&mut out)?;
-        Ok(out)
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out)?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
     } else {
         Ok(String::from_utf8_lossy(&raw).into_owned())
     }
@@ -175,7 +178,7 @@ impl ResolveInputs for Host {
             return Ok(text.clone());
         }
         let (release, _) = uname();
-        let text: Arc<str> = read_maybe_gz(&format!("/boot/config-{release}"))
+        let text: Arc<str> = read_maybe_gz(format!("/boot/config-{release}"))
             .or_else(|_| read_maybe_gz("/proc/config.gz"))
             .map_err(|_| Error::unsupported("failed to open system Kconfig (give one with --kconfig-file)"))?
             .into();

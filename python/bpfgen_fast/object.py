@@ -77,15 +77,7 @@ def host_args(
     ``"bpftool-7.8"`` (C++-compatible casts); the loader blobs are the same."""
     if compat not in COMPAT_CHOICES:
         raise ValueError(f"compat must be one of {', '.join(COMPAT_CHOICES)}, got {compat!r}")
-    kconfig_text = None
-    if kconfig_file is not None:
-        with open(kconfig_file, "rb") as f:
-            raw = f.read()
-        if raw[:2] == b"\x1f\x8b":
-            import gzip
-
-            raw = gzip.decompress(raw)
-        kconfig_text = raw.decode(errors="replace")
+    kconfig_text = None if kconfig_file is None else _core.read_kconfig(kconfig_file)
     kallsyms_text = None
     if kallsyms_file is not None:
         with open(kallsyms_file, errors="replace") as f:
