@@ -475,6 +475,17 @@ fn read_kconfig(py: Python<'_>, path: std::path::PathBuf) -> PyResult<String> {
         .map_err(|e| io_error(&path, &e))
 }
 
+/// `KERNEL_VERSION(a, b, c)` of `"a.b.c"` (the patch level capped at 255).
+#[pyfunction]
+fn kernel_version_code(version: &str) -> PyResult<u32> {
+    crate::host::parse_kernel_version(version).ok_or_else(|| {
+        pyo3::exceptions::PyValueError::new_err(format!(
+            "kernel version must look like 6.12.3, got {}",
+            crate::json::py_repr(version)
+        ))
+    })
+}
+
 /// (page_size, possible_cpus) of this host, as libbpf reads them.
 #[pyfunction]
 fn host_defaults() -> (u32, u32) {
@@ -716,6 +727,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(default_object_name, m)?)?;
     m.add_function(wrap_pyfunction!(host_defaults, m)?)?;
     m.add_function(wrap_pyfunction!(read_kconfig, m)?)?;
+    m.add_function(wrap_pyfunction!(kernel_version_code, m)?)?;
     m.add_function(wrap_pyfunction!(selfcheck, m)?)?;
     m.add_function(wrap_pyfunction!(gen_batch, m)?)?;
     m.add_function(wrap_pyfunction!(_time_core, m)?)?;

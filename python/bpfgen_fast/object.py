@@ -25,18 +25,6 @@ _MAP_DESC_SIZE = 16
 _PROG_DESC_SIZE = 4
 
 
-
-def kernel_version_code(version: int | str) -> int:
-    """``KERNEL_VERSION(a, b, c)`` from an int (passed through) or ``"a.b.c"``."""
-    if isinstance(version, int):
-        return version
-    parts = version.strip().split(".")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
-        raise ValueError(f"kernel version must look like 6.12.3, got {version!r}")
-    major, minor, patch = (int(p) for p in parts)
-    return (major << 16) + (minor << 8) + min(patch, 255)
-
-
 def _kconfig_lines(kconfig: Mapping[str, KconfigValue]) -> str:
     lines = []
     for name, value in kconfig.items():
@@ -78,6 +66,9 @@ def host_args(
     if compat not in COMPAT_CHOICES:
         raise ValueError(f"compat must be one of {', '.join(COMPAT_CHOICES)}, got {compat!r}")
     kconfig_text = None if kconfig_file is None else _core.read_kconfig(kconfig_file)
+    # an int is KERNEL_VERSION's code already; the core parses "a.b.c"
+    version_code = (kernel_version if kernel_version is None or isinstance(kernel_version, int)
+                    else _core.kernel_version_code(kernel_version))
     kallsyms_text = None
     if kallsyms_file is not None:
         with open(kallsyms_file, errors="replace") as f:
@@ -85,7 +76,7 @@ def host_args(
     return {
         "page_size": page_size,
         "possible_cpus": possible_cpus,
-        "kernel_version": None if kernel_version is None else kernel_version_code(kernel_version),
+        "kernel_version": version_code,
         "kconfig": kconfig_text,
         "kconfig_extra": None if kconfig is None else _kconfig_lines(kconfig),
         "kallsyms": kallsyms_text,
