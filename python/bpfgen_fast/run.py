@@ -53,7 +53,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 
-from bpfgen_fast import _bpf
+from bpfgen_fast import _bpf, _core
 from bpfgen_fast.errors import BpfgenError
 from bpfgen_fast.explain import (
     BtfLoad,
@@ -122,19 +122,6 @@ def map_ident(name: str, internal: bool) -> str | None:
         if at >= 0:
             return "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name[at + 1 :])
     return None
-
-
-def _possible_cpus() -> int:
-    try:
-        with open("/sys/devices/system/cpu/possible") as f:
-            text = f.read().strip()
-    except OSError:
-        return os.cpu_count() or 1
-    n = 0
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        n += (int(hi) if hi else int(lo)) - int(lo) + 1
-    return n
 
 
 _PERCPU_MAPS = {5, 6, 10, 21}  # percpu_hash, percpu_array, lru_percpu_hash, percpu_cgroup_storage
@@ -521,7 +508,8 @@ class LoadedObject:
         rec = self._map_record(name)
         size = rec.value_size
         if rec.type in _PERCPU_MAPS:
-            size = (size + 7) // 8 * 8 * _possible_cpus()
+            # one value per possible CPU, counted as the core counts them for generation
+            size = (size + 7) // 8 * 8 * _core.host_defaults()[1]
         return _bpf.map_lookup_elem(self.map_fd(name), key, size)
 
     def update(self, name: str, key: bytes, value: bytes, flags: int = 0) -> None:
