@@ -4,7 +4,7 @@
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict};
 
 use crate::error::{Error, ErrorKind};
 use crate::host::Host;
@@ -170,6 +170,24 @@ type OpenGenTuple<'py> = (
     Vec<String>,
 );
 
+/// One map as `Object.maps` returns it: (name, section, type, key_size,
+/// value_size, max_entries, flags, internal, inner, ident).
+type MapTuple = (
+    String,
+    String,
+    &'static str,
+    u32,
+    u32,
+    u32,
+    u32,
+    bool,
+    Option<String>,
+    Option<String>,
+);
+
+/// One entry program as `Object.programs` returns it.
+type ProgTuple = (String, String, &'static str, Option<&'static str>, u32, usize, bool);
+
 /// (data, insns, map_names, prog_names) as returned to Python.
 type LoaderTuple<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>, Vec<String>, Vec<String>);
 
@@ -213,46 +231,48 @@ impl PyObject_ {
         self.inner.big_endian
     }
 
-    /// Maps in libbpf's order, as dicts of read-only facts.
-    fn maps<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let list = PyList::empty(py);
-        for m in &self.inner.maps {
-            let d = PyDict::new(py);
-            d.set_item("name", &m.name)?;
-            d.set_item("section", crate::inspect::map_section(&self.inner, m))?;
-            d.set_item("type", section_defs::map_type_name(m.def.map_type).unwrap_or("unknown"))?;
-            d.set_item("type_id", m.def.map_type)?;
-            d.set_item("key_size", m.def.key_size)?;
-            d.set_item("value_size", m.def.value_size)?;
-            d.set_item("max_entries", m.def.max_entries)?;
-            d.set_item("flags", m.def.map_flags)?;
-            d.set_item("internal", m.is_internal())?;
-            d.set_item("inner", m.inner.as_ref().map(|i| i.name.clone()))?;
-            list.append(d)?;
-        }
-        Ok(list)
+    /// Maps in libbpf's order, each as `MapInfo`'s fields in its order.
+    fn maps(&self) -> Vec<MapTuple> {
+        self.inner
+            .maps
+            .iter()
+            .map(|m| {
+                (
+                    m.name.clone(),
+                    crate::inspect::map_section(&self.inner, m),
+                    section_defs::map_type_name(m.def.map_type).unwrap_or("unknown"),
+                    m.def.key_size,
+                    m.def.value_size,
+                    m.def.max_entries,
+                    m.def.map_flags,
+                    m.is_internal(),
+                    m.inner.as_ref().map(|i| i.name.clone()),
+                    crate::skel::map_ident(m),
+                )
+            })
+            .collect()
     }
 
-    /// Entry programs in libbpf's order (sub-programs are not listed).
-    fn programs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let list = PyList::empty(py);
-        for p in self.inner.programs.iter().filter(|p| !p.is_subprog) {
-            let a = p.load_attrs();
-            let d = PyDict::new(py);
-            d.set_item("name", &p.name)?;
-            d.set_item("section", &p.sec_name)?;
-            d.set_item("type", section_defs::prog_type_name(a.prog_type).unwrap_or("unspec"))?;
-            d.set_item("type_id", a.prog_type)?;
-            d.set_item(
-                "expected_attach_type",
-                section_defs::attach_type_name(a.expected_attach_type),
-            )?;
-            d.set_item("flags", a.prog_flags)?;
-            d.set_item("insn_cnt", p.sec_insn_cnt)?;
-            d.set_item("autoload", p.autoload)?;
-            list.append(d)?;
-        }
-        Ok(list)
+    /// Entry programs in libbpf's order (sub-programs are not listed): (name,
+    /// section, type, expected attach type, flags, insn count, autoload).
+    fn programs(&self) -> Vec<ProgTuple> {
+        self.inner
+            .programs
+            .iter()
+            .filter(|p| !p.is_subprog)
+            .map(|p| {
+                let a = p.load_attrs();
+                (
+                    p.name.clone(),
+                    p.sec_name.clone(),
+                    section_defs::prog_type_name(a.prog_type).unwrap_or("unspec"),
+                    section_defs::attach_type_name(a.expected_attach_type),
+                    a.prog_flags,
+                    p.sec_insn_cnt,
+                    p.autoload,
+                )
+            })
+            .collect()
     }
 
     /// `inspect`'s output: the JSON document (`json=True`) or the text summary.
@@ -473,6 +493,13 @@ fn default_object_name(path: &str) -> String {
 fn read_kconfig(py: Python<'_>, path: std::path::PathBuf) -> PyResult<String> {
     py.detach(|| crate::host::read_maybe_gz(&path))
         .map_err(|e| io_error(&path, &e))
+}
+
+/// The skeleton member name of a map known only by `name` (see
+/// `skel::map_ident_of`); None for an internal map the skeleton leaves out.
+#[pyfunction]
+fn map_ident(name: &str, internal: bool) -> Option<String> {
+    crate::skel::map_ident_of(name, internal)
 }
 
 /// `KERNEL_VERSION(a, b, c)` of `"a.b.c"` (the patch level capped at 255).
@@ -728,6 +755,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(host_defaults, m)?)?;
     m.add_function(wrap_pyfunction!(read_kconfig, m)?)?;
     m.add_function(wrap_pyfunction!(kernel_version_code, m)?)?;
+    m.add_function(wrap_pyfunction!(map_ident, m)?)?;
     m.add_function(wrap_pyfunction!(selfcheck, m)?)?;
     m.add_function(wrap_pyfunction!(gen_batch, m)?)?;
     m.add_function(wrap_pyfunction!(_time_core, m)?)?;

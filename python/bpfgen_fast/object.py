@@ -125,12 +125,14 @@ class _Frozen:
 
 
 class MapInfo(_Frozen):
-    """Read-only facts about one map, as libbpf's open phase sees it."""
+    """Read-only facts about one map, as libbpf's open phase sees it. ``ident`` is its
+    member name in the light skeleton (``skel->maps.<ident>``, and ``skel-><ident>`` for
+    mmapped global data); None for an internal map the skeleton leaves out."""
 
-    __slots__ = ("flags", "inner", "internal", "key_size", "max_entries", "name", "section",
-                 "type", "value_size")
+    __slots__ = ("flags", "ident", "inner", "internal", "key_size", "max_entries", "name",
+                 "section", "type", "value_size")
     _FIELDS = ("name", "section", "type", "key_size", "value_size", "max_entries", "flags",
-               "internal", "inner")
+               "internal", "inner", "ident")
     name: str
     section: str
     type: str
@@ -140,57 +142,59 @@ class MapInfo(_Frozen):
     flags: int
     internal: bool
     inner: str | None
+    ident: str | None
 
     def __init__(self, name: str, section: str, type: str, key_size: int, value_size: int,
-                 max_entries: int, flags: int, internal: bool, inner: str | None) -> None:
+                 max_entries: int, flags: int, internal: bool, inner: str | None,
+                 ident: str | None = None) -> None:
         for f, v in zip(self._FIELDS, (name, section, type, key_size, value_size, max_entries,
-                                       flags, internal, inner)):
+                                       flags, internal, inner, ident)):
             object.__setattr__(self, f, v)
 
 
 class ProgramInfo:
     """One entry program. ``autoload`` may be changed before generation."""
 
-    __slots__ = ("_facts", "_obj")
+    __slots__ = ("_autoload", "_facts", "_obj")
 
-    def __init__(self, obj: _core.Object, facts: dict[str, object]) -> None:
+    def __init__(self, obj: _core.Object, facts: _core.ProgramFacts) -> None:
         self._obj = obj
         self._facts = facts
+        self._autoload = facts[6]
 
     @property
     def name(self) -> str:
-        return str(self._facts["name"])
+        return self._facts[0]
 
     @property
     def section(self) -> str:
-        return str(self._facts["section"])
+        return self._facts[1]
 
     @property
     def type(self) -> str:
         """Program type as libbpf spells it (``tracepoint``, ``xdp``, ...)."""
-        return str(self._facts["type"])
+        return self._facts[2]
 
     @property
     def expected_attach_type(self) -> str | None:
-        v = self._facts["expected_attach_type"]
-        return None if v is None else str(v)
+        return self._facts[3]
 
     @property
     def flags(self) -> int:
-        return int(str(self._facts["flags"]))
+        return self._facts[4]
 
     @property
     def insn_cnt(self) -> int:
-        return int(str(self._facts["insn_cnt"]))
+        return self._facts[5]
 
     @property
     def autoload(self) -> bool:
-        return bool(self._facts["autoload"])
+        return self._autoload
 
     @autoload.setter
     def autoload(self, value: bool) -> None:
         self._obj.set_autoload(self.name, bool(value))
-        self._facts["autoload"] = bool(value)
+        self._autoload = bool(value)
 
     def __repr__(self) -> str:
         return f"ProgramInfo(name={self.name!r}, section={self.section!r}, type={self.type!r})"
@@ -297,26 +301,13 @@ class BpfObject:
 
     @property
     def maps(self) -> Mapping[str, MapInfo]:
-        items: dict[str, object] = {}
-        for m in self._core.maps():
-            items[str(m["name"])] = MapInfo(
-                name=str(m["name"]),
-                section=str(m["section"]),
-                type=str(m["type"]),
-                key_size=int(str(m["key_size"])),
-                value_size=int(str(m["value_size"])),
-                max_entries=int(str(m["max_entries"])),
-                flags=int(str(m["flags"])),
-                internal=bool(m["internal"]),
-                inner=None if m["inner"] is None else str(m["inner"]),
-            )
+        # the core gives each map's facts in MapInfo's field order
+        items: dict[str, object] = {m[0]: MapInfo(*m) for m in self._core.maps()}
         return _OrderedView(items)  # type: ignore[return-value]
 
     @property
     def programs(self) -> Mapping[str, ProgramInfo]:
-        items: dict[str, object] = {}
-        for p in self._core.programs():
-            items[str(p["name"])] = ProgramInfo(self._core, p)
+        items: dict[str, object] = {p[0]: ProgramInfo(self._core, p) for p in self._core.programs()}
         return _OrderedView(items)  # type: ignore[return-value]
 
     @property

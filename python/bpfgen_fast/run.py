@@ -113,15 +113,8 @@ def _strerror(err: int) -> str:
     return f"{os.strerror(err)} ({name})"
 
 
-def map_ident(name: str, internal: bool) -> str | None:
-    """bpftool's ``get_map_ident``: the skeleton member name of a map."""
-    if not internal:
-        return name
-    for sfx in (".data", ".rodata", ".bss", ".kconfig"):
-        at = name.find(sfx)
-        if at >= 0:
-            return "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name[at + 1 :])
-    return None
+#: bpftool's ``get_map_ident`` for a map known only by name (a Loader without its object)
+map_ident = _core.map_ident
 
 
 _PERCPU_MAPS = {5, 6, 10, 21}  # percpu_hash, percpu_array, lru_percpu_hash, percpu_cgroup_storage
@@ -841,8 +834,11 @@ def run(
     mmapable: dict[int, tuple[str, int, bool]] = {}  # map idx -> (ident, mmap size, rdonly)
     page = mmap.PAGESIZE
     for m in maps:
-        internal = info[m.name].internal if m.name in info else "." in m.name
-        ident = map_ident(m.name, internal)
+        if m.name in info:  # the skeleton's member name
+            internal, ident = info[m.name].internal, info[m.name].ident
+        else:  # a Loader without its object: the kernel's name is all there is
+            internal = "." in m.name
+            ident = map_ident(m.name, internal)
         if ident is not None:
             idents.setdefault(ident, m.name)
         if internal and ident and m.flags & _bpf.BPF_F_MMAPABLE and m.index in images:
