@@ -4,7 +4,7 @@
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyInt};
 
 use crate::error::{Error, ErrorKind};
 use crate::host::Host;
@@ -495,6 +495,25 @@ fn read_kconfig(py: Python<'_>, path: std::path::PathBuf) -> PyResult<String> {
         .map_err(|e| io_error(&path, &e))
 }
 
+// libbpf's names for the UAPI enums (`libbpf_bpf_*_type_str`); None for a
+// value past the table, and for any int that is not a u32 (not an error: the
+// facade shows such a value as unknown(N)).
+
+#[pyfunction]
+fn map_type_name(value: &Bound<'_, PyInt>) -> Option<&'static str> {
+    value.extract::<u32>().ok().and_then(section_defs::map_type_name)
+}
+
+#[pyfunction]
+fn prog_type_name(value: &Bound<'_, PyInt>) -> Option<&'static str> {
+    value.extract::<u32>().ok().and_then(section_defs::prog_type_name)
+}
+
+#[pyfunction]
+fn attach_type_name(value: &Bound<'_, PyInt>) -> Option<&'static str> {
+    value.extract::<u32>().ok().and_then(section_defs::attach_type_name)
+}
+
 /// The skeleton member name of a map known only by `name` (see
 /// `skel::map_ident_of`); None for an internal map the skeleton leaves out.
 #[pyfunction]
@@ -756,6 +775,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read_kconfig, m)?)?;
     m.add_function(wrap_pyfunction!(kernel_version_code, m)?)?;
     m.add_function(wrap_pyfunction!(map_ident, m)?)?;
+    m.add_function(wrap_pyfunction!(map_type_name, m)?)?;
+    m.add_function(wrap_pyfunction!(prog_type_name, m)?)?;
+    m.add_function(wrap_pyfunction!(attach_type_name, m)?)?;
     m.add_function(wrap_pyfunction!(selfcheck, m)?)?;
     m.add_function(wrap_pyfunction!(gen_batch, m)?)?;
     m.add_function(wrap_pyfunction!(_time_core, m)?)?;
