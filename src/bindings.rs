@@ -487,6 +487,35 @@ fn default_object_name(path: &str) -> String {
     crate::default_object_name(path)
 }
 
+/// Write a loader's files atomically, all or nothing (`files::write_loader`):
+/// their paths, `PREFIX.data.bin`, `PREFIX.insns.bin`, `PREFIX.json`.
+#[pyfunction]
+fn write_loader(
+    py: Python<'_>,
+    prefix: std::path::PathBuf,
+    data: &[u8],
+    insns: &[u8],
+    map_names: Vec<String>,
+    prog_names: Vec<String>,
+) -> PyResult<Vec<std::path::PathBuf>> {
+    py.detach(|| crate::files::write_loader(&prefix, data, insns, &map_names, &prog_names))
+        .map(|written| written.into_iter().map(|(path, _)| path).collect())
+        .map_err(|(path, e)| io_error(&path, &e))
+}
+
+/// Write one file atomically (`files::write_file`).
+#[pyfunction]
+fn write_file(py: Python<'_>, path: std::path::PathBuf, data: &[u8]) -> PyResult<()> {
+    py.detach(|| crate::files::write_file(&path, data))
+        .map_err(|e| io_error(&path, &e))
+}
+
+/// The skeleton ctx size a loader with these counts expects (`loader_abi::ctx_size`).
+#[pyfunction]
+fn loader_ctx_size(nr_maps: usize, nr_progs: usize) -> usize {
+    crate::loader_abi::ctx_size(nr_maps, nr_progs)
+}
+
 /// The text of a kernel config file (`--kconfig-file`), gunzipped if it is
 /// compressed like `/proc/config.gz`.
 #[pyfunction]
@@ -773,6 +802,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(default_object_name, m)?)?;
     m.add_function(wrap_pyfunction!(host_defaults, m)?)?;
     m.add_function(wrap_pyfunction!(read_kconfig, m)?)?;
+    m.add_function(wrap_pyfunction!(write_loader, m)?)?;
+    m.add_function(wrap_pyfunction!(write_file, m)?)?;
+    m.add_function(wrap_pyfunction!(loader_ctx_size, m)?)?;
     m.add_function(wrap_pyfunction!(kernel_version_code, m)?)?;
     m.add_function(wrap_pyfunction!(map_ident, m)?)?;
     m.add_function(wrap_pyfunction!(map_type_name, m)?)?;

@@ -63,6 +63,12 @@ pub const CTX_LOG_BUF: i16 = 16;
 pub const CTX_SIZE: usize = 24;
 pub const MAP_DESC_SIZE: usize = 16;
 pub const PROG_DESC_SIZE: usize = 4;
+
+/// Size of the skeleton ctx a loader expects: `struct bpf_loader_ctx`, then
+/// one `bpf_map_desc` per map and one `bpf_prog_desc` per program.
+pub const fn ctx_size(nr_maps: usize, nr_progs: usize) -> usize {
+    CTX_SIZE + MAP_DESC_SIZE * nr_maps + PROG_DESC_SIZE * nr_progs
+}
 /// `CTX_FLAGS` bit: the skeleton lives in kernel memory, so the loader reads
 /// initial values with `probe_read_kernel` rather than `copy_from_user`.
 pub const BPF_SKEL_KERNEL: i32 = 1;

@@ -19,12 +19,6 @@ if TYPE_CHECKING:
     PathOrBytes = Union[str, os.PathLike[str], bytes, bytearray, memoryview]
     KconfigValue = Union[str, int, bool]
 
-# struct bpf_loader_ctx, struct bpf_map_desc, struct bpf_prog_desc (skel_internal.h)
-_CTX_SIZE = 24
-_MAP_DESC_SIZE = 16
-_PROG_DESC_SIZE = 4
-
-
 def _kconfig_lines(kconfig: Mapping[str, KconfigValue]) -> str:
     lines = []
     for name, value in kconfig.items():
@@ -249,34 +243,14 @@ class Loader(_Frozen):
     def ctx_size(self) -> int:
         """Size of the loader ctx: bpf_loader_ctx + one map desc per map + one prog desc
         per program."""
-        return (
-            _CTX_SIZE
-            + _MAP_DESC_SIZE * len(self.map_names)
-            + _PROG_DESC_SIZE * len(self.prog_names)
-        )
+        return _core.loader_ctx_size(len(self.map_names), len(self.prog_names))
 
     def write(self, prefix: str | os.PathLike[str]) -> list[Path]:
-        """Write ``PREFIX.data.bin``, ``PREFIX.insns.bin`` and ``PREFIX.json`` atomically."""
-        import json
-        from pathlib import Path
-
-        from bpfgen_fast._io import atomic_write
-
-        base = os.fspath(prefix)
-        meta = {
-            "maps": list(self.map_names),
-            "programs": list(self.prog_names),
-            "nr_maps": len(self.map_names),
-            "nr_progs": len(self.prog_names),
-            "ctx_size": self.ctx_size,
-            "data_size": len(self.data),
-            "insn_cnt": len(self.insns) // 8,
-        }
-        paths = [Path(base + ".data.bin"), Path(base + ".insns.bin"), Path(base + ".json")]
-        atomic_write(paths[0], self.data)
-        atomic_write(paths[1], self.insns)
-        atomic_write(paths[2], (json.dumps(meta, indent=2) + "\n").encode())
-        return paths
+        """Write ``PREFIX.data.bin``, ``PREFIX.insns.bin`` and ``PREFIX.json`` (the names and
+        sizes), each atomically and all or nothing, as ``gen loader -o PREFIX`` and
+        ``gen_batch(fmt="blobs")`` do; returns their paths."""
+        return _core.write_loader(prefix, self.data, self.insns, list(self.map_names),
+                                  list(self.prog_names))
 
 
 class BpfObject:
