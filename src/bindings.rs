@@ -815,5 +815,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_time_core, m)?)?;
     m.add_function(wrap_pyfunction!(parse_cli, m)?)?;
     m.add("CLI_USAGE", crate::cli::USAGE)?;
+    // bpf_attr field offsets and sizes (`loader_abi.rs`): where a loader's
+    // attrs sit, for the facade that reads them back
+    for (name, value) in crate::loader_abi::ATTR_LAYOUT {
+        m.add(*name, *value)?;
+    }
     Ok(())
 }

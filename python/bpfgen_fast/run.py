@@ -736,17 +736,20 @@ def diagnose(e: Explanation, blob: bytes) -> tuple[int | None, str | None]:
         return isinstance(s, MapCreate) and s.index >= 0 and u32(4 * s.index) != 0
 
     def reached(s: Step) -> bool:
+        """Whether the loader got to the step: filled in one of the fields of its attr
+        that it sets at run time (a pointer, an fd) before the bpf() call."""
         if isinstance(s, BtfLoad):
-            return u64(s.attr) != 0
+            return u64(s.attr + _core.BTF_LOAD_BTF) != 0
         if isinstance(s, MapCreate):
-            return (completed(s) or (s.uses_btf_fd and u32(s.attr + 48) != 0)
-                    or (s.uses_inner_map_fd and u32(s.attr + 20) != 0))
+            return (completed(s)
+                    or (s.uses_btf_fd and u32(s.attr + _core.MAP_CREATE_BTF_FD) != 0)
+                    or (s.uses_inner_map_fd and u32(s.attr + _core.MAP_CREATE_INNER_MAP_FD) != 0))
         if isinstance(s, (MapUpdate, MapPopulate, ProgArrayUpdate)):
-            return u64(s.attr + 8) != 0
+            return u64(s.attr + _core.MAP_UPDATE_KEY) != 0
         if isinstance(s, MapFreeze):
-            return u32(s.attr) != 0
+            return u32(s.attr + _core.MAP_FREEZE_MAP_FD) != 0
         if isinstance(s, ProgLoad):
-            return u64(s.attr + 16) != 0
+            return u64(s.attr + _core.PROG_LOAD_LICENSE) != 0
         return False
 
     steps = e.steps
@@ -765,15 +768,18 @@ def diagnose(e: Explanation, blob: bytes) -> tuple[int | None, str | None]:
                                                           ProgArrayUpdate)):
         return None, None
     s = steps[idx]
-    if isinstance(s, MapCreate) and s.vmlinux_value_type is not None and u32(s.attr + 60) == 0:
+    if (isinstance(s, MapCreate) and s.vmlinux_value_type is not None
+            and u32(s.attr + _core.MAP_CREATE_BTF_VMLINUX_VALUE_TYPE_ID) == 0):
         # btf_vmlinux_value_type_id not filled in: the lookup failed
         return idx, f"vmlinux BTF lookup struct '{s.vmlinux_value_type}' for map {s.name}"
     if isinstance(s, ProgLoad):
         t = s.attach_target
-        if t is not None and u32(s.attr + 108) == 1:  # placeholder not replaced by the lookup
+        if t is not None and u32(s.attr + _core.PROG_LOAD_ATTACH_BTF_ID) == 1:
+            # the placeholder the lookup replaces is still there
             return idx, f"attach target lookup {t.kind_name} '{t.name}' for {s.name}"
         for r in s.relocations:
             first_strong = r.repeat_of is None and r.strong and r.kind in ("kfunc", "ksym")
+            # the imm of the patched insn (8 bytes, imm at +4): still 0 when the lookup failed
             if first_strong and u32(s.insns + 8 * r.insn + 4) == 0:
                 return idx, f"{r.kind} lookup '{r.name}' for {s.name}"
     return idx, _step_name(s)
