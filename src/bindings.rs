@@ -815,6 +815,13 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_time_core, m)?)?;
     m.add_function(wrap_pyfunction!(parse_cli, m)?)?;
     m.add("CLI_USAGE", crate::cli::USAGE)?;
+    // The skeleton ctx a loader reads and writes (`loader_abi.rs`), for the
+    // facade that builds one to run a loader, and decodes a loader's uses of it.
+    m.add("LOADER_CTX_SIZE", crate::loader_abi::CTX_SIZE)?;
+    m.add("MAP_DESC_SIZE", crate::loader_abi::MAP_DESC_SIZE)?;
+    m.add("MAP_DESC_MAX_ENTRIES", crate::loader_abi::MAP_DESC_MAX_ENTRIES)?;
+    m.add("MAP_DESC_INITIAL_VALUE", crate::loader_abi::MAP_DESC_INITIAL_VALUE)?;
+    m.add("PROG_DESC_SIZE", crate::loader_abi::PROG_DESC_SIZE)?;
     // bpf_attr field offsets and sizes (`loader_abi.rs`): where a loader's
     // attrs sit, for the facade that reads them back
     for (name, value) in crate::loader_abi::ATTR_LAYOUT {

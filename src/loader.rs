@@ -517,12 +517,12 @@ impl LoaderGen {
             self.stack2blob(field(a, f::INNER_MAP_FD), 4, STACK_INNER_MAP_FD);
         }
         if let Some(idx) = map_idx.filter(|_| m.map_extra_from_ctx) {
-            let addr = self.ctx_off(CTX_SIZE + MAP_DESC_SIZE * idx + 8);
+            let addr = self.ctx_off(CTX_SIZE + MAP_DESC_SIZE * idx + MAP_DESC_INITIAL_VALUE);
             self.ctx2blob(field(a, f::MAP_EXTRA), 8, addr, true);
         }
         // A signed loader keeps the signed max_entries (libbpf 1.8).
         if let Some(idx) = map_idx.filter(|_| !self.gen_hash) {
-            let max_entries = self.ctx_off(CTX_SIZE + MAP_DESC_SIZE * idx + 4);
+            let max_entries = self.ctx_off(CTX_SIZE + MAP_DESC_SIZE * idx + MAP_DESC_MAX_ENTRIES);
             self.ctx2blob(field(a, f::MAX_ENTRIES), 4, max_entries, true);
         }
         self.sys_bpf(BPF_MAP_CREATE, a, MAP_CREATE_ATTR_SIZE);
@@ -570,7 +570,7 @@ impl LoaderGen {
         // A signed loader keeps the signed image: no override from the
         // skeleton's initial_value (libbpf 1.8).
         if !self.gen_hash {
-            let initial_value = self.ctx_off(CTX_SIZE + MAP_DESC_SIZE * map_idx + 8);
+            let initial_value = self.ctx_off(CTX_SIZE + MAP_DESC_SIZE * map_idx + MAP_DESC_INITIAL_VALUE);
             self.emit(Insn::ldx_mem(Size::DW, R3, R6, initial_value));
             self.emit(Insn::jmp_imm(BPF_JEQ, R3, 0, 8));
             self.ld_blob(R1, v);

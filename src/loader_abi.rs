@@ -144,6 +144,10 @@ pub const CTX_LOG_SIZE: i16 = 12;
 pub const CTX_LOG_BUF: i16 = 16;
 pub const CTX_SIZE: usize = 24;
 pub const MAP_DESC_SIZE: usize = 16;
+/// `bpf_map_desc` fields the loader reads: a max_entries override, and the
+/// initial value's address (for an arena without `map_extra`, its address).
+pub const MAP_DESC_MAX_ENTRIES: usize = 4;
+pub const MAP_DESC_INITIAL_VALUE: usize = 8;
 pub const PROG_DESC_SIZE: usize = 4;
 /// `CTX_FLAGS` bit: the skeleton lives in kernel memory, so the loader reads
 /// initial values with `probe_read_kernel` rather than `copy_from_user`.

@@ -78,6 +78,14 @@ def parse_cli(argv: list[str]) -> dict[str, Any]: ...
 
 CLI_USAGE: str
 
+# the skeleton ctx: struct bpf_loader_ctx, then one bpf_map_desc per map (fields at these
+# offsets) and one bpf_prog_desc per program (src/loader_abi.rs)
+LOADER_CTX_SIZE: int
+MAP_DESC_SIZE: int
+MAP_DESC_MAX_ENTRIES: int
+MAP_DESC_INITIAL_VALUE: int
+PROG_DESC_SIZE: int
+
 # union bpf_attr: attr sizes and field offsets of the commands a loader issues
 # (src/loader_abi.rs)
 BTF_LOAD_ATTR_SIZE: int

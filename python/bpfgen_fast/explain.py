@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar, Union
 
+from bpfgen_fast import _core
 from bpfgen_fast._bpf import attach_type_name, map_type_name, prog_type_name
 from bpfgen_fast.errors import BpfgenError
 from bpfgen_fast.object import BpfObject, Loader
@@ -44,9 +45,10 @@ _STACK_SZ = 136
 _BTF_FD = -136
 _INNER_MAP_FD = -132
 _PROG_FD0 = -128
-_CTX_HDR = 24
-_MAP_DESC = 16
-_PROG_DESC = 4
+# the skeleton ctx (the core's layout): struct bpf_loader_ctx, then the map descriptors
+# (fields: max_entries override, initial value), then the prog descriptors
+_CTX_HDR, _MAP_DESC, _PROG_DESC = _core.LOADER_CTX_SIZE, _core.MAP_DESC_SIZE, _core.PROG_DESC_SIZE
+_DESC_MAX_ENTRIES, _DESC_INITIAL_VALUE = _core.MAP_DESC_MAX_ENTRIES, _core.MAP_DESC_INITIAL_VALUE
 _CLEANUP_LABEL = 7
 # fd_array: 64 map slots (one per map beyond 64 maps), then 256 kfunc BTF fd slots; more
 # than 32 programs keep their fds in the blob right after it (beyond libbpf 1.5)
@@ -1073,18 +1075,18 @@ class _Decoder:
             uses_inner = True
         if c.is_(_LDX | _SZ[8], dst=0, src=6):  # map_extra = initial_value, when set
             off, size, ctx_off, nz = c.ctx2blob()
-            _expect(nz and size == 8 and ctx_off >= _CTX_HDR + 8
-                    and (ctx_off - _CTX_HDR - 8) % _MAP_DESC == 0,
+            rel = ctx_off - _CTX_HDR - _DESC_INITIAL_VALUE
+            _expect(nz and size == 8 and rel >= 0 and rel % _MAP_DESC == 0,
                     "bad map_extra override", first)
-            extra_idx = (ctx_off - _CTX_HDR - 8) // _MAP_DESC
+            extra_idx = rel // _MAP_DESC
             pre.append(("map_extra", off))
             extra_from_ctx = True
         if c.is_(_LDX | _SZ[4], dst=0, src=6):
             off, size, ctx_off, nz = c.ctx2blob()
-            _expect(nz and size == 4 and ctx_off >= _CTX_HDR + 4
-                    and (ctx_off - _CTX_HDR - 4) % _MAP_DESC == 0,
+            rel = ctx_off - _CTX_HDR - _DESC_MAX_ENTRIES
+            _expect(nz and size == 4 and rel >= 0 and rel % _MAP_DESC == 0,
                     "bad max_entries override", first)
-            ctx_idx = (ctx_off - _CTX_HDR - 4) // _MAP_DESC
+            ctx_idx = rel // _MAP_DESC
             pre.append(("max_entries", off))
             from_ctx = True
         _, attr, size = c.sys_bpf(_MAP_CREATE)
@@ -1143,8 +1145,9 @@ class _Decoder:
         c = self.c
         first = c.here
         ctx_off = c.ldx(8, 3, 6).off
-        _expect((ctx_off - _CTX_HDR - 8) % _MAP_DESC == 0, "bad initial_value ctx offset", first)
-        idx = (ctx_off - _CTX_HDR - 8) // _MAP_DESC
+        rel = ctx_off - _CTX_HDR - _DESC_INITIAL_VALUE
+        _expect(rel % _MAP_DESC == 0, "bad initial_value ctx offset", first)
+        idx = rel // _MAP_DESC
         c.jmp(_JEQ, 3, 0, 8)
         value = c.ldb(1)
         value_size = c.mov_imm(2)
@@ -1462,7 +1465,7 @@ def decode(
     except (struct.error, IndexError) as e:  # a read past the blob the checks did not catch
         raise LoaderDecodeError(f"malformed loader: {e}") from None
     slots = [s.ctx_slot + 1 for s in steps if isinstance(s, ProgLoad)]
-    need = _CTX_HDR + _MAP_DESC * nr_maps + _PROG_DESC * max(slots, default=0)
+    need = _core.loader_ctx_size(nr_maps, max(slots, default=0))
     return Explanation(
         insn_cnt=len(insns) // 8,
         data_size=len(data),

@@ -70,9 +70,10 @@ from bpfgen_fast.explain import (
 )
 from bpfgen_fast.object import BpfObject, Loader
 
-_CTX_HDR = 24
-_MAP_DESC = 16
-_PROG_DESC = 4
+# the skeleton ctx as the core's loaders expect it: struct bpf_loader_ctx, then the map
+# descriptors (fields: max_entries override, initial value), then the prog descriptors
+_CTX_HDR, _MAP_DESC, _PROG_DESC = _core.LOADER_CTX_SIZE, _core.MAP_DESC_SIZE, _core.PROG_DESC_SIZE
+_DESC_MAX_ENTRIES, _DESC_INITIAL_VALUE = _core.MAP_DESC_MAX_ENTRIES, _core.MAP_DESC_INITIAL_VALUE
 _LOADER_LICENSE = "Dual BSD/GPL"
 DEFAULT_LOG_SIZE = 16 << 20
 
@@ -865,7 +866,8 @@ def run(
     struct.pack_into("<IIIIQ", ctx, 0, ctx_size, 0, log_level, log_size if log_level else 0,
                      _bpf.addr(log_buf))
     for key, value in (max_entries or {}).items():
-        struct.pack_into("<I", ctx, _CTX_HDR + _MAP_DESC * resolve(key).index + 4, value)
+        struct.pack_into("<I", ctx, _CTX_HDR + _MAP_DESC * resolve(key).index + _DESC_MAX_ENTRIES,
+                         value)
 
     overrides: dict[int, bytes] = {}
     for key, image in (initial_values or {}).items():
@@ -894,14 +896,16 @@ def run(
             img = overrides.get(idx, images[idx])
             region[: len(img)] = img
             cref = ctypes.c_char.from_buffer(region)
-            struct.pack_into("<Q", ctx, _CTX_HDR + _MAP_DESC * idx + 8, ctypes.addressof(cref))
+            struct.pack_into("<Q", ctx, _CTX_HDR + _MAP_DESC * idx + _DESC_INITIAL_VALUE,
+                             ctypes.addressof(cref))
             del cref
         for idx, img in overrides.items():
             if idx in mmapable:
                 continue
             buf = ctypes.create_string_buffer(img, len(img))
             keep.append(buf)
-            struct.pack_into("<Q", ctx, _CTX_HDR + _MAP_DESC * idx + 8, ctypes.addressof(buf))
+            struct.pack_into("<Q", ctx, _CTX_HDR + _MAP_DESC * idx + _DESC_INITIAL_VALUE,
+                             ctypes.addressof(buf))
 
         _load_and_run(name, expl, data, insns, ctx, ctx_size, log_level, log_buf)
 
@@ -994,7 +998,7 @@ def _reserve_arena(name: str, m: MapCreate, ctx: ctypes.Array[ctypes.c_char]) ->
     desc = _CTX_HDR + _MAP_DESC * m.index
     pages = m.max_entries
     if m.max_entries_from_ctx:
-        pages = struct.unpack_from("<I", ctx, desc + 4)[0] or pages
+        pages = struct.unpack_from("<I", ctx, desc + _DESC_MAX_ENTRIES)[0] or pages
     size = max(1, pages) * mmap.PAGESIZE
     try:
         r = _Reservation(size)
@@ -1003,7 +1007,7 @@ def _reserve_arena(name: str, m: MapCreate, ctx: ctypes.Array[ctypes.c_char]) ->
         raise LoadError(f"{step}: reserving {size} bytes for the arena: "
                         f"{_strerror(e.errno or 0)}", errno=e.errno, step=step,
                         object_name=name) from None
-    struct.pack_into("<Q", ctx, desc + 8, r.address)
+    struct.pack_into("<Q", ctx, desc + _DESC_INITIAL_VALUE, r.address)
     return r
 
 
