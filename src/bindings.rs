@@ -817,6 +817,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("CLI_USAGE", crate::cli::USAGE)?;
     // The skeleton ctx a loader reads and writes (`loader_abi.rs`), for the
     // facade that builds one to run a loader, and decodes a loader's uses of it.
+    m.add("LOADER_CTX_FLAGS", crate::loader_abi::CTX_FLAGS)?;
+    m.add("LOADER_CTX_LOG_LEVEL", crate::loader_abi::CTX_LOG_LEVEL)?;
+    m.add("LOADER_CTX_LOG_SIZE", crate::loader_abi::CTX_LOG_SIZE)?;
+    m.add("LOADER_CTX_LOG_BUF", crate::loader_abi::CTX_LOG_BUF)?;
     m.add("LOADER_CTX_SIZE", crate::loader_abi::CTX_SIZE)?;
     m.add("MAP_DESC_SIZE", crate::loader_abi::MAP_DESC_SIZE)?;
     m.add("MAP_DESC_MAX_ENTRIES", crate::loader_abi::MAP_DESC_MAX_ENTRIES)?;
@@ -827,5 +831,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     for (name, value) in crate::loader_abi::ATTR_LAYOUT {
         m.add(*name, *value)?;
     }
+    m.add("BPF_OBJ_NAME_LEN", crate::loader_abi::BPF_OBJ_NAME_LEN)?;
     Ok(())
 }

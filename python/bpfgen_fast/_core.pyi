@@ -78,8 +78,12 @@ def parse_cli(argv: list[str]) -> dict[str, Any]: ...
 
 CLI_USAGE: str
 
-# the skeleton ctx: struct bpf_loader_ctx, then one bpf_map_desc per map (fields at these
-# offsets) and one bpf_prog_desc per program (src/loader_abi.rs)
+# the skeleton ctx: struct bpf_loader_ctx (fields at these offsets), then one bpf_map_desc
+# per map (fields at these offsets) and one bpf_prog_desc per program (src/loader_abi.rs)
+LOADER_CTX_FLAGS: int
+LOADER_CTX_LOG_LEVEL: int
+LOADER_CTX_LOG_SIZE: int
+LOADER_CTX_LOG_BUF: int
 LOADER_CTX_SIZE: int
 MAP_DESC_SIZE: int
 MAP_DESC_MAX_ENTRIES: int
@@ -87,7 +91,8 @@ MAP_DESC_INITIAL_VALUE: int
 PROG_DESC_SIZE: int
 
 # union bpf_attr: attr sizes and field offsets of the commands a loader issues
-# (src/loader_abi.rs)
+# (src/loader_abi.rs); the names in MAP_CREATE and PROG_LOAD are BPF_OBJ_NAME_LEN bytes
+BPF_OBJ_NAME_LEN: int
 BTF_LOAD_ATTR_SIZE: int
 BTF_LOAD_BTF: int
 BTF_LOAD_BTF_LOG_BUF: int
