@@ -8,9 +8,10 @@
 //!   `host.rs`), and `/proc/kallsyms` at most once per batch, only if an
 //!   object has typeless ksyms.
 //! * With an output directory every file is written to a temporary name in
-//!   that directory and renamed into place, so a reader (or an interrupted
-//!   run) never leaves a partial output; results then carry paths and sizes,
-//!   not the outputs, so memory stays bounded by what the workers hold.
+//!   that directory and renamed into place, and an object's files all or
+//!   none (`files.rs`), so a reader (or an interrupted run) never leaves a
+//!   partial output; results then carry paths and sizes, not the outputs, so
+//!   memory stays bounded by what the workers hold.
 //! * `jobs` scoped worker threads, started per call and joined before
 //!   returning: no global pool, nothing that outlives the call, so the count
 //!   is per call and a process that forks between calls (the child has only
@@ -21,8 +22,6 @@
 //!   it before starting each object; objects not started are `Skipped`.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -30,6 +29,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::error::Error;
 use crate::externs::ExternKind;
+use crate::files;
 use crate::generate::{GenOptions, LoaderBlobs, gen_loader_with};
 use crate::host::{Host, ResolveInputs};
 use crate::object::Object;
@@ -274,106 +274,22 @@ fn one(job: &Job, name: &str, opts: &BatchOptions, shared: &SharedHost) -> Resul
         (Format::Lskel, Some(dir)) => {
             let text = crate::skel::gen_skeleton_with(&obj, &blobs, host, opts.options).map_err(Failure::Gen)?;
             drop(blobs);
-            write_all(dir, &[(format!("{name}.lskel.h"), text.as_bytes())])
+            files::write_files(&[(dir.join(format!("{name}.lskel.h")), text.as_bytes())])
+                .map(Output::Written)
+                .map_err(|(path, e)| io_failure(&path, &e))
         }
         (Format::Blobs, Some(dir)) => {
-            let meta = blobs_json(&blobs);
-            write_all(
-                dir,
-                &[
-                    (format!("{name}.data.bin"), &blobs.data),
-                    (format!("{name}.insns.bin"), &blobs.insns),
-                    (format!("{name}.json"), meta.as_bytes()),
-                ],
-            )
+            let b = &blobs;
+            files::write_loader(&dir.join(name), &b.data, &b.insns, &b.map_names, &b.prog_names)
+                .map(Output::Written)
+                .map_err(|(path, e)| io_failure(&path, &e))
         }
     }
-}
-
-/// Write each file atomically, in order; if one fails, the ones already
-/// written for this object are removed again (all or nothing per object).
-fn write_all(dir: &Path, files: &[(String, &[u8])]) -> Result<Output, Failure> {
-    let mut written = Vec::with_capacity(files.len());
-    for (file_name, bytes) in files {
-        let target = dir.join(file_name);
-        if let Err(e) = write_atomic(dir, file_name, bytes) {
-            for (p, _) in &written {
-                let _ = fs::remove_file(p);
-            }
-            return Err(io_failure(&target, &e));
-        }
-        written.push((target, bytes.len() as u64));
-    }
-    Ok(Output::Written(written))
-}
-
-/// `DIR/.NAME.PID-SEQ.tmp`, written in full, then renamed to `DIR/NAME`: a
-/// reader sees the old file or the whole new one. Not fsync'd (atomic, not
-/// durable), like `_io.atomic_write`.
-pub fn write_atomic(dir: &Path, file_name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    static SEQ: AtomicUsize = AtomicUsize::new(0);
-    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    let tmp = dir.join(format!(".{file_name}.{}-{seq}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        drop(f);
-        fs::rename(&tmp, dir.join(file_name))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// `NAME.json` exactly as `Loader.write` prints it (`json.dumps(meta, indent=2)`).
-pub fn blobs_json(b: &LoaderBlobs) -> String {
-    use crate::json::Value;
-    let names = |v: &[String]| Value::List(v.iter().map(|s| s.as_str().into()).collect());
-    let ctx_size = 24 + 16 * b.map_names.len() + 4 * b.prog_names.len();
-    let meta = Value::Object(vec![
-        ("maps".into(), names(&b.map_names)),
-        ("programs".into(), names(&b.prog_names)),
-        ("nr_maps".into(), b.map_names.len().into()),
-        ("nr_progs".into(), b.prog_names.len().into()),
-        ("ctx_size".into(), ctx_size.into()),
-        ("data_size".into(), b.data.len().into()),
-        ("insn_cnt".into(), (b.insns.len() / 8).into()),
-    ]);
-    crate::json::pretty(&meta) + "\n"
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn blobs(maps: &[&str], progs: &[&str]) -> LoaderBlobs {
-        LoaderBlobs {
-            data: vec![0; 16],
-            insns: vec![0; 24],
-            map_names: maps.iter().map(|s| s.to_string()).collect(),
-            prog_names: progs.iter().map(|s| s.to_string()).collect(),
-            kconfig_image: None,
-            struct_ops: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn json_like_python() {
-        let j = blobs_json(&blobs(&["m", "x.bss"], &[]));
-        assert_eq!(
-            j,
-            "{\n  \"maps\": [\n    \"m\",\n    \"x.bss\"\n  ],\n  \"programs\": [],\n  \"nr_maps\": 2,\n  \
-             \"nr_progs\": 0,\n  \"ctx_size\": 56,\n  \"data_size\": 16,\n  \"insn_cnt\": 3\n}\n"
-        );
-        let mut s = String::new();
-        crate::json::string(&mut s, "a\"\\\u{1}é😀");
-        assert_eq!(s, "\"a\\\"\\\\\\u0001\\u00e9\\ud83d\\ude00\"");
-    }
 
     #[test]
     fn missing_inputs_fail_alone() {

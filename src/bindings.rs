@@ -4,7 +4,7 @@
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyInt};
 
 use crate::error::{Error, ErrorKind};
 use crate::host::Host;
@@ -57,6 +57,28 @@ fn to_py_err(py: Python<'_>, e: Error) -> PyErr {
     let _ = value.setattr("offset", e.offset);
     let _ = value.setattr("reason", e.reason);
     err
+}
+
+/// An I/O failure on `path` as Python's `OSError(errno, strerror, filename)`
+/// (so `FileNotFoundError` and friends), or `OSError("path: message")` when
+/// there is no errno (e.g. a corrupt gzip stream).
+fn os_error(path: &std::path::Path, errno: Option<i32>, message: &str) -> PyErr {
+    let path = path.to_string_lossy().into_owned();
+    match errno {
+        Some(n) => {
+            let text = std::io::Error::from_raw_os_error(n).to_string();
+            let strerror = text
+                .strip_suffix(&format!(" (os error {n})"))
+                .unwrap_or(&text)
+                .to_string();
+            pyo3::exceptions::PyOSError::new_err((n, strerror, path))
+        }
+        None => pyo3::exceptions::PyOSError::new_err(format!("{path}: {message}")),
+    }
+}
+
+fn io_error(path: &std::path::Path, e: &std::io::Error) -> PyErr {
+    os_error(path, e.raw_os_error(), &e.to_string())
 }
 
 /// Host facts: this machine's unless given explicitly (see `Host`).
@@ -148,6 +170,24 @@ type OpenGenTuple<'py> = (
     Vec<String>,
 );
 
+/// One map as `Object.maps` returns it: (name, section, type, key_size,
+/// value_size, max_entries, flags, internal, inner, ident).
+type MapTuple = (
+    String,
+    String,
+    &'static str,
+    u32,
+    u32,
+    u32,
+    u32,
+    bool,
+    Option<String>,
+    Option<String>,
+);
+
+/// One entry program as `Object.programs` returns it.
+type ProgTuple = (String, String, &'static str, Option<&'static str>, u32, usize, bool);
+
 /// (data, insns, map_names, prog_names) as returned to Python.
 type LoaderTuple<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>, Vec<String>, Vec<String>);
 
@@ -191,46 +231,48 @@ impl PyObject_ {
         self.inner.big_endian
     }
 
-    /// Maps in libbpf's order, as dicts of read-only facts.
-    fn maps<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let list = PyList::empty(py);
-        for m in &self.inner.maps {
-            let d = PyDict::new(py);
-            d.set_item("name", &m.name)?;
-            d.set_item("section", crate::inspect::map_section(&self.inner, m))?;
-            d.set_item("type", section_defs::map_type_name(m.def.map_type).unwrap_or("unknown"))?;
-            d.set_item("type_id", m.def.map_type)?;
-            d.set_item("key_size", m.def.key_size)?;
-            d.set_item("value_size", m.def.value_size)?;
-            d.set_item("max_entries", m.def.max_entries)?;
-            d.set_item("flags", m.def.map_flags)?;
-            d.set_item("internal", m.is_internal())?;
-            d.set_item("inner", m.inner.as_ref().map(|i| i.name.clone()))?;
-            list.append(d)?;
-        }
-        Ok(list)
+    /// Maps in libbpf's order, each as `MapInfo`'s fields in its order.
+    fn maps(&self) -> Vec<MapTuple> {
+        self.inner
+            .maps
+            .iter()
+            .map(|m| {
+                (
+                    m.name.clone(),
+                    crate::inspect::map_section(&self.inner, m),
+                    section_defs::map_type_name(m.def.map_type).unwrap_or("unknown"),
+                    m.def.key_size,
+                    m.def.value_size,
+                    m.def.max_entries,
+                    m.def.map_flags,
+                    m.is_internal(),
+                    m.inner.as_ref().map(|i| i.name.clone()),
+                    crate::skel::map_ident(m),
+                )
+            })
+            .collect()
     }
 
-    /// Entry programs in libbpf's order (sub-programs are not listed).
-    fn programs<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let list = PyList::empty(py);
-        for p in self.inner.programs.iter().filter(|p| !p.is_subprog) {
-            let a = p.load_attrs();
-            let d = PyDict::new(py);
-            d.set_item("name", &p.name)?;
-            d.set_item("section", &p.sec_name)?;
-            d.set_item("type", section_defs::prog_type_name(a.prog_type).unwrap_or("unspec"))?;
-            d.set_item("type_id", a.prog_type)?;
-            d.set_item(
-                "expected_attach_type",
-                section_defs::attach_type_name(a.expected_attach_type),
-            )?;
-            d.set_item("flags", a.prog_flags)?;
-            d.set_item("insn_cnt", p.sec_insn_cnt)?;
-            d.set_item("autoload", p.autoload)?;
-            list.append(d)?;
-        }
-        Ok(list)
+    /// Entry programs in libbpf's order (sub-programs are not listed): (name,
+    /// section, type, expected attach type, flags, insn count, autoload).
+    fn programs(&self) -> Vec<ProgTuple> {
+        self.inner
+            .programs
+            .iter()
+            .filter(|p| !p.is_subprog)
+            .map(|p| {
+                let a = p.load_attrs();
+                (
+                    p.name.clone(),
+                    p.sec_name.clone(),
+                    section_defs::prog_type_name(a.prog_type).unwrap_or("unspec"),
+                    section_defs::attach_type_name(a.expected_attach_type),
+                    a.prog_flags,
+                    p.sec_insn_cnt,
+                    p.autoload,
+                )
+            })
+            .collect()
     }
 
     /// `inspect`'s output: the JSON document (`json=True`) or the text summary.
@@ -445,6 +487,80 @@ fn default_object_name(path: &str) -> String {
     crate::default_object_name(path)
 }
 
+/// Write a loader's files atomically, all or nothing (`files::write_loader`):
+/// their paths, `PREFIX.data.bin`, `PREFIX.insns.bin`, `PREFIX.json`.
+#[pyfunction]
+fn write_loader(
+    py: Python<'_>,
+    prefix: std::path::PathBuf,
+    data: &[u8],
+    insns: &[u8],
+    map_names: Vec<String>,
+    prog_names: Vec<String>,
+) -> PyResult<Vec<std::path::PathBuf>> {
+    py.detach(|| crate::files::write_loader(&prefix, data, insns, &map_names, &prog_names))
+        .map(|written| written.into_iter().map(|(path, _)| path).collect())
+        .map_err(|(path, e)| io_error(&path, &e))
+}
+
+/// Write one file atomically (`files::write_file`).
+#[pyfunction]
+fn write_file(py: Python<'_>, path: std::path::PathBuf, data: &[u8]) -> PyResult<()> {
+    py.detach(|| crate::files::write_file(&path, data))
+        .map_err(|e| io_error(&path, &e))
+}
+
+/// The skeleton ctx size a loader with these counts expects (`loader_abi::ctx_size`).
+#[pyfunction]
+fn loader_ctx_size(nr_maps: usize, nr_progs: usize) -> usize {
+    crate::loader_abi::ctx_size(nr_maps, nr_progs)
+}
+
+/// The text of a kernel config file (`--kconfig-file`), gunzipped if it is
+/// compressed like `/proc/config.gz`.
+#[pyfunction]
+fn read_kconfig(py: Python<'_>, path: std::path::PathBuf) -> PyResult<String> {
+    py.detach(|| crate::host::read_maybe_gz(&path))
+        .map_err(|e| io_error(&path, &e))
+}
+
+// libbpf's names for the UAPI enums (`libbpf_bpf_*_type_str`); None for a
+// value past the table, and for any int that is not a u32 (not an error: the
+// facade shows such a value as unknown(N)).
+
+#[pyfunction]
+fn map_type_name(value: &Bound<'_, PyInt>) -> Option<&'static str> {
+    value.extract::<u32>().ok().and_then(section_defs::map_type_name)
+}
+
+#[pyfunction]
+fn prog_type_name(value: &Bound<'_, PyInt>) -> Option<&'static str> {
+    value.extract::<u32>().ok().and_then(section_defs::prog_type_name)
+}
+
+#[pyfunction]
+fn attach_type_name(value: &Bound<'_, PyInt>) -> Option<&'static str> {
+    value.extract::<u32>().ok().and_then(section_defs::attach_type_name)
+}
+
+/// The skeleton member name of a map known only by `name` (see
+/// `skel::map_ident_of`); None for an internal map the skeleton leaves out.
+#[pyfunction]
+fn map_ident(name: &str, internal: bool) -> Option<String> {
+    crate::skel::map_ident_of(name, internal)
+}
+
+/// `KERNEL_VERSION(a, b, c)` of `"a.b.c"` (the patch level capped at 255).
+#[pyfunction]
+fn kernel_version_code(version: &str) -> PyResult<u32> {
+    crate::host::parse_kernel_version(version).ok_or_else(|| {
+        pyo3::exceptions::PyValueError::new_err(format!(
+            "kernel version must look like 6.12.3, got {}",
+            crate::json::py_repr(version)
+        ))
+    })
+}
+
 /// (page_size, possible_cpus) of this host, as libbpf reads them.
 #[pyfunction]
 fn host_defaults() -> (u32, u32) {
@@ -469,20 +585,7 @@ fn batch_failure<'py>(py: Python<'py>, f: crate::batch::Failure) -> Option<Bound
     let err = match f {
         Failure::Skipped => return None,
         Failure::Gen(e) => to_py_err(py, e),
-        Failure::Io { path, errno, message } => {
-            let path = path.to_string_lossy().into_owned();
-            match errno {
-                Some(n) => {
-                    let text = std::io::Error::from_raw_os_error(n).to_string();
-                    let strerror = text
-                        .strip_suffix(&format!(" (os error {n})"))
-                        .unwrap_or(&text)
-                        .to_string();
-                    pyo3::exceptions::PyOSError::new_err((n, strerror, path))
-                }
-                None => pyo3::exceptions::PyOSError::new_err(format!("{path}: {message}")),
-            }
-        }
+        Failure::Io { path, errno, message } => os_error(&path, errno, &message),
         Failure::DuplicateName(name) => pyo3::exceptions::PyValueError::new_err(format!(
             "duplicate object name '{name}' in the batch: its output files would overwrite another object's"
         )),
@@ -698,10 +801,36 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(open_and_gen, m)?)?;
     m.add_function(wrap_pyfunction!(default_object_name, m)?)?;
     m.add_function(wrap_pyfunction!(host_defaults, m)?)?;
+    m.add_function(wrap_pyfunction!(read_kconfig, m)?)?;
+    m.add_function(wrap_pyfunction!(write_loader, m)?)?;
+    m.add_function(wrap_pyfunction!(write_file, m)?)?;
+    m.add_function(wrap_pyfunction!(loader_ctx_size, m)?)?;
+    m.add_function(wrap_pyfunction!(kernel_version_code, m)?)?;
+    m.add_function(wrap_pyfunction!(map_ident, m)?)?;
+    m.add_function(wrap_pyfunction!(map_type_name, m)?)?;
+    m.add_function(wrap_pyfunction!(prog_type_name, m)?)?;
+    m.add_function(wrap_pyfunction!(attach_type_name, m)?)?;
     m.add_function(wrap_pyfunction!(selfcheck, m)?)?;
     m.add_function(wrap_pyfunction!(gen_batch, m)?)?;
     m.add_function(wrap_pyfunction!(_time_core, m)?)?;
     m.add_function(wrap_pyfunction!(parse_cli, m)?)?;
     m.add("CLI_USAGE", crate::cli::USAGE)?;
+    // The skeleton ctx a loader reads and writes (`loader_abi.rs`), for the
+    // facade that builds one to run a loader, and decodes a loader's uses of it.
+    m.add("LOADER_CTX_FLAGS", crate::loader_abi::CTX_FLAGS)?;
+    m.add("LOADER_CTX_LOG_LEVEL", crate::loader_abi::CTX_LOG_LEVEL)?;
+    m.add("LOADER_CTX_LOG_SIZE", crate::loader_abi::CTX_LOG_SIZE)?;
+    m.add("LOADER_CTX_LOG_BUF", crate::loader_abi::CTX_LOG_BUF)?;
+    m.add("LOADER_CTX_SIZE", crate::loader_abi::CTX_SIZE)?;
+    m.add("MAP_DESC_SIZE", crate::loader_abi::MAP_DESC_SIZE)?;
+    m.add("MAP_DESC_MAX_ENTRIES", crate::loader_abi::MAP_DESC_MAX_ENTRIES)?;
+    m.add("MAP_DESC_INITIAL_VALUE", crate::loader_abi::MAP_DESC_INITIAL_VALUE)?;
+    m.add("PROG_DESC_SIZE", crate::loader_abi::PROG_DESC_SIZE)?;
+    // bpf_attr field offsets and sizes (`loader_abi.rs`): where a loader's
+    // attrs sit, for the facade that reads them back
+    for (name, value) in crate::loader_abi::ATTR_LAYOUT {
+        m.add(*name, *value)?;
+    }
+    m.add("BPF_OBJ_NAME_LEN", crate::loader_abi::BPF_OBJ_NAME_LEN)?;
     Ok(())
 }

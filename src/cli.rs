@@ -187,17 +187,12 @@ fn positive(key: &str, value: &str) -> Result<u32, UsageError> {
 
 /// `X.Y.Z` as libbpf's `KERNEL_VERSION(X, Y, Z)`, the patch level capped at 255.
 fn kernel_version(text: &str) -> Result<u32, UsageError> {
-    let parts: Vec<&str> = text.trim().split('.').collect();
-    let numbers: Vec<u32> = parts.iter().filter_map(|p| p.parse().ok()).collect();
-    match (parts.len(), &numbers[..]) {
-        (3, &[major, minor, patch]) if parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_digit())) => {
-            Ok(crate::host::kernel_version_code(major, minor, patch))
-        }
-        _ => Err(UsageError::options(format!(
+    crate::host::parse_kernel_version(text).ok_or_else(|| {
+        UsageError::options(format!(
             "option --kernel-version must look like 6.12.3, got {}",
             py_repr(text)
-        ))),
-    }
+        ))
+    })
 }
 
 /// `OBJ [name NAME]`, as bpftool spells it.

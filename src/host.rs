@@ -61,6 +61,27 @@ pub fn kernel_version_code(major: u32, minor: u32, patch: u32) -> u32 {
     (major << 16) + (minor << 8) + patch.min(255)
 }
 
+/// `"X.Y.Z"` (digits only; whitespace around it allowed) as
+/// `KERNEL_VERSION(X, Y, Z)`; None for any other text, or for numbers whose
+/// code does not fit in 32 bits. What `--kernel-version` and the facade's
+/// `kernel_version="X.Y.Z"` accept.
+pub fn parse_kernel_version(text: &str) -> Option<u32> {
+    let parts: Vec<&str> = text.trim().split('.').collect();
+    let &[major, minor, patch] = &parts[..] else {
+        return None;
+    };
+    let num = |p: &str| -> Option<u32> {
+        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        p.parse().ok()
+    };
+    let (major, minor, patch) = (num(major)?, num(minor)?, num(patch)?);
+    let wide = (u64::from(major) << 16) + (u64::from(minor) << 8) + u64::from(patch.min(255));
+    u32::try_from(wide).ok()?;
+    Some(kernel_version_code(major, minor, patch))
+}
+
 fn three_numbers(s: &str) -> Option<(u32, u32, u32)> {
     let mut it = s.splitn(3, '.');
     let num = |p: Option<&str>| -> Option<u32> {
@@ -100,13 +121,16 @@ fn uname() -> (String, String) {
     (field(&u.release), field(&u.version))
 }
 
-/// Read a possibly gzip-compressed text file (gzopen accepts both).
-pub fn read_maybe_gz(path: &str) -> std::io::Result<String> {
+/// Read a possibly gzip-compressed text file (gzopen accepts both), such as
+/// `/proc/config.gz`. Bytes that are not UTF-8 become U+FFFD, compressed or
+/// not: a config is ASCII, and one stray byte should not hide every option.
+/// The one reader of kernel config files, for the CLI and the Python facade.
+pub fn read_maybe_gz(path: impl AsRef<std::path::Path>) -> std::io::Result<String> {
     let raw = std::fs::read(path)?;
     if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = String::new();
-        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_string(&mut out)?;
-        Ok(out)
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out)?;
+        Ok(String::from_utf8_lossy(&out).into_owned())
     } else {
         Ok(String::from_utf8_lossy(&raw).into_owned())
     }
@@ -175,7 +199,7 @@ impl ResolveInputs for Host {
             return Ok(text.clone());
         }
         let (release, _) = uname();
-        let text: Arc<str> = read_maybe_gz(&format!("/boot/config-{release}"))
+        let text: Arc<str> = read_maybe_gz(format!("/boot/config-{release}"))
             .or_else(|_| read_maybe_gz("/proc/config.gz"))
             .map_err(|_| Error::unsupported("failed to open system Kconfig (give one with --kconfig-file)"))?
             .into();
@@ -206,6 +230,26 @@ mod tests {
         assert_eq!(count_cpu_list("0"), Some(1));
         assert_eq!(count_cpu_list("0-3,8,10-11"), Some(7));
         assert_eq!(count_cpu_list("x"), None);
+    }
+
+    #[test]
+    fn kernel_version_text() {
+        use super::parse_kernel_version as parse;
+        assert_eq!(parse("6.12.3"), Some(0x60c03));
+        assert_eq!(parse(" 4.19.260\n"), Some((4 << 16) + (19 << 8) + 255));
+        for bad in [
+            "6.12",
+            "6.12.3.1",
+            "6..3",
+            "v6.12.3",
+            "6.12.-3",
+            "6.12.+3",
+            "65536.0.0",
+            "",
+        ] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse("65535.255.255"), Some(u32::MAX));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod elf;
 pub mod error;
 pub mod externs;
+pub mod files;
 pub mod generate;
 pub mod host;
 pub mod insn;

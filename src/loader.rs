@@ -130,6 +130,17 @@ pub struct LoaderGen {
     error: Option<Error>,
 }
 
+/// Blob offset of the attr field at `off` of the attr at blob offset `attr`.
+fn field(attr: i32, off: usize) -> i32 {
+    attr + off as i32
+}
+
+/// An attr field's offset as an instruction's memory offset (from the attr's
+/// address in a register).
+fn field_off(off: usize) -> i16 {
+    off as i16
+}
+
 fn put_u32(buf: &mut [u8], off: usize, v: u32) {
     buf[off..off + 4].copy_from_slice(&v.to_le_bytes());
 }
@@ -460,13 +471,13 @@ impl LoaderGen {
             self.add_data(raw)
         };
         let mut attr = [0u8; BTF_LOAD_ATTR_SIZE];
-        put_u32(&mut attr, 16, raw.len() as u32);
+        put_u32(&mut attr, btf_load::BTF_SIZE, raw.len() as u32);
         self.attr_to_target(&mut attr, None, None);
         let a = self.add_data(&attr);
-        self.ctx2blob(a + 24, 4, CTX_LOG_LEVEL, false);
-        self.ctx2blob(a + 20, 4, CTX_LOG_SIZE, false);
-        self.ctx2blob(a + 8, 8, CTX_LOG_BUF, false);
-        self.rel_store(a, btf);
+        self.ctx2blob(field(a, btf_load::BTF_LOG_LEVEL), 4, CTX_LOG_LEVEL, false);
+        self.ctx2blob(field(a, btf_load::BTF_LOG_SIZE), 4, CTX_LOG_SIZE, false);
+        self.ctx2blob(field(a, btf_load::BTF_LOG_BUF), 8, CTX_LOG_BUF, false);
+        self.rel_store(field(a, btf_load::BTF), btf);
         self.sys_bpf(BPF_BTF_LOAD, a, BTF_LOAD_ATTR_SIZE);
         self.check_err();
         self.emit(Insn::stx_mem(Size::W, R10, R7, STACK_BTF_FD));
@@ -474,43 +485,45 @@ impl LoaderGen {
 
     /// `bpf_gen__map_create`; `map_idx` None creates the inner map template.
     pub fn map_create(&mut self, m: &MapCreate, map_idx: Option<usize>) {
+        use map_create as f;
         let mut attr = [0u8; MAP_CREATE_ATTR_SIZE];
-        put_u32(&mut attr, 0, m.map_type);
-        put_u32(&mut attr, 4, m.key_size);
-        put_u32(&mut attr, 8, m.value_size);
-        put_u32(&mut attr, 12, m.max_entries);
-        put_u32(&mut attr, 16, m.map_flags);
-        put_u32(&mut attr, 24, m.numa_node);
-        put_name(&mut attr, 28, m.name);
-        put_u32(&mut attr, 52, m.btf_key_type_id);
-        put_u32(&mut attr, 56, m.btf_value_type_id);
-        attr[64..72].copy_from_slice(&m.map_extra.to_le_bytes());
-        self.attr_to_target(&mut attr, Some(28..44), Some(64));
+        put_u32(&mut attr, f::MAP_TYPE, m.map_type);
+        put_u32(&mut attr, f::KEY_SIZE, m.key_size);
+        put_u32(&mut attr, f::VALUE_SIZE, m.value_size);
+        put_u32(&mut attr, f::MAX_ENTRIES, m.max_entries);
+        put_u32(&mut attr, f::MAP_FLAGS, m.map_flags);
+        put_u32(&mut attr, f::NUMA_NODE, m.numa_node);
+        put_name(&mut attr, f::MAP_NAME, m.name);
+        put_u32(&mut attr, f::BTF_KEY_TYPE_ID, m.btf_key_type_id);
+        put_u32(&mut attr, f::BTF_VALUE_TYPE_ID, m.btf_value_type_id);
+        attr[f::MAP_EXTRA..f::MAP_EXTRA + 8].copy_from_slice(&m.map_extra.to_le_bytes());
+        let name = f::MAP_NAME..f::MAP_NAME + BPF_OBJ_NAME_LEN;
+        self.attr_to_target(&mut attr, Some(name), Some(f::MAP_EXTRA));
         let a = self.add_data(&attr);
         if m.btf_value_type_id != 0 {
-            self.stack2blob(a + 48, 4, STACK_BTF_FD);
+            self.stack2blob(field(a, f::BTF_FD), 4, STACK_BTF_FD);
         }
         if let Some(vtype) = m.vmlinux_value_type {
             // The kernel resolves a struct_ops value type through the
             // object's BTF fd, so that fd is passed as well.
-            self.stack2blob(a + 48, 4, STACK_BTF_FD);
+            self.stack2blob(field(a, f::BTF_FD), 4, STACK_BTF_FD);
             self.emit_btf_lookup(vtype, crate::btf::kind::STRUCT);
             self.check_err();
             self.ld_blob(R0, a);
-            self.emit(Insn::stx_mem(Size::W, R0, R7, 60));
+            self.emit(Insn::stx_mem(Size::W, R0, R7, field_off(f::BTF_VMLINUX_VALUE_TYPE_ID)));
         }
         let is_mim = map_type::is_map_in_map(m.map_type);
         if is_mim {
-            self.stack2blob(a + 20, 4, STACK_INNER_MAP_FD);
+            self.stack2blob(field(a, f::INNER_MAP_FD), 4, STACK_INNER_MAP_FD);
         }
         if let Some(idx) = map_idx.filter(|_| m.map_extra_from_ctx) {
-            let addr = self.ctx_off(CTX_SIZE + MAP_DESC_SIZE * idx + 8);
-            self.ctx2blob(a + 64, 8, addr, true);
+            let addr = self.ctx_off(CTX_SIZE + MAP_DESC_SIZE * idx + MAP_DESC_INITIAL_VALUE);
+            self.ctx2blob(field(a, f::MAP_EXTRA), 8, addr, true);
         }
         // A signed loader keeps the signed max_entries (libbpf 1.8).
         if let Some(idx) = map_idx.filter(|_| !self.gen_hash) {
-            let max_entries = self.ctx_off(CTX_SIZE + MAP_DESC_SIZE * idx + 4);
-            self.ctx2blob(a + 12, 4, max_entries, true);
+            let max_entries = self.ctx_off(CTX_SIZE + MAP_DESC_SIZE * idx + MAP_DESC_MAX_ENTRIES);
+            self.ctx2blob(field(a, f::MAX_ENTRIES), 4, max_entries, true);
         }
         self.sys_bpf(BPF_MAP_CREATE, a, MAP_CREATE_ATTR_SIZE);
         self.check_err();
@@ -557,7 +570,7 @@ impl LoaderGen {
         // A signed loader keeps the signed image: no override from the
         // skeleton's initial_value (libbpf 1.8).
         if !self.gen_hash {
-            let initial_value = self.ctx_off(CTX_SIZE + MAP_DESC_SIZE * map_idx + 8);
+            let initial_value = self.ctx_off(CTX_SIZE + MAP_DESC_SIZE * map_idx + MAP_DESC_INITIAL_VALUE);
             self.emit(Insn::ldx_mem(Size::DW, R3, R6, initial_value));
             self.emit(Insn::jmp_imm(BPF_JEQ, R3, 0, 8));
             self.ld_blob(R1, v);
@@ -569,9 +582,9 @@ impl LoaderGen {
             self.emit(Insn::call(FN_PROBE_READ_KERNEL));
         }
         let a = self.add_zeroes(MAP_UPDATE_ATTR_SIZE);
-        self.blob2blob(a, 4, fd_array_off(map_idx));
-        self.rel_store(a + 8, key);
-        self.rel_store(a + 16, v);
+        self.blob2blob(field(a, map_update::MAP_FD), 4, fd_array_off(map_idx));
+        self.rel_store(field(a, map_update::KEY), key);
+        self.rel_store(field(a, map_update::VALUE), v);
         self.sys_bpf(BPF_MAP_UPDATE_ELEM, a, MAP_UPDATE_ATTR_SIZE);
         self.check_err();
     }
@@ -597,9 +610,9 @@ impl LoaderGen {
         let value = self.add_zeroes(4);
         let a = self.add_zeroes(MAP_UPDATE_ATTR_SIZE);
         self.prog_fd_to_blob(value, load_idx);
-        self.blob2blob(a, 4, fd_array_off(map_idx));
-        self.rel_store(a + 8, key);
-        self.rel_store(a + 16, value);
+        self.blob2blob(field(a, map_update::MAP_FD), 4, fd_array_off(map_idx));
+        self.rel_store(field(a, map_update::KEY), key);
+        self.rel_store(field(a, map_update::VALUE), value);
         self.sys_bpf(BPF_MAP_UPDATE_ELEM, a, MAP_UPDATE_ATTR_SIZE);
         self.check_err();
     }
@@ -608,9 +621,9 @@ impl LoaderGen {
     pub fn populate_outer_map(&mut self, outer: usize, slot: u32, inner: usize) {
         let key = self.add_data(&self.u32_to_target(slot));
         let a = self.add_zeroes(MAP_UPDATE_ATTR_SIZE);
-        self.blob2blob(a, 4, fd_array_off(outer));
-        self.rel_store(a + 8, key);
-        self.rel_store(a + 16, fd_array_off(inner));
+        self.blob2blob(field(a, map_update::MAP_FD), 4, fd_array_off(outer));
+        self.rel_store(field(a, map_update::KEY), key);
+        self.rel_store(field(a, map_update::VALUE), fd_array_off(inner));
         self.sys_bpf(BPF_MAP_UPDATE_ELEM, a, MAP_UPDATE_ATTR_SIZE);
         self.check_err();
     }
@@ -618,7 +631,7 @@ impl LoaderGen {
     /// `bpf_gen__map_freeze`.
     pub fn map_freeze(&mut self, map_idx: usize) {
         let a = self.add_zeroes(MAP_FREEZE_ATTR_SIZE);
-        self.blob2blob(a, 4, fd_array_off(map_idx));
+        self.blob2blob(field(a, map_freeze::MAP_FD), 4, fd_array_off(map_idx));
         self.sys_bpf(BPF_MAP_FREEZE, a, MAP_FREEZE_ATTR_SIZE);
         self.check_err();
     }
@@ -642,40 +655,42 @@ impl LoaderGen {
         let line_info = self.add_data(&line_info);
         let core_relos = self.words_to_target(&p.core_relos);
         let core_relos = self.add_data(&core_relos);
+        use prog_load as f;
         let mut attr = [0u8; PROG_LOAD_ATTR_SIZE];
-        put_u32(&mut attr, 0, p.prog_type);
-        put_u32(&mut attr, 4, p.insn_cnt);
-        put_u32(&mut attr, 44, p.prog_flags);
-        put_name(&mut attr, 48, p.name);
-        put_u32(&mut attr, 68, p.expected_attach_type);
-        put_u32(&mut attr, 76, p.func_info_rec_size);
-        put_u32(&mut attr, 88, p.func_info_cnt);
-        put_u32(&mut attr, 92, p.line_info_rec_size);
-        put_u32(&mut attr, 104, p.line_info_cnt);
+        put_u32(&mut attr, f::PROG_TYPE, p.prog_type);
+        put_u32(&mut attr, f::INSN_CNT, p.insn_cnt);
+        put_u32(&mut attr, f::PROG_FLAGS, p.prog_flags);
+        put_name(&mut attr, f::PROG_NAME, p.name);
+        put_u32(&mut attr, f::EXPECTED_ATTACH_TYPE, p.expected_attach_type);
+        put_u32(&mut attr, f::FUNC_INFO_REC_SIZE, p.func_info_rec_size);
+        put_u32(&mut attr, f::FUNC_INFO_CNT, p.func_info_cnt);
+        put_u32(&mut attr, f::LINE_INFO_REC_SIZE, p.line_info_rec_size);
+        put_u32(&mut attr, f::LINE_INFO_CNT, p.line_info_cnt);
         if p.attach_target.is_some() {
-            put_u32(&mut attr, 108, 1);
+            // a placeholder, replaced by the run-time lookup's result
+            put_u32(&mut attr, f::ATTACH_BTF_ID, 1);
         }
-        put_u32(&mut attr, 116, (p.core_relos.len() / 16) as u32);
-        put_u32(&mut attr, 136, 16); // core_relo_rec_size
-        self.attr_to_target(&mut attr, Some(48..64), None);
+        put_u32(&mut attr, f::CORE_RELO_CNT, (p.core_relos.len() / 16) as u32);
+        put_u32(&mut attr, f::CORE_RELO_REC_SIZE, 16);
+        self.attr_to_target(&mut attr, Some(f::PROG_NAME..f::PROG_NAME + BPF_OBJ_NAME_LEN), None);
         let a = self.add_data(&attr);
-        self.rel_store(a + 16, license_off);
-        self.rel_store(a + 8, insns_off);
-        self.rel_store(a + 80, func_info);
-        self.rel_store(a + 96, line_info);
-        self.rel_store(a + 128, core_relos);
-        self.rel_store(a + 120, 0); // fd_array
-        self.ctx2blob(a + 24, 4, CTX_LOG_LEVEL, false);
-        self.ctx2blob(a + 28, 4, CTX_LOG_SIZE, false);
-        self.ctx2blob(a + 32, 8, CTX_LOG_BUF, false);
-        self.stack2blob(a + 72, 4, STACK_BTF_FD);
+        self.rel_store(field(a, f::LICENSE), license_off);
+        self.rel_store(field(a, f::INSNS), insns_off);
+        self.rel_store(field(a, f::FUNC_INFO), func_info);
+        self.rel_store(field(a, f::LINE_INFO), line_info);
+        self.rel_store(field(a, f::CORE_RELOS), core_relos);
+        self.rel_store(field(a, f::FD_ARRAY), 0);
+        self.ctx2blob(field(a, f::LOG_LEVEL), 4, CTX_LOG_LEVEL, false);
+        self.ctx2blob(field(a, f::LOG_SIZE), 4, CTX_LOG_SIZE, false);
+        self.ctx2blob(field(a, f::LOG_BUF), 8, CTX_LOG_BUF, false);
+        self.stack2blob(field(a, f::PROG_BTF_FD), 4, STACK_BTF_FD);
         if let Some((target, kind)) = &p.attach_target {
             self.emit_btf_lookup(target, *kind);
             self.check_err();
             self.ld_blob(R0, a);
-            self.emit(Insn::stx_mem(Size::W, R0, R7, 108));
+            self.emit(Insn::stx_mem(Size::W, R0, R7, field_off(f::ATTACH_BTF_ID)));
             self.emit(Insn::alu64_imm(BPF_RSH, R7, 32));
-            self.emit(Insn::stx_mem(Size::W, R0, R7, 112));
+            self.emit(Insn::stx_mem(Size::W, R0, R7, field_off(f::ATTACH_BTF_OBJ_FD)));
         }
         let mut ksyms: Vec<KsymDesc> = Vec::new();
         for r in &p.ksym_relocs {
@@ -684,7 +699,7 @@ impl LoaderGen {
         self.sys_bpf(BPF_PROG_LOAD, a, PROG_LOAD_ATTR_SIZE);
         self.cleanup_relos(&ksyms);
         if p.attach_target.is_some() {
-            self.emit_sys_close_blob(a + 112);
+            self.emit_sys_close_blob(field(a, prog_load::ATTACH_BTF_OBJ_FD));
         }
         self.check_err();
         let j = self.prog_slots.len();

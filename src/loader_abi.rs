@@ -21,12 +21,94 @@ pub const BPF_PROG_LOAD: i32 = 5;
 pub const BPF_BTF_LOAD: i32 = 18;
 pub const BPF_MAP_FREEZE: i32 = 22;
 
-// Their attr sizes: offsetofend of the last field each command uses.
-pub const MAP_CREATE_ATTR_SIZE: usize = 72;
-pub const PROG_LOAD_ATTR_SIZE: usize = 140;
-pub const BTF_LOAD_ATTR_SIZE: usize = 28;
-pub const MAP_UPDATE_ATTR_SIZE: usize = 32;
-pub const MAP_FREEZE_ATTR_SIZE: usize = 4;
+/// `union bpf_attr` for each command the loader issues: the offset of every
+/// field the loader fills (a module per command) and the attr size it
+/// passes (`*_ATTR_SIZE`: offsetofend of the last field it uses). Besides
+/// the emitter and the self-check, the Python facade reads loaders' attrs
+/// back (`explain`, `run.diagnose`): it gets these from the extension as
+/// `_core.<COMMAND>_<FIELD>` ([`ATTR_LAYOUT`]), not as numbers of its own.
+macro_rules! attr_layouts {
+    ($($cmd:ident $prefix:literal $size:ident = $sz:expr, { $($field:ident = $off:expr),* $(,)? })*) => {
+        $(
+            pub const $size: usize = $sz;
+            pub mod $cmd {
+                $(pub const $field: usize = $off;)*
+            }
+        )*
+        /// Every attr size and field offset as (`MAP_CREATE_ATTR_SIZE`,
+        /// `MAP_CREATE_BTF_FD`, ..., value).
+        pub const ATTR_LAYOUT: &[(&str, usize)] = &[
+            $(
+                (stringify!($size), $size),
+                $((concat!($prefix, "_", stringify!($field)), $cmd::$field),)*
+            )*
+        ];
+    };
+}
+
+attr_layouts! {
+    btf_load "BTF_LOAD" BTF_LOAD_ATTR_SIZE = 28, {
+        BTF = 0,
+        BTF_LOG_BUF = 8,
+        BTF_SIZE = 16,
+        BTF_LOG_SIZE = 20,
+        BTF_LOG_LEVEL = 24,
+    }
+    map_create "MAP_CREATE" MAP_CREATE_ATTR_SIZE = 72, {
+        MAP_TYPE = 0,
+        KEY_SIZE = 4,
+        VALUE_SIZE = 8,
+        MAX_ENTRIES = 12,
+        MAP_FLAGS = 16,
+        INNER_MAP_FD = 20,
+        NUMA_NODE = 24,
+        MAP_NAME = 28,
+        MAP_IFINDEX = 44,
+        BTF_FD = 48,
+        BTF_KEY_TYPE_ID = 52,
+        BTF_VALUE_TYPE_ID = 56,
+        BTF_VMLINUX_VALUE_TYPE_ID = 60,
+        MAP_EXTRA = 64,
+    }
+    map_update "MAP_UPDATE" MAP_UPDATE_ATTR_SIZE = 32, {
+        MAP_FD = 0,
+        KEY = 8,
+        VALUE = 16,
+        FLAGS = 24,
+    }
+    map_freeze "MAP_FREEZE" MAP_FREEZE_ATTR_SIZE = 4, {
+        MAP_FD = 0,
+    }
+    prog_load "PROG_LOAD" PROG_LOAD_ATTR_SIZE = 140, {
+        PROG_TYPE = 0,
+        INSN_CNT = 4,
+        INSNS = 8,
+        LICENSE = 16,
+        LOG_LEVEL = 24,
+        LOG_SIZE = 28,
+        LOG_BUF = 32,
+        PROG_FLAGS = 44,
+        PROG_NAME = 48,
+        PROG_IFINDEX = 64,
+        EXPECTED_ATTACH_TYPE = 68,
+        PROG_BTF_FD = 72,
+        FUNC_INFO_REC_SIZE = 76,
+        FUNC_INFO = 80,
+        FUNC_INFO_CNT = 88,
+        LINE_INFO_REC_SIZE = 92,
+        LINE_INFO = 96,
+        LINE_INFO_CNT = 104,
+        ATTACH_BTF_ID = 108,
+        ATTACH_BTF_OBJ_FD = 112,
+        CORE_RELO_CNT = 116,
+        FD_ARRAY = 120,
+        CORE_RELOS = 128,
+        CORE_RELO_REC_SIZE = 136,
+    }
+}
+
+/// The length of the name fields of MAP_CREATE and PROG_LOAD.
+pub const BPF_OBJ_NAME_LEN: usize = 16;
 
 /// The fd array starts the data blob: map slots (libbpf's 64, or one per map
 /// for objects with more maps, beyond libbpf 1.5), then kfunc BTF fd slots.
@@ -62,10 +144,20 @@ pub const CTX_LOG_SIZE: i16 = 12;
 pub const CTX_LOG_BUF: i16 = 16;
 pub const CTX_SIZE: usize = 24;
 pub const MAP_DESC_SIZE: usize = 16;
+/// `bpf_map_desc` fields the loader reads: a max_entries override, and the
+/// initial value's address (for an arena without `map_extra`, its address).
+pub const MAP_DESC_MAX_ENTRIES: usize = 4;
+pub const MAP_DESC_INITIAL_VALUE: usize = 8;
 pub const PROG_DESC_SIZE: usize = 4;
 /// `CTX_FLAGS` bit: the skeleton lives in kernel memory, so the loader reads
 /// initial values with `probe_read_kernel` rather than `copy_from_user`.
 pub const BPF_SKEL_KERNEL: i32 = 1;
+
+/// Size of the skeleton ctx a loader expects: `struct bpf_loader_ctx`, then
+/// one `bpf_map_desc` per map and one `bpf_prog_desc` per program.
+pub const fn ctx_size(nr_maps: usize, nr_progs: usize) -> usize {
+    CTX_SIZE + MAP_DESC_SIZE * nr_maps + PROG_DESC_SIZE * nr_progs
+}
 
 /// The instruction every failure branch jumps to: the shared cleanup block
 /// right after the 7-instruction prologue.
@@ -77,3 +169,23 @@ pub const CLEANUP_LABEL: usize = 7;
 /// exclusive to the loader.
 pub const SHA256_DIGEST_LENGTH: i16 = 32;
 pub const SHA256_DWORDS: usize = 4;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn attr_layout_names_are_unique_and_fields_inside_their_attr() {
+        let all = super::ATTR_LAYOUT;
+        let mut names: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all.len());
+        let sizes: Vec<(&str, usize)> = all
+            .iter()
+            .filter_map(|(n, s)| n.strip_suffix("_ATTR_SIZE").map(|cmd| (cmd, *s)))
+            .collect();
+        for (name, off) in all.iter().filter(|(n, _)| !n.ends_with("_ATTR_SIZE")) {
+            let (_, size) = sizes.iter().find(|(cmd, _)| name.starts_with(cmd)).unwrap();
+            assert!(off < size, "{name}");
+        }
+    }
+}

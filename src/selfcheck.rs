@@ -74,9 +74,16 @@ const COND_JUMPS: [u8; 6] = [
 ];
 
 use crate::loader_abi::{
-    self as abi, CLEANUP_LABEL, FN_BTF_FIND_BY_NAME_KIND, FN_COPY_FROM_USER, FN_KALLSYMS_LOOKUP_NAME,
-    FN_PROBE_READ_KERNEL, FN_SYS_BPF, FN_SYS_CLOSE,
+    self as abi, BPF_OBJ_NAME_LEN, CLEANUP_LABEL, FN_BTF_FIND_BY_NAME_KIND, FN_COPY_FROM_USER, FN_KALLSYMS_LOOKUP_NAME,
+    FN_PROBE_READ_KERNEL, FN_SYS_BPF, FN_SYS_CLOSE, btf_load, map_create, map_freeze, map_update, prog_load,
 };
+
+/// An attr field's offset (`loader_abi`) in the checker's i64 arithmetic.
+const fn field(off: usize) -> i64 {
+    off as i64
+}
+// One check reads the map fd of both commands' attrs.
+const _: () = assert!(map_update::MAP_FD == map_freeze::MAP_FD);
 
 // The loader ABI's commands, attr sizes and layout in the i64 arithmetic of
 // the abstract values they are compared with.
@@ -1006,8 +1013,8 @@ pub fn check(data: &[u8], insns: &[u8], expect: &Expect) -> CheckResult<Report> 
                 if report.btf.is_some() {
                     return fail(Some(pc), "second BPF_BTF_LOAD");
                 }
-                let size = u(16) as i64;
-                let ptr = blob_ptr(a, pc).ok_or_else(|| CheckError {
+                let size = u(field(btf_load::BTF_SIZE)) as i64;
+                let ptr = blob_ptr(a + field(btf_load::BTF), pc).ok_or_else(|| CheckError {
                     insn: Some(pc),
                     reason: "BPF_BTF_LOAD attr has no BTF pointer".into(),
                 })?;
@@ -1024,13 +1031,13 @@ pub fn check(data: &[u8], insns: &[u8], expect: &Expect) -> CheckResult<Report> 
                 report.btf = Some((ptr as u32, size as u32));
             }
             BPF_MAP_CREATE => {
-                let name = ck.cstr_at(pc, a + 28, 16, "map name")?;
+                let name = ck.cstr_at(pc, a + field(map_create::MAP_NAME), BPF_OBJ_NAME_LEN, "map name")?;
                 let attrs = MapAttrs {
-                    map_type: u(0),
-                    key_size: u(4),
-                    value_size: u(8),
-                    max_entries: u(12),
-                    map_flags: u(16),
+                    map_type: u(field(map_create::MAP_TYPE)),
+                    key_size: u(field(map_create::KEY_SIZE)),
+                    value_size: u(field(map_create::VALUE_SIZE)),
+                    max_entries: u(field(map_create::MAX_ENTRIES)),
+                    map_flags: u(field(map_create::MAP_FLAGS)),
                 };
                 let dests = ret_dest.get(&pc).map(Vec::as_slice).unwrap_or(&[]);
                 let rec_pc = pc;
@@ -1132,7 +1139,7 @@ pub fn check(data: &[u8], insns: &[u8], expect: &Expect) -> CheckResult<Report> 
                 next_map += 1;
             }
             BPF_MAP_UPDATE_ELEM | BPF_MAP_FREEZE => {
-                let m = fd_source(a, pc).ok_or_else(|| CheckError {
+                let m = fd_source(a + field(map_update::MAP_FD), pc).ok_or_else(|| CheckError {
                     insn: Some(pc),
                     reason: "map fd of the attr does not come from an fd_array map slot".into(),
                 })? as usize;
@@ -1144,7 +1151,9 @@ pub fn check(data: &[u8], insns: &[u8], expect: &Expect) -> CheckResult<Report> 
                     continue;
                 }
                 let map = created_attrs[m];
-                let (Some(key), Some(value)) = (blob_ptr(a + 8, pc), blob_ptr(a + 16, pc)) else {
+                let key = blob_ptr(a + field(map_update::KEY), pc);
+                let value = blob_ptr(a + field(map_update::VALUE), pc);
+                let (Some(key), Some(value)) = (key, value) else {
                     return fail(Some(pc), "BPF_MAP_UPDATE_ELEM without key and value pointers");
                 };
                 // The value of a map-in-map slot is an fd (4 bytes).
@@ -1159,33 +1168,38 @@ pub fn check(data: &[u8], insns: &[u8], expect: &Expect) -> CheckResult<Report> 
                 report.map_updates += 1;
             }
             BPF_PROG_LOAD => {
-                let name = ck.cstr_at(pc, a + 48, 16, "program name")?;
-                let insn_cnt = u(4);
-                let ptr = |o: i64, what: &str| {
-                    blob_ptr(a + o, pc).ok_or_else(|| CheckError {
+                use prog_load as f;
+                let name = ck.cstr_at(pc, a + field(f::PROG_NAME), BPF_OBJ_NAME_LEN, "program name")?;
+                let insn_cnt = u(field(f::INSN_CNT));
+                let ptr = |o: usize, what: &str| {
+                    blob_ptr(a + field(o), pc).ok_or_else(|| CheckError {
                         insn: Some(pc),
                         reason: format!("PROG_LOAD '{name}': no {what} pointer"),
                     })
                 };
-                let insns_off = ptr(8, "instructions")?;
+                let insns_off = ptr(f::INSNS, "instructions")?;
                 if insn_cnt == 0 || !ck.in_data(insns_off, 8 * insn_cnt as i64) {
                     return fail(
                         Some(pc),
                         format!("PROG_LOAD '{name}': {insn_cnt} instructions out of bounds"),
                     );
                 }
-                let license = ck.cstr_at(pc, ptr(16, "license")?, usize::MAX, "license")?;
-                for (what, p, rec, cnt) in [("func_info", 80, 76, 88), ("line_info", 96, 92, 104)] {
-                    let bytes = u(rec) as i64 * u(cnt) as i64;
+                let license = ck.cstr_at(pc, ptr(f::LICENSE, "license")?, usize::MAX, "license")?;
+                for (what, p, rec, cnt) in [
+                    ("func_info", f::FUNC_INFO, f::FUNC_INFO_REC_SIZE, f::FUNC_INFO_CNT),
+                    ("line_info", f::LINE_INFO, f::LINE_INFO_REC_SIZE, f::LINE_INFO_CNT),
+                ] {
+                    let bytes = u(field(rec)) as i64 * u(field(cnt)) as i64;
                     let p = ptr(p, what)?;
                     if !ck.in_data(p, bytes) {
                         return fail(Some(pc), format!("PROG_LOAD '{name}': {what} out of bounds"));
                     }
                 }
-                if u(136) != 16 || !ck.in_data(ptr(128, "CO-RE")?, 16 * u(116) as i64) {
+                let core_bytes = 16 * u(field(f::CORE_RELO_CNT)) as i64;
+                if u(field(f::CORE_RELO_REC_SIZE)) != 16 || !ck.in_data(ptr(f::CORE_RELOS, "CO-RE")?, core_bytes) {
                     return fail(Some(pc), format!("PROG_LOAD '{name}': CO-RE records out of bounds"));
                 }
-                if ptr(120, "fd_array")? != 0 {
+                if ptr(f::FD_ARRAY, "fd_array")? != 0 {
                     return fail(Some(pc), format!("PROG_LOAD '{name}': fd_array is not the loader's"));
                 }
                 // The fd: a stack slot (or, beyond 32 programs, a data-blob
@@ -1243,7 +1257,11 @@ pub fn check(data: &[u8], insns: &[u8], expect: &Expect) -> CheckResult<Report> 
                         format!("program '{}' is loaded but not autoloaded", want.name),
                     );
                 }
-                let (prog_type, eat, flags) = (u(0), u(68), u(44));
+                let (prog_type, eat, flags) = (
+                    u(field(f::PROG_TYPE)),
+                    u(field(f::EXPECTED_ATTACH_TYPE)),
+                    u(field(f::PROG_FLAGS)),
+                );
                 if let Some(w) = want.attrs
                     && w != (prog_type, eat, flags)
                 {

@@ -56,9 +56,15 @@ fn user_map_name(map: &Map) -> &str {
 
 /// The skeleton field name of a map (bpftool's `get_map_ident`); `None` for
 /// internal maps bpftool does not recognise.
-fn map_ident(map: &Map) -> Option<String> {
-    let name = user_map_name(map);
-    if !map.is_internal() {
+pub fn map_ident(map: &Map) -> Option<String> {
+    map_ident_of(user_map_name(map), map.is_internal())
+}
+
+/// [`map_ident`] from a name alone. Only exact with the name bpftool sees
+/// (a custom section's full name); a loader without its object has just the
+/// kernel's map names, which cut such names at 15 bytes.
+pub fn map_ident_of(name: &str, internal: bool) -> Option<String> {
+    if !internal {
         return Some(name[..name.floor_char_boundary(IDENT_MAX)].to_string());
     }
     [".data", ".rodata", ".bss", ".kconfig"]

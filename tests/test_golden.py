@@ -145,6 +145,7 @@ def test_map_and_prog_order_matches_header_descriptors(name: str, host: dict[str
     assert loader.map_names == tuple(obj.maps)
     idents = [map_ident(m.name, m.section, m.internal) for m in obj.maps.values()]
     assert idents == meta["map_fields"]
+    assert [m.ident for m in obj.maps.values()] == meta["map_fields"]  # the core's, exposed
 
 
 @pytest.mark.parametrize("name", GOLDEN_NAMES)

@@ -374,6 +374,21 @@ def test_global_data_maps_are_mapped_by_ident() -> None:
 
 
 @pytest.mark.usefixtures("bpf_permitted", "no_fd_leak")
+def test_mmaps_use_the_skeleton_idents() -> None:
+    """A custom section longer than a kernel map name: the mmap is known by the skeleton's
+    member name (from the full section name), not by one made from the cut kernel name;
+    a Loader without its object has only the kernel name to go by."""
+    obj = loadable(obj_path("global_data_long_object_name.bpf"))
+    idents = {m.ident for m in obj.maps.values() if m.internal and m.flags & 0x400}
+    assert "data_extra_long_section_name" in idents
+    with run(obj) as loaded:
+        assert set(loaded.mmaps) == idents
+    bare = obj.gen_loader().replace(_core=None)
+    with run(bare) as loaded:
+        assert "data_extra_lon" in loaded.mmaps
+
+
+@pytest.mark.usefixtures("bpf_permitted", "no_fd_leak")
 def test_max_entries_override() -> None:
     with run(loadable(obj_path("maps_hash.bpf")), max_entries={"flows": 77}) as loaded:
         assert loaded.map_info("flows").max_entries == 77

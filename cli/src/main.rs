@@ -147,12 +147,9 @@ fn gen_loader(req: &Request) -> Outcome {
     let host = host(req)?;
     let blobs = bpfgen_fast::gen_loader_with(&obj, &host, options(req))?;
     let prefix = req.output.as_deref().expect("the grammar requires -o PREFIX");
-    output::write_file(&format!("{prefix}.data.bin"), &blobs.data)?;
-    output::write_file(&format!("{prefix}.insns.bin"), &blobs.insns)?;
-    output::write_file(
-        &format!("{prefix}.json"),
-        bpfgen_fast::batch::blobs_json(&blobs).as_bytes(),
-    )?;
+    let b = &blobs;
+    bpfgen_fast::files::write_loader(prefix.as_ref(), &b.data, &b.insns, &b.map_names, &b.prog_names)
+        .map_err(|(path, e)| output::io_failure(&path.to_string_lossy(), &e))?;
     Ok(ExitCode::SUCCESS)
 }
 

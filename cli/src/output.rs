@@ -34,17 +34,7 @@ pub fn stdout(bytes: &[u8]) -> Outcome {
     }
 }
 
-/// Writes `path` through a temporary file in its directory and a rename: a
-/// reader (or an interrupted run) never sees half a file.
+/// Writes `path` atomically (`bpfgen_fast::files::write_file`).
 pub fn write_file(path: &str, bytes: &[u8]) -> Result<(), Failure> {
-    let target = Path::new(path);
-    let dir = match target.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = target
-        .file_name()
-        .ok_or_else(|| Failure::Error(format!("{path}: Is a directory")))?
-        .to_string_lossy();
-    bpfgen_fast::batch::write_atomic(dir, &name, bytes).map_err(|e| io_failure(path, &e))
+    bpfgen_fast::files::write_file(Path::new(path), bytes).map_err(|e| io_failure(path, &e))
 }

@@ -16,6 +16,8 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bpfgen_fast import _core
+
 # bpf commands
 MAP_CREATE = 0
 MAP_LOOKUP_ELEM = 1
@@ -63,54 +65,20 @@ RAW_TP_ATTR_SZ = 12  # raw_tracepoint.prog_fd
 LINK_CREATE_ATTR_SZ = 28  # link_create.iter_info_len
 ITER_CREATE_ATTR_SZ = 8  # iter_create.flags
 
-MAP_TYPES = (
-    "unspec", "hash", "array", "prog_array", "perf_event_array", "percpu_hash", "percpu_array",
-    "stack_trace", "cgroup_array", "lru_hash", "lru_percpu_hash", "lpm_trie", "array_of_maps",
-    "hash_of_maps", "devmap", "sockmap", "cpumap", "xskmap", "sockhash", "cgroup_storage",
-    "reuseport_sockarray", "percpu_cgroup_storage", "queue", "stack", "sk_storage",
-    "devmap_hash", "struct_ops", "ringbuf", "inode_storage", "task_storage", "bloom_filter",
-    "user_ringbuf", "cgrp_storage", "arena",
-)
-PROG_TYPES = (
-    "unspec", "socket_filter", "kprobe", "sched_cls", "sched_act", "tracepoint", "xdp",
-    "perf_event", "cgroup_skb", "cgroup_sock", "lwt_in", "lwt_out", "lwt_xmit", "sock_ops",
-    "sk_skb", "cgroup_device", "sk_msg", "raw_tracepoint", "cgroup_sock_addr", "lwt_seg6local",
-    "lirc_mode2", "sk_reuseport", "flow_dissector", "cgroup_sysctl", "raw_tracepoint_writable",
-    "cgroup_sockopt", "tracing", "struct_ops", "ext", "lsm", "sk_lookup", "syscall", "netfilter",
-)
-ATTACH_TYPES = (
-    "cgroup_inet_ingress", "cgroup_inet_egress", "cgroup_inet_sock_create", "cgroup_sock_ops",
-    "sk_skb_stream_parser", "sk_skb_stream_verdict", "cgroup_device", "sk_msg_verdict",
-    "cgroup_inet4_bind", "cgroup_inet6_bind", "cgroup_inet4_connect", "cgroup_inet6_connect",
-    "cgroup_inet4_post_bind", "cgroup_inet6_post_bind", "cgroup_udp4_sendmsg",
-    "cgroup_udp6_sendmsg", "lirc_mode2", "flow_dissector", "cgroup_sysctl",
-    "cgroup_udp4_recvmsg", "cgroup_udp6_recvmsg", "cgroup_getsockopt", "cgroup_setsockopt",
-    "trace_raw_tp", "trace_fentry", "trace_fexit", "modify_return", "lsm_mac", "trace_iter",
-    "cgroup_inet4_getpeername", "cgroup_inet6_getpeername", "cgroup_inet4_getsockname",
-    "cgroup_inet6_getsockname", "xdp_devmap", "cgroup_inet_sock_release", "xdp_cpumap",
-    "sk_lookup", "xdp", "sk_skb_verdict", "sk_reuseport_select",
-    "sk_reuseport_select_or_migrate", "perf_event", "trace_kprobe_multi", "lsm_cgroup",
-    "struct_ops", "netfilter", "tcx_ingress", "tcx_egress", "trace_uprobe_multi",
-    "cgroup_unix_connect", "cgroup_unix_sendmsg", "cgroup_unix_recvmsg",
-    "cgroup_unix_getpeername", "cgroup_unix_getsockname", "netkit_primary", "netkit_peer",
-    "trace_kprobe_session",
-)
-
-
-def _name(table: tuple[str, ...], value: int) -> str:
-    return table[value] if 0 <= value < len(table) else f"unknown({value})"
+# Type names are the core's (section_defs.rs, libbpf's tables); past a table's end a
+# value is shown as unknown(N), as the kernel may know types the table does not.
 
 
 def map_type_name(value: int) -> str:
-    return _name(MAP_TYPES, value)
+    return _core.map_type_name(value) or f"unknown({value})"
 
 
 def prog_type_name(value: int) -> str:
-    return _name(PROG_TYPES, value)
+    return _core.prog_type_name(value) or f"unknown({value})"
 
 
 def attach_type_name(value: int) -> str:
-    return _name(ATTACH_TYPES, value)
+    return _core.attach_type_name(value) or f"unknown({value})"
 
 
 # __NR_bpf per architecture (asm-generic tables use 280)

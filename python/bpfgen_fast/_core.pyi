@@ -1,6 +1,8 @@
 """Type stubs for the native module (Rust core via PyO3)."""
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 class BpfgenError(Exception):
@@ -14,6 +16,13 @@ class BtfError(BpfgenError): ...
 class RelocationError(BpfgenError): ...
 class UnsupportedError(BpfgenError): ...
 
+# Stub-only aliases (annotations only, absent at run time).
+#: (name, section, type, key_size, value_size, max_entries, flags, internal, inner, ident):
+#: MapInfo's fields, in its order
+MapFacts = tuple[str, str, str, int, int, int, int, bool, str | None, str | None]
+#: (name, section, type, expected_attach_type, flags, insn_cnt, autoload)
+ProgramFacts = tuple[str, str, str, str | None, int, int, bool]
+
 class Object:
     @property
     def name(self) -> str: ...
@@ -21,8 +30,8 @@ class Object:
     def license(self) -> str: ...
     @property
     def big_endian(self) -> bool: ...
-    def maps(self) -> list[dict[str, object]]: ...
-    def programs(self) -> list[dict[str, object]]: ...
+    def maps(self) -> list[MapFacts]: ...
+    def programs(self) -> list[ProgramFacts]: ...
     def subprograms(self) -> list[str]: ...
     def inspect(self, json: bool = False) -> str: ...
     def sections(self) -> list[tuple[int, str, int, int, int]]: ...
@@ -50,9 +59,93 @@ def selfcheck(
 ) -> dict[str, object]: ...
 def default_object_name(path: str) -> str: ...
 def host_defaults() -> tuple[int, int]: ...
+def read_kconfig(path: str | os.PathLike[str]) -> str: ...
+def write_loader(
+    prefix: str | os.PathLike[str],
+    data: bytes,
+    insns: bytes,
+    map_names: list[str],
+    prog_names: list[str],
+) -> list[Path]: ...
+def write_file(path: str | os.PathLike[str], data: bytes) -> None: ...
+def loader_ctx_size(nr_maps: int, nr_progs: int) -> int: ...
+def kernel_version_code(version: str) -> int: ...
+def map_ident(name: str, internal: bool) -> str | None: ...
+def map_type_name(value: int) -> str | None: ...
+def prog_type_name(value: int) -> str | None: ...
+def attach_type_name(value: int) -> str | None: ...
 def parse_cli(argv: list[str]) -> dict[str, Any]: ...
 
 CLI_USAGE: str
+
+# the skeleton ctx: struct bpf_loader_ctx (fields at these offsets), then one bpf_map_desc
+# per map (fields at these offsets) and one bpf_prog_desc per program (src/loader_abi.rs)
+LOADER_CTX_FLAGS: int
+LOADER_CTX_LOG_LEVEL: int
+LOADER_CTX_LOG_SIZE: int
+LOADER_CTX_LOG_BUF: int
+LOADER_CTX_SIZE: int
+MAP_DESC_SIZE: int
+MAP_DESC_MAX_ENTRIES: int
+MAP_DESC_INITIAL_VALUE: int
+PROG_DESC_SIZE: int
+
+# union bpf_attr: attr sizes and field offsets of the commands a loader issues
+# (src/loader_abi.rs); the names in MAP_CREATE and PROG_LOAD are BPF_OBJ_NAME_LEN bytes
+BPF_OBJ_NAME_LEN: int
+BTF_LOAD_ATTR_SIZE: int
+BTF_LOAD_BTF: int
+BTF_LOAD_BTF_LOG_BUF: int
+BTF_LOAD_BTF_SIZE: int
+BTF_LOAD_BTF_LOG_SIZE: int
+BTF_LOAD_BTF_LOG_LEVEL: int
+MAP_CREATE_ATTR_SIZE: int
+MAP_CREATE_MAP_TYPE: int
+MAP_CREATE_KEY_SIZE: int
+MAP_CREATE_VALUE_SIZE: int
+MAP_CREATE_MAX_ENTRIES: int
+MAP_CREATE_MAP_FLAGS: int
+MAP_CREATE_INNER_MAP_FD: int
+MAP_CREATE_NUMA_NODE: int
+MAP_CREATE_MAP_NAME: int
+MAP_CREATE_MAP_IFINDEX: int
+MAP_CREATE_BTF_FD: int
+MAP_CREATE_BTF_KEY_TYPE_ID: int
+MAP_CREATE_BTF_VALUE_TYPE_ID: int
+MAP_CREATE_BTF_VMLINUX_VALUE_TYPE_ID: int
+MAP_CREATE_MAP_EXTRA: int
+MAP_UPDATE_ATTR_SIZE: int
+MAP_UPDATE_MAP_FD: int
+MAP_UPDATE_KEY: int
+MAP_UPDATE_VALUE: int
+MAP_UPDATE_FLAGS: int
+MAP_FREEZE_ATTR_SIZE: int
+MAP_FREEZE_MAP_FD: int
+PROG_LOAD_ATTR_SIZE: int
+PROG_LOAD_PROG_TYPE: int
+PROG_LOAD_INSN_CNT: int
+PROG_LOAD_INSNS: int
+PROG_LOAD_LICENSE: int
+PROG_LOAD_LOG_LEVEL: int
+PROG_LOAD_LOG_SIZE: int
+PROG_LOAD_LOG_BUF: int
+PROG_LOAD_PROG_FLAGS: int
+PROG_LOAD_PROG_NAME: int
+PROG_LOAD_PROG_IFINDEX: int
+PROG_LOAD_EXPECTED_ATTACH_TYPE: int
+PROG_LOAD_PROG_BTF_FD: int
+PROG_LOAD_FUNC_INFO_REC_SIZE: int
+PROG_LOAD_FUNC_INFO: int
+PROG_LOAD_FUNC_INFO_CNT: int
+PROG_LOAD_LINE_INFO_REC_SIZE: int
+PROG_LOAD_LINE_INFO: int
+PROG_LOAD_LINE_INFO_CNT: int
+PROG_LOAD_ATTACH_BTF_ID: int
+PROG_LOAD_ATTACH_BTF_OBJ_FD: int
+PROG_LOAD_CORE_RELO_CNT: int
+PROG_LOAD_FD_ARRAY: int
+PROG_LOAD_CORE_RELOS: int
+PROG_LOAD_CORE_RELO_REC_SIZE: int
 
 def gen_batch(
     paths: list[str],

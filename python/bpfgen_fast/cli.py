@@ -124,9 +124,7 @@ def cmd_gen_skeleton(args: Args) -> int:
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        from bpfgen_fast._io import atomic_write
-
-        atomic_write(args.output, text.encode())
+        _core.write_file(args.output, text.encode())
     return 0
 
 

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar, Union
 
+from bpfgen_fast import _core
 from bpfgen_fast._bpf import attach_type_name, map_type_name, prog_type_name
 from bpfgen_fast.errors import BpfgenError
 from bpfgen_fast.object import BpfObject, Loader
@@ -44,9 +45,18 @@ _STACK_SZ = 136
 _BTF_FD = -136
 _INNER_MAP_FD = -132
 _PROG_FD0 = -128
-_CTX_HDR = 24
-_MAP_DESC = 16
-_PROG_DESC = 4
+# the skeleton ctx (the core's layout): struct bpf_loader_ctx, then the map descriptors
+# (fields: max_entries override, initial value), then the prog descriptors
+_CTX_HDR, _MAP_DESC, _PROG_DESC = _core.LOADER_CTX_SIZE, _core.MAP_DESC_SIZE, _core.PROG_DESC_SIZE
+_DESC_MAX_ENTRIES, _DESC_INITIAL_VALUE = _core.MAP_DESC_MAX_ENTRIES, _core.MAP_DESC_INITIAL_VALUE
+_CTX_FLAGS = _core.LOADER_CTX_FLAGS
+# (attr field, size, ctx field): the log options a loader copies into BTF_LOAD and PROG_LOAD
+_BTF_LOG_MOVES = ((_core.BTF_LOAD_BTF_LOG_LEVEL, 4, _core.LOADER_CTX_LOG_LEVEL),
+                  (_core.BTF_LOAD_BTF_LOG_SIZE, 4, _core.LOADER_CTX_LOG_SIZE),
+                  (_core.BTF_LOAD_BTF_LOG_BUF, 8, _core.LOADER_CTX_LOG_BUF))
+_PROG_LOG_MOVES = ((_core.PROG_LOAD_LOG_LEVEL, 4, _core.LOADER_CTX_LOG_LEVEL),
+                   (_core.PROG_LOAD_LOG_SIZE, 4, _core.LOADER_CTX_LOG_SIZE),
+                   (_core.PROG_LOAD_LOG_BUF, 8, _core.LOADER_CTX_LOG_BUF))
 _CLEANUP_LABEL = 7
 # fd_array: 64 map slots (one per map beyond 64 maps), then 256 kfunc BTF fd slots; more
 # than 32 programs keep their fds in the blob right after it (beyond libbpf 1.5)
@@ -1034,15 +1044,15 @@ class _Decoder:
         moves = [c.ctx2blob() for _ in range(3)]
         dst, btf = c.rel_store()
         _, attr, size = c.sys_bpf(_BTF_LOAD)
-        _expect(size == 28, f"BTF_LOAD attr size {size}", first)
+        _expect(size == _core.BTF_LOAD_ATTR_SIZE, f"BTF_LOAD attr size {size}", first)
         _expect(
-            moves == [(attr + 24, 4, 8, False), (attr + 20, 4, 12, False), (attr + 8, 8, 16, False)]
-            and dst == attr,
+            moves == [(attr + f, n, ctx, False) for f, n, ctx in _BTF_LOG_MOVES]
+            and dst == attr + _core.BTF_LOAD_BTF,
             "BTF_LOAD attr set-up does not match", first,
         )
         c.check_err()
         c.stx(4, 10, 7, _BTF_FD)
-        btf_size = c.u32(attr + 16, first)
+        btf_size = c.u32(attr + _core.BTF_LOAD_BTF_SIZE, first)
         _expect(btf + btf_size <= len(self.data), "BTF data outside the blob", first)
         self.btf_loaded = True
         return BtfLoad(first, c.last, attr, btf, btf_size)
@@ -1065,7 +1075,7 @@ class _Decoder:
                     f"struct_ops value type {vtype!r} looked up as BTF kind {kind}", at)
             c.check_err()
             off = c.ldb(0)
-            c.stx(4, 0, 7, 60)
+            c.stx(4, 0, 7, _core.MAP_CREATE_BTF_VMLINUX_VALUE_TYPE_ID)
             pre.append(("btf_vmlinux_value_type_id", off))
         if c.is_(_LDX | _SZ[4], dst=0, src=10, off=_INNER_MAP_FD):
             off, _, _ = c.stack2blob()
@@ -1073,24 +1083,27 @@ class _Decoder:
             uses_inner = True
         if c.is_(_LDX | _SZ[8], dst=0, src=6):  # map_extra = initial_value, when set
             off, size, ctx_off, nz = c.ctx2blob()
-            _expect(nz and size == 8 and ctx_off >= _CTX_HDR + 8
-                    and (ctx_off - _CTX_HDR - 8) % _MAP_DESC == 0,
+            rel = ctx_off - _CTX_HDR - _DESC_INITIAL_VALUE
+            _expect(nz and size == 8 and rel >= 0 and rel % _MAP_DESC == 0,
                     "bad map_extra override", first)
-            extra_idx = (ctx_off - _CTX_HDR - 8) // _MAP_DESC
+            extra_idx = rel // _MAP_DESC
             pre.append(("map_extra", off))
             extra_from_ctx = True
         if c.is_(_LDX | _SZ[4], dst=0, src=6):
             off, size, ctx_off, nz = c.ctx2blob()
-            _expect(nz and size == 4 and ctx_off >= _CTX_HDR + 4
-                    and (ctx_off - _CTX_HDR - 4) % _MAP_DESC == 0,
+            rel = ctx_off - _CTX_HDR - _DESC_MAX_ENTRIES
+            _expect(nz and size == 4 and rel >= 0 and rel % _MAP_DESC == 0,
                     "bad max_entries override", first)
-            ctx_idx = (ctx_off - _CTX_HDR - 4) // _MAP_DESC
+            ctx_idx = rel // _MAP_DESC
             pre.append(("max_entries", off))
             from_ctx = True
         _, attr, size = c.sys_bpf(_MAP_CREATE)
-        _expect(size == 72, f"MAP_CREATE attr size {size}", first)
-        want = {"btf_fd": attr + 48, "inner_map_fd": attr + 20, "max_entries": attr + 12,
-                "btf_vmlinux_value_type_id": attr, "map_extra": attr + 64}
+        _expect(size == _core.MAP_CREATE_ATTR_SIZE, f"MAP_CREATE attr size {size}", first)
+        # where each was stored; the vmlinux type id goes through the attr's address in r7
+        want = {"btf_fd": attr + _core.MAP_CREATE_BTF_FD,
+                "inner_map_fd": attr + _core.MAP_CREATE_INNER_MAP_FD,
+                "max_entries": attr + _core.MAP_CREATE_MAX_ENTRIES,
+                "btf_vmlinux_value_type_id": attr, "map_extra": attr + _core.MAP_CREATE_MAP_EXTRA}
         for what, off in pre:
             _expect(off == want[what], f"MAP_CREATE {what} stored at the wrong offset", first)
         c.check_err()
@@ -1116,11 +1129,15 @@ class _Decoder:
         if uses_inner:
             c.close_stack(_INNER_MAP_FD)
         a = self.data
-        mtype, key, value, max_entries, flags = c.unpack("5I", attr)
-        numa, = c.unpack("I", attr + 24)
-        kname = a[attr + 28 : attr + 44].split(b"\0", 1)[0].decode(errors="replace")
-        ifindex, _btf_fd, bkey, bvalue = c.unpack("4I", attr + 44)
-        extra, = c.unpack("Q", attr + 64)
+        # map_type, key_size, value_size, max_entries, map_flags
+        mtype, key, value, max_entries, flags = c.unpack("5I", attr + _core.MAP_CREATE_MAP_TYPE)
+        numa, = c.unpack("I", attr + _core.MAP_CREATE_NUMA_NODE)
+        name_at = attr + _core.MAP_CREATE_MAP_NAME
+        raw_name = a[name_at : name_at + _core.BPF_OBJ_NAME_LEN]
+        kname = raw_name.split(b"\0", 1)[0].decode(errors="replace")
+        # map_ifindex, btf_fd, btf_key_type_id, btf_value_type_id
+        ifindex, _btf_fd, bkey, bvalue = c.unpack("4I", attr + _core.MAP_CREATE_MAP_IFINDEX)
+        extra, = c.unpack("Q", attr + _core.MAP_CREATE_MAP_EXTRA)
         _expect((mtype == _BPF_MAP_TYPE_STRUCT_OPS) == (vtype is not None),
                 "struct_ops map without its vmlinux value type lookup" if vtype is None
                 else f"vmlinux value type lookup for a {map_type_name(mtype)} map", first)
@@ -1143,12 +1160,13 @@ class _Decoder:
         c = self.c
         first = c.here
         ctx_off = c.ldx(8, 3, 6).off
-        _expect((ctx_off - _CTX_HDR - 8) % _MAP_DESC == 0, "bad initial_value ctx offset", first)
-        idx = (ctx_off - _CTX_HDR - 8) // _MAP_DESC
+        rel = ctx_off - _CTX_HDR - _DESC_INITIAL_VALUE
+        _expect(rel % _MAP_DESC == 0, "bad initial_value ctx offset", first)
+        idx = rel // _MAP_DESC
         c.jmp(_JEQ, 3, 0, 8)
         value = c.ldb(1)
         value_size = c.mov_imm(2)
-        c.ldx(4, 0, 6, 4)
+        c.ldx(4, 0, 6, _CTX_FLAGS)
         c.jmp(_JSET, 0, 1, 2)
         c.call(_H_COPY_FROM_USER)
         c.ja(1)
@@ -1159,8 +1177,9 @@ class _Decoder:
         _, attr, size = c.sys_bpf(_MAP_UPDATE)
         c.check_err()
         _expect(
-            size == 32 and fd_dst == attr and sz == 4 and fd_src == 4 * idx
-            and key_dst == attr + 8 and val_dst == attr + 16 and val2 == value,
+            size == _core.MAP_UPDATE_ATTR_SIZE and fd_dst == attr + _core.MAP_UPDATE_MAP_FD
+            and sz == 4 and fd_src == 4 * idx and key_dst == attr + _core.MAP_UPDATE_KEY
+            and val_dst == attr + _core.MAP_UPDATE_VALUE and val2 == value,
             "MAP_UPDATE_ELEM attr set-up does not match", first,
         )
         _expect(value + value_size <= len(self.data), "map image outside the blob", first)
@@ -1176,14 +1195,16 @@ class _Decoder:
         if c.is_(_MOV64_IMM, dst=1, imm=_MAP_FREEZE):
             _, attr, size = c.sys_bpf(_MAP_FREEZE)
             c.check_err()
-            _expect(size == 4 and fd_dst == attr, "MAP_FREEZE attr set-up does not match", first)
+            _expect(size == _core.MAP_FREEZE_ATTR_SIZE and fd_dst == attr + _core.MAP_FREEZE_MAP_FD,
+                    "MAP_FREEZE attr set-up does not match", first)
             return MapFreeze(first, c.last, attr, idx, self.map_name(idx, first))
         key_dst, key = c.rel_store()
         val_dst, inner = c.rel_store()
         _, attr, size = c.sys_bpf(_MAP_UPDATE)
         c.check_err()
         _expect(
-            size == 32 and fd_dst == attr and key_dst == attr + 8 and val_dst == attr + 16
+            size == _core.MAP_UPDATE_ATTR_SIZE and fd_dst == attr + _core.MAP_UPDATE_MAP_FD
+            and key_dst == attr + _core.MAP_UPDATE_KEY and val_dst == attr + _core.MAP_UPDATE_VALUE
             and inner % 4 == 0,
             "map-in-map MAP_UPDATE_ELEM attr set-up does not match", first,
         )
@@ -1209,8 +1230,9 @@ class _Decoder:
         _, attr, size = c.sys_bpf(_MAP_UPDATE)
         c.check_err()
         _expect(
-            size == 32 and fd_dst == attr and fsz == 4 and fd_src % 4 == 0
-            and key_dst == attr + 8 and val_dst == attr + 16 and val2 == value,
+            size == _core.MAP_UPDATE_ATTR_SIZE and fd_dst == attr + _core.MAP_UPDATE_MAP_FD
+            and fsz == 4 and fd_src % 4 == 0 and key_dst == attr + _core.MAP_UPDATE_KEY
+            and val_dst == attr + _core.MAP_UPDATE_VALUE and val2 == value,
             "prog-array MAP_UPDATE_ELEM attr set-up does not match", first,
         )
         idx = fd_src // 4
@@ -1235,9 +1257,9 @@ class _Decoder:
             target, kind, at = c.btf_lookup()
             c.check_err()
             attach_attr = c.ldb(0)
-            c.stx(4, 0, 7, 108)
+            c.stx(4, 0, 7, _core.PROG_LOAD_ATTACH_BTF_ID)
             c.take(_RSH64_IMM, "r7 >>= 32", dst=7, imm=32)
-            c.stx(4, 0, 7, 112)
+            c.stx(4, 0, 7, _core.PROG_LOAD_ATTACH_BTF_OBJ_FD)
             attach = AttachTarget(at, target, kind, _BTF_KINDS.get(kind, str(kind)))
         # relocations need the insns offset, known from the rel_stores above
         insns_off = stores[1][1]
@@ -1246,13 +1268,15 @@ class _Decoder:
         while c.is_ldb(8):
             relos.append(self.parse_relo(insns_off, firsts))
         _, attr, size = c.sys_bpf(_PROG_LOAD)
-        _expect(size == 140, f"PROG_LOAD attr size {size}", first)
-        want_stores = [attr + 16, attr + 8, attr + 80, attr + 96, attr + 128, attr + 120]
+        _expect(size == _core.PROG_LOAD_ATTR_SIZE, f"PROG_LOAD attr size {size}", first)
+        want_stores = [attr + f for f in (_core.PROG_LOAD_LICENSE, _core.PROG_LOAD_INSNS,
+                                          _core.PROG_LOAD_FUNC_INFO, _core.PROG_LOAD_LINE_INFO,
+                                          _core.PROG_LOAD_CORE_RELOS, _core.PROG_LOAD_FD_ARRAY)]
         _expect([s[0] for s in stores] == want_stores and stores[5][1] == 0,
                 "PROG_LOAD pointer set-up does not match", first)
         _expect(
-            moves == [(attr + 24, 4, 8, False), (attr + 28, 4, 12, False),
-                      (attr + 32, 8, 16, False)] and btf_dst == attr + 72,
+            moves == [(attr + f, n, ctx, False) for f, n, ctx in _PROG_LOG_MOVES]
+            and btf_dst == attr + _core.PROG_LOAD_PROG_BTF_FD,
             "PROG_LOAD log/btf set-up does not match", first,
         )
         _expect(attach_attr is None or attach_attr == attr, "attach target stored elsewhere",
@@ -1268,7 +1292,7 @@ class _Decoder:
                 assert r.fd_slot is not None
                 want_closes.append(4 * r.fd_slot)
         if attach is not None:
-            want_closes.append(attr + 112)
+            want_closes.append(attr + _core.PROG_LOAD_ATTACH_BTF_OBJ_FD)
         closes: list[int] = []
         while len(closes) < len(want_closes) and c.is_ldb(0):
             closes.append(c.close_blob())
@@ -1280,15 +1304,20 @@ class _Decoder:
         self.nr_progs += 1
 
         a = self.data
-        (ptype, insn_cnt) = c.unpack("II", attr)
-        prog_flags, = c.unpack("I", attr + 44)
-        kname = a[attr + 48 : attr + 64].split(b"\0", 1)[0].decode(errors="replace")
+        (ptype, insn_cnt) = c.unpack("II", attr + _core.PROG_LOAD_PROG_TYPE)
+        prog_flags, = c.unpack("I", attr + _core.PROG_LOAD_PROG_FLAGS)
+        name_at = attr + _core.PROG_LOAD_PROG_NAME
+        raw_name = a[name_at : name_at + _core.BPF_OBJ_NAME_LEN]
+        kname = raw_name.split(b"\0", 1)[0].decode(errors="replace")
         self.prog_kernel_names.append(kname)
-        ifindex, eat = c.unpack("II", attr + 64)
-        fi_rec, = c.unpack("I", attr + 76)
-        fi_cnt, li_rec = c.unpack("II", attr + 88)
-        li_cnt, attach_btf_id = c.unpack("II", attr + 104)
-        core_cnt, = c.unpack("I", attr + 116)
+        ifindex, = c.unpack("I", attr + _core.PROG_LOAD_PROG_IFINDEX)
+        eat, = c.unpack("I", attr + _core.PROG_LOAD_EXPECTED_ATTACH_TYPE)
+        fi_rec, = c.unpack("I", attr + _core.PROG_LOAD_FUNC_INFO_REC_SIZE)
+        fi_cnt, = c.unpack("I", attr + _core.PROG_LOAD_FUNC_INFO_CNT)
+        li_rec, = c.unpack("I", attr + _core.PROG_LOAD_LINE_INFO_REC_SIZE)
+        li_cnt, = c.unpack("I", attr + _core.PROG_LOAD_LINE_INFO_CNT)
+        attach_btf_id, = c.unpack("I", attr + _core.PROG_LOAD_ATTACH_BTF_ID)
+        core_cnt, = c.unpack("I", attr + _core.PROG_LOAD_CORE_RELO_CNT)
         license_off, insns_at = stores[0][1], stores[1][1]
         _expect(insns_at + 8 * insn_cnt <= len(a), "program instructions outside the blob", first)
         for r in relos:
@@ -1462,7 +1491,7 @@ def decode(
     except (struct.error, IndexError) as e:  # a read past the blob the checks did not catch
         raise LoaderDecodeError(f"malformed loader: {e}") from None
     slots = [s.ctx_slot + 1 for s in steps if isinstance(s, ProgLoad)]
-    need = _CTX_HDR + _MAP_DESC * nr_maps + _PROG_DESC * max(slots, default=0)
+    need = _core.loader_ctx_size(nr_maps, max(slots, default=0))
     return Explanation(
         insn_cnt=len(insns) // 8,
         data_size=len(data),

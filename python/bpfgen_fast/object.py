@@ -19,24 +19,6 @@ if TYPE_CHECKING:
     PathOrBytes = Union[str, os.PathLike[str], bytes, bytearray, memoryview]
     KconfigValue = Union[str, int, bool]
 
-# struct bpf_loader_ctx, struct bpf_map_desc, struct bpf_prog_desc (skel_internal.h)
-_CTX_SIZE = 24
-_MAP_DESC_SIZE = 16
-_PROG_DESC_SIZE = 4
-
-
-
-def kernel_version_code(version: int | str) -> int:
-    """``KERNEL_VERSION(a, b, c)`` from an int (passed through) or ``"a.b.c"``."""
-    if isinstance(version, int):
-        return version
-    parts = version.strip().split(".")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
-        raise ValueError(f"kernel version must look like 6.12.3, got {version!r}")
-    major, minor, patch = (int(p) for p in parts)
-    return (major << 16) + (minor << 8) + min(patch, 255)
-
-
 def _kconfig_lines(kconfig: Mapping[str, KconfigValue]) -> str:
     lines = []
     for name, value in kconfig.items():
@@ -77,15 +59,10 @@ def host_args(
     ``"bpftool-7.8"`` (C++-compatible casts); the loader blobs are the same."""
     if compat not in COMPAT_CHOICES:
         raise ValueError(f"compat must be one of {', '.join(COMPAT_CHOICES)}, got {compat!r}")
-    kconfig_text = None
-    if kconfig_file is not None:
-        with open(kconfig_file, "rb") as f:
-            raw = f.read()
-        if raw[:2] == b"\x1f\x8b":
-            import gzip
-
-            raw = gzip.decompress(raw)
-        kconfig_text = raw.decode(errors="replace")
+    kconfig_text = None if kconfig_file is None else _core.read_kconfig(kconfig_file)
+    # an int is KERNEL_VERSION's code already; the core parses "a.b.c"
+    version_code = (kernel_version if kernel_version is None or isinstance(kernel_version, int)
+                    else _core.kernel_version_code(kernel_version))
     kallsyms_text = None
     if kallsyms_file is not None:
         with open(kallsyms_file, errors="replace") as f:
@@ -93,7 +70,7 @@ def host_args(
     return {
         "page_size": page_size,
         "possible_cpus": possible_cpus,
-        "kernel_version": None if kernel_version is None else kernel_version_code(kernel_version),
+        "kernel_version": version_code,
         "kconfig": kconfig_text,
         "kconfig_extra": None if kconfig is None else _kconfig_lines(kconfig),
         "kallsyms": kallsyms_text,
@@ -142,12 +119,14 @@ class _Frozen:
 
 
 class MapInfo(_Frozen):
-    """Read-only facts about one map, as libbpf's open phase sees it."""
+    """Read-only facts about one map, as libbpf's open phase sees it. ``ident`` is its
+    member name in the light skeleton (``skel->maps.<ident>``, and ``skel-><ident>`` for
+    mmapped global data); None for an internal map the skeleton leaves out."""
 
-    __slots__ = ("flags", "inner", "internal", "key_size", "max_entries", "name", "section",
-                 "type", "value_size")
+    __slots__ = ("flags", "ident", "inner", "internal", "key_size", "max_entries", "name",
+                 "section", "type", "value_size")
     _FIELDS = ("name", "section", "type", "key_size", "value_size", "max_entries", "flags",
-               "internal", "inner")
+               "internal", "inner", "ident")
     name: str
     section: str
     type: str
@@ -157,57 +136,59 @@ class MapInfo(_Frozen):
     flags: int
     internal: bool
     inner: str | None
+    ident: str | None
 
     def __init__(self, name: str, section: str, type: str, key_size: int, value_size: int,
-                 max_entries: int, flags: int, internal: bool, inner: str | None) -> None:
+                 max_entries: int, flags: int, internal: bool, inner: str | None,
+                 ident: str | None = None) -> None:
         for f, v in zip(self._FIELDS, (name, section, type, key_size, value_size, max_entries,
-                                       flags, internal, inner)):
+                                       flags, internal, inner, ident)):
             object.__setattr__(self, f, v)
 
 
 class ProgramInfo:
     """One entry program. ``autoload`` may be changed before generation."""
 
-    __slots__ = ("_facts", "_obj")
+    __slots__ = ("_autoload", "_facts", "_obj")
 
-    def __init__(self, obj: _core.Object, facts: dict[str, object]) -> None:
+    def __init__(self, obj: _core.Object, facts: _core.ProgramFacts) -> None:
         self._obj = obj
         self._facts = facts
+        self._autoload = facts[6]
 
     @property
     def name(self) -> str:
-        return str(self._facts["name"])
+        return self._facts[0]
 
     @property
     def section(self) -> str:
-        return str(self._facts["section"])
+        return self._facts[1]
 
     @property
     def type(self) -> str:
         """Program type as libbpf spells it (``tracepoint``, ``xdp``, ...)."""
-        return str(self._facts["type"])
+        return self._facts[2]
 
     @property
     def expected_attach_type(self) -> str | None:
-        v = self._facts["expected_attach_type"]
-        return None if v is None else str(v)
+        return self._facts[3]
 
     @property
     def flags(self) -> int:
-        return int(str(self._facts["flags"]))
+        return self._facts[4]
 
     @property
     def insn_cnt(self) -> int:
-        return int(str(self._facts["insn_cnt"]))
+        return self._facts[5]
 
     @property
     def autoload(self) -> bool:
-        return bool(self._facts["autoload"])
+        return self._autoload
 
     @autoload.setter
     def autoload(self, value: bool) -> None:
         self._obj.set_autoload(self.name, bool(value))
-        self._facts["autoload"] = bool(value)
+        self._autoload = bool(value)
 
     def __repr__(self) -> str:
         return f"ProgramInfo(name={self.name!r}, section={self.section!r}, type={self.type!r})"
@@ -262,34 +243,14 @@ class Loader(_Frozen):
     def ctx_size(self) -> int:
         """Size of the loader ctx: bpf_loader_ctx + one map desc per map + one prog desc
         per program."""
-        return (
-            _CTX_SIZE
-            + _MAP_DESC_SIZE * len(self.map_names)
-            + _PROG_DESC_SIZE * len(self.prog_names)
-        )
+        return _core.loader_ctx_size(len(self.map_names), len(self.prog_names))
 
     def write(self, prefix: str | os.PathLike[str]) -> list[Path]:
-        """Write ``PREFIX.data.bin``, ``PREFIX.insns.bin`` and ``PREFIX.json`` atomically."""
-        import json
-        from pathlib import Path
-
-        from bpfgen_fast._io import atomic_write
-
-        base = os.fspath(prefix)
-        meta = {
-            "maps": list(self.map_names),
-            "programs": list(self.prog_names),
-            "nr_maps": len(self.map_names),
-            "nr_progs": len(self.prog_names),
-            "ctx_size": self.ctx_size,
-            "data_size": len(self.data),
-            "insn_cnt": len(self.insns) // 8,
-        }
-        paths = [Path(base + ".data.bin"), Path(base + ".insns.bin"), Path(base + ".json")]
-        atomic_write(paths[0], self.data)
-        atomic_write(paths[1], self.insns)
-        atomic_write(paths[2], (json.dumps(meta, indent=2) + "\n").encode())
-        return paths
+        """Write ``PREFIX.data.bin``, ``PREFIX.insns.bin`` and ``PREFIX.json`` (the names and
+        sizes), each atomically and all or nothing, as ``gen loader -o PREFIX`` and
+        ``gen_batch(fmt="blobs")`` do; returns their paths."""
+        return _core.write_loader(prefix, self.data, self.insns, list(self.map_names),
+                                  list(self.prog_names))
 
 
 class BpfObject:
@@ -314,26 +275,13 @@ class BpfObject:
 
     @property
     def maps(self) -> Mapping[str, MapInfo]:
-        items: dict[str, object] = {}
-        for m in self._core.maps():
-            items[str(m["name"])] = MapInfo(
-                name=str(m["name"]),
-                section=str(m["section"]),
-                type=str(m["type"]),
-                key_size=int(str(m["key_size"])),
-                value_size=int(str(m["value_size"])),
-                max_entries=int(str(m["max_entries"])),
-                flags=int(str(m["flags"])),
-                internal=bool(m["internal"]),
-                inner=None if m["inner"] is None else str(m["inner"]),
-            )
+        # the core gives each map's facts in MapInfo's field order
+        items: dict[str, object] = {m[0]: MapInfo(*m) for m in self._core.maps()}
         return _OrderedView(items)  # type: ignore[return-value]
 
     @property
     def programs(self) -> Mapping[str, ProgramInfo]:
-        items: dict[str, object] = {}
-        for p in self._core.programs():
-            items[str(p["name"])] = ProgramInfo(self._core, p)
+        items: dict[str, object] = {p[0]: ProgramInfo(self._core, p) for p in self._core.programs()}
         return _OrderedView(items)  # type: ignore[return-value]
 
     @property

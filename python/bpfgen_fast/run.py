@@ -53,7 +53,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import TracebackType
 
-from bpfgen_fast import _bpf
+from bpfgen_fast import _bpf, _core
 from bpfgen_fast.errors import BpfgenError
 from bpfgen_fast.explain import (
     BtfLoad,
@@ -70,9 +70,10 @@ from bpfgen_fast.explain import (
 )
 from bpfgen_fast.object import BpfObject, Loader
 
-_CTX_HDR = 24
-_MAP_DESC = 16
-_PROG_DESC = 4
+# the skeleton ctx as the core's loaders expect it: struct bpf_loader_ctx, then the map
+# descriptors (fields: max_entries override, initial value), then the prog descriptors
+_CTX_HDR, _MAP_DESC, _PROG_DESC = _core.LOADER_CTX_SIZE, _core.MAP_DESC_SIZE, _core.PROG_DESC_SIZE
+_DESC_MAX_ENTRIES, _DESC_INITIAL_VALUE = _core.MAP_DESC_MAX_ENTRIES, _core.MAP_DESC_INITIAL_VALUE
 _LOADER_LICENSE = "Dual BSD/GPL"
 DEFAULT_LOG_SIZE = 16 << 20
 
@@ -113,28 +114,8 @@ def _strerror(err: int) -> str:
     return f"{os.strerror(err)} ({name})"
 
 
-def map_ident(name: str, internal: bool) -> str | None:
-    """bpftool's ``get_map_ident``: the skeleton member name of a map."""
-    if not internal:
-        return name
-    for sfx in (".data", ".rodata", ".bss", ".kconfig"):
-        at = name.find(sfx)
-        if at >= 0:
-            return "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name[at + 1 :])
-    return None
-
-
-def _possible_cpus() -> int:
-    try:
-        with open("/sys/devices/system/cpu/possible") as f:
-            text = f.read().strip()
-    except OSError:
-        return os.cpu_count() or 1
-    n = 0
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        n += (int(hi) if hi else int(lo)) - int(lo) + 1
-    return n
+#: bpftool's ``get_map_ident`` for a map known only by name (a Loader without its object)
+map_ident = _core.map_ident
 
 
 _PERCPU_MAPS = {5, 6, 10, 21}  # percpu_hash, percpu_array, lru_percpu_hash, percpu_cgroup_storage
@@ -521,7 +502,8 @@ class LoadedObject:
         rec = self._map_record(name)
         size = rec.value_size
         if rec.type in _PERCPU_MAPS:
-            size = (size + 7) // 8 * 8 * _possible_cpus()
+            # one value per possible CPU, counted as the core counts them for generation
+            size = (size + 7) // 8 * 8 * _core.host_defaults()[1]
         return _bpf.map_lookup_elem(self.map_fd(name), key, size)
 
     def update(self, name: str, key: bytes, value: bytes, flags: int = 0) -> None:
@@ -755,17 +737,20 @@ def diagnose(e: Explanation, blob: bytes) -> tuple[int | None, str | None]:
         return isinstance(s, MapCreate) and s.index >= 0 and u32(4 * s.index) != 0
 
     def reached(s: Step) -> bool:
+        """Whether the loader got to the step: filled in one of the fields of its attr
+        that it sets at run time (a pointer, an fd) before the bpf() call."""
         if isinstance(s, BtfLoad):
-            return u64(s.attr) != 0
+            return u64(s.attr + _core.BTF_LOAD_BTF) != 0
         if isinstance(s, MapCreate):
-            return (completed(s) or (s.uses_btf_fd and u32(s.attr + 48) != 0)
-                    or (s.uses_inner_map_fd and u32(s.attr + 20) != 0))
+            return (completed(s)
+                    or (s.uses_btf_fd and u32(s.attr + _core.MAP_CREATE_BTF_FD) != 0)
+                    or (s.uses_inner_map_fd and u32(s.attr + _core.MAP_CREATE_INNER_MAP_FD) != 0))
         if isinstance(s, (MapUpdate, MapPopulate, ProgArrayUpdate)):
-            return u64(s.attr + 8) != 0
+            return u64(s.attr + _core.MAP_UPDATE_KEY) != 0
         if isinstance(s, MapFreeze):
-            return u32(s.attr) != 0
+            return u32(s.attr + _core.MAP_FREEZE_MAP_FD) != 0
         if isinstance(s, ProgLoad):
-            return u64(s.attr + 16) != 0
+            return u64(s.attr + _core.PROG_LOAD_LICENSE) != 0
         return False
 
     steps = e.steps
@@ -784,15 +769,18 @@ def diagnose(e: Explanation, blob: bytes) -> tuple[int | None, str | None]:
                                                           ProgArrayUpdate)):
         return None, None
     s = steps[idx]
-    if isinstance(s, MapCreate) and s.vmlinux_value_type is not None and u32(s.attr + 60) == 0:
+    if (isinstance(s, MapCreate) and s.vmlinux_value_type is not None
+            and u32(s.attr + _core.MAP_CREATE_BTF_VMLINUX_VALUE_TYPE_ID) == 0):
         # btf_vmlinux_value_type_id not filled in: the lookup failed
         return idx, f"vmlinux BTF lookup struct '{s.vmlinux_value_type}' for map {s.name}"
     if isinstance(s, ProgLoad):
         t = s.attach_target
-        if t is not None and u32(s.attr + 108) == 1:  # placeholder not replaced by the lookup
+        if t is not None and u32(s.attr + _core.PROG_LOAD_ATTACH_BTF_ID) == 1:
+            # the placeholder the lookup replaces is still there
             return idx, f"attach target lookup {t.kind_name} '{t.name}' for {s.name}"
         for r in s.relocations:
             first_strong = r.repeat_of is None and r.strong and r.kind in ("kfunc", "ksym")
+            # the imm of the patched insn (8 bytes, imm at +4): still 0 when the lookup failed
             if first_strong and u32(s.insns + 8 * r.insn + 4) == 0:
                 return idx, f"{r.kind} lookup '{r.name}' for {s.name}"
     return idx, _step_name(s)
@@ -853,8 +841,11 @@ def run(
     mmapable: dict[int, tuple[str, int, bool]] = {}  # map idx -> (ident, mmap size, rdonly)
     page = mmap.PAGESIZE
     for m in maps:
-        internal = info[m.name].internal if m.name in info else "." in m.name
-        ident = map_ident(m.name, internal)
+        if m.name in info:  # the skeleton's member name
+            internal, ident = info[m.name].internal, info[m.name].ident
+        else:  # a Loader without its object: the kernel's name is all there is
+            internal = "." in m.name
+            ident = map_ident(m.name, internal)
         if ident is not None:
             idents.setdefault(ident, m.name)
         if internal and ident and m.flags & _bpf.BPF_F_MMAPABLE and m.index in images:
@@ -875,7 +866,8 @@ def run(
     struct.pack_into("<IIIIQ", ctx, 0, ctx_size, 0, log_level, log_size if log_level else 0,
                      _bpf.addr(log_buf))
     for key, value in (max_entries or {}).items():
-        struct.pack_into("<I", ctx, _CTX_HDR + _MAP_DESC * resolve(key).index + 4, value)
+        struct.pack_into("<I", ctx, _CTX_HDR + _MAP_DESC * resolve(key).index + _DESC_MAX_ENTRIES,
+                         value)
 
     overrides: dict[int, bytes] = {}
     for key, image in (initial_values or {}).items():
@@ -904,14 +896,16 @@ def run(
             img = overrides.get(idx, images[idx])
             region[: len(img)] = img
             cref = ctypes.c_char.from_buffer(region)
-            struct.pack_into("<Q", ctx, _CTX_HDR + _MAP_DESC * idx + 8, ctypes.addressof(cref))
+            struct.pack_into("<Q", ctx, _CTX_HDR + _MAP_DESC * idx + _DESC_INITIAL_VALUE,
+                             ctypes.addressof(cref))
             del cref
         for idx, img in overrides.items():
             if idx in mmapable:
                 continue
             buf = ctypes.create_string_buffer(img, len(img))
             keep.append(buf)
-            struct.pack_into("<Q", ctx, _CTX_HDR + _MAP_DESC * idx + 8, ctypes.addressof(buf))
+            struct.pack_into("<Q", ctx, _CTX_HDR + _MAP_DESC * idx + _DESC_INITIAL_VALUE,
+                             ctypes.addressof(buf))
 
         _load_and_run(name, expl, data, insns, ctx, ctx_size, log_level, log_buf)
 
@@ -1004,7 +998,7 @@ def _reserve_arena(name: str, m: MapCreate, ctx: ctypes.Array[ctypes.c_char]) ->
     desc = _CTX_HDR + _MAP_DESC * m.index
     pages = m.max_entries
     if m.max_entries_from_ctx:
-        pages = struct.unpack_from("<I", ctx, desc + 4)[0] or pages
+        pages = struct.unpack_from("<I", ctx, desc + _DESC_MAX_ENTRIES)[0] or pages
     size = max(1, pages) * mmap.PAGESIZE
     try:
         r = _Reservation(size)
@@ -1013,7 +1007,7 @@ def _reserve_arena(name: str, m: MapCreate, ctx: ctypes.Array[ctypes.c_char]) ->
         raise LoadError(f"{step}: reserving {size} bytes for the arena: "
                         f"{_strerror(e.errno or 0)}", errno=e.errno, step=step,
                         object_name=name) from None
-    struct.pack_into("<Q", ctx, desc + 8, r.address)
+    struct.pack_into("<Q", ctx, desc + _DESC_INITIAL_VALUE, r.address)
     return r
 
 
