@@ -70,9 +70,12 @@ impl Btf {
 
     /// First type of this kind and name (`btf__find_by_name_kind`).
     pub fn find_by_name_kind(&self, name: &str, k: u32) -> Option<u32> {
+        // The kind first: one read per type, and a name only for that kind.
         (1..self.type_cnt()).find(|&id| {
-            self.type_by_id(id)
-                .is_ok_and(|t| t.kind() == k && self.str_at(t.name_off).is_ok_and(|n| n == name))
+            self.kind_of(id) == k
+                && self
+                    .type_by_id(id)
+                    .is_ok_and(|t| self.str_at(t.name_off).is_ok_and(|n| n == name))
         })
     }
 }

@@ -236,6 +236,15 @@ impl Btf {
         })
     }
 
+    /// The kind of type `id` (0 for `void` or an id out of range): one read
+    /// of its info word, for scans over every type that look at few kinds.
+    pub fn kind_of(&self, id: u32) -> u32 {
+        match self.type_offsets.get(id as usize) {
+            Some(&off) if id != 0 => (read_u32(&self.raw, off + 4).unwrap_or(0) >> 24) & 0x1f,
+            _ => 0,
+        }
+    }
+
     /// The string at `off`, or an error if it is out of range or unterminated.
     pub fn str_at(&self, off: u32) -> Result<&str> {
         let off = off as usize;

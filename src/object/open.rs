@@ -289,10 +289,10 @@ impl<'a> Opener<'a, '_> {
         let mut var_syms: Option<Vec<(&str, usize)>> = None;
         let mut lookups = 0usize;
         for id in 1..btf.type_cnt() {
-            let t = btf.type_by_id(id)?;
-            if t.kind() != kind::DATASEC {
+            if btf.kind_of(id) != kind::DATASEC {
                 continue;
             }
+            let t = btf.type_by_id(id)?;
             let sec_name = btf.name_of(&t)?.to_string();
             let mut infos = btf.secinfos(&t);
             if sec_name != ".kconfig" && sec_name != ".ksyms" {
