@@ -132,7 +132,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _break_output(spec: str) -> None:
     """BPFGEN_TEST_BREAK=OBJECT:TEXT (tests/test_capabilities.py): every loader generated
-    for the object named OBJECT gets the last NUL-terminated TEXT in its data blob (a map
+    for the object named OBJECT gets the last NUL-delimited TEXT in its data blob (a map
     or program name in its create or load attributes, which follow the BTF strings)
     changed in its first byte, a flaw the kernel still accepts, so a test that depends
     on a capability can be seen to fail on broken output rather than skip."""
@@ -145,8 +145,11 @@ def _break_output(spec: str) -> None:
         loader = real(self, **host)
         if self.name != target:
             return loader
-        at = loader.data.rfind(old)
-        assert at >= 0, f"BPFGEN_TEST_BREAK: {text!r} not in {target}'s data blob"
+        # the whole string, not a suffix of a longer one (a kfunc named
+        # bpf_xdp_ct_lookup ends like a program named ct_lookup): in the attrs,
+        # the byte before a name is the high byte of the field before it, 0
+        at = loader.data.rfind(b"\0" + old) + 1
+        assert at > 0, f"BPFGEN_TEST_BREAK: {text!r} not in {target}'s data blob"
         data = loader.data[:at] + new + loader.data[at + len(old):]
         print(f"BPFGEN_TEST_BREAK: {target} data[{at:#x}] {old[:1]!r} -> {new[:1]!r}")
         return loader.replace(data=data)
