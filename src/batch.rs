@@ -32,7 +32,7 @@ use crate::externs::ExternKind;
 use crate::files;
 use crate::generate::{GenOptions, LoaderBlobs, gen_loader_with};
 use crate::host::{Host, ResolveInputs};
-use crate::object::Object;
+use crate::object::{AttachTargetError, Object};
 
 /// What to generate for each object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +53,9 @@ pub struct BatchOptions {
     /// false: after the first failure, objects not yet started are skipped.
     pub keep_going: bool,
     pub options: GenOptions,
+    /// `--attach-target PROG=FUNC`: applied to every object that has PROG
+    /// (which did: [`ItemResult::attach_applied`]). At most 64.
+    pub attach_targets: Vec<(String, String)>,
 }
 
 /// One input: a path and, optionally, the object name (default: bpftool's
@@ -120,6 +123,8 @@ pub struct ItemResult {
     pub path: PathBuf,
     pub name: String,
     pub outcome: Result<Output, Failure>,
+    /// Bit i: `BatchOptions::attach_targets[i]` named a program of this object.
+    pub attach_applied: u64,
 }
 
 impl ItemResult {
@@ -200,12 +205,13 @@ pub fn gen_batch(jobs: &[Job], opts: &BatchOptions, host: &Host, ctl: &Control) 
     let stop = AtomicBool::new(false);
     let run_one = |i: usize| -> ItemResult {
         let job = &jobs[i];
+        let mut applied = 0u64;
         let outcome = if ctl.is_cancelled() || stop.load(Ordering::SeqCst) {
             Err(Failure::Skipped)
         } else if duplicate[i] {
             Err(Failure::DuplicateName(names[i].clone()))
         } else {
-            catch_unwind(AssertUnwindSafe(|| one(job, &names[i], opts, &shared))).unwrap_or_else(|p| {
+            catch_unwind(AssertUnwindSafe(|| one(job, &names[i], opts, &shared, &mut applied))).unwrap_or_else(|p| {
                 let msg = p
                     .downcast_ref::<&str>()
                     .map(|s| s.to_string())
@@ -222,6 +228,7 @@ pub fn gen_batch(jobs: &[Job], opts: &BatchOptions, host: &Host, ctl: &Control) 
             path: job.path.clone(),
             name: names[i].clone(),
             outcome,
+            attach_applied: applied,
         }
     };
     // Largest objects first: a big object started last would leave one worker
@@ -258,11 +265,21 @@ pub fn gen_batch(jobs: &[Job], opts: &BatchOptions, host: &Host, ctl: &Control) 
     Ok(results)
 }
 
-fn one(job: &Job, name: &str, opts: &BatchOptions, shared: &SharedHost) -> Result<Output, Failure> {
-    let obj = {
+fn one(job: &Job, name: &str, opts: &BatchOptions, shared: &SharedHost, applied: &mut u64) -> Result<Output, Failure> {
+    let mut obj = {
         let data = fs::read(&job.path).map_err(|e| io_failure(&job.path, &e))?;
         crate::object::open(&data, name).map_err(Failure::Gen)?
     };
+    for (i, (prog, func)) in opts.attach_targets.iter().enumerate() {
+        match obj.set_attach_target(prog, func) {
+            Ok(()) => *applied |= 1u64.checked_shl(i as u32).unwrap_or(0),
+            Err(AttachTargetError::NoProgram) => {}
+            Err(e) => {
+                let reason = format!("--attach-target {}", e.describe(prog, func));
+                return Err(Failure::Gen(Error::unsupported(reason).for_object(name)));
+            }
+        }
+    }
     let own_host = shared.for_object(&obj);
     let host = own_host.as_ref().unwrap_or(shared.base);
     let blobs = gen_loader_with(&obj, host, opts.options).map_err(Failure::Gen)?;
@@ -310,6 +327,7 @@ mod tests {
             format: Format::Lskel,
             keep_going: true,
             options: GenOptions::default(),
+            attach_targets: Vec::new(),
         };
         let ctl = Control::default();
         let res = gen_batch(&jobs, &opts, &Host::detect(), &ctl).unwrap();

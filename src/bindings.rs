@@ -186,7 +186,7 @@ type MapTuple = (
 );
 
 /// One entry program as `Object.programs` returns it.
-type ProgTuple = (String, String, &'static str, Option<&'static str>, u32, usize, bool);
+type ProgTuple = (String, String, &'static str, Option<&'static str>, u32, usize, bool, Option<String>);
 
 /// (data, insns, map_names, prog_names) as returned to Python.
 type LoaderTuple<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>, Vec<String>, Vec<String>);
@@ -254,7 +254,8 @@ impl PyObject_ {
     }
 
     /// Entry programs in libbpf's order (sub-programs are not listed): (name,
-    /// section, type, expected attach type, flags, insn count, autoload).
+    /// section, type, expected attach type, flags, insn count, autoload,
+    /// attach target given by the user).
     fn programs(&self) -> Vec<ProgTuple> {
         self.inner
             .programs
@@ -270,6 +271,7 @@ impl PyObject_ {
                     a.prog_flags,
                     p.sec_insn_cnt,
                     p.autoload,
+                    p.attach_target.clone(),
                 )
             })
             .collect()
@@ -315,6 +317,24 @@ impl PyObject_ {
             .zip(self.inner.symbol_names.iter())
             .map(|(s, name)| (name.to_string(), s.value, s.size, s.bind, s.typ, s.shndx))
             .collect()
+    }
+
+    /// `bpf_program__set_attach_target(prog, 0, func)` for a vmlinux target
+    /// (see `Object::set_attach_target`): KeyError for an unknown program,
+    /// UnsupportedError for one that does not attach through kernel BTF.
+    fn set_attach_target(&mut self, py: Python<'_>, name: &str, func: &str) -> PyResult<()> {
+        let inner = std::sync::Arc::make_mut(&mut self.inner);
+        let object = inner.name.clone();
+        match inner.set_attach_target(name, func) {
+            Ok(()) => Ok(()),
+            Err(crate::object::AttachTargetError::NoProgram) => {
+                Err(pyo3::exceptions::PyKeyError::new_err(name.to_string()))
+            }
+            Err(e) => Err(to_py_err(
+                py,
+                crate::Error::unsupported(format!("attach target {}", e.describe(name, func))).for_object(&object),
+            )),
+        }
     }
 
     fn set_autoload(&mut self, name: &str, autoload: bool) -> PyResult<()> {
@@ -578,6 +598,7 @@ type BatchTuple<'py> = (
     Vec<(String, u64)>,
     Option<String>,
     Option<LoaderTuple<'py>>,
+    Vec<String>,
 );
 
 fn batch_failure<'py>(py: Python<'py>, f: crate::batch::Failure) -> Option<Bound<'py, pyo3::PyAny>> {
@@ -601,7 +622,7 @@ fn batch_failure<'py>(py: Python<'py>, f: crate::batch::Failure) -> Option<Bound
 /// finish (their outputs complete, no temporary files left), then the
 /// exception is raised.
 #[pyfunction]
-#[pyo3(signature = (paths, names, jobs, out_dir, fmt, keep_going, host, progress=None))]
+#[pyo3(signature = (paths, names, jobs, out_dir, fmt, keep_going, host, progress=None, attach_targets=Vec::new()))]
 #[allow(clippy::too_many_arguments)]
 fn gen_batch<'py>(
     py: Python<'py>,
@@ -613,6 +634,7 @@ fn gen_batch<'py>(
     keep_going: bool,
     host: HostArgs,
     progress: Option<Bound<'py, pyo3::PyAny>>,
+    attach_targets: Vec<(String, String)>,
 ) -> PyResult<Vec<BatchTuple<'py>>> {
     use crate::batch::{self, BatchOptions, Control, Format, Job, Output};
     use std::sync::mpsc::{RecvTimeoutError, channel};
@@ -633,12 +655,16 @@ fn gen_batch<'py>(
             "names must have one entry per path",
         ));
     }
+    if attach_targets.len() > 64 {
+        return Err(pyo3::exceptions::PyValueError::new_err("at most 64 attach targets"));
+    }
     let opts = BatchOptions {
         jobs,
         out_dir,
         format,
         keep_going,
         options: host.options(),
+        attach_targets,
     };
     let host = host.into_host();
     let mut names = names.map(|n| n.into_iter());
@@ -728,7 +754,11 @@ fn gen_batch<'py>(
             Err(batch::Failure::Skipped) => skipped = true,
             Err(f) => error = batch_failure(py, f),
         }
-        out.push((path, r.name, error, skipped, written, header, blobs));
+        let applied = (opts.attach_targets.iter().enumerate())
+            .filter(|(i, _)| r.attach_applied & (1 << i) != 0)
+            .map(|(_, (prog, _))| prog.clone())
+            .collect();
+        out.push((path, r.name, error, skipped, written, header, blobs, applied));
     }
     Ok(out)
 }
@@ -776,6 +806,7 @@ fn parse_cli<'py>(py: Python<'py>, argv: Vec<String>) -> PyResult<Bound<'py, PyD
     d.set_item("kernel_btf", &r.kernel_btf)?;
     d.set_item("compat", &r.compat)?;
     d.set_item("autoload", &r.autoload)?;
+    d.set_item("attach_targets", &r.attach_targets)?;
     d.set_item("log_level", r.log_level)?;
     d.set_item("disasm", r.disasm)?;
     d.set_item("jobs", r.jobs)?;

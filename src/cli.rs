@@ -19,12 +19,16 @@ usage: bpfgen-fast [--debug] COMMAND ...
   explain OBJ|PREFIX [--json] [--disasm] [HOST] [AUTOLOAD]
   run OBJ [name NAME] [--log-level N] [--json] [AUTOLOAD]     (root)
   batch OBJ... [--from FILE] --out-dir DIR [-j N] [--format lskel|blobs] [HOST]
+      [--attach-target PROG=FUNC]
 HOST (default: this machine's, as libbpf reads them):
   --page-size N --possible-cpus N --kernel-version X.Y.Z
   --kconfig-file FILE --kallsyms-file FILE
   --kernel-btf FILE (struct_ops layouts; default /sys/kernel/btf/vmlinux)
   --compat bpftool-7.5|bpftool-7.8 (header text of that bpftool; default 7.5)
 AUTOLOAD: --no-autoload PROG / --autoload PROG (repeatable)
+  --attach-target PROG=FUNC (repeatable): the kernel function a bare SEC(\"fentry\"),
+      SEC(\"lsm\"), ... program attaches to, spelt as in a section name (batch: every
+      object with PROG)
 ";
 
 /// The `--compat` spellings, in the order the messages list them.
@@ -99,6 +103,8 @@ pub struct Request {
     pub compat: Option<String>,
     /// `--autoload PROG` (true) / `--no-autoload PROG` (false), in order.
     pub autoload: Vec<(String, bool)>,
+    /// `--attach-target PROG=FUNC`, in order.
+    pub attach_targets: Vec<(String, String)>,
     pub log_level: u32,
     pub disasm: bool,
     pub jobs: Option<u32>,
@@ -130,6 +136,7 @@ impl Request {
             kernel_btf: None,
             compat: None,
             autoload: Vec::new(),
+            attach_targets: Vec::new(),
             log_level: 0,
             disasm: false,
             jobs: None,
@@ -269,6 +276,7 @@ fn is_value_option(key: &str) -> bool {
             | "--compat"
             | "--autoload"
             | "--no-autoload"
+            | "--attach-target"
             | "--log-level"
             | "--jobs"
             | "--from"
@@ -302,6 +310,21 @@ fn set_value(req: &mut Request, key: &str, value: &str) -> Result<(), UsageError
         }
         "--autoload" => req.autoload.push((value.to_string(), true)),
         "--no-autoload" => req.autoload.push((value.to_string(), false)),
+        "--attach-target" => match value.split_once('=') {
+            // batch tracks which targets applied in a 64-bit mask
+            Some(_) if req.attach_targets.len() == 64 => {
+                return Err(UsageError::options("at most 64 --attach-target options"));
+            }
+            Some((prog, func)) if !prog.is_empty() && !func.is_empty() => {
+                req.attach_targets.push((prog.to_string(), func.to_string()))
+            }
+            _ => {
+                return Err(UsageError::options(format!(
+                    "option --attach-target takes PROG=FUNC, got {}",
+                    py_repr(value)
+                )));
+            }
+        },
         "--log-level" => {
             let n = python_int(value).ok_or_else(|| {
                 UsageError::command(format!("option --log-level needs a number, got {}", py_repr(value)))

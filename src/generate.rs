@@ -537,10 +537,13 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
                         .in_section(p.sec_name.clone()),
                 );
             }
-            let Some(name) = section_defs::section_target(&p.sec_name) else {
+            let given = p.attach_target.as_deref();
+            let Some(name) = given.or_else(|| section_defs::section_target(&p.sec_name)) else {
                 return Err(Error::unsupported(format!(
-                    "prog '{}': no BTF-based attach target is specified, use bpf_program__set_attach_target()",
-                    p.name
+                    "prog '{0}': no BTF-based attach target is specified, use bpf_program__set_attach_target() \
+                     (here: --attach-target {0}=FUNC, or programs[{1}].attach_target)",
+                    p.name,
+                    crate::json::py_repr(&p.name)
                 ))
                 .in_section(p.sec_name.clone()));
             };

@@ -369,13 +369,15 @@ def test_host_read_output_loads(name: str, lskel_run: Path, tmp_path: Path) -> N
 
 # -- objects bpftool rejects or crashes on ---------------------------------------------------
 
-@pytest.mark.parametrize(("obj", "prog", "section", "reason"), [
+@pytest.mark.parametrize(("obj", "prog", "section", "reason", "ours_adds"), [
     ("fentry_notarget.bpf.o", "no_target", "fentry",
-     "no BTF-based attach target is specified, use bpf_program__set_attach_target()"),
-    ("freplace.bpf.o", "replace_x", "freplace/x", "attach program FD is not set"),
+     "no BTF-based attach target is specified, use bpf_program__set_attach_target()",
+     " (here: --attach-target no_target=FUNC, or programs['no_target'].attach_target)"),
+    ("freplace.bpf.o", "replace_x", "freplace/x", "attach program FD is not set", ""),
 ])
 def test_attach_target_errors_name_the_program(obj: str, prog: str, section: str,
-                                               reason: str) -> None:
+                                               reason: str, ours_adds: str) -> None:
+    """libbpf's reason, plus (where we have one) how to give the target."""
     line = f"libbpf: prog '{prog}': {reason}\n"
     assert f"== bad/{obj} (exit status 234)\n{line}" in EXPECTED_BAD
     opened = BpfObject.open(BAD / obj)  # libbpf opens it too; it fails at load
@@ -383,7 +385,7 @@ def test_attach_target_errors_name_the_program(obj: str, prog: str, section: str
     with pytest.raises(UnsupportedError) as ei:
         opened.gen_loader(**hermetic_args(obj[:-2]))
     e = ei.value
-    assert e.reason == f"prog '{prog}': {reason}"
+    assert e.reason == f"prog '{prog}': {reason}{ours_adds}"
     assert e.section == section
     assert str(e) == f"{obj[:-2].replace('.', '_')}: {section}: {e.reason}"
     with pytest.raises(UnsupportedError):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import test_attach_target
 import vm
 from bpfgen_fast import BpfgenError, BpfObject
 from support import DIVERGENT, GOLDEN, GOLDEN_NAMES, corpus_obj_dir, golden_meta, obj_path
@@ -46,6 +47,10 @@ KCAPS = Path(__file__).resolve().parent / "kcaps.py"
 PROVEN_HERE = [("attach_tracing.bpf", "sid"), ("attach_lsm.bpf", "lts"),
                ("attach_lsm.bpf", "sid"), ("kfunc_module.bpf", "lts"),
                ("kfunc_module.bpf", "sid")]
+#: bare SEC("fentry") / SEC("lsm") fixtures given their targets with --attach-target,
+#: and the named twin whose bpftool loader they must load like (tests/test_attach_target.py)
+TARGETED = {"attach_lsm_bare.bpf": "attach_lsm.bpf",
+            "attach_tracing_bare.bpf": "attach_tracing.bpf"}
 #: the fixture whose kfuncs a module defines (nf_conntrack, a module in Debian's
 #: kernels): run once before the guest loads that module, and with the others after
 MODULE_KFUNCS = ("kfunc_module.bpf", "nf_conntrack")
@@ -112,6 +117,14 @@ def vm_results(lskel_run: Path, host: dict[str, Any],
             job.append(_job_lines(lskel_run, name, GOLDEN / f"{name}.data.bin",
                                   GOLDEN / f"{name}.insns.bin", nr, theirs))
             outs[name] = (ours, theirs)
+        for bare, named in TARGETED.items():  # next to bpftool's loader of the named twin
+            loader = test_attach_target.targeted(bare).gen_loader(**host)
+            sha = hashlib.sha256(loader.data + loader.insns).hexdigest()[:16]
+            data, insns, _ = loader.write(shared / f"{bare}.{sha}")
+            ours = shared / f"{bare}.{sha}.ours.txt"
+            job.append(_job_lines(lskel_run, bare, data, insns, (len(loader.map_names),
+                                                                 len(loader.prog_names)), ours))
+            outs[bare] = (ours, outs[named][1])
         printed = vm.boot(kernel, "".join(job), shared)
         assert caps.is_file(), f"{kernel.name}: the capability probes did not run:\n{printed}"
         saved = os.environ.get("BPFGEN_CAPS_FILE")  # the test command's table gains a column
@@ -158,6 +171,22 @@ def test_fentry_and_lsm_fixtures_load_in_real_kernels(
     ours, theirs = vm_results[kernel][name]
     assert ours.rc == 0 and theirs.rc == 0, (ours, theirs)
     assert all(p != [None, None] for p in ours.progs) and ours.progs, ours
+
+
+@pytest.mark.parametrize("kernel", [k.name for k in KERNELS] or ["none"])
+@pytest.mark.parametrize("bare", sorted(TARGETED))
+def test_bare_sections_with_attach_targets_load_like_the_named_ones(
+        kernel: str, bare: str, vm_results: dict[str, dict[str, tuple[Run, Run]]]) -> None:
+    """A bare SEC("fentry") / SEC("lsm") program given its target with --attach-target
+    loads wherever bpftool's loader of the same program written SEC("fentry/FUNC")
+    loads, with the same programs (fentry and LSM: refused here, so proven there)."""
+    ours, named_theirs = vm_results[kernel][bare]
+    if named_theirs.rc != 0:
+        assert ours.rc != 0, f"{kernel}: ours loads where the named one does not:\n{ours}"
+        return
+    assert ours.rc == 0, f"{kernel}: the named twin loads, ours does not:\n{ours}"
+    assert [p[0] for p in ours.progs] == [p[0] for p in named_theirs.progs]
+    assert all(p != [None, None] for p in ours.progs) and ours.progs
 
 
 @pytest.mark.parametrize("kernel", [k.name for k in KERNELS] or ["none"])

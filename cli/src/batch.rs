@@ -112,6 +112,7 @@ pub fn run(req: &Request) -> Outcome {
         },
         keep_going: true,
         options: crate::options(req),
+        attach_targets: req.attach_targets.clone(),
     };
     let jobs: Vec<Job> = paths
         .iter()
@@ -180,11 +181,24 @@ pub fn run(req: &Request) -> Outcome {
             failed += 1;
         }
     }
+    // A target no object could take is a mistake in the command, like an
+    // --autoload of a program the object lacks.
+    let applied = results.iter().fold(0u64, |m, r| m | r.attach_applied);
+    let mut unused_targets = 0;
+    for (i, (prog, func)) in req.attach_targets.iter().enumerate() {
+        if applied & (1 << i) == 0 {
+            eprintln!(
+                "error: --attach-target {prog}={func}: no object of the batch has a program {}",
+                bpfgen_fast::json::py_repr(prog)
+            );
+            unused_targets += 1;
+        }
+    }
     let ok = results.iter().filter(|r| r.is_ok()).count();
     let summary = format!(
         "batch: {ok} of {total} objects generated into {out_dir}, {failed} failed ({:.2}s)\n",
         start.elapsed().as_secs_f64()
     );
     crate::output::stdout(summary.as_bytes())?;
-    Ok(ExitCode::from(u8::from(failed > 0)))
+    Ok(ExitCode::from(u8::from(failed + unused_targets > 0)))
 }

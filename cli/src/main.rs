@@ -14,6 +14,7 @@ mod output;
 use std::process::ExitCode;
 
 use bpfgen_fast::cli::{self, Command, Request, UsageError};
+use bpfgen_fast::object::AttachTargetError;
 use bpfgen_fast::{GenOptions, Host, Object};
 
 /// Why a command stopped: a usage error (exit 2) or one `error:` line (exit 1).
@@ -118,6 +119,18 @@ fn open(req: &Request, apply_autoload: bool) -> Result<Object, Failure> {
                         show_usage: false,
                     }));
                 }
+            }
+        }
+        for (prog, func) in &req.attach_targets {
+            if let Err(e) = obj.set_attach_target(prog, func) {
+                let message = match e {
+                    AttachTargetError::NoProgram => format!("--attach-target: {} in {path}", e.describe(prog, func)),
+                    _ => format!("--attach-target {}", e.describe(prog, func)),
+                };
+                return Err(Failure::Usage(UsageError {
+                    message,
+                    show_usage: false,
+                }));
             }
         }
     }

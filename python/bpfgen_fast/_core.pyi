@@ -21,7 +21,7 @@ class UnsupportedError(BpfgenError): ...
 #: MapInfo's fields, in its order
 MapFacts = tuple[str, str, str, int, int, int, int, bool, str | None, str | None]
 #: (name, section, type, expected_attach_type, flags, insn_cnt, autoload)
-ProgramFacts = tuple[str, str, str, str | None, int, int, bool]
+ProgramFacts = tuple[str, str, str, str | None, int, int, bool, str | None]
 
 class Object:
     @property
@@ -37,6 +37,7 @@ class Object:
     def sections(self) -> list[tuple[int, str, int, int, int]]: ...
     def symbols(self) -> list[tuple[str, int, int, int, int, int]]: ...
     def set_autoload(self, name: str, autoload: bool) -> None: ...
+    def set_attach_target(self, name: str, func: str) -> None: ...
     def gen_loader(self, host: dict[str, object]) -> tuple[bytes, bytes, list[str], list[str]]: ...
     # host may also carry "gen_hash" (bool: libbpf 1.8's signed-loader mode) and
     # "signature" (bytes: CMS over the gen_hash loader's insns -> signed header,
@@ -156,6 +157,7 @@ def gen_batch(
     keep_going: bool,
     host: dict[str, object],
     progress: Callable[[int, int], object] | None = None,
+    attach_targets: list[tuple[str, str]] = ...,
 ) -> list[
     tuple[
         str,
@@ -165,6 +167,7 @@ def gen_batch(
         list[tuple[str, int]],
         str | None,
         tuple[bytes, bytes, list[str], list[str]] | None,
+        list[str],
     ]
 ]: ...
 def _time_core(data: bytes, name: str, host: dict[str, object], repeats: int) -> list[float]: ...

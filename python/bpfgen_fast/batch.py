@@ -13,7 +13,7 @@ place, and results hold paths and sizes rather than the outputs.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -45,6 +45,8 @@ class BatchResult:
     sizes: tuple[int, ...] = ()
     header: str | None = None
     loader: Loader | None = None
+    #: the programs of this object that an ``attach_targets`` entry named
+    attach_targets: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -60,6 +62,7 @@ def gen_batch(
     names: Sequence[str] | None = None,
     keep_going: bool = True,
     progress: Progress | None = None,
+    attach_targets: Mapping[str, str] | None = None,
     **host: Any,
 ) -> list[BatchResult]:
     """Generate every object of ``paths`` in parallel.
@@ -75,6 +78,9 @@ def gen_batch(
     skipped. ``progress(done, total)`` is called from the calling thread while
     the batch runs. Host facts (``page_size=``, ``kallsyms_file=``, ...) are as
     for :meth:`BpfObject.gen_loader` and are read once for the whole batch.
+    ``attach_targets`` (program name -> kernel function, as
+    :attr:`ProgramInfo.attach_target`) applies to every object with that
+    program; each result's ``attach_targets`` says which applied there.
 
     KeyboardInterrupt (or an exception raised by ``progress``) cancels the
     batch: objects not started are skipped, those running finish (no partial
@@ -96,9 +102,10 @@ def gen_batch(
     args = host_args(**host)
     raw = _core.gen_batch(path_list, names, jobs,
                           None if out_dir is None else os.fspath(out_dir),
-                          fmt, keep_going, args, progress)
+                          fmt, keep_going, args, progress,
+                          list((attach_targets or {}).items()))
     results = []
-    for path, name, error, skipped, written, header, blobs in raw:
+    for path, name, error, skipped, written, header, blobs, targeted in raw:
         loader = None
         if blobs is not None:
             data, insns, maps, progs = blobs
@@ -107,7 +114,7 @@ def gen_batch(
         results.append(BatchResult(
             path=path, name=name, error=error, skipped=skipped,
             outputs=tuple(p for p, _ in written), sizes=tuple(n for _, n in written),
-            header=header, loader=loader,
+            header=header, loader=loader, attach_targets=tuple(targeted),
         ))
     return results
 

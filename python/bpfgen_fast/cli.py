@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bpfgen_fast import _core
-from bpfgen_fast.errors import BpfgenError
+from bpfgen_fast.errors import BpfgenError, UnsupportedError
 from bpfgen_fast.object import BpfObject
 
 USAGE: str = _core.CLI_USAGE
@@ -59,6 +59,7 @@ class Args:
     kernel_btf: str | None = None
     compat: str | None = None
     autoload: list[tuple[str, bool]] = field(default_factory=list)
+    attach_targets: list[tuple[str, str]] = field(default_factory=list)
     log_level: int = 0
     disasm: bool = False
     jobs: int | None = None
@@ -103,6 +104,14 @@ def _open(args: Args) -> BpfObject:
             flag = "--autoload" if autoload else "--no-autoload"
             raise UsageError(f"{flag}: no program {prog!r} in {path}")
         obj.programs[prog].autoload = autoload
+    for prog, func in args.attach_targets:
+        if prog not in obj.programs:
+            raise UsageError(f"--attach-target: no program {prog!r} in {path}")
+        try:
+            obj.programs[prog].attach_target = func
+        except UnsupportedError as e:
+            # the core's reason, worded as the native command words it
+            raise UsageError("--attach-target " + e.reason.removeprefix("attach target ")) from None
     return obj
 
 
@@ -282,7 +291,8 @@ def cmd_batch(args: Args) -> int:
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         results = gen_batch(paths, jobs=args.jobs, out_dir=args.out_dir, fmt=fmt,
-                            progress=progress, **args.host())
+                            progress=progress, attach_targets=dict(args.attach_targets),
+                            **args.host())
     except KeyboardInterrupt:
         if bar and not announced:
             bar.close()
@@ -302,11 +312,18 @@ def cmd_batch(args: Args) -> int:
             print(f"error: {where}: {r.error.strerror or r.error}", file=sys.stderr)
         else:
             print(f"error: {r.path}: {r.error}", file=sys.stderr)
+    # a target no object could take is a mistake in the command, like an
+    # --autoload of a program the object lacks
+    applied = {prog for r in results for prog in r.attach_targets}
+    unused = [(p, f) for p, f in args.attach_targets if p not in applied]
+    for prog, func in unused:
+        print(f"error: --attach-target {prog}={func}: no object of the batch has a program "
+              f"{prog!r}", file=sys.stderr)
     ok = sum(r.ok for r in results)
     failed = sum(r.error is not None for r in results)
     print(f"batch: {ok} of {len(results)} objects generated into {args.out_dir}, {failed} failed "
           f"({time.monotonic() - start:.2f}s)")
-    return 1 if failed else 0
+    return 1 if failed or unused else 0
 
 
 _COMMANDS = {"gen loader": cmd_gen_loader, "gen skeleton": cmd_gen_skeleton,

@@ -149,12 +149,13 @@ class MapInfo(_Frozen):
 class ProgramInfo:
     """One entry program. ``autoload`` may be changed before generation."""
 
-    __slots__ = ("_autoload", "_facts", "_obj")
+    __slots__ = ("_attach_target", "_autoload", "_facts", "_obj")
 
     def __init__(self, obj: _core.Object, facts: _core.ProgramFacts) -> None:
         self._obj = obj
         self._facts = facts
         self._autoload = facts[6]
+        self._attach_target = facts[7]
 
     @property
     def name(self) -> str:
@@ -189,6 +190,24 @@ class ProgramInfo:
     def autoload(self, value: bool) -> None:
         self._obj.set_autoload(self.name, bool(value))
         self._autoload = bool(value)
+
+    @property
+    def attach_target(self) -> str | None:
+        """The kernel function a BTF-attach program (``fentry``, ``fexit``,
+        ``fmod_ret``, ``lsm``, ``lsm_cgroup``, ``tp_btf``, ``iter``) attaches to,
+        when given here; ``None``: the one its section names. Setting it is
+        ``bpf_program__set_attach_target(prog, 0, func)`` for a vmlinux target,
+        spelt as in a section name (``file_open`` for an LSM hook): the loader
+        looks it up at run time, as for ``SEC("lsm/file_open")``. Raises
+        :class:`UnsupportedError` for a program that does not attach by BTF."""
+        return self._attach_target
+
+    @attach_target.setter
+    def attach_target(self, func: str) -> None:
+        if not func:
+            raise ValueError("attach_target must be a function name")
+        self._obj.set_attach_target(self.name, func)
+        self._attach_target = func
 
     def __repr__(self) -> str:
         return f"ProgramInfo(name={self.name!r}, section={self.section!r}, type={self.type!r})"

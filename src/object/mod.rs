@@ -89,6 +89,9 @@ pub struct Program {
     pub is_global: bool,
     pub sec_def: Option<&'static SectionDef>,
     pub relocs: Vec<Reloc>,
+    /// The kernel function a BTF-attach program attaches to, given by the
+    /// user ([`Object::set_attach_target`]); `None`: the section name's.
+    pub attach_target: Option<String>,
 }
 
 impl Program {
@@ -198,6 +201,64 @@ pub struct Object {
     /// The ELF section table and symbol table, for `inspect`.
     pub elf_sections: Vec<SectionSummary>,
     pub elf_symbols: Vec<SymbolSummary>,
+}
+
+/// Why [`Object::set_attach_target`] refused a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttachTargetError {
+    /// No entry program of that name.
+    NoProgram,
+    /// The program does not attach through kernel BTF (its section says how).
+    NotBtfAttach { section: String },
+    /// `freplace` programs attach to another BPF program, which a loader
+    /// program cannot be given.
+    Freplace,
+}
+
+impl AttachTargetError {
+    /// The reason, as the CLI and the Python API both report it.
+    pub fn describe(&self, prog: &str, func: &str) -> String {
+        let prog_r = crate::json::py_repr(prog);
+        match self {
+            AttachTargetError::NoProgram => format!("no program {prog_r}"),
+            AttachTargetError::NotBtfAttach { section } => format!(
+                "{prog}={func}: program {prog_r} (section {}) does not attach through kernel BTF \
+                 (fentry, fexit, fmod_ret, lsm, lsm_cgroup, tp_btf, iter)",
+                crate::json::py_repr(section)
+            ),
+            AttachTargetError::Freplace => format!(
+                "{prog}={func}: program {prog_r} is freplace: it attaches to another BPF program, \
+                 which a loader program cannot be given"
+            ),
+        }
+    }
+}
+
+impl Object {
+    /// What `bpf_program__set_attach_target(prog, 0, func)` means for a
+    /// vmlinux target, done the light skeleton's way: the loader looks `func`
+    /// up in the kernel's BTF at run time, exactly as for a program in
+    /// `SEC("fentry/func")` (with the section's prefix, e.g. `bpf_lsm_` for
+    /// `lsm`). `func` is spelt as in a section name.
+    pub fn set_attach_target(&mut self, prog: &str, func: &str) -> std::result::Result<(), AttachTargetError> {
+        let p = self
+            .programs
+            .iter_mut()
+            .find(|p| !p.is_subprog && p.name == prog)
+            .ok_or(AttachTargetError::NoProgram)?;
+        match p.sec_def {
+            Some(d) if d.needs_btf_attach_target() && d.prog_type == crate::section_defs::prog_type::EXT => {
+                Err(AttachTargetError::Freplace)
+            }
+            Some(d) if d.needs_btf_attach_target() => {
+                p.attach_target = Some(func.to_string());
+                Ok(())
+            }
+            _ => Err(AttachTargetError::NotBtfAttach {
+                section: p.sec_name.clone(),
+            }),
+        }
+    }
 }
 
 /// The `__arena` globals of an object: their initial image sits at the

@@ -271,6 +271,7 @@ impl<'a> Opener<'a, '_> {
                 is_global: global,
                 sec_def: None,
                 relocs: Vec::new(),
+                attach_target: None,
             });
         }
         Ok(())
