@@ -186,7 +186,16 @@ type MapTuple = (
 );
 
 /// One entry program as `Object.programs` returns it.
-type ProgTuple = (String, String, &'static str, Option<&'static str>, u32, usize, bool, Option<String>);
+type ProgTuple = (
+    String,
+    String,
+    &'static str,
+    Option<&'static str>,
+    u32,
+    usize,
+    bool,
+    Option<String>,
+);
 
 /// (data, insns, map_names, prog_names) as returned to Python.
 type LoaderTuple<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>, Vec<String>, Vec<String>);

@@ -12,7 +12,7 @@ use crate::link::link_programs;
 use crate::loader::{KsymReloc, LoaderGen, MapCreate, ProgLoad};
 use crate::object::{Map, MapDef, MapOrigin, Object};
 use crate::object::{Reloc, RelocKind};
-use crate::section_defs::{self, SEC_ATTACH_BTF, map_type, prog_type};
+use crate::section_defs::{self, LoadAttrs, SEC_ATTACH_BTF, map_type, prog_type};
 use crate::struct_ops::{self, StructOpsPlan};
 
 /// The loader program and its data, plus the skeleton layout they expect.
@@ -370,8 +370,46 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
         }
         _ => obj,
     };
-    let st_attach = |prog_idx: usize| st_plan.as_ref().and_then(|p| p.prog_attach[prog_idx].as_ref());
-    // Validate every program that will load before linking, in libbpf's terms.
+    check_programs(obj, st_plan.as_ref())?;
+    let (kcfg_image, resolved) = resolve_externs(obj, host, opts)?;
+    let mut linked = link_programs(obj, &resolved)?;
+
+    let mut emitter = LoaderGen::with_hash(obj.programs.len(), obj.maps.len(), opts.gen_hash);
+    emitter.set_big_endian(obj.big_endian);
+    // Performance: size the blobs up front (a hint, capped; see `blob_estimate`).
+    let (data_hint, insns_hint) = blob_estimate(obj, &linked);
+    emitter.reserve(data_hint, insns_hint);
+    emit_btf(&mut emitter, obj)?;
+    emit_maps(&mut emitter, obj, host, st_plan.as_ref(), &kcfg_image);
+    emit_programs(&mut emitter, obj, &mut linked, st_plan.as_ref(), opts)?;
+    emit_prog_array_values(&mut emitter, obj, &linked)?;
+    // struct_ops values are written at attach time (registration), not by
+    // the loader: libbpf registers a map only when it is attached, and a
+    // map the kernel refuses must not fail the whole load.
+    let struct_ops = st_plan.map(|p| attach_values(obj, p)).unwrap_or_default();
+    let (data, insns) = emitter.finish()?;
+    Ok(LoaderBlobs {
+        data,
+        insns,
+        map_names: obj.maps.iter().map(|m| m.name.clone()).collect(),
+        prog_names: obj
+            .programs
+            .iter()
+            .filter(|p| !p.is_subprog)
+            .map(|p| p.name.clone())
+            .collect(),
+        kconfig_image: obj.kconfig_map_idx.map(|_| kcfg_image),
+        struct_ops,
+    })
+}
+
+/// The struct_ops attachment of program `prog_idx`: (kernel struct, member index).
+fn st_attach(plan: Option<&StructOpsPlan>, prog_idx: usize) -> Option<&(String, u32)> {
+    plan.and_then(|p| p.prog_attach[prog_idx].as_ref())
+}
+
+/// Every program that will load, checked before linking, in libbpf's terms.
+fn check_programs(obj: &Object, st_plan: Option<&StructOpsPlan>) -> Result<()> {
     for (prog_idx, p) in obj
         .programs
         .iter()
@@ -387,12 +425,17 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
                 p.sec_name
             ));
         }
-        if attrs.prog_type == prog_type::STRUCT_OPS && st_attach(prog_idx).is_none() {
+        if attrs.prog_type == prog_type::STRUCT_OPS && st_attach(st_plan, prog_idx).is_none() {
             return fail("SEC(\"struct_ops\") program isn't referenced anywhere, did you forget to use it?".into());
         }
     }
-    // Kconfig values and typeless ksym addresses come from the build host
-    // (or the explicit inputs in `host`), as in libbpf's load phase.
+    Ok(())
+}
+
+/// Kconfig values and typeless ksym addresses from the build host (or the
+/// explicit inputs in `host`), as in libbpf's load phase: the `.kconfig`
+/// map's image, and the resolved externs for linking.
+fn resolve_externs(obj: &Object, host: &Host, opts: GenOptions) -> Result<(Vec<u8>, externs::Resolved)> {
     let mut kcfg_image = obj
         .kconfig_map_idx
         .map(|i| obj.maps[i].initial_value.clone())
@@ -415,59 +458,62 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
             }
         }
     }
-    let mut linked = link_programs(obj, &resolved)?;
+    Ok((kcfg_image, resolved))
+}
 
-    let mut emitter = LoaderGen::with_hash(obj.programs.len(), obj.maps.len(), opts.gen_hash);
-    emitter.set_big_endian(obj.big_endian);
-    // Performance: size the blobs up front (a hint, capped; see `blob_estimate`).
-    let (data_hint, insns_hint) = blob_estimate(obj, &linked);
-    emitter.reserve(data_hint, insns_hint);
-    if let Some(btf) = &obj.btf {
-        // Hidden global sub-programs: their BTF FUNC becomes static. The BTF
-        // is copied only when there is such an edit to make.
-        let hidden: Vec<&str> = obj
-            .programs
-            .iter()
-            .filter(|p| p.mark_btf_static && p.is_subprog)
-            .map(|p| p.name.as_str())
-            .collect();
-        if hidden.is_empty() {
-            emitter.load_btf(btf.raw());
-        } else {
-            // Hostile-input bound: GLOBAL FUNCs indexed by name in one pass
-            // rather than a scan of every type per hidden sub-program. Each
-            // name takes the first still-global FUNC, and a corrupt name
-            // before it fails as the scan did.
-            let mut global_funcs: HashMap<&str, VecDeque<u32>> = HashMap::new();
-            let mut first_bad: Option<(u32, Error)> = None;
-            for id in 1..btf.type_cnt() {
-                let t = btf.type_by_id(id)?;
-                if t.kind() == kind::FUNC && t.vlen() == linkage::GLOBAL {
-                    match btf.name_of(&t) {
-                        Ok(n) => global_funcs.entry(n).or_default().push_back(id),
-                        Err(e) => {
-                            first_bad.get_or_insert((id, e));
-                        }
+/// BTF_LOAD of the object's BTF, with hidden global sub-programs made static.
+fn emit_btf(emitter: &mut LoaderGen, obj: &Object) -> Result<()> {
+    let Some(btf) = &obj.btf else { return Ok(()) };
+    // Hidden global sub-programs: their BTF FUNC becomes static. The BTF
+    // is copied only when there is such an edit to make.
+    let hidden: Vec<&str> = obj
+        .programs
+        .iter()
+        .filter(|p| p.mark_btf_static && p.is_subprog)
+        .map(|p| p.name.as_str())
+        .collect();
+    if hidden.is_empty() {
+        emitter.load_btf(btf.raw());
+    } else {
+        // Hostile-input bound: GLOBAL FUNCs indexed by name in one pass
+        // rather than a scan of every type per hidden sub-program. Each
+        // name takes the first still-global FUNC, and a corrupt name
+        // before it fails as the scan did.
+        let mut global_funcs: HashMap<&str, VecDeque<u32>> = HashMap::new();
+        let mut first_bad: Option<(u32, Error)> = None;
+        for id in 1..btf.type_cnt() {
+            let t = btf.type_by_id(id)?;
+            if t.kind() == kind::FUNC && t.vlen() == linkage::GLOBAL {
+                match btf.name_of(&t) {
+                    Ok(n) => global_funcs.entry(n).or_default().push_back(id),
+                    Err(e) => {
+                        first_bad.get_or_insert((id, e));
                     }
                 }
             }
-            let mut edited = btf.clone();
-            for name in hidden {
-                let hit = global_funcs.get(name).and_then(|q| q.front().copied());
-                if let Some((bad, e)) = &first_bad
-                    && hit.is_none_or(|id| id > *bad)
-                {
-                    return Err(e.clone());
-                }
-                if let Some(id) = hit {
-                    global_funcs.get_mut(name).map(VecDeque::pop_front);
-                    let t = edited.type_by_id(id)?;
-                    edited.set_info(&t, kind::FUNC << 24 | linkage::STATIC);
-                }
-            }
-            emitter.load_btf(edited.raw());
         }
+        let mut edited = btf.clone();
+        for name in hidden {
+            let hit = global_funcs.get(name).and_then(|q| q.front().copied());
+            if let Some((bad, e)) = &first_bad
+                && hit.is_none_or(|id| id > *bad)
+            {
+                return Err(e.clone());
+            }
+            if let Some(id) = hit {
+                global_funcs.get_mut(name).map(VecDeque::pop_front);
+                let t = edited.type_by_id(id)?;
+                edited.set_info(&t, kind::FUNC << 24 | linkage::STATIC);
+            }
+        }
+        emitter.load_btf(edited.raw());
     }
+    Ok(())
+}
+
+/// MAP_CREATE of every map libbpf creates, in its order, with inner map
+/// templates, initial images (frozen where read-only) and `.values` slots.
+fn emit_maps(emitter: &mut LoaderGen, obj: &Object, host: &Host, st_plan: Option<&StructOpsPlan>, kcfg_image: &[u8]) {
     let has_btf = obj.btf.is_some();
     for (i, map) in obj.maps.iter().enumerate() {
         if !map.autocreate() {
@@ -476,7 +522,6 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
         }
         if map.struct_ops.is_some() {
             let kern = st_plan
-                .as_ref()
                 .and_then(|p| p.maps.iter().find(|k| k.map_idx == i))
                 .expect("planned: every created struct_ops map");
             let vtype = format!("{}{}", struct_ops::VALUE_PREFIX, kern.kern_type_name);
@@ -498,7 +543,7 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
         emitter.map_create(&create, Some(i));
         if map.is_internal() {
             let image = if Some(i) == obj.kconfig_map_idx {
-                &kcfg_image
+                kcfg_image
             } else {
                 &map.initial_value
             };
@@ -513,6 +558,65 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
             }
         }
     }
+}
+
+/// The run-time attach target lookup of a program that needs one: a
+/// BTF-attach program's function (the user's, else its section's, with the
+/// kind's prefix), or a struct_ops program's kernel struct. A struct_ops
+/// program's member index becomes its expected attach type.
+fn attach_target(
+    obj: &Object,
+    prog_idx: usize,
+    attrs: &mut LoadAttrs,
+    st_plan: Option<&StructOpsPlan>,
+) -> Result<Option<(String, u32)>> {
+    let p = &obj.programs[prog_idx];
+    let needs_target = p.sec_def.is_some_and(|d| d.flags & SEC_ATTACH_BTF != 0);
+    Ok(if needs_target {
+        if attrs.prog_type == prog_type::EXT {
+            return Err(
+                Error::unsupported(format!("prog '{}': attach program FD is not set", p.name))
+                    .in_section(p.sec_name.clone()),
+            );
+        }
+        let given = p.attach_target.as_deref();
+        let Some(name) = given.or_else(|| section_defs::section_target(&p.sec_name)) else {
+            return Err(Error::unsupported(format!(
+                "prog '{0}': no BTF-based attach target is specified, use bpf_program__set_attach_target() \
+                 (here: --attach-target {0}=FUNC, or programs[{1}].attach_target)",
+                p.name,
+                crate::json::py_repr(&p.name)
+            ))
+            .in_section(p.sec_name.clone()));
+        };
+        let (prefix, kind) = section_defs::btf_attach_lookup(attrs.prog_type, attrs.expected_attach_type);
+        let full = format!("{prefix}{name}");
+        if full.len() >= 128 {
+            return Err(Error::unsupported(format!(
+                "prog '{}': attach target name is too long",
+                p.name
+            )));
+        }
+        Some((full, kind))
+    } else if let Some((kern_type, member_idx)) = st_attach(st_plan, prog_idx) {
+        // A struct_ops program attaches to one member of the kernel struct.
+        attrs.expected_attach_type = *member_idx;
+        Some((kern_type.clone(), btf_kind::STRUCT))
+    } else {
+        None
+    })
+}
+
+/// PROG_LOAD of every linked program, in load order; each program's copy is
+/// freed once it is in the blob.
+fn emit_programs(
+    emitter: &mut LoaderGen,
+    obj: &Object,
+    linked: &mut [crate::link::LinkedProgram],
+    st_plan: Option<&StructOpsPlan>,
+    opts: GenOptions,
+) -> Result<()> {
+    let has_btf = obj.btf.is_some();
     let skel_slots: Vec<usize> = {
         let mut next = 0;
         obj.programs
@@ -529,40 +633,7 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
     for (load_idx, lp) in linked.iter_mut().enumerate() {
         let p = &obj.programs[lp.prog_idx];
         let mut attrs = p.load_attrs();
-        let needs_target = p.sec_def.is_some_and(|d| d.flags & SEC_ATTACH_BTF != 0);
-        let attach_target = if needs_target {
-            if attrs.prog_type == prog_type::EXT {
-                return Err(
-                    Error::unsupported(format!("prog '{}': attach program FD is not set", p.name))
-                        .in_section(p.sec_name.clone()),
-                );
-            }
-            let given = p.attach_target.as_deref();
-            let Some(name) = given.or_else(|| section_defs::section_target(&p.sec_name)) else {
-                return Err(Error::unsupported(format!(
-                    "prog '{0}': no BTF-based attach target is specified, use bpf_program__set_attach_target() \
-                     (here: --attach-target {0}=FUNC, or programs[{1}].attach_target)",
-                    p.name,
-                    crate::json::py_repr(&p.name)
-                ))
-                .in_section(p.sec_name.clone()));
-            };
-            let (prefix, kind) = section_defs::btf_attach_lookup(attrs.prog_type, attrs.expected_attach_type);
-            let full = format!("{prefix}{name}");
-            if full.len() >= 128 {
-                return Err(Error::unsupported(format!(
-                    "prog '{}': attach target name is too long",
-                    p.name
-                )));
-            }
-            Some((full, kind))
-        } else if let Some((kern_type, member_idx)) = st_attach(lp.prog_idx) {
-            // A struct_ops program attaches to one member of the kernel struct.
-            attrs.expected_attach_type = *member_idx;
-            Some((kern_type.clone(), btf_kind::STRUCT))
-        } else {
-            None
-        };
+        let attach_target = attach_target(obj, lp.prog_idx, &mut attrs, st_plan)?;
         let insn_bytes = crate::insn::wire_bytes(&lp.insns);
         // libbpf passes func/line info only when the object has BTF.
         let (fi, li) = if has_btf {
@@ -600,8 +671,12 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
         lp.func_info = None;
         lp.line_info = None;
     }
-    // Static `.values` of prog-arrays, once their programs exist (libbpf 1.5
-    // refuses these in gen mode; its normal loader fills them after loading).
+    Ok(())
+}
+
+/// Static `.values` of prog-arrays, once their programs exist (libbpf 1.5
+/// refuses these in gen mode; its normal loader fills them after loading).
+fn emit_prog_array_values(emitter: &mut LoaderGen, obj: &Object, linked: &[crate::link::LinkedProgram]) -> Result<()> {
     for (map_idx, map) in obj.maps.iter().enumerate() {
         for (slot, target) in map.prog_slots.iter().enumerate() {
             let Some(target) = target else { continue };
@@ -618,24 +693,7 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
             emitter.populate_prog_array(map_idx, slot as u32, load_idx);
         }
     }
-    // struct_ops values are written at attach time (registration), not by
-    // the loader: libbpf registers a map only when it is attached, and a
-    // map the kernel refuses must not fail the whole load.
-    let struct_ops = st_plan.map(|p| attach_values(obj, p)).unwrap_or_default();
-    let (data, insns) = emitter.finish()?;
-    Ok(LoaderBlobs {
-        data,
-        insns,
-        map_names: obj.maps.iter().map(|m| m.name.clone()).collect(),
-        prog_names: obj
-            .programs
-            .iter()
-            .filter(|p| !p.is_subprog)
-            .map(|p| p.name.clone())
-            .collect(),
-        kconfig_image: obj.kconfig_map_idx.map(|_| kcfg_image),
-        struct_ops,
-    })
+    Ok(())
 }
 
 #[cfg(test)]
