@@ -1500,6 +1500,99 @@ mod tests {
         assert_eq!(e.insn, Some(9), "{e}");
     }
 
+    /// A loader from the emitter for `progs` one-instruction-pair socket
+    /// programs and one map, signed or not, with the names it expects.
+    fn emitted(progs: usize, signed: bool) -> (Vec<u8>, Vec<u8>, Expect) {
+        use crate::loader::{LoaderGen, MapCreate, ProgLoad};
+        let names: Vec<String> = (0..progs).map(|i| format!("p{i}")).collect();
+        let code: Vec<u8> = [insn(MOV64_K, 0, 0, 0, 0), insn(BPF_EXIT, 0, 0, 0, 0)].concat();
+        let mut g = LoaderGen::with_hash(progs, 1, signed);
+        let map = MapCreate {
+            map_type: 2,
+            name: "m",
+            key_size: 4,
+            value_size: 8,
+            max_entries: 1,
+            ..MapCreate::default()
+        };
+        g.map_create(&map, Some(0));
+        for (slot, name) in names.iter().enumerate() {
+            g.prog_load(&ProgLoad {
+                prog_type: 1,
+                name,
+                license: "GPL",
+                insns: &code,
+                insn_cnt: 2,
+                skel_slot: slot,
+                ..ProgLoad::default()
+            });
+        }
+        let (data, insns) = g.finish().expect("loader");
+        (data, insns, expect_names(&["m".to_string()], &names))
+    }
+
+    fn code_at(insns: &[u8], pc: usize) -> u8 {
+        insns[8 * pc]
+    }
+
+    /// Long loaders: a `gotol` over the cleanup block of 5,500 programs,
+    /// and every error branch beyond 16 bits `jsge r7, 0, +1; gotol 7`.
+    #[test]
+    fn long_loader_passes_and_its_gotols_are_checked() {
+        let (data, insns, expect) = emitted(5500, false);
+        assert_eq!(code_at(&insns, 6), GOTOL);
+        let gotols: Vec<usize> = (7..insns.len() / 8)
+            .filter(|&pc| code_at(&insns, pc) == GOTOL)
+            .collect();
+        assert!(gotols.len() > 1000, "{}", gotols.len());
+        let r = check(&data, &insns, &expect).expect("long loader");
+        assert_eq!(r.prog_loads.len(), 5500);
+
+        // A long error branch that lands anywhere but the cleanup label.
+        let mut bad = insns.clone();
+        let pc = gotols[gotols.len() / 2];
+        let imm = i32::from_le_bytes(bad[8 * pc + 4..8 * pc + 8].try_into().unwrap());
+        bad[8 * pc + 4..8 * pc + 8].copy_from_slice(&(imm + 1).to_le_bytes());
+        let e = check(&data, &bad, &expect).unwrap_err();
+        assert_eq!(e.insn, Some(pc), "{e}");
+        assert!(e.reason.starts_with("gotol to 8:"), "{e}");
+
+        // gotol with its reserved `off` set: the verifier refuses it.
+        let mut bad = insns.clone();
+        bad[8 * pc + 2] = 1;
+        let e = check(&data, &bad, &expect).unwrap_err();
+        assert_eq!(
+            (e.insn, e.reason.as_str()),
+            (Some(pc), "goto with non-zero reserved fields")
+        );
+
+        // The prologue's gotol must land right after the cleanup block.
+        let mut bad = insns;
+        bad[8 * 6 + 4] ^= 2;
+        assert!(check(&data, &bad, &expect).is_err());
+    }
+
+    /// A signed loader after a long cleanup block: the signature check's
+    /// five branches are long too, and still found and checked.
+    #[test]
+    fn long_signed_loader_passes() {
+        let (data, insns, expect) = emitted(5500, true);
+        let r = check(&data, &insns, &expect).expect("long signed loader");
+        assert_eq!(r.prog_loads.len(), 5500);
+        let start = (7 + i32::from_le_bytes(insns[52..56].try_into().unwrap())) as usize;
+        let sig: Vec<u8> = (start..start + SIGNATURE_INSNS + 5)
+            .map(|pc| code_at(&insns, pc))
+            .collect();
+        assert_eq!(sig.iter().filter(|&&c| c == GOTOL).count(), 5);
+        assert_eq!(sig.iter().filter(|&&c| c == JEQ_X).count(), 4);
+        // A signature comparison that skips its gotol to land elsewhere.
+        let jeq = start + sig.iter().position(|&c| c == JEQ_X).unwrap();
+        let mut bad = insns;
+        bad[8 * jeq + 2] = 2;
+        let e = check(&data, &bad, &expect).unwrap_err();
+        assert_eq!(e.insn, Some(jeq), "{e}");
+    }
+
     #[test]
     fn rejects_garbage() {
         assert!(check(&[0; 1280], &[0; 8], &Expect::default()).is_err());
