@@ -14,6 +14,8 @@ pub const BPF_LD_IMM64: u8 = 0x18;
 pub const BPF_CALL: u8 = 0x85;
 pub const BPF_EXIT: u8 = 0x95;
 pub const BPF_JMP: u8 = 0x05;
+/// The 32-bit jump class; with `BPF_JA` it is `gotol`, whose offset is `imm`.
+pub const BPF_JMP32: u8 = 0x06;
 pub const BPF_K: u8 = 0x00;
 pub const BPF_X: u8 = 0x08;
 pub const BPF_ALU64: u8 = 0x07;
@@ -34,6 +36,9 @@ pub const BPF_JSET: u8 = 0x40;
 pub const BPF_JSGE: u8 = 0x70;
 pub const BPF_JSLT: u8 = 0xc0;
 pub const BPF_JSLE: u8 = 0xd0;
+/// `gotol` (cpu v4, Linux 6.6): an unconditional jump whose offset is the
+/// 32-bit `imm`, for targets beyond the ±32,767 instructions of `off`.
+pub const BPF_GOTOL: u8 = BPF_JMP32 | BPF_JA;
 
 /// Access sizes for loads and stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +187,10 @@ impl Insn {
     }
     pub fn jmp_imm(op: u8, dst: u8, imm: i32, off: i16) -> Insn {
         Insn::new(BPF_JMP | op | BPF_K, dst, 0, off, imm)
+    }
+    /// `gotol +off`: the jump lands on `pc + 1 + off`.
+    pub fn gotol(off: i32) -> Insn {
+        Insn::new(BPF_GOTOL, 0, 0, 0, off)
     }
     pub fn call(helper: i32) -> Insn {
         Insn::new(BPF_CALL, 0, 0, 0, helper)

@@ -181,6 +181,13 @@ impl LoaderGen {
             hash_insns: [0; SHA256_DWORDS],
             error: None,
         };
+        // Before anything is built: the last map descriptor (its 8-byte
+        // initial_value field, the furthest any map access reaches) must be
+        // reachable in the ctx. Program descriptors are checked as each
+        // program comes (a `.text` function counted here takes none).
+        if nr_maps > 0 {
+            g.ctx_off(CTX_SIZE + MAP_DESC_SIZE * (nr_maps - 1) + 8);
+        }
         g.add_zeroes((map_slots + KFUNC_SLOTS) * 4);
         if nr_progs > STACK_PROGS {
             g.prog_fd_blob = Some(g.add_zeroes(4 * nr_progs));
@@ -196,8 +203,7 @@ impl LoaderGen {
         let stack_words = if g.prog_fd_blob.is_some() { 2 } else { 2 + nr_progs };
         let blob_progs = if g.prog_fd_blob.is_some() { nr_progs } else { 0 };
         let skip = stack_words * 3 + 2 + (nr_maps + blob_progs) * 6;
-        let skip = g.jump_off(skip as i64);
-        g.emit(Insn::jmp_imm(BPF_JA, 0, 0, skip));
+        g.emit_goto_forward(skip);
         g.cleanup_label = g.insns.len();
         // (Unless the prologue's jump already failed: nothing is emitted then.)
         debug_assert!(
@@ -233,26 +239,16 @@ impl LoaderGen {
     fn emit_signature_match(&mut self) {
         self.emit2(Insn::ld_imm64_raw(R1, BPF_PSEUDO_MAP_IDX, 0, 0));
         self.emit(Insn::ldx_mem(Size::W, R2, R1, SHA256_DIGEST_LENGTH));
-        let off = self.signature_jump_off();
         self.emit(Insn::mov64_imm(R7, -EINVAL));
-        self.emit(Insn::jmp_imm(BPF_JNE, R2, 1, off));
+        self.emit_branch(Cond::Ne, R2, Rhs::Imm(1), self.cleanup_label);
         for i in 0..SHA256_DWORDS {
             self.emit2(Insn::ld_imm64_raw(R1, BPF_PSEUDO_MAP_IDX, 0, 0));
             self.emit(Insn::ldx_mem(Size::DW, R2, R1, (i * 8) as i16));
             self.hash_insns[i] = self.insns.len();
             self.emit2(Insn::ld_imm64_raw(R3, 0, 0, 0));
-            let off = self.signature_jump_off();
             self.emit(Insn::mov64_imm(R7, -EINVAL));
-            // if r2 != r3 goto cleanup.
-            self.emit(Insn::new(BPF_JMP | BPF_JNE | BPF_X, R2, R3, off, 0));
+            self.emit_branch(Cond::Ne, R2, Rhs::Reg(R3), self.cleanup_label);
         }
-    }
-
-    /// The offset of a jump emitted one instruction from now that lands on
-    /// the cleanup label (libbpf computes it before the `mov r7`).
-    fn signature_jump_off(&mut self) -> i16 {
-        let off = -(self.insns.len() as i64 - self.cleanup_label as i64) - 2;
-        self.jump_off(off)
     }
 
     /// Emit for a big-endian target (see the `big_endian` field).
@@ -308,31 +304,93 @@ impl LoaderGen {
         }
     }
 
-    fn jump_off(&mut self, off: i64) -> i16 {
-        match i16::try_from(off) {
+    /// `gotol`'s 32-bit offset. Nothing we emit comes near it (the data blob
+    /// bound keeps loaders far smaller); checked so that no value is ever
+    /// truncated into an instruction.
+    fn long_off(&mut self, off: i64) -> i32 {
+        match i32::try_from(off) {
             Ok(v) => v,
             Err(_) => {
                 self.fail(Error::unsupported(format!(
-                    "loader jump offset {off} does not fit in 16 bits (object too large for one loader)"
+                    "loader jump offset {off} does not fit in 32 bits (object too large for one loader)"
                 )));
                 0
             }
         }
     }
 
+    /// Instructions a branch emitted at `at` to `target` takes: one when the
+    /// offset fits the 16-bit `off` (libbpf's form, so its bytes), else two
+    /// (see [`LoaderGen::emit_branch`]).
+    fn branch_len(at: usize, target: usize) -> usize {
+        let off = target as i64 - at as i64 - 1;
+        if i16::try_from(off).is_ok() { 1 } else { 2 }
+    }
+
+    /// `if dst <cond> rhs goto target`. Error branches go back to the cleanup
+    /// block at the start, so a long loader's later ones lie beyond the 16-bit
+    /// reach libbpf is limited to (it refuses such objects with ERANGE). Then
+    /// the branch becomes the opposite condition skipping one instruction, and
+    /// that instruction a `gotol` to the target: `if dst <!cond> rhs goto +1;
+    /// gotol target`. Every offset is known here, as the target is behind us
+    /// (or, for the prologue, computed from counts), so no later fix-ups.
+    fn emit_branch(&mut self, cond: Cond, dst: u8, rhs: Rhs, target: usize) {
+        let branch = |cond: Cond, off: i16| match rhs {
+            Rhs::Imm(imm) => Insn::jmp_imm(cond.op(), dst, imm, off),
+            Rhs::Reg(src) => Insn::new(BPF_JMP | cond.op() | BPF_X, dst, src, off, 0),
+        };
+        let at = self.insns.len() as i64;
+        match i16::try_from(target as i64 - at - 1) {
+            Ok(off) => self.emit(branch(cond, off)),
+            Err(_) => {
+                self.emit(branch(cond.negated(), 1));
+                let off = self.long_off(target as i64 - (at + 1) - 1);
+                self.emit(Insn::gotol(off));
+            }
+        }
+    }
+
+    /// `goto +skip`, a forward jump over `skip` instructions: `ja` when it
+    /// fits 16 bits, else `gotol` (the prologue's jump over a cleanup block
+    /// of more than 32,767 instructions: about 5,460 maps and programs).
+    fn emit_goto_forward(&mut self, skip: usize) {
+        match i16::try_from(skip) {
+            Ok(off) => self.emit(Insn::jmp_imm(BPF_JA, 0, 0, off)),
+            Err(_) => {
+                let off = self.long_off(skip as i64);
+                self.emit(Insn::gotol(off));
+            }
+        }
+    }
+
     // Once generation has failed the output is discarded: stop growing it,
-    // so an object that fails early (say, on a jump range) cannot make us
-    // build a huge loader first (hostile-input bound).
+    // so an object that fails early cannot make us build a huge loader first
+    // (hostile-input bound). Past the kernel's program size nothing could
+    // load it: that is a failure too, which bounds every loader at 8 MB.
     fn emit(&mut self, insn: Insn) {
-        if self.error.is_none() {
+        if self.room_for(1) {
             self.insns.push(insn);
         }
     }
 
     fn emit2(&mut self, pair: [Insn; 2]) {
-        if self.error.is_none() {
+        if self.room_for(2) {
             self.insns.extend_from_slice(&pair);
         }
+    }
+
+    fn room_for(&mut self, n: usize) -> bool {
+        if self.error.is_some() {
+            return false;
+        }
+        if self.insns.len() + n > MAX_LOADER_INSNS {
+            self.fail(Error::unsupported(format!(
+                "loader would exceed the kernel's limit of {MAX_LOADER_INSNS} instructions for one program \
+                 (too many programs, maps or relocations for one loader)"
+            )));
+            return false;
+        }
+        true
     }
 
     /// `add_data`: append 8-byte aligned, return the offset before appending.
@@ -434,10 +492,15 @@ impl LoaderGen {
         self.emit(Insn::mov64_reg(R7, R0));
     }
 
+    /// `if r7 s< 0 goto cleanup`: the last `bpf()` or lookup failed.
     fn check_err(&mut self) {
-        let off = self.cleanup_label as i64 - self.insns.len() as i64 - 1;
-        let off = self.jump_off(off);
-        self.emit(Insn::jmp_imm(BPF_JSLT, R7, 0, off));
+        self.emit_branch(Cond::Slt, R7, Rhs::Imm(0), self.cleanup_label);
+    }
+
+    /// Instructions [`LoaderGen::check_err`] takes when emitted at `at`, for
+    /// the branches that skip it.
+    fn check_err_len(&self, at: usize) -> usize {
+        LoaderGen::branch_len(at, self.cleanup_label)
     }
 
     fn sys_close_tail(&mut self) {
@@ -589,14 +652,20 @@ impl LoaderGen {
         self.check_err();
     }
 
-    /// A ctx offset for a load or store; the skeleton struct must stay
-    /// addressable with a 16-bit offset.
+    /// A ctx offset for a load or store. A real limit, not one of our
+    /// encoding: the verifier lets a program touch its ctx only through the
+    /// unmodified ctx pointer plus the instruction's signed 16-bit `off` (a
+    /// moved ctx pointer is refused), so the loader reaches the skeleton's
+    /// first 32 KiB only, and it must write every map and program fd there.
     fn ctx_off(&mut self, off: usize) -> i16 {
         match i16::try_from(off) {
             Ok(v) => v,
             Err(_) => {
                 self.fail(Error::unsupported(format!(
-                    "skeleton context offset {off} does not fit in 16 bits (too many maps and programs)"
+                    "skeleton context offset {off} does not fit in 16 bits: a loader reaches the skeleton's \
+                     map and program descriptors ({CTX_SIZE} + {MAP_DESC_SIZE} * maps + {PROG_DESC_SIZE} * \
+                     programs bytes) only through 16-bit instruction offsets, up to 32767 \
+                     (too many maps and programs for one light skeleton)"
                 )));
                 0
             }
@@ -638,6 +707,8 @@ impl LoaderGen {
 
     /// `bpf_gen__prog_load`.
     pub fn prog_load(&mut self, p: &ProgLoad) {
+        // Its fd goes to its descriptor in the end: fail now if out of reach.
+        self.ctx_off(CTX_SIZE + MAP_DESC_SIZE * self.nr_maps_total + PROG_DESC_SIZE * p.skel_slot);
         let mut license = p.license.as_bytes().to_vec();
         license.push(0);
         let license_off = self.add_data(&license);
@@ -828,7 +899,10 @@ impl LoaderGen {
         self.emit(Insn::call(FN_KALLSYMS_LOOKUP_NAME));
         self.emit(Insn::ldx_mem(Size::DW, R9, R7, 0));
         self.emit(Insn::mov64_reg(R7, R0));
-        self.emit(Insn::jmp_imm(BPF_JEQ, R7, -ENOENT, 1));
+        // A missing symbol (-ENOENT) is not an error here: skip the check,
+        // one instruction or, in a long loader, two.
+        let skip = self.check_err_len(self.insns.len() + 1) as i16;
+        self.emit(Insn::jmp_imm(BPF_JEQ, R7, -ENOENT, skip));
         self.check_err();
         self.emit(Insn::stx_mem(Size::W, R8, R9, 4));
         self.emit(Insn::alu64_imm(BPF_RSH, R9, 32));
@@ -936,6 +1010,212 @@ impl LoaderGen {
     }
 }
 
+/// The conditions the loader branches to its cleanup block on, each with
+/// its negation (a long branch is the negated one skipping a `gotol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cond {
+    Eq,
+    Ne,
+    Slt,
+    Sge,
+}
+
+impl Cond {
+    fn op(self) -> u8 {
+        match self {
+            Cond::Eq => BPF_JEQ,
+            Cond::Ne => BPF_JNE,
+            Cond::Slt => BPF_JSLT,
+            Cond::Sge => BPF_JSGE,
+        }
+    }
+
+    fn negated(self) -> Cond {
+        match self {
+            Cond::Eq => Cond::Ne,
+            Cond::Ne => Cond::Eq,
+            Cond::Slt => Cond::Sge,
+            Cond::Sge => Cond::Slt,
+        }
+    }
+}
+
+/// A branch's right-hand side: an immediate (`BPF_K`) or a register (`BPF_X`).
+#[derive(Debug, Clone, Copy)]
+enum Rhs {
+    Imm(i32),
+    Reg(u8),
+}
+
 fn fd_array_off(idx: usize) -> i32 {
     (idx * 4) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A generator whose next instruction goes at `at` (filler stands for
+    /// the records a large object would have emitted before).
+    fn at(at: usize) -> LoaderGen {
+        let mut g = LoaderGen::new(0, 0);
+        assert_eq!(g.cleanup_label, CLEANUP_LABEL);
+        g.insns.resize(at, Insn::mov64_imm(R0, 0));
+        g
+    }
+
+    fn tail(g: &LoaderGen, n: usize) -> &[Insn] {
+        &g.insns[g.insns.len() - n..]
+    }
+
+    /// Where the jump at `pc` lands, for either form.
+    fn target(g: &LoaderGen, pc: usize) -> i64 {
+        let i = g.insns[pc];
+        let off = if i.code == BPF_GOTOL {
+            i.imm as i64
+        } else {
+            i.off as i64
+        };
+        pc as i64 + 1 + off
+    }
+
+    #[test]
+    fn error_branch_within_16_bits_is_libbpfs() {
+        // At 32774 the offset back to insn 7 is -32768, the last that fits.
+        let mut g = at(32774);
+        g.check_err();
+        assert_eq!(tail(&g, 1), [Insn::jmp_imm(BPF_JSLT, R7, 0, -32768)]);
+    }
+
+    #[test]
+    fn error_branch_beyond_16_bits_negates_over_gotol() {
+        let mut g = at(32775);
+        g.check_err();
+        // if r7 s>= 0 goto +1; gotol 7
+        assert_eq!(tail(&g, 2), [Insn::jmp_imm(BPF_JSGE, R7, 0, 1), Insn::gotol(-32770)]);
+        assert_eq!(target(&g, 32776), CLEANUP_LABEL as i64);
+        assert_eq!(g.insns[32776].to_bytes(), [0x06, 0, 0, 0, 0xfe, 0x7f, 0xff, 0xff]);
+        assert!(g.error.is_none());
+    }
+
+    #[test]
+    fn branch_over_the_error_check_skips_its_long_form() {
+        let r = KsymReloc {
+            name: "sym".into(),
+            is_weak: false,
+            is_typeless: true,
+            is_ld64: true,
+            kind: 0,
+            insn_idx: 0,
+        };
+        for (start, len) in [(100usize, 1i16), (40_000, 2)] {
+            let mut g = at(start);
+            g.emit_relo_typeless(&r, 0, None);
+            let jeq = (start..g.insns.len())
+                .find(|&pc| g.insns[pc].code == BPF_JMP | BPF_JEQ | BPF_K && g.insns[pc].imm == -ENOENT)
+                .expect("the -ENOENT branch");
+            assert_eq!(g.insns[jeq].off, len);
+            // It lands right after the error check, which goes to the cleanup label.
+            let check = jeq + 1;
+            assert_eq!(target(&g, jeq), (check + len as usize) as i64);
+            let last = check + len as usize - 1;
+            assert_eq!(target(&g, last), CLEANUP_LABEL as i64);
+            assert_eq!(g.insns[jeq + 1 + len as usize], Insn::stx_mem(Size::W, R8, R9, 4));
+        }
+    }
+
+    #[test]
+    fn prologue_jumps_over_a_long_cleanup_block_with_gotol() {
+        // 5,459 programs: a cleanup block of 32,762 insns, still `ja`.
+        let g = LoaderGen::new(5459, 0);
+        assert_eq!(g.insns[6], Insn::jmp_imm(BPF_JA, 0, 0, 32762));
+        let g = LoaderGen::new(5500, 0);
+        let skip = 2 * 3 + 2 + 5500 * 6;
+        assert_eq!(g.insns[6], Insn::gotol(skip));
+        assert_eq!(g.cleanup_label, CLEANUP_LABEL);
+        assert_eq!(target(&g, 6), g.insns.len() as i64);
+        assert_eq!(g.insns.last(), Some(&Insn::exit()));
+    }
+
+    #[test]
+    fn signature_branches_beyond_16_bits_are_long() {
+        // A signed loader whose signature check follows a cleanup block of
+        // more than 32,767 insns: each of its five branches to the cleanup
+        // label is the negated comparison over a gotol.
+        let g = LoaderGen::with_hash(6000, 0, true);
+        let start = target(&g, 6) as usize;
+        let sig = &g.insns[start..];
+        let long: Vec<usize> = (0..sig.len()).filter(|&k| sig[k].code == BPF_GOTOL).collect();
+        assert_eq!(long.len(), SHA256_DWORDS + 1);
+        for &k in &long {
+            assert_eq!(target(&g, start + k), CLEANUP_LABEL as i64);
+            let cond = sig[k - 1];
+            assert_eq!((cond.code & 0xf0, cond.off), (BPF_JEQ, 1), "negated JNE at {k}");
+            assert_eq!(sig[k - 2], Insn::mov64_imm(R7, -EINVAL));
+        }
+        assert_eq!(sig[long[0] - 1], Insn::jmp_imm(BPF_JEQ, R2, 1, 1));
+        assert_eq!(sig[long[1] - 1], Insn::new(BPF_JMP | BPF_JEQ | BPF_X, R2, R3, 1, 0));
+        // The same check after a short cleanup block is libbpf 1.8's.
+        let g = LoaderGen::with_hash(3, 0, true);
+        assert!(g.insns.iter().all(|i| i.code != BPF_GOTOL));
+    }
+
+    #[test]
+    fn loaders_beyond_the_kernels_program_size_are_refused() {
+        let mut g = at(MAX_LOADER_INSNS - 1);
+        g.emit(Insn::exit());
+        assert!(g.error.is_none());
+        g.emit(Insn::exit());
+        assert_eq!(g.insns.len(), MAX_LOADER_INSNS, "stops growing");
+        let e = g.finish().unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("exceed the kernel's limit of 1000000 instructions"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unreachable_descriptors_are_refused_before_anything_is_built() {
+        // 2,047 maps: the last one's initial_value at ctx+32,768.
+        let g = LoaderGen::new(0, 2047);
+        let e = g.error.as_ref().expect("refused");
+        assert!(e.to_string().contains("skeleton context offset 32768"), "{e}");
+        assert!(g.insns.is_empty() && g.data.is_empty());
+        assert!(LoaderGen::new(0, 2046).error.is_none());
+        // A program whose descriptor is out of reach fails as it comes.
+        let mut g = LoaderGen::new(8183, 0);
+        g.prog_load(&ProgLoad {
+            name: "p",
+            license: "GPL",
+            skel_slot: 8186,
+            ..ProgLoad::default()
+        });
+        let e = g.error.as_ref().expect("refused");
+        assert!(e.to_string().contains("skeleton context offset 32768"), "{e}");
+    }
+
+    #[test]
+    fn ctx_beyond_16_bits_is_refused() {
+        let mut g = LoaderGen::new(0, 1);
+        g.map_create(
+            &MapCreate {
+                map_type: 2,
+                name: "m",
+                key_size: 4,
+                value_size: 4,
+                max_entries: 1,
+                ..MapCreate::default()
+            },
+            Some(0),
+        );
+        // Program slot 8,182 after one map: its descriptor at ctx+32,768.
+        g.prog_slots = vec![8182];
+        let e = g.finish().unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("skeleton context offset 32768 does not fit in 16 bits"),
+            "{e}"
+        );
+    }
 }

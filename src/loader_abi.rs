@@ -121,6 +121,13 @@ pub const KFUNC_SLOTS: usize = 256;
 /// i32 and memory bounded; no real object comes near it.
 pub const MAX_DATA_BLOB: usize = 256 << 20;
 
+/// The most instructions the kernel takes as one program loaded with
+/// CAP_BPF (its `BPF_COMPLEXITY_LIMIT_INSNS`, beyond which BPF_PROG_LOAD
+/// fails with E2BIG). The verifier also stops after exploring that many
+/// instructions, which a straight-line loader stays under (it explores
+/// about 0.8 instructions per loader instruction; long loaders: README).
+pub const MAX_LOADER_INSNS: usize = 1_000_000;
+
 /// The BPF stack frame every loader runs in.
 pub const MAX_BPF_STACK: i32 = 512;
 /// `struct loader_stack` sits at the bottom of the frame: btf_fd,

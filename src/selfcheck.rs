@@ -13,6 +13,10 @@
 //!   every jump lands inside the program and never inside an `ld_imm64`; no
 //!   path falls off the end; every error branch (`jslt r7, 0`) goes to the
 //!   cleanup label; the prologue jump lands right after the cleanup block;
+//!   a long loader's `gotol` (32-bit offset in `imm`) is the prologue's jump
+//!   or goes to the cleanup label, and its reserved fields are zero, as the
+//!   verifier wants (an error branch out of 16-bit reach is `jsge r7, 0, +1;
+//!   gotol cleanup`);
 //! - every load and store goes through a known pointer and stays inside the
 //!   data blob, the ctx (`24 + 16 * maps + 4 * programs` bytes) or the stack;
 //! - every helper call gets in-bounds arguments (`sys_bpf` attrs, names,
@@ -48,8 +52,9 @@ use std::fmt;
 use crate::generate::{LoaderBlobs, effective_def};
 use crate::host::Host;
 use crate::insn::{
-    BPF_ADD, BPF_ALU, BPF_ALU64, BPF_AND, BPF_CALL, BPF_EXIT, BPF_JA, BPF_JEQ, BPF_JMP, BPF_JNE, BPF_JSET, BPF_JSGE,
-    BPF_JSLE, BPF_JSLT, BPF_K, BPF_LD_IMM64, BPF_MOV, BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE, BPF_RSH, BPF_X,
+    BPF_ADD, BPF_ALU, BPF_ALU64, BPF_AND, BPF_CALL, BPF_EXIT, BPF_GOTOL, BPF_JA, BPF_JEQ, BPF_JMP, BPF_JNE, BPF_JSET,
+    BPF_JSGE, BPF_JSLE, BPF_JSLT, BPF_K, BPF_LD_IMM64, BPF_MOV, BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE, BPF_RSH,
+    BPF_X,
 };
 use crate::object::Object;
 use crate::section_defs::map_type::is_map_in_map;
@@ -62,6 +67,9 @@ const ADD64_K: u8 = BPF_ALU64 | BPF_ADD | BPF_K;
 const RSH64_K: u8 = BPF_ALU64 | BPF_RSH | BPF_K;
 const AND32_K: u8 = BPF_ALU | BPF_AND | BPF_K;
 const JA: u8 = BPF_JMP | BPF_JA;
+/// `gotol`: the long form of `ja`, and of an error branch out of 16-bit
+/// reach (behind the negated condition).
+const GOTOL: u8 = BPF_GOTOL;
 const JSLT_K: u8 = BPF_JMP | BPF_JSLT | BPF_K;
 /// Conditional jumps (immediate forms) the emitter uses.
 const COND_JUMPS: [u8; 6] = [
@@ -336,6 +344,23 @@ struct Ins {
     imm: i32,
 }
 
+impl Ins {
+    fn is_jump(&self) -> bool {
+        matches!(self.code, JA | GOTOL | JNE_X | JEQ_X) || COND_JUMPS.contains(&self.code)
+    }
+
+    /// Where the jump at `pc` lands: `gotol` keeps its offset in `imm`,
+    /// every other jump in `off`.
+    fn jump_target(&self, pc: usize) -> i64 {
+        let off = if self.code == GOTOL {
+            self.imm as i64
+        } else {
+            self.off as i64
+        };
+        pc as i64 + 1 + off
+    }
+}
+
 fn decode(b: &[u8]) -> Ins {
     Ins {
         code: b[0],
@@ -438,9 +463,12 @@ struct Checker<'a> {
 }
 
 /// The signature check: a 5-instruction exclusivity test, then one
-/// 7-instruction comparison per SHA-256 dword.
+/// 7-instruction comparison per SHA-256 dword; each of its 5 branches one
+/// `gotol` longer where the cleanup label is out of 16-bit reach.
 const SIGNATURE_INSNS: usize = 5 + abi::SHA256_DWORDS * 7;
 const JNE_X: u8 = BPF_JMP | BPF_JNE | BPF_X;
+/// The negated `JNE_X` of a signature comparison in long form.
+const JEQ_X: u8 = BPF_JMP | BPF_JEQ | BPF_X;
 /// Bytes of the loader map a signature check may read: the SHA-256, then
 /// the 4-byte exclusivity flag.
 const LOADER_MAP_READABLE: i64 = abi::SHA256_DIGEST_LENGTH as i64 + 4;
@@ -490,15 +518,23 @@ impl Checker<'_> {
         self.second_half = vec![false; n];
         // A signed loader: the prologue jumps over the cleanup block to a
         // load of the loader's own map (the signature check).
-        if let Some(ja) = self.insns.get(6).filter(|i| i.code == JA) {
-            let start = (7 + ja.off as i64).max(0) as usize;
+        if let Some(ja) = self.insns.get(6).filter(|i| i.code == JA || i.code == GOTOL) {
+            let start = ja.jump_target(6).clamp(0, n as i64) as usize;
             if self
                 .insns
                 .get(start)
                 .is_some_and(|i| i.code == BPF_LD_IMM64 && i.src == BPF_PSEUDO_MAP_IDX)
-                && start + SIGNATURE_INSNS <= n
             {
-                self.signature = start..start + SIGNATURE_INSNS;
+                // SIGNATURE_INSNS instructions besides the gotols.
+                let mut end = start;
+                let mut plain = 0;
+                while plain < SIGNATURE_INSNS && end < n {
+                    plain += usize::from(self.insns[end].code != GOTOL);
+                    end += 1;
+                }
+                if plain == SIGNATURE_INSNS {
+                    self.signature = start..end;
+                }
             }
         }
         let mut pc = 0;
@@ -544,9 +580,9 @@ impl Checker<'_> {
             }
             let known = matches!(
                 i.code,
-                MOV64_X | MOV64_K | ADD64_K | RSH64_K | AND32_K | BPF_CALL | BPF_EXIT | JA
+                MOV64_X | MOV64_K | ADD64_K | RSH64_K | AND32_K | BPF_CALL | BPF_EXIT | JA | GOTOL
             ) || COND_JUMPS.contains(&i.code)
-                || (i.code == JNE_X && self.signature.contains(&pc))
+                || ((i.code == JNE_X || i.code == JEQ_X) && self.signature.contains(&pc))
                 || matches!(
                     i.code,
                     0x61 | 0x69 | 0x71 | 0x79 | 0x63 | 0x6b | 0x73 | 0x7b | 0x62 | 0x6a | 0x72 | 0x7a
@@ -557,21 +593,43 @@ impl Checker<'_> {
             if i.dst as usize >= NREGS || i.src as usize >= NREGS {
                 return fail(Some(pc), "register number out of range");
             }
+            // The verifier's rule for both forms of `ja`: the field that is
+            // not the offset, and the registers, are zero.
+            let reserved_set = match i.code {
+                JA => i.imm != 0 || (i.dst, i.src) != (0, 0),
+                GOTOL => i.off != 0 || (i.dst, i.src) != (0, 0),
+                _ => false,
+            };
+            if reserved_set {
+                return fail(Some(pc), "goto with non-zero reserved fields");
+            }
             pc += 1;
         }
         for (pc, i) in self.insns.iter().enumerate() {
-            if self.second_half[pc] || !(i.code == JA || COND_JUMPS.contains(&i.code) || i.code == JNE_X) {
+            if self.second_half[pc] || !i.is_jump() {
                 continue;
             }
-            let target = pc as i64 + 1 + i.off as i64;
+            let target = i.jump_target(pc);
             if target < 0 || target >= n as i64 {
                 return fail(Some(pc), format!("jump target {target} is outside the program"));
             }
             if self.second_half[target as usize] {
                 return fail(Some(pc), format!("jump into the middle of ld_imm64 at {target}"));
             }
-            if self.signature.contains(&pc) && COND_JUMPS.contains(&i.code) | (i.code == JNE_X) {
-                if target as usize != CLEANUP_LABEL {
+            // A conditional branch to the cleanup label in long form: the
+            // negated condition skips the `gotol` that follows it.
+            let over_gotol = i.code != JA
+                && i.code != GOTOL
+                && target == pc as i64 + 2
+                && self.insns.get(pc + 1).is_some_and(|g| g.code == GOTOL);
+            if i.code == GOTOL && pc != 6 && target as usize != CLEANUP_LABEL {
+                return fail(
+                    Some(pc),
+                    format!("gotol to {target}: only the prologue's and branches to the cleanup label are long"),
+                );
+            }
+            if self.signature.contains(&pc) && i.code != GOTOL {
+                if target as usize != CLEANUP_LABEL && !over_gotol {
                     return fail(
                         Some(pc),
                         format!("signature check branches to {target}, not to the cleanup label"),
@@ -612,7 +670,7 @@ impl Checker<'_> {
             }
         }
         let ja = self.insns[6];
-        if ja.code != JA {
+        if ja.code != JA && ja.code != GOTOL {
             return fail(Some(6), "prologue does not jump over the cleanup block");
         }
         let end = (CLEANUP_LABEL..self.insns.len())
@@ -621,12 +679,12 @@ impl Checker<'_> {
                 insn: Some(CLEANUP_LABEL),
                 reason: "cleanup block has no exit".into(),
             })?;
-        if 7 + ja.off as i64 != end as i64 + 1 {
+        if ja.jump_target(6) != end as i64 + 1 {
             return fail(
                 Some(6),
                 format!(
                     "prologue jumps to {}, the cleanup block ends at {end}",
-                    7 + ja.off as i64
+                    ja.jump_target(6)
                 ),
             );
         }
@@ -861,13 +919,13 @@ impl Checker<'_> {
                 BPF_EXIT => falls_through = false,
                 _ => {
                     // A jump (validated in decode_all).
-                    let target = (pc as i64 + 1 + i.off as i64) as usize;
+                    let target = i.jump_target(pc) as usize;
                     if target > pc {
                         pending.entry(target).and_modify(|x| *x = join(x, &st)).or_insert(st);
                     } else {
                         join_into(new_back, target, &st);
                     }
-                    falls_through = i.code != JA;
+                    falls_through = i.code != JA && i.code != GOTOL;
                 }
             }
             if falls_through {
@@ -1440,6 +1498,99 @@ mod tests {
         ];
         let e = check(&data, &loader(&body), &Expect::default()).unwrap_err();
         assert_eq!(e.insn, Some(9), "{e}");
+    }
+
+    /// A loader from the emitter for `progs` one-instruction-pair socket
+    /// programs and one map, signed or not, with the names it expects.
+    fn emitted(progs: usize, signed: bool) -> (Vec<u8>, Vec<u8>, Expect) {
+        use crate::loader::{LoaderGen, MapCreate, ProgLoad};
+        let names: Vec<String> = (0..progs).map(|i| format!("p{i}")).collect();
+        let code: Vec<u8> = [insn(MOV64_K, 0, 0, 0, 0), insn(BPF_EXIT, 0, 0, 0, 0)].concat();
+        let mut g = LoaderGen::with_hash(progs, 1, signed);
+        let map = MapCreate {
+            map_type: 2,
+            name: "m",
+            key_size: 4,
+            value_size: 8,
+            max_entries: 1,
+            ..MapCreate::default()
+        };
+        g.map_create(&map, Some(0));
+        for (slot, name) in names.iter().enumerate() {
+            g.prog_load(&ProgLoad {
+                prog_type: 1,
+                name,
+                license: "GPL",
+                insns: &code,
+                insn_cnt: 2,
+                skel_slot: slot,
+                ..ProgLoad::default()
+            });
+        }
+        let (data, insns) = g.finish().expect("loader");
+        (data, insns, expect_names(&["m".to_string()], &names))
+    }
+
+    fn code_at(insns: &[u8], pc: usize) -> u8 {
+        insns[8 * pc]
+    }
+
+    /// Long loaders: a `gotol` over the cleanup block of 5,500 programs,
+    /// and every error branch beyond 16 bits `jsge r7, 0, +1; gotol 7`.
+    #[test]
+    fn long_loader_passes_and_its_gotols_are_checked() {
+        let (data, insns, expect) = emitted(5500, false);
+        assert_eq!(code_at(&insns, 6), GOTOL);
+        let gotols: Vec<usize> = (7..insns.len() / 8)
+            .filter(|&pc| code_at(&insns, pc) == GOTOL)
+            .collect();
+        assert!(gotols.len() > 1000, "{}", gotols.len());
+        let r = check(&data, &insns, &expect).expect("long loader");
+        assert_eq!(r.prog_loads.len(), 5500);
+
+        // A long error branch that lands anywhere but the cleanup label.
+        let mut bad = insns.clone();
+        let pc = gotols[gotols.len() / 2];
+        let imm = i32::from_le_bytes(bad[8 * pc + 4..8 * pc + 8].try_into().unwrap());
+        bad[8 * pc + 4..8 * pc + 8].copy_from_slice(&(imm + 1).to_le_bytes());
+        let e = check(&data, &bad, &expect).unwrap_err();
+        assert_eq!(e.insn, Some(pc), "{e}");
+        assert!(e.reason.starts_with("gotol to 8:"), "{e}");
+
+        // gotol with its reserved `off` set: the verifier refuses it.
+        let mut bad = insns.clone();
+        bad[8 * pc + 2] = 1;
+        let e = check(&data, &bad, &expect).unwrap_err();
+        assert_eq!(
+            (e.insn, e.reason.as_str()),
+            (Some(pc), "goto with non-zero reserved fields")
+        );
+
+        // The prologue's gotol must land right after the cleanup block.
+        let mut bad = insns;
+        bad[8 * 6 + 4] ^= 2;
+        assert!(check(&data, &bad, &expect).is_err());
+    }
+
+    /// A signed loader after a long cleanup block: the signature check's
+    /// five branches are long too, and still found and checked.
+    #[test]
+    fn long_signed_loader_passes() {
+        let (data, insns, expect) = emitted(5500, true);
+        let r = check(&data, &insns, &expect).expect("long signed loader");
+        assert_eq!(r.prog_loads.len(), 5500);
+        let start = (7 + i32::from_le_bytes(insns[52..56].try_into().unwrap())) as usize;
+        let sig: Vec<u8> = (start..start + SIGNATURE_INSNS + 5)
+            .map(|pc| code_at(&insns, pc))
+            .collect();
+        assert_eq!(sig.iter().filter(|&&c| c == GOTOL).count(), 5);
+        assert_eq!(sig.iter().filter(|&&c| c == JEQ_X).count(), 4);
+        // A signature comparison that skips its gotol to land elsewhere.
+        let jeq = start + sig.iter().position(|&c| c == JEQ_X).unwrap();
+        let mut bad = insns;
+        bad[8 * jeq + 2] = 2;
+        let e = check(&data, &bad, &expect).unwrap_err();
+        assert_eq!(e.insn, Some(jeq), "{e}");
     }
 
     #[test]

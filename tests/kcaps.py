@@ -352,6 +352,23 @@ def _probe_syscall_loader(bpf: _Bpf) -> None:
             raise _Refused(errno.EPROTO, f"test run returned {got}, not 7")
 
 
+def _probe_gotol(bpf: _Bpf) -> None:
+    """``gotol`` (BPF_JMP32 | BPF_JA, offset in imm: cpu v4, Linux 6.6) in a sleepable
+    syscall program, run: the long form of a loader's jumps beyond 16 bits."""
+    insns = b"".join(struct.pack("<BBhi", *i) for i in (
+        (0xB7, 0, 0, 7),  # r0 = 7
+        (0x55, 0, 1, 7),  # if r0 != 7 goto +1 (never: only so that the next insn is reachable)
+        (0x06, 0, 0, 1),  # gotol +1
+        (0xB7, 0, 0, 0),  # r0 = 0 (what a misread gotol would run)
+        (0x95, 0, 0, 0),  # exit
+    ))
+    with _Fds() as fds:
+        fd = fds(bpf.prog_load(PROG_TYPES.index("syscall"), insns, flags=_F_SLEEPABLE))
+        got = bpf.test_run(fd)
+        if got != 7:
+            raise _Refused(errno.EPROTO, f"test run returned {got}, not 7")
+
+
 def _probe_struct_ops(bpf: _Bpf) -> None:
     """Registers a TCP congestion control made of three return-0 struct_ops programs by
     writing the bpf_struct_ops_tcp_congestion_ops value, then unregisters it."""
@@ -384,6 +401,7 @@ def _all_probes() -> dict[str, tuple[str, Callable[[_Bpf], None]]]:
         "syscall_loader": ("BPF_PROG_TEST_RUN of a sleepable BPF_PROG_TYPE_SYSCALL program",
                            _probe_syscall_loader),
         "mmapable_array": ("mmap of a BPF_F_MMAPABLE ARRAY map", _probe_mmapable_array),
+        "gotol": ("gotol (BPF_JMP32 | BPF_JA) in a syscall program", _probe_gotol),
         "struct_ops": ("struct_ops registration (tcp_congestion_ops)", _probe_struct_ops),
     }
     for m in MAP_TYPES[1:]:

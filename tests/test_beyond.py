@@ -7,8 +7,11 @@ and bpftool for bpftool's side; each is skipped with its reason when missing."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib.util
+import os
+import resource
 import shutil
 import signal
 import struct
@@ -20,7 +23,8 @@ from typing import Any
 
 import pytest
 import skel_c
-from bpfgen_fast import BpfObject, Loader, LoadError, UnsupportedError, run
+from bpfgen_fast import BpfObject, Loader, LoadError, UnsupportedError, host_args, run
+from bpfgen_fast.explain import Explanation, ProgLoad, disasm, explain
 from support import BAD, BUILD, FIXDIR, HOST, obj_path, run_cli
 
 EXPECTED_BAD = (BAD / "EXPECTED.txt").read_text()
@@ -390,6 +394,184 @@ def test_no_progs_bpftool_header_does_not_compile(bpftool: str) -> None:
     ok, err = compiles(gen.stdout)
     assert not ok
     assert "has no member named 'links'" in err.replace("\u2018", "'").replace("\u2019", "'")
+
+
+# -- 14. loaders beyond 16-bit jumps ---------------------------------------------------------
+
+#: program counts whose loaders are too long for 16-bit jumps: about 66,700 loader
+#: instructions for 1,000 programs, 200,900 for 3,000 (libbpf 1.5 refuses both: ERANGE)
+LONG = [1000, 3000]
+#: the first instruction whose branch back to the cleanup label (insn 7) needs more than a
+#: 16-bit offset (-32,768 reaches back from insn 32,774 only)
+LONG_FROM = 32775
+_JEQ_R7, _JSLT_R7, _JSGE_R7, _GOTOL, _CALL = 0x15, 0xC5, 0x75, 0x06, 0x85
+
+
+def long_obj(clang: str, n: int) -> Path:
+    """gen_many's n programs, the last one with two typeless ksyms (resolved by the
+    loader after every program's load: far beyond the 16-bit reach)."""
+    return Path(gen_many.build(n, 1, ksyms=True))
+
+
+def _insn(insns: bytes, pc: int) -> tuple[int, int, int, int]:
+    code, regs, off, imm = struct.unpack_from("<BBhi", insns, 8 * pc)
+    return code, regs, off, imm
+
+
+@contextlib.contextmanager
+def open_files(n: int) -> Iterator[None]:
+    """RLIMIT_NOFILE set to the fds open now plus ``n``, restored after: a loaded object
+    holds one fd per program and map (1,024 is a common default limit)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = len(os.listdir("/proc/self/fd")) + n
+    new_hard = hard if hard == resource.RLIM_INFINITY or hard >= want else want
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, new_hard))
+    except (ValueError, OSError) as e:
+        pytest.skip(f"cannot set RLIMIT_NOFILE to {want}: {e}")
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.parametrize("n", LONG)
+def test_long_loader_shape(n: int, clang: str) -> None:
+    """Every error branch is libbpf's ``if r7 s< 0 goto 7`` up to insn 32,774 and
+    ``if r7 s>= 0 goto +1; gotol 7`` after it: one after each bpf() call and each ksym
+    lookup. A missing typeless ksym (-ENOENT) skips its check, in the long form two
+    insns. Nothing else is long (the prologue's jump over a cleanup block of 6,026 /
+    18,026 insns fits). The self-check passes with the object's full expectations."""
+    obj = BpfObject.open(long_obj(clang, n))
+    loader = obj.gen_loader(**SIZES)
+    insns = loader.insns
+    count = len(insns) // 8
+    assert count > LONG_FROM
+    short, long, skips, sys_bpf = [], [], [], 0
+    for pc in range(count):
+        code, regs, off, imm = _insn(insns, pc)
+        if code == _JSLT_R7 and regs == 7 and imm == 0:
+            assert pc + 1 + off == 7, pc
+            short.append(pc)
+        elif code == _GOTOL:
+            assert pc + 1 + imm == 7 and (regs, off) == (0, 0), pc
+            assert _insn(insns, pc - 1) == (_JSGE_R7, 7, 1, 0), pc
+            long.append(pc)
+        elif code == _JEQ_R7 and regs == 7 and imm == -errno.ENOENT:
+            skips.append((pc, off))
+        elif code == _CALL and imm == 166:
+            sys_bpf += 1
+    assert short and max(short) < LONG_FROM <= min(long) - 1
+    # BTF, 2 maps, the .bss image, n programs; 2 ksym lookups
+    assert sys_bpf == n + 4 and len(short) + len(long) == sys_bpf + 2
+    assert len(skips) == 2 and all(off == 2 and pc + 2 in long for pc, off in skips), skips
+    assert _insn(insns, 6)[0] == 0x05  # ja
+    report = obj._core.selfcheck(loader.data, insns, host_args(**SIZES))
+    assert report["insn_cnt"] == count and len(report["prog_loads"]) == n
+
+
+def test_bpftool_refuses_long_loaders(bpftool: str, clang: str) -> None:
+    """libbpf 1.5 emits 16-bit error branches only: its gen_loader fails with ERANGE."""
+    path = long_obj(clang, 1000)
+    gen = subprocess.run([bpftool, "-d", "gen", "skeleton", "-L", path.name], cwd=path.parent,
+                         capture_output=True, text=True, timeout=300)
+    assert gen.returncode != 0
+    assert f"gen: finish -{errno.ERANGE}" in gen.stderr, gen.stderr[-2000:]
+
+
+def test_explain_long_loader(clang: str) -> None:
+    """explain() decodes both branch forms: the steps cover the loader without a gap,
+    every program is found in order with the last one's ksyms, and the disassembly
+    spells the gotols."""
+    n = 1000
+    loader = BpfObject.open(long_obj(clang, n)).gen_loader(**SIZES)
+    e = explain(loader)
+    assert [p.name for p in e.programs] == [f"p{i:03d}" for i in range(n)]
+    assert [p.ctx_slot for p in e.programs] == list(range(n))
+    ends = [e.cleanup.last_insn, *(s.last_insn for s in e.steps)]
+    starts = [s.first_insn for s in e.steps]
+    assert [a + 1 for a in ends[:-1]] == starts and ends[-1] == len(loader.insns) // 8 - 1
+    last = e.programs[-1]
+    assert last.first_insn > LONG_FROM
+    assert sorted((r.kind, r.name) for r in last.relocations) == [
+        ("typeless", "bpfgen_no_such_sym"), ("typeless", "vfs_read")]
+    assert Explanation.from_json(e.to_json()) == e
+    assert f"{n} programs loaded" in e.to_text()
+    lines = disasm(loader.insns)
+    gotos = [line for line in lines if ") gotol pc-" in line]
+    assert gotos and all(line.endswith(" -> 7") for line in gotos)
+    k = next(i for i, line in enumerate(lines) if ") gotol pc-" in line)
+    assert lines[k - 1].endswith("if r7 s>= 0 goto pc+1 -> " + lines[k + 1].split(":")[0].strip())
+
+
+def _kallsyms(name: str) -> int | None:
+    with open("/proc/kallsyms") as f:
+        for line in f:
+            addr, _, sym = line.split()[:3]
+            if sym == name:
+                return int(addr, 16) or None  # 0: addresses hidden (kptr_restrict)
+    return None
+
+
+@pytest.mark.kernel("gotol")
+@pytest.mark.usefixtures("bpf_permitted", "no_leaked_fds")
+@pytest.mark.parametrize("n", LONG)
+def test_long_loader_runs(n: int, clang: str) -> None:
+    """run(): the loader loads every program (its own fd, its own name), each sampled
+    program returns 1000 + i, each run bumps the shared map, and the last program got
+    its ksyms: vfs_read's address, and 0 for the missing weak one, whose -ENOENT branch
+    skipped the long error check."""
+    loader = BpfObject.open(long_obj(clang, n)).gen_loader(**SIZES)
+    names = [f"p{i:03d}" for i in range(n)]
+    with open_files(n + 16), run(loader) as loaded:
+        assert list(loaded.progs) == names
+        assert all(fd > 0 for fd in loaded.progs.values())
+        assert len(set(loaded.progs.values())) == n
+        sample = sorted({0, 1, 500, n // 2, n - 1})
+        for i in sample:
+            assert loaded.prog_info(names[i]).name == names[i]
+            assert loaded.test_run(names[i], data=b"\0" * 64).retval == gen_many.retval(i, 1)
+        assert loaded.lookup("m000", b"\0" * 4) == struct.pack("<Q", len(sample))
+        hits, vfs_read, missing = struct.unpack_from("<QQQ", loaded.bss, 0)
+        assert hits == 1 and missing == 0 and vfs_read != 0
+        assert vfs_read == (_kallsyms("vfs_read") or vfs_read)
+
+
+@pytest.mark.kernel("gotol")
+@pytest.mark.usefixtures("bpf_permitted", "no_leaked_fds")
+def test_long_loader_error_branch_reaches_cleanup(clang: str) -> None:
+    """With room for only 700 more fds, a program past the 16-bit reach fails to load
+    (EMFILE): its long error branch lands on the cleanup block, which closes every fd the
+    loader made (no_leaked_fds), and run() names the failing step."""
+    loader = BpfObject.open(long_obj(clang, 1000)).gen_loader(**SIZES)
+    e = explain(loader)
+    with open_files(700), pytest.raises(LoadError) as info:
+        run(loader).close()
+    assert info.value.errno == errno.EMFILE, info.value
+    step = e.steps[info.value.step_index or 0]
+    assert isinstance(step, ProgLoad) and step.first_insn > LONG_FROM, step
+    assert f": PROG_LOAD {step.name}: Too many open files" in str(info.value), info.value
+
+
+@pytest.mark.kernel("gotol")
+@pytest.mark.usefixtures("bpf_permitted", "gcc")
+@pytest.mark.parametrize("n", LONG)
+def test_long_loader_header(n: int, clang: str) -> None:
+    """The light skeleton (skel_internal.h's loader run): every program fd is valid and
+    named after its program, and sampled programs return 1000 + i."""
+    path = long_obj(clang, n)
+    sample = sorted({0, 500, n - 1})
+    with open_files(n + 16):
+        p = probe(BpfObject.open(path).gen_skeleton(**SIZES), path,
+                  runs=[skel_c.TestRun(f"p{i:03d}", data=64) for i in sample])
+    assert p.rc == 0, str(p)[-3000:]
+    assert list(p.progs) == [f"p{i:03d}" for i in range(n)]
+    for ident, info in p.progs.items():
+        assert int(info["fd"]) > 0 and info["name"] == ident and info["type"] == "1", (ident, info)
+    assert len({info["fd"] for info in p.progs.values()}) == n
+    for i in sample:
+        run_ = p.runs[f"p{i:03d}"]
+        assert run_["err"] == "0" and int(run_["retval"]) == gen_many.retval(i, 1), run_
 
 
 # -- run() (explain()'s decoder) with these loader layouts ------------------------------------

@@ -59,6 +59,9 @@ def _dependents() -> dict[str, tuple[str, str, str]]:
                         "arena_globals_bpf", "arena")
     out["struct_ops"] = ("tests/test_struct_ops_run.py::test_run_fixture_struct_ops",
                          "struct_ops_cc_bpf", "bpfgen_cc_link")
+    # no fixture's loader is long enough for gotol: the generated 1,000-program object's is
+    out["gotol"] = ("tests/test_beyond.py::test_long_loader_runs[1000]", "many_p1000_m1_k_bpf",
+                    "p999")
     return out
 
 

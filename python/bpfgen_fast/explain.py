@@ -9,7 +9,9 @@ Layouts beyond libbpf 1.5 decode too: prog fds kept in the data blob (more
 than 32 programs), prog-array static slots filled after the loads, and struct_ops
 maps (the vmlinux value type looked up at MAP_CREATE, maps of ``SEC("?.struct_ops")``
 not created at all; the maps' values are written when they are attached, not by the
-loader: see :meth:`bpfgen_fast.run.LoadedObject.attach`).
+loader: see :meth:`bpfgen_fast.run.LoadedObject.attach`), and loaders too long for
+16-bit jumps (their far branches to the cleanup code, and the prologue's jump over a
+long one, are ``gotol``: :func:`uses_gotol`).
 :func:`explain` pattern-matches the instruction stream against those blocks and
 reads the attributes from the data blob at the offsets the ``ld_imm64 src=6``
 pairs reference. Anything that does not fit raises :class:`LoaderDecodeError`,
@@ -84,6 +86,10 @@ _BTF_LOAD, _MAP_CREATE, _MAP_UPDATE, _MAP_FREEZE, _PROG_LOAD = 18, 0, 2, 22, 5
 # opcodes
 _MOV64_IMM, _MOV64_REG, _ADD64_IMM, _RSH64_IMM, _AND32_IMM = 0xB7, 0xBF, 0x07, 0x77, 0x54
 _JA, _JEQ, _JNE, _JSET, _JSGE, _JSLT, _JSLE = 0x05, 0x15, 0x55, 0x45, 0x75, 0xC5, 0xD5
+#: ``gotol`` (BPF_JMP32 | BPF_JA, cpu v4): the offset is the 32-bit imm. A long loader's
+#: prologue jump, and its error branches out of 16-bit reach of the cleanup label, which
+#: read ``if r7 s>= 0 goto +1; gotol cleanup`` (beyond libbpf 1.5, which refuses them)
+_GOTOL = 0x06
 _CALL, _EXIT, _LD_IMM64 = 0x85, 0x95, 0x18
 _SZ = {4: 0x00, 2: 0x08, 1: 0x10, 8: 0x18}
 _SZ_OF = {v: k for k, v in _SZ.items()}
@@ -545,6 +551,8 @@ def _disasm_one(i: _Insn, blob: bool = True) -> str:
             return f"call {i.imm}" + (f" ({what})" if what else "")
         if op == 0x90:
             return "exit"
+        if i.code == _GOTOL:
+            return f"gotol pc{_fmt_off(i.imm)} -> {i.idx + 1 + i.imm}"
         target = i.idx + 1 + i.off
         if op == 0x00:
             return f"goto pc{_fmt_off(i.off)} -> {target}"
@@ -562,6 +570,12 @@ def _disasm_one(i: _Insn, blob: bool = True) -> str:
     if cls == 3 and mode == 0xC0:
         return f"atomic({i.imm:#x}) *({size} *)(r{i.dst} {_fmt_off(i.off)}), r{i.src}"
     return f"(code {i.code:#04x} dst r{i.dst} src r{i.src} off {i.off} imm {i.imm})"
+
+
+def uses_gotol(insns: bytes, big_endian: bool = False) -> bool:
+    """Whether a loader has jumps in the long form (``gotol``: cpu v4, Linux 6.6 or
+    later), which only loaders too long for libbpf 1.5's 16-bit jumps have."""
+    return any(i.code == _GOTOL for i in _decode_insns(insns, big_endian))
 
 
 def disasm(insns: bytes, *, blob: bool = True, big_endian: bool | None = None) -> list[str]:
@@ -703,6 +717,14 @@ class _Cursor:
     def ja(self, off: int) -> None:
         self.take(_JA, f"goto {off:+}", dst=0, src=0, off=off, imm=0)
 
+    def goto(self, what: str) -> int:
+        """An unconditional jump, ``ja`` or (beyond 16 bits) ``gotol``; -> its target."""
+        if self.is_(_GOTOL):
+            i = self.take(_GOTOL, what, dst=0, src=0, off=0)
+            return i.idx + 1 + i.imm
+        i = self.take(_JA, what, dst=0, src=0, imm=0)
+        return i.idx + 1 + i.off
+
     def ctx2blob(self) -> tuple[int, int, int, bool]:
         """-> (blob_off, size, ctx_off, nonzero_check)"""
         size, ctx_off = self.ldx_any(0, 6)
@@ -770,14 +792,24 @@ class _Cursor:
         return self.cstr(name_off, length, at), kind, at
 
     def check_err(self) -> None:
-        i = self.take(_JSLT, "if r7 s< 0 goto cleanup", dst=7, src=0, imm=0)
-        if i.idx + 1 + i.off != _CLEANUP_LABEL:
-            raise LoaderDecodeError(
-                f"error branch goes to insn {i.idx + 1 + i.off}, not the cleanup label", i.idx
-            )
+        """``if r7 s< 0 goto cleanup``, or out of 16-bit reach of the cleanup label
+        ``if r7 s>= 0 goto +1; gotol cleanup``."""
+        if self.at_long_check_err():
+            self.pos += 1
+            at = self.here
+            target = self.goto("gotol cleanup")
+        else:
+            i = self.take(_JSLT, "if r7 s< 0 goto cleanup", dst=7, src=0, imm=0)
+            at, target = i.idx, i.idx + 1 + i.off
+        if target != _CLEANUP_LABEL:
+            raise LoaderDecodeError(f"error branch goes to insn {target}, not the cleanup label",
+                                    at)
+
+    def at_long_check_err(self) -> bool:
+        return self.is_(_JSGE, dst=7, src=0, imm=0, off=1) and self.is_(_GOTOL, 1)
 
     def maybe_check_err(self) -> bool:
-        if self.is_(_JSLT, dst=7, src=0, imm=0):
+        if self.is_(_JSLT, dst=7, src=0, imm=0) or self.at_long_check_err():
             self.check_err()
             return True
         return False
@@ -864,10 +896,10 @@ class _Decoder:
         c.mov_imm(2, _STACK_SZ)
         c.mov_imm(3, 0)
         c.call(_H_PROBE_READ_KERNEL)
-        jump = c.take(_JA, "goto over the cleanup code", dst=0, src=0, imm=0)
+        at = c.here
+        target = c.goto("goto over the cleanup code")
         cleanup = self.parse_cleanup()
-        _expect(jump.idx + 1 + jump.off == c.here,
-                f"prologue jumps to {jump.idx + 1 + jump.off}, cleanup ends at {c.here}", jump.idx)
+        _expect(target == c.here, f"prologue jumps to {target}, cleanup ends at {c.here}", at)
         steps: list[Step] = []
         while True:
             step = self.parse_step()
@@ -1383,8 +1415,12 @@ class _Decoder:
             c.call(_H_KALLSYMS)
             c.ldx(8, 9, 7, 0)
             c.mov_reg(7, 0)
-            c.jmp(_JEQ, 7, -2, 1)
+            # -ENOENT skips the error check (two insns in its long form)
+            skip = c.take(_JEQ, "if r7 == -ENOENT goto over the error check", dst=7, src=0,
+                          imm=-2)
             c.check_err()
+            _expect(skip.idx + 1 + skip.off == c.here,
+                    "the -ENOENT branch does not skip exactly the error check", skip.idx)
             c.stx(4, 8, 9, 4)
             c.take(_RSH64_IMM, "r9 >>= 32", dst=9, imm=32)
             c.stx(4, 8, 9, 12)
@@ -1666,5 +1702,5 @@ __all__ = [
     "AttachTarget", "BtfLoad", "Cleanup", "Explanation", "Finish", "KsymRelo",
     "LoaderDecodeError", "MapCreate", "MapFreeze", "MapPopulate", "MapUpdate", "ProgArrayUpdate",
     "ProgLoad", "SkippedMap", "Step", "decode", "disasm", "explain", "initial_images",
-    "loader_is_big_endian", "read_loader", "render_text",
+    "loader_is_big_endian", "read_loader", "render_text", "uses_gotol",
 ]

@@ -67,6 +67,7 @@ from bpfgen_fast.explain import (
     Step,
     explain,
     initial_images,
+    uses_gotol,
 )
 from bpfgen_fast.object import BpfObject, Loader
 
@@ -1097,7 +1098,11 @@ def _load_and_run(
                 log_buf=_bpf.addr(log_buf),
             )
         except OSError as e:
-            raise LoadError(f"failed to load loader prog: {_strerror(e.errno or 0)}{hint}",
+            why = ""
+            if e.errno == _errno.EINVAL and uses_gotol(insns, expl.big_endian):
+                why = ("; this loader's jumps beyond 16 bits are gotol (BPF_JMP32 | BPF_JA), "
+                       "which needs Linux 6.6 or later")
+            raise LoadError(f"failed to load loader prog: {_strerror(e.errno or 0)}{why}{hint}",
                             errno=e.errno, log=log(), step="loader prog",
                             object_name=name) from None
         try:
