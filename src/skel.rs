@@ -276,7 +276,7 @@ fn arena_reservation(out: &mut String, a: &ArenaMapping) {
 /// program's fd), which registers a map without BPF_F_LINK; a
 /// `.struct_ops.link` map is then attached through a struct_ops link. Maps
 /// the loader did not create (`SEC("?.struct_ops…")`) have no fd and no value.
-fn struct_ops_attach(out: &mut String, st_ops: &[(&Map, &String)], obj: &Object, blobs: &LoaderBlobs) {
+fn struct_ops_attach(out: &mut String, st_ops: &[(&Map, String)], obj: &Object, blobs: &LoaderBlobs) {
     for (m, id) in st_ops {
         let Some(v) = blobs.struct_ops.iter().find(|v| std::ptr::eq(&obj.maps[v.map_idx], *m)) else {
             continue;
@@ -336,7 +336,7 @@ fn struct_ops_attach(out: &mut String, st_ops: &[(&Map, &String)], obj: &Object,
 /// struct_ops maps in `__detach`: closing a struct_ops link unregisters
 /// it; a map without BPF_F_LINK is unregistered by deleting its value (what
 /// libbpf's struct_ops "link" does on destroy; harmless when not attached).
-fn struct_ops_detach(out: &mut String, st_ops: &[(&Map, &String)]) {
+fn struct_ops_detach(out: &mut String, st_ops: &[(&Map, String)]) {
     for (m, id) in st_ops {
         if m.def.map_flags & BPF_F_LINK != 0 {
             w!(out, "\tskel_closenz(skel->links.{id}_fd);\n");
@@ -547,6 +547,26 @@ impl Style {
     }
 }
 
+/// What every part of the header is written from: the object's maps and
+/// programs as the skeleton names them, and the loader's blobs.
+struct Skel<'a> {
+    obj: &'a Object,
+    blobs: &'a LoaderBlobs,
+    host: &'a Host,
+    signature: Option<&'a [u8]>,
+    name: &'a str,
+    style: Style,
+    guard: String,
+    maps: Vec<(&'a Map, String)>,
+    progs: Vec<&'a Program>,
+    /// struct_ops maps get a link fd like programs (bpftool's attach_map_cnt).
+    st_ops: Vec<(&'a Map, String)>,
+    has_links: bool,
+    mmaped: Vec<MmapedMap<'a>>,
+    /// The `__arena` globals' initial image (empty without an arena).
+    arena_image: &'a [u8],
+}
+
 fn gen_inner(
     obj: &Object,
     blobs: &LoaderBlobs,
@@ -554,384 +574,510 @@ fn gen_inner(
     opts: GenOptions,
     signature: Option<&[u8]>,
 ) -> Result<String> {
-    let name = obj.name.as_str();
-    let style = Style::new(opts.compat, name);
-    let guard = format!("__{name}_SKEL_H__").to_ascii_uppercase();
-    let maps: Vec<(&Map, String)> = obj.maps.iter().filter_map(|m| map_ident(m).map(|id| (m, id))).collect();
-    let progs: Vec<&Program> = obj.programs.iter().filter(|p| !p.is_subprog).collect();
-    // struct_ops maps get a link fd like programs (bpftool's attach_map_cnt).
-    let st_ops: Vec<(&Map, &String)> = maps
-        .iter()
-        .filter(|(m, _)| m.struct_ops.is_some())
-        .map(|(m, id)| (*m, id))
-        .collect();
-    let has_links = !progs.is_empty() || !st_ops.is_empty();
-    let arena_map = obj.arena.as_ref().map(|a| &obj.maps[a.map_idx]);
-    let mmaped: Vec<MmapedMap> = maps
-        .iter()
-        .filter_map(|(m, id)| {
-            if m.is_mmapable() {
-                return Some(MmapedMap {
+    let skel = Skel::new(obj, blobs, host, opts, signature);
+    let mut out = String::with_capacity(skel.capacity());
+    skel.write_struct(&mut out)?;
+    skel.write_attach(&mut out);
+    skel.write_destroy(&mut out);
+    skel.write_open(&mut out)?;
+    skel.write_load(&mut out)?;
+    skel.write_assertions(&mut out)?;
+    Ok(out)
+}
+
+impl<'a> Skel<'a> {
+    fn new(
+        obj: &'a Object,
+        blobs: &'a LoaderBlobs,
+        host: &'a Host,
+        opts: GenOptions,
+        signature: Option<&'a [u8]>,
+    ) -> Skel<'a> {
+        let name = obj.name.as_str();
+        let style = Style::new(opts.compat, name);
+        let guard = format!("__{name}_SKEL_H__").to_ascii_uppercase();
+        let maps: Vec<(&'a Map, String)> = obj.maps.iter().filter_map(|m| map_ident(m).map(|id| (m, id))).collect();
+        let progs: Vec<&'a Program> = obj.programs.iter().filter(|p| !p.is_subprog).collect();
+        // struct_ops maps get a link fd like programs (bpftool's attach_map_cnt).
+        let st_ops: Vec<(&'a Map, String)> = maps
+            .iter()
+            .filter(|(m, _)| m.struct_ops.is_some())
+            .map(|(m, id)| (*m, id.clone()))
+            .collect();
+        let has_links = !progs.is_empty() || !st_ops.is_empty();
+        let arena_map = obj.arena.as_ref().map(|a| &obj.maps[a.map_idx]);
+        let mmaped: Vec<MmapedMap<'a>> = maps
+            .iter()
+            .filter_map(|(m, id)| {
+                if m.is_mmapable() {
+                    return Some(MmapedMap {
+                        map: m,
+                        ident: id.clone(),
+                        arena: None,
+                    });
+                }
+                let arena = obj
+                    .arena
+                    .as_ref()
+                    .filter(|_| arena_map.is_some_and(|a| std::ptr::eq(a, *m)))?;
+                let page = host.page_size.max(1) as u64;
+                Some(MmapedMap {
                     map: m,
-                    ident: id.clone(),
-                    arena: None,
-                });
-            }
-            let arena = obj
-                .arena
-                .as_ref()
-                .filter(|_| arena_map.is_some_and(|a| std::ptr::eq(a, *m)))?;
-            let page = host.page_size.max(1) as u64;
-            Some(MmapedMap {
-                map: m,
-                ident: "arena".to_string(),
-                arena: Some(ArenaMapping {
-                    map_ident: id.clone(),
-                    addr: m.def.map_extra,
-                    mmap_size: crate::generate::arena_mmap_size(&m.def, host),
-                    stage_size: (arena.data.len() as u64).div_ceil(page).max(1) * page,
-                }),
+                    ident: "arena".to_string(),
+                    arena: Some(ArenaMapping {
+                        map_ident: id.clone(),
+                        addr: m.def.map_extra,
+                        mmap_size: crate::generate::arena_mmap_size(&m.def, host),
+                        stage_size: (arena.data.len() as u64).div_ceil(page).max(1) * page,
+                    }),
+                })
             })
-        })
-        .collect();
+            .collect();
+        Skel {
+            obj,
+            blobs,
+            host,
+            signature,
+            name,
+            style,
+            guard,
+            maps,
+            progs,
+            st_ops,
+            has_links,
+            mmaped,
+            arena_image: obj.arena.as_ref().map(|a| a.data.as_slice()).unwrap_or(&[]),
+        }
+    }
 
-    let arena_image = obj.arena.as_ref().map(|a| a.data.as_slice()).unwrap_or(&[]);
-    let image_len: usize = mmaped.iter().map(|m| m.map.initial_value.len()).sum::<usize>() + arena_image.len();
-    let hex_len = (blobs.data.len() + blobs.insns.len() + image_len) * 41 / 10;
-    let mut out = String::with_capacity(hex_len + 4096 + 600 * (progs.len() + maps.len()));
+    /// The header's size, near enough that it never grows: the blobs and map
+    /// images as hex escapes, plus the text around them.
+    fn capacity(&self) -> usize {
+        let Skel {
+            obj,
+            blobs,
+            maps,
+            progs,
+            mmaped,
+            ..
+        } = self;
+        let arena_image = obj.arena.as_ref().map(|a| a.data.as_slice()).unwrap_or(&[]);
+        let image_len: usize = mmaped.iter().map(|m| m.map.initial_value.len()).sum::<usize>() + arena_image.len();
+        let hex_len = (blobs.data.len() + blobs.insns.len() + image_len) * 41 / 10;
+        hex_len + 4096 + 600 * (progs.len() + maps.len())
+    }
 
-    w!(
-        out,
-        "/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */\n\
-         /* THIS FILE IS AUTOGENERATED BY BPFTOOL! */\n\
-         #ifndef {guard}\n\
-         #define {guard}\n\
-         \n\
-         #include <bpf/skel_internal.h>\n\
-         \n\
-         struct {name} {{\n\
-         \tstruct bpf_loader_ctx ctx;\n"
-    );
-    if !maps.is_empty() {
-        out.push_str("\tstruct {\n");
-        for (_, id) in &maps {
-            w!(out, "\t\tstruct bpf_map_desc {id};\n");
+    /// The guard, the includes and `struct NAME` with its descriptors, links and mmaped maps.
+    fn write_struct(&self, out: &mut String) -> Result<()> {
+        let Skel {
+            obj,
+            signature,
+            name,
+            guard,
+            maps,
+            progs,
+            st_ops,
+            has_links,
+            mmaped,
+            ..
+        } = self;
+        let has_links = *has_links;
+        w!(
+            out,
+            "/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */\n\
+             /* THIS FILE IS AUTOGENERATED BY BPFTOOL! */\n\
+             #ifndef {guard}\n\
+             #define {guard}\n\
+             \n\
+             #include <bpf/skel_internal.h>\n\
+             \n\
+             struct {name} {{\n\
+             \tstruct bpf_loader_ctx ctx;\n"
+        );
+        if !maps.is_empty() {
+            out.push_str("\tstruct {\n");
+            for (_, id) in maps.iter() {
+                w!(out, "\t\tstruct bpf_map_desc {id};\n");
+            }
+            out.push_str("\t} maps;\n");
         }
-        out.push_str("\t} maps;\n");
-    }
-    if !progs.is_empty() {
-        out.push_str("\tstruct {\n");
-        for p in &progs {
-            w!(out, "\t\tstruct bpf_prog_desc {};\n", p.name);
+        if !progs.is_empty() {
+            out.push_str("\tstruct {\n");
+            for p in progs.iter() {
+                w!(out, "\t\tstruct bpf_prog_desc {};\n", p.name);
+            }
+            out.push_str("\t} progs;\n");
         }
-        out.push_str("\t} progs;\n");
-    }
-    if has_links {
-        out.push_str("\tstruct {\n");
-        for p in &progs {
-            w!(out, "\t\tint {}_fd;\n", p.name);
+        if has_links {
+            out.push_str("\tstruct {\n");
+            for p in progs.iter() {
+                w!(out, "\t\tint {}_fd;\n", p.name);
+            }
+            // Divergence: bpftool 7.5.0 prints these as "t\tint ..." (a typo
+            // that does not compile); it crashes before finishing anyway.
+            for (_, id) in st_ops.iter() {
+                w!(out, "\t\tint {id}_fd;\n");
+            }
+            out.push_str("\t} links;\n");
         }
-        // Divergence: bpftool 7.5.0 prints these as "t\tint ..." (a typo
-        // that does not compile); it crashes before finishing anyway.
-        for (_, id) in &st_ops {
-            w!(out, "\t\tint {id}_fd;\n");
+        if signature.is_some() {
+            out.push_str("\t__s32 keyring_id;\n");
         }
-        out.push_str("\t} links;\n");
-    }
-    if signature.is_some() {
-        out.push_str("\t__s32 keyring_id;\n");
-    }
-    if let Some(btf) = &obj.btf {
-        let mut printer = DeclPrinter::new(btf);
-        let datasecs = DatasecIndex::new(btf)?;
-        for m in &mmaped {
-            datasec_struct(&mut out, &mut printer, btf, &datasecs, name, m)?;
+        if let Some(btf) = &obj.btf {
+            let mut printer = DeclPrinter::new(btf);
+            let datasecs = DatasecIndex::new(btf)?;
+            for m in mmaped.iter() {
+                datasec_struct(out, &mut printer, btf, &datasecs, name, m)?;
+            }
         }
+        out.push_str("};\n");
+        Ok(())
     }
-    out.push_str("};\n");
 
-    // Attach / detach.
-    for p in &progs {
-        let pn = &p.name;
+    /// `__PROG__attach`, `__attach` and `__detach`.
+    fn write_attach(&self, out: &mut String) {
+        let Skel {
+            obj,
+            blobs,
+            name,
+            progs,
+            st_ops,
+            ..
+        } = self;
+        // Attach / detach.
+        for p in progs.iter() {
+            let pn = &p.name;
+            w!(
+                out,
+                "\nstatic inline int\n\
+                 {name}__{pn}__attach(struct {name} *skel)\n\
+                 {{\n\
+                 \tint prog_fd = skel->progs.{pn}.prog_fd;\n"
+            );
+            attach_line(out, p);
+            w!(
+                out,
+                "\n\
+                 \tif (fd > 0)\n\
+                 \t\tskel->links.{pn}_fd = fd;\n\
+                 \treturn fd;\n\
+                 }}\n"
+            );
+        }
         w!(
             out,
             "\nstatic inline int\n\
-             {name}__{pn}__attach(struct {name} *skel)\n\
+             {name}__attach(struct {name} *skel)\n\
              {{\n\
-             \tint prog_fd = skel->progs.{pn}.prog_fd;\n"
+             \tint ret = 0;\n\
+             \n"
         );
-        attach_line(&mut out, p);
+        for p in progs.iter() {
+            w!(out, "\tret = ret < 0 ? ret : {name}__{}__attach(skel);\n", p.name);
+        }
+        struct_ops_attach(out, st_ops, obj, blobs);
         w!(
             out,
-            "\n\
-             \tif (fd > 0)\n\
-             \t\tskel->links.{pn}_fd = fd;\n\
-             \treturn fd;\n\
-             }}\n"
+            "\treturn ret < 0 ? ret : 0;\n\
+             }}\n\
+             \n\
+             static inline void\n\
+             {name}__detach(struct {name} *skel)\n\
+             {{\n"
         );
-    }
-    w!(
-        out,
-        "\nstatic inline int\n\
-         {name}__attach(struct {name} *skel)\n\
-         {{\n\
-         \tint ret = 0;\n\
-         \n"
-    );
-    for p in &progs {
-        w!(out, "\tret = ret < 0 ? ret : {name}__{}__attach(skel);\n", p.name);
-    }
-    struct_ops_attach(&mut out, &st_ops, obj, blobs);
-    w!(
-        out,
-        "\treturn ret < 0 ? ret : 0;\n\
-         }}\n\
-         \n\
-         static inline void\n\
-         {name}__detach(struct {name} *skel)\n\
-         {{\n"
-    );
-    for p in &progs {
-        w!(out, "\tskel_closenz(skel->links.{}_fd);\n", p.name);
-    }
-    struct_ops_detach(&mut out, &st_ops);
-    out.push_str("}\n");
-
-    // Destroy.
-    w!(
-        out,
-        "static void\n\
-         {name}__destroy(struct {name} *skel)\n\
-         {{\n\
-         \tif (!skel)\n\
-         \t\treturn;\n\
-         \t{name}__detach(skel);\n"
-    );
-    for p in &progs {
-        w!(out, "\tskel_closenz(skel->progs.{}.prog_fd);\n", p.name);
-    }
-    for (m, id) in &maps {
-        if let Some(a) = mmaped
-            .iter()
-            .find(|x| std::ptr::eq(x.map, *m))
-            .and_then(|x| x.arena.as_ref())
-        {
-            w!(
-                out,
-                "\tif ((void *)(long)skel->maps.{id}.initial_value == (void *)skel->arena) {{\n\
-                 \t\tskel_free_map_data(skel->arena, 0, {mmap});\n\
-                 \t}} else {{\n\
-                 \t\tskel_free_map_data(skel->arena, 0, {stage});\n\
-                 \t\tif (skel->maps.{id}.initial_value) /* an address reserved, never mapped */\n\
-                 \t\t\tskel_free_map_data((void *)(long)skel->maps.{id}.initial_value, 0, {mmap});\n\
-                 \t}}\n",
-                mmap = a.mmap_size,
-                stage = a.stage_size
-            );
+        for p in progs.iter() {
+            w!(out, "\tskel_closenz(skel->links.{}_fd);\n", p.name);
         }
-        if m.is_mmapable() {
-            w!(
-                out,
-                "\tskel_free_map_data(skel->{id}, skel->maps.{id}.initial_value, {});\n",
-                mmap_size(m, host)
-            );
-        }
-        w!(out, "\tskel_closenz(skel->maps.{id}.map_fd);\n");
+        struct_ops_detach(out, st_ops);
+        out.push_str("}\n");
     }
-    out.push_str("\tskel_free(skel);\n}\n");
 
-    // Open: allocate and stage each mmaped map's initial image.
-    w!(
-        out,
-        "static inline struct {name} *\n\
-         {name}__open(void)\n\
-         {{\n\
-         \tstruct {name} *skel;\n\
-         \n\
-         \tskel = {}skel_alloc(sizeof(*skel));\n\
-         \tif (!skel)\n\
-         \t\tgoto cleanup;\n",
-        style.alloc_cast
-    );
-    out.push_str(&ctx_size_line(has_links, !maps.is_empty(), style.ptr));
-    for m in &mmaped {
-        out.push_str("\t{\n\t\tstatic const char data[] __attribute__((__aligned__(8))) = \"\\\n");
-        if let Some(a) = &m.arena {
-            push_hex(&mut out, arena_image);
+    /// `__destroy`: links, program and map fds, mmaped memory.
+    fn write_destroy(&self, out: &mut String) {
+        let Skel {
+            host,
+            name,
+            maps,
+            progs,
+            mmaped,
+            ..
+        } = self;
+        // Destroy.
+        w!(
+            out,
+            "static void\n\
+             {name}__destroy(struct {name} *skel)\n\
+             {{\n\
+             \tif (!skel)\n\
+             \t\treturn;\n\
+             \t{name}__detach(skel);\n"
+        );
+        for p in progs.iter() {
+            w!(out, "\tskel_closenz(skel->progs.{}.prog_fd);\n", p.name);
+        }
+        for (m, id) in maps.iter() {
+            if let Some(a) = mmaped
+                .iter()
+                .find(|x| std::ptr::eq(x.map, *m))
+                .and_then(|x| x.arena.as_ref())
+            {
+                w!(
+                    out,
+                    "\tif ((void *)(long)skel->maps.{id}.initial_value == (void *)skel->arena) {{\n\
+                     \t\tskel_free_map_data(skel->arena, 0, {mmap});\n\
+                     \t}} else {{\n\
+                     \t\tskel_free_map_data(skel->arena, 0, {stage});\n\
+                     \t\tif (skel->maps.{id}.initial_value) /* an address reserved, never mapped */\n\
+                     \t\t\tskel_free_map_data((void *)(long)skel->maps.{id}.initial_value, 0, {mmap});\n\
+                     \t}}\n",
+                    mmap = a.mmap_size,
+                    stage = a.stage_size
+                );
+            }
+            if m.is_mmapable() {
+                w!(
+                    out,
+                    "\tskel_free_map_data(skel->{id}, skel->maps.{id}.initial_value, {});\n",
+                    mmap_size(m, host)
+                );
+            }
+            w!(out, "\tskel_closenz(skel->maps.{id}.map_fd);\n");
+        }
+        out.push_str("\tskel_free(skel);\n}\n");
+    }
+
+    /// `__open`, which stages each mmaped map's initial image, and `__load`'s opening lines.
+    fn write_open(&self, out: &mut String) -> Result<()> {
+        let Skel {
+            blobs,
+            host,
+            name,
+            style,
+            maps,
+            has_links,
+            mmaped,
+            arena_image,
+            ..
+        } = self;
+        let has_links = *has_links;
+        // Open: allocate and stage each mmaped map's initial image.
+        w!(
+            out,
+            "static inline struct {name} *\n\
+             {name}__open(void)\n\
+             {{\n\
+             \tstruct {name} *skel;\n\
+             \n\
+             \tskel = {}skel_alloc(sizeof(*skel));\n\
+             \tif (!skel)\n\
+             \t\tgoto cleanup;\n",
+            style.alloc_cast
+        );
+        out.push_str(&ctx_size_line(has_links, !maps.is_empty(), style.ptr));
+        for m in mmaped.iter() {
+            out.push_str("\t{\n\t\tstatic const char data[] __attribute__((__aligned__(8))) = \"\\\n");
+            if let Some(a) = &m.arena {
+                push_hex(out, arena_image);
+                w!(
+                    out,
+                    "\";\n\
+                     \n\
+                     \t\tskel->arena = {}skel_prep_map_data((void *)data, {},\n\
+                     \t\t\t\t\t\tsizeof(data) - 1);\n\
+                     \t\tif (!skel->arena)\n\
+                     \t\t\tgoto cleanup;\n\
+                     \t}}\n",
+                    style.cast_to("arena"),
+                    a.stage_size
+                );
+                continue;
+            }
+            // The image after the load phase: kconfig values are resolved then.
+            let image = match (&m.map.origin, &blobs.kconfig_image) {
+                (MapOrigin::Kconfig, Some(img)) => img,
+                _ => &m.map.initial_value,
+            };
+            push_hex(out, image);
+            let id = &m.ident;
             w!(
                 out,
                 "\";\n\
                  \n\
-                 \t\tskel->arena = {}skel_prep_map_data((void *)data, {},\n\
+                 \t\tskel->{id} = {}skel_prep_map_data((void *)data, {},\n\
                  \t\t\t\t\t\tsizeof(data) - 1);\n\
-                 \t\tif (!skel->arena)\n\
+                 \t\tif (!skel->{id})\n\
                  \t\t\tgoto cleanup;\n\
+                 \t\tskel->maps.{id}.initial_value = (__u64) (long) skel->{id};\n\
                  \t}}\n",
-                style.cast_to("arena"),
-                a.stage_size
+                style.cast_to(id),
+                mmap_size(m.map, host)
             );
-            continue;
         }
-        // The image after the load phase: kconfig values are resolved then.
-        let image = match (&m.map.origin, &blobs.kconfig_image) {
-            (MapOrigin::Kconfig, Some(img)) => img,
-            _ => &m.map.initial_value,
-        };
-        push_hex(&mut out, image);
-        let id = &m.ident;
         w!(
             out,
-            "\";\n\
+            "\treturn skel;\n\
+             cleanup:\n\
+             \t{name}__destroy(skel);\n\
+             \treturn NULL;\n\
+             }}\n\
              \n\
-             \t\tskel->{id} = {}skel_prep_map_data((void *)data, {},\n\
-             \t\t\t\t\t\tsizeof(data) - 1);\n\
-             \t\tif (!skel->{id})\n\
-             \t\t\tgoto cleanup;\n\
-             \t\tskel->maps.{id}.initial_value = (__u64) (long) skel->{id};\n\
-             \t}}\n",
-            style.cast_to(id),
-            mmap_size(m.map, host)
-        );
-    }
-    w!(
-        out,
-        "\treturn skel;\n\
-         cleanup:\n\
-         \t{name}__destroy(skel);\n\
-         \treturn NULL;\n\
-         }}\n\
-         \n\
-         static inline int\n\
-         {name}__load(struct {name} *skel)\n\
-         {{\n\
-         \tstruct bpf_load_and_run_opts opts = {{}};\n\
-         \tint err;\n\
-         \tstatic const char opts_data[] __attribute__((__aligned__(8))) = \"\\\n"
-    );
-
-    // Load: the loader blobs, then map the maps' final contents.
-    push_hex(&mut out, &blobs.data);
-    out.push_str("\";\n\tstatic const char opts_insn[] __attribute__((__aligned__(8))) = \"\\\n");
-    push_hex(&mut out, &blobs.insns);
-    out.push_str("\";\n");
-    if let Some(sig) = signature {
-        push_signature(&mut out, &blobs.insns, sig);
-    }
-    if style.blank_after_insns {
-        out.push('\n');
-    }
-    out.push_str(
-        "\topts.ctx = (struct bpf_loader_ctx *)skel;\n\
-         \topts.data_sz = sizeof(opts_data) - 1;\n\
-         \topts.data = (void *)opts_data;\n\
-         \topts.insns_sz = sizeof(opts_insn) - 1;\n\
-         \topts.insns = (void *)opts_insn;\n\
-         \n",
-    );
-    for a in mmaped.iter().filter_map(|m| m.arena.as_ref()).filter(|a| a.addr == 0) {
-        arena_reservation(&mut out, a);
-    }
-    out.push_str(
-        "\terr = bpf_load_and_run(&opts);\n\
-         \tif (err < 0)\n\
-         \t\treturn err;\n",
-    );
-    for m in &mmaped {
-        let id = &m.ident;
-        if let Some(a) = &m.arena {
-            let mid = &a.map_ident;
-            w!(
-                out,
-                "\t{{\n\
-                 \t\tvoid *staged = skel->arena;\n\
-                 \n"
-            );
-            // With map_extra the address is the object's; without, the
-            // reservation made before the loader ran already holds it (and
-            // is kept on failure, for __destroy to release).
-            if a.addr != 0 {
-                w!(out, "\t\tskel->maps.{mid}.initial_value = {:#x}ULL;\n", a.addr);
-            }
-            w!(
-                out,
-                "\t\tskel->arena = {}skel_finalize_map_data(&skel->maps.{mid}.initial_value,\n\
-                 \t\t\t\t\t{}, PROT_READ | PROT_WRITE, skel->maps.{mid}.map_fd);\n\
-                 \t\tif (!skel->arena) {{\n\
-                 \t\t\tskel->arena = staged;\n\
-                 {}\t\t\treturn -ENOMEM;\n\
-                 \t\t}}\n\
-                 \t\tmemcpy(skel->arena, staged, {});\n\
-                 \t\tskel_free_map_data(staged, 0, {});\n\
-                 \t}}\n",
-                style.cast_to("arena"),
-                a.mmap_size,
-                if a.addr != 0 {
-                    format!("\t\t\tskel->maps.{mid}.initial_value = 0;\n")
-                } else {
-                    String::new()
-                },
-                arena_image.len(),
-                a.stage_size
-            );
-            continue;
-        }
-        let prot = if m.map.def.map_flags & BPF_F_RDONLY_PROG != 0 {
-            "PROT_READ"
-        } else {
-            "PROT_READ | PROT_WRITE"
-        };
-        w!(
-            out,
-            "\tskel->{id} = {}skel_finalize_map_data(&skel->maps.{id}.initial_value,\n\
-             \t\t\t\t\t{}, {prot}, skel->maps.{id}.map_fd);\n\
-             \tif (!skel->{id})\n\
-             \t\treturn -ENOMEM;\n",
-            style.cast_to(id),
-            mmap_size(m.map, host)
-        );
-    }
-    w!(
-        out,
-        "\treturn 0;\n\
-         }}\n\
-         \n\
-         static inline struct {name} *\n\
-         {name}__open_and_load(void)\n\
-         {{\n\
-         \tstruct {name} *skel;\n\
-         \n\
-         \tskel = {name}__open();\n\
-         \tif (!skel)\n\
-         \t\treturn NULL;\n\
-         \tif ({name}__load(skel)) {{\n\
-         \t\t{name}__destroy(skel);\n\
-         \t\treturn NULL;\n\
-         \t}}\n\
-         \treturn skel;\n\
-         }}\n\
-         \n"
-    );
-
-    if let Some(btf) = &obj.btf {
-        w!(
-            out,
-            "__attribute__((unused)) static void\n\
-             {name}__assert(struct {name} *s __attribute__((unused)))\n\
+             static inline int\n\
+             {name}__load(struct {name} *skel)\n\
              {{\n\
-             #ifdef __cplusplus\n\
-             #define _Static_assert static_assert\n\
-             #endif\n"
+             \tstruct bpf_load_and_run_opts opts = {{}};\n\
+             \tint err;\n\
+             \tstatic const char opts_data[] __attribute__((__aligned__(8))) = \"\\\n"
         );
-        size_asserts(&mut out, btf, &DatasecIndex::new(btf)?, &mmaped)?;
-        out.push_str(
-            "#ifdef __cplusplus\n\
-             #undef _Static_assert\n\
-             #endif\n\
-             }\n",
-        );
+        Ok(())
     }
-    w!(out, "\n#endif /* {guard} */\n");
-    Ok(out)
+
+    /// `__load`'s blobs and what it does after the loader ran, and `__open_and_load`.
+    fn write_load(&self, out: &mut String) -> Result<()> {
+        let Skel {
+            blobs,
+            host,
+            signature,
+            name,
+            style,
+            mmaped,
+            arena_image,
+            ..
+        } = self;
+        // Load: the loader blobs, then map the maps' final contents.
+        push_hex(out, &blobs.data);
+        out.push_str("\";\n\tstatic const char opts_insn[] __attribute__((__aligned__(8))) = \"\\\n");
+        push_hex(out, &blobs.insns);
+        out.push_str("\";\n");
+        if let Some(sig) = signature {
+            push_signature(out, &blobs.insns, sig);
+        }
+        if style.blank_after_insns {
+            out.push('\n');
+        }
+        out.push_str(
+            "\topts.ctx = (struct bpf_loader_ctx *)skel;\n\
+             \topts.data_sz = sizeof(opts_data) - 1;\n\
+             \topts.data = (void *)opts_data;\n\
+             \topts.insns_sz = sizeof(opts_insn) - 1;\n\
+             \topts.insns = (void *)opts_insn;\n\
+             \n",
+        );
+        for a in mmaped.iter().filter_map(|m| m.arena.as_ref()).filter(|a| a.addr == 0) {
+            arena_reservation(out, a);
+        }
+        out.push_str(
+            "\terr = bpf_load_and_run(&opts);\n\
+             \tif (err < 0)\n\
+             \t\treturn err;\n",
+        );
+        for m in mmaped.iter() {
+            let id = &m.ident;
+            if let Some(a) = &m.arena {
+                let mid = &a.map_ident;
+                w!(
+                    out,
+                    "\t{{\n\
+                     \t\tvoid *staged = skel->arena;\n\
+                     \n"
+                );
+                // With map_extra the address is the object's; without, the
+                // reservation made before the loader ran already holds it (and
+                // is kept on failure, for __destroy to release).
+                if a.addr != 0 {
+                    w!(out, "\t\tskel->maps.{mid}.initial_value = {:#x}ULL;\n", a.addr);
+                }
+                w!(
+                    out,
+                    "\t\tskel->arena = {}skel_finalize_map_data(&skel->maps.{mid}.initial_value,\n\
+                     \t\t\t\t\t{}, PROT_READ | PROT_WRITE, skel->maps.{mid}.map_fd);\n\
+                     \t\tif (!skel->arena) {{\n\
+                     \t\t\tskel->arena = staged;\n\
+                     {}\t\t\treturn -ENOMEM;\n\
+                     \t\t}}\n\
+                     \t\tmemcpy(skel->arena, staged, {});\n\
+                     \t\tskel_free_map_data(staged, 0, {});\n\
+                     \t}}\n",
+                    style.cast_to("arena"),
+                    a.mmap_size,
+                    if a.addr != 0 {
+                        format!("\t\t\tskel->maps.{mid}.initial_value = 0;\n")
+                    } else {
+                        String::new()
+                    },
+                    arena_image.len(),
+                    a.stage_size
+                );
+                continue;
+            }
+            let prot = if m.map.def.map_flags & BPF_F_RDONLY_PROG != 0 {
+                "PROT_READ"
+            } else {
+                "PROT_READ | PROT_WRITE"
+            };
+            w!(
+                out,
+                "\tskel->{id} = {}skel_finalize_map_data(&skel->maps.{id}.initial_value,\n\
+                 \t\t\t\t\t{}, {prot}, skel->maps.{id}.map_fd);\n\
+                 \tif (!skel->{id})\n\
+                 \t\treturn -ENOMEM;\n",
+                style.cast_to(id),
+                mmap_size(m.map, host)
+            );
+        }
+        w!(
+            out,
+            "\treturn 0;\n\
+             }}\n\
+             \n\
+             static inline struct {name} *\n\
+             {name}__open_and_load(void)\n\
+             {{\n\
+             \tstruct {name} *skel;\n\
+             \n\
+             \tskel = {name}__open();\n\
+             \tif (!skel)\n\
+             \t\treturn NULL;\n\
+             \tif ({name}__load(skel)) {{\n\
+             \t\t{name}__destroy(skel);\n\
+             \t\treturn NULL;\n\
+             \t}}\n\
+             \treturn skel;\n\
+             }}\n\
+             \n"
+        );
+        Ok(())
+    }
+
+    /// `__assert`'s layout checks of the mmaped maps, and the guard's end.
+    fn write_assertions(&self, out: &mut String) -> Result<()> {
+        let Skel {
+            obj,
+            name,
+            guard,
+            mmaped,
+            ..
+        } = self;
+        if let Some(btf) = &obj.btf {
+            w!(
+                out,
+                "__attribute__((unused)) static void\n\
+                 {name}__assert(struct {name} *s __attribute__((unused)))\n\
+                 {{\n\
+                 #ifdef __cplusplus\n\
+                 #define _Static_assert static_assert\n\
+                 #endif\n"
+            );
+            size_asserts(out, btf, &DatasecIndex::new(btf)?, mmaped)?;
+            out.push_str(
+                "#ifdef __cplusplus\n\
+                 #undef _Static_assert\n\
+                 #endif\n\
+                 }\n",
+            );
+        }
+        w!(out, "\n#endif /* {guard} */\n");
+        Ok(())
+    }
 }
 
 #[cfg(test)]
