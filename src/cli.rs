@@ -19,6 +19,9 @@ usage: bpfgen-fast [--debug] COMMAND ...
   explain OBJ|PREFIX [--json] [--disasm] [HOST] [AUTOLOAD]
   run OBJ [name NAME] [--log-level N] [--json] [AUTOLOAD]     (root)
   batch OBJ... [--from FILE] --out-dir DIR [-j N] [--format lskel|blobs] [HOST]
+  verify HEADER --cert CERT
+      (a signed light skeleton, bpftool's or ours: its signature, exclusive-program
+       hash and the loader's data hash, checked offline)
 HOST (default: this machine's, as libbpf reads them):
   --page-size N --possible-cpus N --kernel-version X.Y.Z
   --kconfig-file FILE --kallsyms-file FILE
@@ -38,6 +41,7 @@ pub enum Command {
     Explain,
     Run,
     Batch,
+    Verify,
 }
 
 impl Command {
@@ -49,6 +53,7 @@ impl Command {
             Command::Explain => "explain",
             Command::Run => "run",
             Command::Batch => "batch",
+            Command::Verify => "verify",
         }
     }
 }
@@ -109,6 +114,8 @@ pub struct Request {
     pub sign: bool,
     pub sign_key: Option<String>,
     pub sign_cert: Option<String>,
+    /// `verify --cert CERT`.
+    pub cert: Option<String>,
 }
 
 impl Request {
@@ -139,6 +146,7 @@ impl Request {
             sign: false,
             sign_key: None,
             sign_cert: None,
+            cert: None,
         }
     }
 
@@ -276,6 +284,7 @@ fn is_value_option(key: &str) -> bool {
             | "--format"
             | "-k"
             | "-i"
+            | "--cert"
     )
 }
 
@@ -316,6 +325,7 @@ fn set_value(req: &mut Request, key: &str, value: &str) -> Result<(), UsageError
         "--format" => req.format = v,
         "-k" => req.sign_key = v,
         "-i" => req.sign_cert = v,
+        "--cert" => req.cert = v,
         _ => unreachable!("is_value_option and set_value list the same options"),
     }
     Ok(())
@@ -355,10 +365,16 @@ fn command(mut req: Request, words: &[String]) -> Result<Request, UsageError> {
         ["explain", ..] => (Command::Explain, &words[1..]),
         ["run", ..] => (Command::Run, &words[1..]),
         ["batch", ..] => (Command::Batch, &words[1..]),
+        ["verify", ..] => (Command::Verify, &words[1..]),
         [] => return Err(UsageError::command("")),
         _ => return Err(UsageError::command("unknown command")),
     };
     req.command = cmd;
+    if req.cert.is_some() && cmd != Command::Verify {
+        return Err(UsageError::command(
+            "--cert applies to verify only (signing takes -i CERT)",
+        ));
+    }
     match cmd {
         Command::GenLoader => {
             if req.output.is_none() {
@@ -373,6 +389,21 @@ fn command(mut req: Request, words: &[String]) -> Result<Request, UsageError> {
             object_and_name(rest, &mut req)?;
         }
         Command::Inspect | Command::Explain | Command::Run => object_and_name(rest, &mut req)?,
+        Command::Verify => {
+            if req.cert.is_none() {
+                return Err(UsageError::command("verify needs --cert CERT"));
+            }
+            match rest {
+                [header] => req.object = Some(header.clone()),
+                [] => return Err(UsageError::command("verify needs a HEADER")),
+                _ => {
+                    return Err(UsageError::command(format!(
+                        "unexpected arguments: {}",
+                        rest[1..].join(" ")
+                    )));
+                }
+            }
+        }
         Command::Batch => {
             if req.out_dir.is_none() {
                 return Err(UsageError::command("batch needs --out-dir DIR"));
@@ -431,6 +462,26 @@ mod tests {
         assert_eq!((e.message.as_str(), e.show_usage), ("unknown command", false));
         assert!(p("").unwrap_err().show_usage);
         assert_eq!(p("inspect --bogus").unwrap_err().message, "unknown option --bogus");
+    }
+
+    #[test]
+    fn verify_command() {
+        let r = p("verify x.lskel.h --cert c.pem").unwrap();
+        assert_eq!(r.command, Command::Verify);
+        assert_eq!(
+            (r.object.as_deref(), r.cert.as_deref()),
+            (Some("x.lskel.h"), Some("c.pem"))
+        );
+        assert_eq!(p("verify x.h").unwrap_err().message, "verify needs --cert CERT");
+        assert_eq!(p("verify --cert c.pem").unwrap_err().message, "verify needs a HEADER");
+        assert_eq!(
+            p("verify a.h b.h --cert c").unwrap_err().message,
+            "unexpected arguments: b.h"
+        );
+        assert_eq!(
+            p("inspect a.o --cert c").unwrap_err().message,
+            "--cert applies to verify only (signing takes -i CERT)"
+        );
     }
 
     #[test]

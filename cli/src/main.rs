@@ -58,10 +58,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// Signing (the `cryptography` package), `run` and `explain` live in Python,
+/// Signing and verifying (the `cryptography` package), `run` and `explain` live in Python,
 /// and so does `--debug`'s traceback.
 fn needs_python(req: &Request) -> bool {
-    req.sign || req.debug || matches!(req.command, Command::Run | Command::Explain)
+    req.sign || req.debug || matches!(req.command, Command::Run | Command::Explain | Command::Verify)
 }
 
 fn dispatch(req: &Request) -> Outcome {
@@ -70,7 +70,7 @@ fn dispatch(req: &Request) -> Outcome {
         Command::GenLoader => gen_loader(req),
         Command::Inspect => inspect(req),
         Command::Batch => batch::run(req),
-        Command::Run | Command::Explain => unreachable!("handed over to Python"),
+        Command::Run | Command::Explain | Command::Verify => unreachable!("handed over to Python"),
     }
 }
 

@@ -6,6 +6,7 @@ the command, so it drops into existing Makefiles.
     bpfgen-fast gen loader OBJ [name NAME] -o PREFIX
     bpfgen-fast inspect OBJ [--json]
     bpfgen-fast batch OBJ... [--from FILE] --out-dir DIR [-j N] [--format lskel|blobs]
+    bpfgen-fast verify HEADER --cert CERT
 
 Options may appear anywhere on the line, as with bpftool. Host facts that
 end up in the output can be pinned with ``--page-size`` and ``--possible-cpus``.
@@ -68,6 +69,7 @@ class Args:
     sign: bool = False
     sign_key: str | None = None
     sign_cert: str | None = None
+    cert: str | None = None
 
     def host(self) -> dict[str, Any]:
         """Host facts for generation; unset ones are read from this machine."""
@@ -309,8 +311,21 @@ def cmd_batch(args: Args) -> int:
     return 1 if failed else 0
 
 
+def cmd_verify(args: Args) -> int:
+    """``verify HEADER --cert CERT``: a signed light skeleton checked offline
+    (bpfgen_fast.verify); one line on success, an ``error:`` line otherwise."""
+    from bpfgen_fast.verify import verify_skeleton
+
+    assert args.object is not None and args.cert is not None  # the grammar's
+    skel = verify_skeleton(args.object, args.cert)
+    print(f"{args.object}: verified with {args.cert} ({len(skel.insns) // 8} loader "
+          f"instructions, {len(skel.data)} data bytes)")
+    return 0
+
+
 _COMMANDS = {"gen loader": cmd_gen_loader, "gen skeleton": cmd_gen_skeleton,
-             "inspect": cmd_inspect, "explain": cmd_explain, "run": cmd_run, "batch": cmd_batch}
+             "inspect": cmd_inspect, "explain": cmd_explain, "run": cmd_run, "batch": cmd_batch,
+             "verify": cmd_verify}
 
 
 def dispatch(args: Args) -> int:

@@ -57,6 +57,22 @@ def _read(path: str | os.PathLike[str], what: str) -> bytes:
         raise SigningError(f"{what} {os.fspath(path)}: {e.strerror or e}") from e
 
 
+def load_certificate(cert_path: str | os.PathLike[str]) -> Any:
+    """An X.509 certificate, PEM or DER (bpftool takes DER when the file starts
+    like a DER SEQUENCE, ``30 81..84``)."""
+    from cryptography import x509
+
+    cert_raw = _read(cert_path, "certificate")
+    try:
+        if len(cert_raw) > 1 and cert_raw[0] == 0x30 and 0x81 <= cert_raw[1] <= 0x84:
+            return x509.load_der_x509_certificate(cert_raw)
+        return x509.load_pem_x509_certificate(cert_raw)
+    except ValueError as e:
+        raise SigningError(
+            f"certificate {os.fspath(cert_path)}: not an X.509 certificate (PEM or DER)"
+        ) from e
+
+
 def load_signer(
     key_path: str | os.PathLike[str], cert_path: str | os.PathLike[str]
 ) -> tuple[Any, bytes]:
@@ -73,14 +89,7 @@ def load_signer(
         key = serialization.load_pem_private_key(key_pem, password=None)
     except (ValueError, TypeError) as e:
         raise SigningError(f"private key {kpath}: not an unencrypted PEM private key") from e
-    cert_raw = _read(cert_path, "certificate")
-    try:
-        if len(cert_raw) > 1 and cert_raw[0] == 0x30 and 0x81 <= cert_raw[1] <= 0x84:
-            cert = x509.load_der_x509_certificate(cert_raw)
-        else:
-            cert = x509.load_pem_x509_certificate(cert_raw)
-    except ValueError as e:
-        raise SigningError(f"certificate {cpath}: not an X.509 certificate (PEM or DER)") from e
+    cert = load_certificate(cert_path)
     if not isinstance(key, rsa.RSAPrivateKey):
         raise SigningError(
             f"private key {kpath}: only RSA keys are supported (their PKCS#1 v1.5 "
@@ -136,4 +145,107 @@ def sign_insns(
     return cms_sign(insns, key, ski)
 
 
-__all__ = ["MAX_SIG_SIZE", "cms_sign", "load_signer", "sign_insns"]
+#: CMS digest algorithms (asn1crypto's names) -> ``cryptography`` hash classes' names
+_DIGESTS = {"sha1": "SHA1", "sha224": "SHA224", "sha256": "SHA256", "sha384": "SHA384",
+            "sha512": "SHA512", "sha3_256": "SHA3_256", "sha3_384": "SHA3_384",
+            "sha3_512": "SHA3_512"}
+#: the SignerInfo signature algorithms Linux 7.2's PKCS#7 parser accepts that this
+#: module verifies: rsaEncryption (PKCS#1 v1.5) and ecdsa-with-SHA* (any of them
+#: means "ECDSA"; the hash is the digest algorithm's)
+_ECDSA_ALGOS = frozenset({"sha1_ecdsa", "sha224_ecdsa", "sha256_ecdsa", "sha384_ecdsa",
+                          "sha512_ecdsa", "sha3_256_ecdsa", "sha3_384_ecdsa",
+                          "sha3_512_ecdsa"})
+
+
+def _signer_id(sid: Any) -> str:
+    if sid.name == "subject_key_identifier":
+        return f"key identifier {sid.chosen.native.hex()}"
+    isn = sid.chosen
+    return f"serial {isn['serial_number'].native} of {isn['issuer'].human_friendly}"
+
+
+def _matches(sid: Any, cert: Any) -> bool:
+    """Whether a SignerIdentifier names ``cert`` (as the kernel finds the key: by
+    Subject Key Identifier or by issuer and serial number)."""
+    from cryptography import x509
+
+    if sid.name == "subject_key_identifier":
+        try:
+            ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+        except x509.ExtensionNotFound:
+            return False
+        return bool(sid.chosen.native == ski.value.digest)
+    isn = sid.chosen
+    return bool(isn["serial_number"].native == cert.serial_number
+                and isn["issuer"].dump() == cert.issuer.public_bytes())
+
+
+def verify_cms(der: bytes, content: bytes, cert: Any, cert_name: str,
+               what: str = "opts_sig") -> None:
+    """Check that ``der``, a detached CMS SignedData, is a signature over
+    ``content`` by the key of ``cert``, as Linux's PKCS#7 verifier would
+    (signed attributes, when present, carry the content's digest and are what
+    is signed). :class:`SigningError` names what does not hold; ``what`` names
+    the signature in messages."""
+    from asn1crypto import cms
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+    try:
+        info = cms.ContentInfo.load(der, strict=True)
+        kind = info["content_type"].native
+        if kind != "signed_data":
+            raise SigningError(f"{what} is a CMS {kind}, not a SignedData")
+        signed = info["content"]
+        signed.native  # noqa: B018  (parse it all now: a truncated DER fails here)
+    except (ValueError, TypeError, KeyError):
+        raise SigningError(f"{what} ({len(der)} bytes) is not a DER CMS signature") from None
+    if signed["encap_content_info"]["content"].native is not None:
+        raise SigningError(f"{what} embeds its content: the kernel verifies detached "
+                           "signatures only")
+    signers = list(signed["signer_infos"])
+    mine = [si for si in signers if _matches(si["sid"], cert)]
+    if not mine:
+        ids = ", ".join(_signer_id(si["sid"]) for si in signers) or "nobody"
+        raise SigningError(f"{what} is signed by {ids}, not by certificate {cert_name}")
+    si = mine[0]
+    digest = si["digest_algorithm"]["algorithm"].native
+    if digest not in _DIGESTS:
+        raise SigningError(f"{what}: digest algorithm {digest} is not supported")
+    hash_alg = getattr(hashes, _DIGESTS[digest])()
+    signed_bytes = content
+    attrs = si["signed_attrs"]
+    if attrs.native:
+        h = hashes.Hash(hash_alg)
+        h.update(content)
+        values = {a["type"].native: a["values"].native for a in attrs}
+        if values.get("message_digest") != [h.finalize()]:
+            raise SigningError(f"{what}: the signed message digest is not the {digest} "
+                               "of the signed bytes")
+        # the signature covers the attributes as a SET, not as the [0] of SignerInfo
+        raw = attrs.dump()
+        signed_bytes = b"\x31" + raw[1:]
+    algo = si["signature_algorithm"]["algorithm"].native
+    key = cert.public_key()
+    try:
+        if algo == "rsassa_pkcs1v15":
+            if not isinstance(key, rsa.RSAPublicKey):
+                raise SigningError(f"{what} is an RSA signature, certificate {cert_name} "
+                                   "holds another kind of key")
+            key.verify(si["signature"].native, signed_bytes, padding.PKCS1v15(), hash_alg)
+        elif algo in _ECDSA_ALGOS:
+            if not isinstance(key, ec.EllipticCurvePublicKey):
+                raise SigningError(f"{what} is an ECDSA signature, certificate {cert_name} "
+                                   "holds another kind of key")
+            key.verify(si["signature"].native, signed_bytes, ec.ECDSA(hash_alg))
+        else:
+            raise SigningError(f"{what}: signature algorithm {algo} is not supported "
+                               "(rsaEncryption, ecdsa-with-SHA*)")
+    except InvalidSignature:
+        raise SigningError(f"{what} does not verify over the loader instructions with "
+                           f"certificate {cert_name}") from None
+
+
+__all__ = ["MAX_SIG_SIZE", "cms_sign", "load_certificate", "load_signer", "sign_insns",
+           "verify_cms"]

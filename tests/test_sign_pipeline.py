@@ -1,0 +1,162 @@
+"""Signing in a pipeline: offline verification of signed light skeletons
+(``verify HEADER --cert CERT``, ``bpfgen_fast.verify_skeleton``), bpftool 7.8.0's
+and ours, and the exact message for each kind of tampering."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import bpfgen_fast
+import pytest
+from bpfgen_fast.errors import SigningError
+from support import FIXDIR, OBJDIR, run_cli
+from test_signing import (  # noqa: F401  (fixtures)
+    FIXTURES,
+    _b78,
+    _b78_signed,
+    _flip_blob_byte,
+    _flip_data_byte,
+    _flip_insn_byte,
+    _openssl,
+    _signed,
+    c_blob,
+    keys,
+)
+
+#: the messages verify gives, per tampering
+DATA_MSG = ("the SHA-256 of opts_data is not the one the loader checks "
+            "(the loader would fail with -EINVAL)")
+EXCL_MSG = ("opts_excl_hash is not the SHA-256 of opts_insn "
+            "(the kernel would not bind the data map to the loader)")
+
+
+def insn_msg(cert: Path) -> str:
+    return f"opts_sig does not verify over the loader instructions with certificate {cert}"
+
+
+@pytest.fixture(scope="module")
+def other_cert(keys: dict[str, Path]) -> Path:  # noqa: F811
+    """A certificate (with SKI) for k2.pem, the other key."""
+    d = keys["k2.pem"].parent
+    _openssl("req", "-x509", "-new", "-key", "k2.pem", "-out", "c2.pem", "-days", "3650",
+             "-subj", "/CN=other", "-addext", "subjectKeyIdentifier=hash", cwd=d)
+    return d / "c2.pem"
+
+
+def replace_blob(header: str, var: str, data: bytes) -> str:
+    """The header with blob ``var`` replaced by ``data`` (one line, as valid C)."""
+    body = "".join("\\0" if b == 0 else f"\\x{b:02x}" for b in data)
+    start = header.index(f"{var}[] __attribute__((__aligned__(8))) = \"\\\n")
+    start = header.index("\\\n", start) + 2
+    end = header.index("\";\n", start)
+    return header[:start] + body + header[end:]
+
+
+def verify_error(header: str, cert: Path) -> str:
+    with pytest.raises(SigningError) as ei:
+        bpfgen_fast.verify_skeleton(header, cert)
+    assert ei.value.object == ""
+    return ei.value.reason
+
+
+# -- bpftool 7.8.0's headers and ours verify --------------------------------------------
+
+@pytest.mark.parametrize("name", FIXTURES)
+def test_bpftool_78_headers_verify(name: str, keys: dict[str, Path]) -> None:  # noqa: F811
+    skel = bpfgen_fast.verify_skeleton(_b78_signed(name, keys), keys["c.pem"])
+    assert len(skel.insns) % 8 == 0 and skel.data and len(skel.excl_hash) == 32
+
+
+def test_bpftool_78_bpfeb_header_verifies(keys: dict[str, Path]) -> None:  # noqa: F811
+    obj = FIXDIR / "eb" / "global_data.bpf.o"
+    if not obj.is_file():
+        pytest.skip("no bpfeb fixture")
+    p = subprocess.run([_b78(), "gen", "skeleton", "-L", "-S", "-k", str(keys["k.pem"]),
+                        "-i", str(keys["c.pem"]), obj.name],
+                       cwd=obj.parent, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    bpfgen_fast.verify_skeleton(p.stdout, keys["c.der"])
+
+
+@pytest.mark.parametrize("name", ["minimal.bpf", "global_data.bpf", "no_progs.bpf",
+                                  "mixed_everything.bpf"])
+def test_our_headers_verify(name: str, keys: dict[str, Path], tmp_path: Path) -> None:  # noqa: F811
+    header = _signed(name, keys)
+    skel = bpfgen_fast.verify_skeleton(header, keys["c.pem"])
+    assert skel.insns == c_blob(header, "opts_insn")
+    assert skel.signature == c_blob(header, "opts_sig")
+    path = tmp_path / "s.lskel.h"
+    path.write_text(header)
+    assert bpfgen_fast.verify_skeleton(path, keys["c.der"]) == skel
+
+
+def test_our_bpfeb_header_verifies(keys: dict[str, Path]) -> None:  # noqa: F811
+    obj = FIXDIR / "eb" / "map_in_map.bpf.o"
+    if not obj.is_file():
+        pytest.skip("no bpfeb fixture")
+    header = bpfgen_fast.BpfObject.open(obj).gen_skeleton(sign_key=keys["k.pem"],
+                                                           sign_cert=keys["c.pem"])
+    bpfgen_fast.verify_skeleton(header, keys["c.pem"])
+    assert verify_error(_flip_data_byte(header), keys["c.pem"]) == DATA_MSG
+
+
+# -- tampering ---------------------------------------------------------------------------
+
+def test_flipped_data_byte(keys: dict[str, Path]) -> None:  # noqa: F811
+    assert verify_error(_flip_data_byte(_signed("global_data.bpf", keys)), keys["c.pem"]) \
+        == DATA_MSG
+
+
+def test_flipped_instruction_byte(keys: dict[str, Path]) -> None:  # noqa: F811
+    header = _flip_insn_byte(_signed("global_data.bpf", keys))
+    assert verify_error(header, keys["c.pem"]) == insn_msg(keys["c.pem"])
+
+
+def test_other_certificate(keys: dict[str, Path], other_cert: Path) -> None:  # noqa: F811
+    header = _signed("global_data.bpf", keys)
+    ski = c_blob(header, "opts_sig")  # the signer's key identifier is in the signature
+    reason = verify_error(header, other_cert)
+    assert reason.startswith("opts_sig is signed by key identifier ")
+    assert reason.endswith(f", not by certificate {other_cert}")
+    assert bytes.fromhex(reason.split()[6].rstrip(",")) in ski
+
+
+def test_truncated_signature(keys: dict[str, Path]) -> None:  # noqa: F811
+    header = _signed("global_data.bpf", keys)
+    sig = c_blob(header, "opts_sig")
+    cut = replace_blob(header, "opts_sig", sig[:-10])
+    assert verify_error(cut, keys["c.pem"]) == \
+        f"opts_sig ({len(sig) - 10} bytes) is not a DER CMS signature"
+
+
+def test_excl_hash_mismatch(keys: dict[str, Path]) -> None:  # noqa: F811
+    header = _flip_blob_byte(_signed("minimal.bpf", keys), "opts_excl_hash", 0)
+    assert verify_error(header, keys["c.pem"]) == EXCL_MSG
+
+
+def test_unsigned_header(keys: dict[str, Path]) -> None:  # noqa: F811
+    header = bpfgen_fast.gen_skeleton(str(OBJDIR / "minimal.bpf.o"), compat="bpftool-7.8")
+    assert verify_error(header, keys["c.pem"]) == \
+        "no opts_sig / opts_excl_hash: not a signed light skeleton"
+
+
+# -- the command line --------------------------------------------------------------------
+
+@pytest.mark.usefixtures("cli_entry")
+def test_cli_verify(keys: dict[str, Path], tmp_path: Path) -> None:  # noqa: F811
+    good = tmp_path / "good.lskel.h"
+    good.write_text(_b78_signed("mixed_everything.bpf", keys))
+    p = run_cli("verify", good, "--cert", keys["c.pem"])
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith(f"{good}: verified with {keys['c.pem']} (")
+    bad = tmp_path / "bad.lskel.h"
+    bad.write_text(_flip_insn_byte(good.read_text()))
+    p = run_cli("verify", "--cert", keys["c.pem"], bad)
+    assert (p.returncode, p.stdout) == (1, "")
+    assert p.stderr == f"error: {bad}: {insn_msg(keys['c.pem'])}\n"
+    p = run_cli("verify", tmp_path / "missing.h", "--cert", keys["c.pem"])
+    assert (p.returncode, p.stderr) == (1, f"error: {tmp_path / 'missing.h'}: "
+                                           "No such file or directory\n")
+    p = run_cli("verify", good)
+    assert p.returncode == 2 and p.stderr.startswith("error: verify needs --cert CERT\n")
