@@ -14,6 +14,11 @@ usage: bpfgen-fast [--debug] COMMAND ...
   gen skeleton -L -S -k KEY.pem -i CERT OBJ [name NAME] [-o FILE] [HOST] [AUTOLOAD]
       (signed, as bpftool 7.8.0: RSA key, X.509 cert with Subject Key Identifier;
        -S implies -L and --compat bpftool-7.8)
+  gen skeleton -L -S --signature SIG.der -i CERT OBJ [name NAME] [-o FILE] [HOST] [AUTOLOAD]
+      (signed with a detached CMS signature (DER) made elsewhere over the bytes
+       of gen signing-payload; checked against CERT before it is embedded)
+  gen signing-payload OBJ [name NAME] [-o FILE] [HOST] [AUTOLOAD]
+      (the bytes the kernel verifies: the signed loader's instructions)
   gen loader OBJ [name NAME] -o PREFIX [HOST] [AUTOLOAD]
   inspect OBJ [--json]
   explain OBJ|PREFIX [--json] [--disasm] [HOST] [AUTOLOAD]
@@ -37,6 +42,7 @@ pub const COMPAT_CHOICES: [&str; 2] = ["bpftool-7.5", "bpftool-7.8"];
 pub enum Command {
     GenSkeleton,
     GenLoader,
+    GenSigningPayload,
     Inspect,
     Explain,
     Run,
@@ -49,6 +55,7 @@ impl Command {
         match self {
             Command::GenSkeleton => "gen skeleton",
             Command::GenLoader => "gen loader",
+            Command::GenSigningPayload => "gen signing-payload",
             Command::Inspect => "inspect",
             Command::Explain => "explain",
             Command::Run => "run",
@@ -114,6 +121,8 @@ pub struct Request {
     pub sign: bool,
     pub sign_key: Option<String>,
     pub sign_cert: Option<String>,
+    /// `--signature SIG.der`: a detached signature made elsewhere (with `-S -i CERT`).
+    pub signature: Option<String>,
     /// `verify --cert CERT`.
     pub cert: Option<String>,
 }
@@ -146,6 +155,7 @@ impl Request {
             sign: false,
             sign_key: None,
             sign_cert: None,
+            signature: None,
             cert: None,
         }
     }
@@ -285,6 +295,7 @@ fn is_value_option(key: &str) -> bool {
             | "-k"
             | "-i"
             | "--cert"
+            | "--signature"
     )
 }
 
@@ -326,6 +337,7 @@ fn set_value(req: &mut Request, key: &str, value: &str) -> Result<(), UsageError
         "-k" => req.sign_key = v,
         "-i" => req.sign_cert = v,
         "--cert" => req.cert = v,
+        "--signature" => req.signature = v,
         _ => unreachable!("is_value_option and set_value list the same options"),
     }
     Ok(())
@@ -333,8 +345,19 @@ fn set_value(req: &mut Request, key: &str, value: &str) -> Result<(), UsageError
 
 /// bpftool 7.8.0's signing checks (main.c, for every command), with its messages.
 fn check_signing(req: &Request) -> Result<(), UsageError> {
-    let keyed = req.sign_key.is_some() || req.sign_cert.is_some();
-    if req.sign && (req.sign_key.is_none() || req.sign_cert.is_none()) {
+    let keyed = req.sign_key.is_some() || req.sign_cert.is_some() || req.signature.is_some();
+    if req.sign && req.signature.is_some() {
+        if req.sign_key.is_some() {
+            return Err(UsageError::options(
+                "-k <private_key> and --signature exclude each other: sign here, or embed a signature made elsewhere",
+            ));
+        }
+        if req.sign_cert.is_none() {
+            return Err(UsageError::options(
+                "-i <identity_x509_cert> must be supplied with --signature (the signature is checked against it)",
+            ));
+        }
+    } else if req.sign && (req.sign_key.is_none() || req.sign_cert.is_none()) {
         return Err(UsageError::options(
             "-i <identity_x509_cert> and -k <private_key> must be supplied with -S for signing",
         ));
@@ -360,6 +383,7 @@ fn command(mut req: Request, words: &[String]) -> Result<Request, UsageError> {
     }
     let (cmd, rest) = match two[..] {
         ["gen", "loader"] => (Command::GenLoader, &words[2..]),
+        ["gen", "signing-payload"] => (Command::GenSigningPayload, &words[2..]),
         ["gen", "skeleton"] => (Command::GenSkeleton, &words[2..]),
         ["inspect", ..] => (Command::Inspect, &words[1..]),
         ["explain", ..] => (Command::Explain, &words[1..]),
@@ -385,6 +409,14 @@ fn command(mut req: Request, words: &[String]) -> Result<Request, UsageError> {
         Command::GenSkeleton => {
             if !req.use_loader {
                 return Err(UsageError::command("only light skeletons (-L) are supported"));
+            }
+            object_and_name(rest, &mut req)?;
+        }
+        Command::GenSigningPayload => {
+            if req.compat.as_deref() == Some("bpftool-7.5") {
+                return Err(UsageError::command(
+                    "gen signing-payload is the loader of bpftool 7.8.0's -S: not with --compat bpftool-7.5",
+                ));
             }
             object_and_name(rest, &mut req)?;
         }
@@ -482,6 +514,35 @@ mod tests {
             p("inspect a.o --cert c").unwrap_err().message,
             "--cert applies to verify only (signing takes -i CERT)"
         );
+    }
+
+    #[test]
+    fn detached_signatures() {
+        let r = p("gen skeleton -S --signature s.der -i c.pem x.o").unwrap();
+        assert_eq!((r.sign, r.use_loader), (true, true));
+        assert_eq!(r.signature.as_deref(), Some("s.der"));
+        assert!(
+            p("gen skeleton -S --signature s.der -k k.pem -i c.pem x.o")
+                .unwrap_err()
+                .message
+                .starts_with("-k <private_key> and --signature exclude each other")
+        );
+        assert!(
+            p("gen skeleton -S --signature s.der x.o")
+                .unwrap_err()
+                .message
+                .starts_with("-i <identity_x509_cert> must be supplied with --signature")
+        );
+        assert!(
+            p("gen skeleton -L --signature s.der -i c.pem x.o")
+                .unwrap_err()
+                .message
+                .starts_with("--sign (or -S) must be explicitly passed")
+        );
+        let r = p("gen signing-payload x.o name y -o p.bin").unwrap();
+        assert_eq!(r.command, Command::GenSigningPayload);
+        assert_eq!((r.name.as_deref(), r.output.as_deref()), (Some("y"), Some("p.bin")));
+        assert!(p("gen signing-payload x.o --compat bpftool-7.5").is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ from pathlib import Path
 import bpfgen_fast
 import pytest
 from bpfgen_fast.errors import SigningError
-from support import FIXDIR, OBJDIR, run_cli
+from support import FIXDIR, OBJDIR, cli_argv, run_cli
 from test_signing import (  # noqa: F401  (fixtures)
     FIXTURES,
     _b78,
@@ -160,3 +160,106 @@ def test_cli_verify(keys: dict[str, Path], tmp_path: Path) -> None:  # noqa: F81
                                            "No such file or directory\n")
     p = run_cli("verify", good)
     assert p.returncode == 2 and p.stderr.startswith("error: verify needs --cert CERT\n")
+
+
+# -- the detached two-step flow ----------------------------------------------------------
+
+def openssl_sign(payload: Path, key: Path, cert: Path, out: Path, *extra: str) -> Path:
+    """A detached CMS signature made by openssl, as a signer outside this package would."""
+    _openssl("cms", "-sign", "-binary", "-in", payload, "-signer", cert, "-inkey", key,
+             "-md", "sha256", "-outform", "DER", "-out", out, *extra, cwd=out.parent)
+    return out
+
+
+BPFTOOL_SHAPE = ("-noattr", "-nocerts", "-keyid")
+
+
+@pytest.mark.parametrize("name", ["minimal.bpf", "global_data.bpf", "mixed_everything.bpf"])
+def test_detached_rsa_is_one_step_signing(name: str, keys: dict[str, Path],  # noqa: F811
+                                          tmp_path: Path) -> None:
+    obj = bpfgen_fast.BpfObject.open(OBJDIR / f"{name}.o")
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(obj.signing_payload())
+    sig = openssl_sign(payload, keys["k.pem"], keys["c.pem"], tmp_path / "sig.der",
+                       *BPFTOOL_SHAPE)
+    want = _signed(name, keys)
+    assert c_blob(want, "opts_insn") == payload.read_bytes()
+    assert obj.gen_skeleton(signature=sig, sign_cert=keys["c.pem"]) == want
+    assert obj.gen_skeleton(signature=sig.read_bytes(), sign_cert=keys["c.der"]) == want
+
+
+@pytest.mark.usefixtures("cli_entry")
+def test_cli_detached_flow(keys: dict[str, Path], tmp_path: Path) -> None:  # noqa: F811
+    payload = tmp_path / "payload.bin"
+    p = run_cli("gen", "signing-payload", "mixed_everything.bpf.o", "-o", payload, cwd=OBJDIR)
+    assert p.returncode == 0, p.stderr
+    p = subprocess.run([*cli_argv(), "gen", "signing-payload",
+                        "mixed_everything.bpf.o"], cwd=OBJDIR, capture_output=True, timeout=60)
+    assert p.returncode == 0 and p.stdout == payload.read_bytes()
+    sig = openssl_sign(payload, keys["k.pem"], keys["c.pem"], tmp_path / "sig.der",
+                       *BPFTOOL_SHAPE)
+    out = tmp_path / "s.lskel.h"
+    p = run_cli("gen", "skeleton", "-L", "-S", "--signature", sig, "-i", keys["c.pem"],
+                "mixed_everything.bpf.o", "-o", out, cwd=OBJDIR)
+    assert p.returncode == 0, p.stderr
+    assert out.read_text() == _b78_signed("mixed_everything.bpf", keys)
+    # a signature over another object's payload is refused, naming the file
+    p = run_cli("gen", "skeleton", "-S", "--signature", sig, "-i", keys["c.pem"],
+                "minimal.bpf.o", cwd=OBJDIR)
+    assert (p.returncode, p.stdout) == (1, "")
+    assert p.stderr == (f"error: minimal_bpf: signature {sig} does not verify over the loader "
+                        f"instructions with certificate {keys['c.pem']}\n")
+
+
+def test_other_cms_shapes_are_embedded_as_given(keys: dict[str, Path],  # noqa: F811
+                                                tmp_path: Path) -> None:
+    """Signed attributes (openssl's default) and an embedded certificate: the kernel's
+    PKCS#7 verifier takes them, so they are checked and embedded unchanged."""
+    obj = bpfgen_fast.BpfObject.open(OBJDIR / "global_data.bpf.o")
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(obj.signing_payload())
+    sig = openssl_sign(payload, keys["k.pem"], keys["c.pem"], tmp_path / "attrs.der")
+    header = obj.gen_skeleton(signature=sig, sign_cert=keys["c.pem"])
+    assert c_blob(header, "opts_sig") == sig.read_bytes()
+    bpfgen_fast.verify_skeleton(header, keys["c.pem"])
+    # the signed attributes carry the digest: a changed payload is caught through them
+    bad = tmp_path / "other.bin"
+    bad.write_bytes(payload.read_bytes()[:-8] + b"\0" * 8)
+    sig2 = openssl_sign(bad, keys["k.pem"], keys["c.pem"], tmp_path / "attrs2.der")
+    with pytest.raises(SigningError) as ei:
+        obj.gen_skeleton(signature=sig2, sign_cert=keys["c.pem"])
+    assert ei.value.reason == (f"signature {sig2}: the signed message digest is not the "
+                               "sha256 of the signed bytes")
+
+
+def test_detached_errors(keys: dict[str, Path], other_cert: Path,  # noqa: F811
+                         tmp_path: Path) -> None:
+    obj = bpfgen_fast.BpfObject.open(OBJDIR / "minimal.bpf.o")
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(obj.signing_payload())
+    sig = openssl_sign(payload, keys["k.pem"], keys["c.pem"], tmp_path / "sig.der",
+                       *BPFTOOL_SHAPE)
+    stale = tmp_path / "stale.bin"  # a payload from other host facts, say
+    stale.write_bytes(payload.read_bytes()[:-1] + b"\xff")
+    stale_sig = openssl_sign(stale, keys["k.pem"], keys["c.pem"], tmp_path / "stale.der",
+                             *BPFTOOL_SHAPE)
+    cases: list[tuple[dict[str, object], str]] = [
+        (dict(signature=sig, sign_key=keys["k.pem"], sign_cert=keys["c.pem"]),
+         "sign_key and signature exclude each other: sign here, or embed a signature "
+         "made elsewhere"),
+        (dict(signature=sig), "a signature needs sign_cert to check it against"),
+        (dict(signature=tmp_path / "none.der", sign_cert=keys["c.pem"]),
+         f"signature {tmp_path / 'none.der'}: No such file or directory"),
+        (dict(signature=sig.read_bytes()[:-1], sign_cert=keys["c.pem"]),
+         f"signature ({sig.stat().st_size - 1} bytes) is not a DER CMS signature"),
+        (dict(signature=sig, sign_cert=other_cert),
+         f"signature {sig} is signed by key identifier "),
+        (dict(signature=stale_sig, sign_cert=keys["c.pem"]),
+         f"signature {stale_sig} does not verify over the loader instructions with certificate "
+         f"{keys['c.pem']}"),
+    ]
+    for kw, reason in cases:
+        with pytest.raises(SigningError) as ei:
+            obj.gen_skeleton(**kw)  # type: ignore[arg-type]
+        assert ei.value.reason.startswith(reason), (kw, ei.value.reason)
+        assert ei.value.object == obj.name

@@ -3,6 +3,8 @@ the command, so it drops into existing Makefiles.
 
     bpfgen-fast gen skeleton -L OBJ [name NAME] [-o FILE]
     bpfgen-fast gen skeleton -L -S -k KEY -i CERT OBJ [name NAME] [-o FILE]
+    bpfgen-fast gen skeleton -L -S --signature SIG.der -i CERT OBJ [name NAME] [-o FILE]
+    bpfgen-fast gen signing-payload OBJ [name NAME] [-o FILE]
     bpfgen-fast gen loader OBJ [name NAME] -o PREFIX
     bpfgen-fast inspect OBJ [--json]
     bpfgen-fast batch OBJ... [--from FILE] --out-dir DIR [-j N] [--format lskel|blobs]
@@ -70,6 +72,7 @@ class Args:
     sign_key: str | None = None
     sign_cert: str | None = None
     cert: str | None = None
+    signature: str | None = None
 
     def host(self) -> dict[str, Any]:
         """Host facts for generation; unset ones are read from this machine."""
@@ -119,7 +122,8 @@ def cmd_gen_loader(args: Args) -> int:
 def cmd_gen_skeleton(args: Args) -> int:
     obj = _open(args)
     if args.sign:
-        text = obj.gen_skeleton(sign_key=args.sign_key, sign_cert=args.sign_cert, **args.host())
+        text = obj.gen_skeleton(sign_key=args.sign_key, sign_cert=args.sign_cert,
+                                signature=args.signature, **args.host())
     else:
         text = obj.gen_skeleton(**args.host())
     if args.output is None:
@@ -127,6 +131,17 @@ def cmd_gen_skeleton(args: Args) -> int:
         sys.stdout.flush()
     else:
         _core.write_file(args.output, text.encode())
+    return 0
+
+
+def cmd_gen_signing_payload(args: Args) -> int:
+    """``gen signing-payload OBJ``: the bytes a detached signer signs."""
+    payload = _open(args).signing_payload(**args.host())
+    if args.output is None:
+        sys.stdout.buffer.write(payload)
+        sys.stdout.flush()
+    else:
+        _core.write_file(args.output, payload)
     return 0
 
 
@@ -324,6 +339,7 @@ def cmd_verify(args: Args) -> int:
 
 
 _COMMANDS = {"gen loader": cmd_gen_loader, "gen skeleton": cmd_gen_skeleton,
+             "gen signing-payload": cmd_gen_signing_payload,
              "inspect": cmd_inspect, "explain": cmd_explain, "run": cmd_run, "batch": cmd_batch,
              "verify": cmd_verify}
 
