@@ -12,7 +12,8 @@ pub const USAGE: &str = "\
 usage: bpfgen-fast [--debug] COMMAND ...
   gen skeleton -L OBJ [name NAME] [-o FILE] [HOST] [AUTOLOAD]
   gen skeleton -L -S -k KEY.pem -i CERT OBJ [name NAME] [-o FILE] [HOST] [AUTOLOAD]
-      (signed, as bpftool 7.8.0: RSA key, X.509 cert with Subject Key Identifier;
+      (signed, as bpftool 7.8.0: RSA or ECDSA P-256/P-384 key (deterministic ECDSA),
+       X.509 cert with Subject Key Identifier;
        -S implies -L and --compat bpftool-7.8)
   gen skeleton -L -S --signature SIG.der -i CERT OBJ [name NAME] [-o FILE] [HOST] [AUTOLOAD]
       (signed with a detached CMS signature (DER) made elsewhere over the bytes

@@ -1,6 +1,12 @@
-"""Signing in a pipeline: offline verification of signed light skeletons
-(``verify HEADER --cert CERT``, ``bpfgen_fast.verify_skeleton``), bpftool 7.8.0's
-and ours, and the exact message for each kind of tampering."""
+"""Signing in a pipeline (README: "Signing in a pipeline").
+
+* Offline verification of signed light skeletons (``verify HEADER --cert CERT``,
+  ``bpfgen_fast.verify_skeleton``), bpftool 7.8.0's and ours, and the exact message
+  for each kind of tampering.
+* The detached two-step flow: ``gen signing-payload``, a signature made by openssl,
+  ``-S --signature SIG -i CERT``: byte-identical to one-step signing with RSA.
+* ECDSA P-256 / P-384 keys: reproducible headers (RFC 6979), bpftool 7.8.0's but
+  for the signature value (divergence 14), verified both ways."""
 
 from __future__ import annotations
 
@@ -263,3 +269,100 @@ def test_detached_errors(keys: dict[str, Path], other_cert: Path,  # noqa: F811
             obj.gen_skeleton(**kw)  # type: ignore[arg-type]
         assert ei.value.reason.startswith(reason), (kw, ei.value.reason)
         assert ei.value.object == obj.name
+
+
+# -- ECDSA P-256 / P-384 -----------------------------------------------------------------
+
+CURVES = {"p256": "prime256v1", "p384": "secp384r1"}
+
+
+@pytest.fixture(scope="module")
+def ec_keys(keys: dict[str, Path]) -> dict[str, dict[str, Path]]:  # noqa: F811
+    """curve -> {"k.pem", "c.pem"}: an ECDSA key and its self-signed certificate (SKI)."""
+    d = keys["k.pem"].parent
+    out = {}
+    for curve, name in CURVES.items():
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", f"ec_paramgen_curve:{name}",
+                 "-nodes", "-keyout", f"{curve}.key.pem", "-out", f"{curve}.cert.pem",
+                 "-days", "3650", "-subj", f"/CN=bpfgen_fast {curve}",
+                 "-addext", "subjectKeyIdentifier=hash", cwd=d)
+        out[curve] = {"k.pem": d / f"{curve}.key.pem", "c.pem": d / f"{curve}.cert.pem"}
+    return out
+
+
+def without_sig(header: str) -> str:
+    """The header with opts_sig's bytes dropped (the only part ECDSA randomness touches)."""
+    return replace_blob(header, "opts_sig", b"")
+
+
+def blank_signature_value(der: bytes) -> object:
+    """The CMS structure with the SignerInfo's signature value blanked, as Python data."""
+    from asn1crypto import cms
+    info = cms.ContentInfo.load(der).native
+    for si in info["content"]["signer_infos"]:
+        si["signature"] = b""
+    return info
+
+
+@pytest.mark.parametrize("curve", list(CURVES))
+@pytest.mark.parametrize("name", ["minimal.bpf", "global_data.bpf", "mixed_everything.bpf"])
+def test_ecdsa_reproducible_and_verifies(curve: str, name: str,
+                                         ec_keys: dict[str, dict[str, Path]],
+                                         tmp_path: Path) -> None:
+    k = ec_keys[curve]
+    header = _signed(name, k)
+    assert _signed(name, k) == header  # RFC 6979: the same header every run
+    skel = bpfgen_fast.verify_skeleton(header, k["c.pem"])
+    (tmp_path / "insns.bin").write_bytes(skel.insns)
+    (tmp_path / "sig.der").write_bytes(skel.signature)
+    p = subprocess.run(["openssl", "cms", "-verify", "-binary", "-inform", "DER",
+                        "-in", "sig.der", "-content", "insns.bin", "-certfile",
+                        str(k["c.pem"]), "-noverify", "-out", "/dev/null"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert verify_error(_flip_insn_byte(header), k["c.pem"]) == insn_msg(k["c.pem"])
+    assert verify_error(_flip_blob_byte(header, "opts_excl_hash", 3), k["c.pem"]) == EXCL_MSG
+    if name != "minimal.bpf":  # minimal's data is all fd slots (see _flip_data_byte)
+        assert verify_error(_flip_data_byte(header), k["c.pem"]) == DATA_MSG
+
+
+@pytest.mark.parametrize("curve", list(CURVES))
+@pytest.mark.parametrize("name", ["global_data.bpf", "mixed_everything.bpf"])
+def test_ecdsa_header_is_bpftool_78s_but_the_signature(
+        curve: str, name: str, ec_keys: dict[str, dict[str, Path]]) -> None:
+    k = ec_keys[curve]
+    theirs, ours = _b78_signed(name, k), _signed(name, k)
+    assert without_sig(ours) == without_sig(theirs)
+    bpfgen_fast.verify_skeleton(theirs, k["c.pem"])
+    assert blank_signature_value(c_blob(ours, "opts_sig")) == \
+        blank_signature_value(c_blob(theirs, "opts_sig"))
+
+
+@pytest.mark.parametrize("curve", list(CURVES))
+def test_ecdsa_detached_is_one_step(curve: str, ec_keys: dict[str, dict[str, Path]],
+                                    tmp_path: Path) -> None:
+    """openssl's ECDSA is randomised: its detached signature verifies and is embedded as
+    given; the rest of the header is the one-step header."""
+    k = ec_keys[curve]
+    obj = bpfgen_fast.BpfObject.open(OBJDIR / "global_data.bpf.o")
+    payload = tmp_path / "payload.bin"
+    payload.write_bytes(obj.signing_payload())
+    sig = openssl_sign(payload, k["k.pem"], k["c.pem"], tmp_path / "sig.der", *BPFTOOL_SHAPE)
+    header = obj.gen_skeleton(signature=sig, sign_cert=k["c.pem"])
+    assert c_blob(header, "opts_sig") == sig.read_bytes()
+    assert without_sig(header) == without_sig(_signed("global_data.bpf", k))
+    bpfgen_fast.verify_skeleton(header, k["c.pem"])
+
+
+@pytest.mark.parametrize("algorithm", [["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:secp521r1"],
+                                       ["-newkey", "ed25519"]])
+def test_other_key_types_refused(algorithm: list[str], tmp_path: Path) -> None:
+    _openssl("req", "-x509", *algorithm, "-nodes", "-keyout", "k.pem", "-out", "c.pem",
+             "-days", "30", "-subj", "/CN=x", "-addext", "subjectKeyIdentifier=hash",
+             cwd=tmp_path)
+    with pytest.raises(SigningError) as ei:
+        _signed("minimal.bpf", {"k.pem": tmp_path / "k.pem", "c.pem": tmp_path / "c.pem"})
+    assert ei.value.reason == (
+        f"private key {tmp_path / 'k.pem'}: only RSA and ECDSA P-256 / P-384 keys are "
+        "supported (signatures that are deterministic, so the header is reproducible, "
+        "and that Linux verifies)")

@@ -15,7 +15,11 @@ CMS_NOATTR | CMS_NOSMIMECAP``, SHA-256. That yields:
   the signature is RSASSA-PKCS1-v1_5 over SHA-256 of the instructions.
 
 PKCS#1 v1.5 is deterministic, so with an RSA key the result is bpftool's byte for
-byte. ``cryptography`` loads the key and certificate and signs; ``asn1crypto``
+byte. With an ECDSA key (P-256 or P-384) the signer's algorithm is
+``ecdsa-with-SHA256`` without parameters, as OpenSSL writes it, and the
+signature is made deterministically (RFC 6979): the header is reproducible,
+where bpftool's (OpenSSL's randomised ECDSA) differs in ``opts_sig`` on every
+run. ``cryptography`` loads the key and certificate and signs; ``asn1crypto``
 builds the DER. (``cryptography``'s own PKCS#7 builder cannot identify the
 signer by key identifier.)
 """
@@ -30,6 +34,9 @@ from bpfgen_fast.errors import SigningError
 
 #: bpftool's ``MAX_SIG_SIZE``.
 MAX_SIG_SIZE = 4096
+#: the ECDSA curves signing accepts (``cryptography``'s names): NIST P-256 and
+#: P-384, which Linux's ecdsa verifies and OpenSSL's ``-keyid`` signers use
+_CURVES = frozenset({"secp256r1", "secp384r1"})
 
 
 @functools.lru_cache(maxsize=1)
@@ -76,12 +83,12 @@ def load_certificate(cert_path: str | os.PathLike[str]) -> Any:
 def load_signer(
     key_path: str | os.PathLike[str], cert_path: str | os.PathLike[str]
 ) -> tuple[Any, bytes]:
-    """The RSA private key (PEM, unencrypted) and the certificate's
+    """The RSA or ECDSA (P-256, P-384) private key (PEM, unencrypted) and the certificate's
     subjectKeyIdentifier. The certificate may be PEM or DER (bpftool takes DER
     when the file starts like a DER SEQUENCE, ``30 81..84``)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
     kpath, cpath = os.fspath(key_path), os.fspath(cert_path)
     key_pem = _read(key_path, "private key")
@@ -90,10 +97,12 @@ def load_signer(
     except (ValueError, TypeError) as e:
         raise SigningError(f"private key {kpath}: not an unencrypted PEM private key") from e
     cert = load_certificate(cert_path)
-    if not isinstance(key, rsa.RSAPrivateKey):
+    ecdsa_ok = isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in _CURVES
+    if not isinstance(key, rsa.RSAPrivateKey) and not ecdsa_ok:
         raise SigningError(
-            f"private key {kpath}: only RSA keys are supported (their PKCS#1 v1.5 "
-            "signatures are deterministic, so the header is reproducible)"
+            f"private key {kpath}: only RSA and ECDSA P-256 / P-384 keys are supported "
+            "(signatures that are deterministic, so the header is reproducible, and that "
+            "Linux verifies)"
         )
     if key.public_key() != cert.public_key():
         raise SigningError(f"private key {kpath} does not match certificate {cpath}")
@@ -107,19 +116,26 @@ def load_signer(
 
 
 def cms_sign(insns: bytes, key: Any, ski: bytes) -> bytes:
-    """bpftool's detached CMS signature (DER) over ``insns``."""
+    """bpftool's detached CMS signature (DER) over ``insns``; ECDSA made
+    deterministically (RFC 6979)."""
     from asn1crypto import algos, cms
     from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives.asymmetric import ec, padding
 
-    signature = key.sign(insns, padding.PKCS1v15(), hashes.SHA256())
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        signature = key.sign(insns, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
+        # ecdsa-with-SHA256, parameters absent (asn1crypto forces none here)
+        algorithm = algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"})
+    else:
+        signature = key.sign(insns, padding.PKCS1v15(), hashes.SHA256())
+        # rsaEncryption with NULL parameters (forced by asn1crypto, as OpenSSL writes it)
+        algorithm = algos.SignedDigestAlgorithm({"algorithm": "rsassa_pkcs1v15"})
     signer = cms.SignerInfo(
         {
             "version": "v3",
             "sid": cms.SignerIdentifier({"subject_key_identifier": ski}),
             "digest_algorithm": _digest_algorithm(),
-            # rsaEncryption with NULL parameters (forced by asn1crypto, as OpenSSL writes it)
-            "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": "rsassa_pkcs1v15"}),
+            "signature_algorithm": algorithm,
             "signature": signature,
         }
     )
