@@ -25,6 +25,8 @@ usage: bpfgen-fast [--debug] COMMAND ...
   explain OBJ|PREFIX [--json] [--disasm] [HOST] [AUTOLOAD]
   run OBJ [name NAME] [--log-level N] [--json] [AUTOLOAD]     (root)
   batch OBJ... [--from FILE] --out-dir DIR [-j N] [--format lskel|blobs] [HOST]
+  batch -S -k KEY.pem -i CERT OBJ... [--from FILE] --out-dir DIR [-j N] [HOST]
+      (signed light skeletons, the key loaded once)
   verify HEADER --cert CERT
       (a signed light skeleton, bpftool's or ours: its signature, exclusive-program
        hash and the loader's data hash, checked offline)
@@ -379,8 +381,10 @@ fn check_signing(req: &Request) -> Result<(), UsageError> {
 /// The command and its own checks, in the order the facade made them.
 fn command(mut req: Request, words: &[String]) -> Result<Request, UsageError> {
     let two: Vec<&str> = words.iter().take(2).map(String::as_str).collect();
-    if req.sign && two[..] != ["gen", "skeleton"] {
-        return Err(UsageError::command("-S (signing) applies to gen skeleton only"));
+    if req.sign && two[..] != ["gen", "skeleton"] && two.first() != Some(&"batch") {
+        return Err(UsageError::command(
+            "-S (signing) applies to gen skeleton and batch only",
+        ));
     }
     let (cmd, rest) = match two[..] {
         ["gen", "loader"] => (Command::GenLoader, &words[2..]),
@@ -446,6 +450,16 @@ fn command(mut req: Request, words: &[String]) -> Result<Request, UsageError> {
                     "--format must be lskel or blobs, got {}",
                     py_repr(f)
                 )));
+            }
+            if req.sign && req.signature.is_some() {
+                return Err(UsageError::command(
+                    "--signature embeds the signature of one object: not with batch (sign with -k)",
+                ));
+            }
+            if req.sign && req.format.as_deref() == Some("blobs") {
+                return Err(UsageError::command(
+                    "batch -S writes signed light skeletons: not with --format blobs",
+                ));
             }
             req.objects = rest.to_vec();
         }
@@ -540,6 +554,10 @@ mod tests {
                 .message
                 .starts_with("--sign (or -S) must be explicitly passed")
         );
+        let r = p("batch -S -k k.pem -i c.pem a.o b.o --out-dir d").unwrap();
+        assert_eq!((r.command, r.sign, r.objects.len()), (Command::Batch, true, 2));
+        assert!(p("batch -S -i c.pem --signature s.der a.o --out-dir d").is_err());
+        assert!(p("batch -S -k k.pem -i c.pem a.o --out-dir d --format blobs").is_err());
         let r = p("gen signing-payload x.o name y -o p.bin").unwrap();
         assert_eq!(r.command, Command::GenSigningPayload);
         assert_eq!((r.name.as_deref(), r.output.as_deref()), (Some("y"), Some("p.bin")));

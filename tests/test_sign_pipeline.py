@@ -366,3 +366,78 @@ def test_other_key_types_refused(algorithm: list[str], tmp_path: Path) -> None:
         f"private key {tmp_path / 'k.pem'}: only RSA and ECDSA P-256 / P-384 keys are "
         "supported (signatures that are deterministic, so the header is reproducible, "
         "and that Linux verifies)")
+
+
+# -- batch -S ----------------------------------------------------------------------------
+
+BATCH = ["minimal.bpf", "global_data.bpf", "maps_hash.bpf", "mixed_everything.bpf",
+         "subprogs.bpf"]
+
+
+def test_batch_signs_with_the_key_loaded_once(keys: dict[str, Path], tmp_path: Path,  # noqa: F811
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import bpfgen_fast.sign as sign
+    calls = []
+    real = sign.load_signer
+
+    def counting(*a: object) -> object:
+        calls.append(a)
+        return real(*a)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sign, "load_signer", counting)
+    out = tmp_path / "out"
+    paths = [OBJDIR / f"{n}.o" for n in BATCH] + [tmp_path / "missing.bpf.o"]
+    results = bpfgen_fast.gen_batch(paths, out_dir=out, jobs=2, sign_key=keys["k.pem"],
+                                    sign_cert=keys["c.pem"])
+    assert len(calls) == 1
+    assert [r.ok for r in results] == [True] * len(BATCH) + [False]
+    assert isinstance(results[-1].error, FileNotFoundError)
+    for n, r in zip(BATCH, results):
+        assert r.outputs == (str(out / f"{n.replace('.', '_')}.lskel.h"),)
+        assert Path(r.outputs[0]).read_text() == _signed(n, keys)
+    # atomic writes: nothing but the headers in the directory
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"{n.replace('.', '_')}.lskel.h" for n in BATCH)
+    # without a directory the headers come back
+    r = bpfgen_fast.gen_batch([OBJDIR / "global_data.bpf.o"], sign_key=keys["k.pem"],
+                              sign_cert=keys["c.pem"])
+    assert r[0].header == _signed("global_data.bpf", keys)
+
+
+def test_batch_signing_errors(keys: dict[str, Path], tmp_path: Path) -> None:  # noqa: F811
+    with pytest.raises(SigningError) as ei:  # the key is checked before any object
+        bpfgen_fast.gen_batch([OBJDIR / "minimal.bpf.o"], out_dir=tmp_path / "o",
+                              sign_key=keys["k2.pem"], sign_cert=keys["c.pem"])
+    assert ei.value.reason == f"private key {keys['k2.pem']} does not match certificate " \
+                              f"{keys['c.pem']}"
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+    with pytest.raises(SigningError, match="fmt='lskel'"):
+        bpfgen_fast.gen_batch([OBJDIR / "minimal.bpf.o"], fmt="blobs",
+                              sign_key=keys["k.pem"], sign_cert=keys["c.pem"])
+    # a name twice in one directory: the later object fails, as unsigned batches do
+    r = bpfgen_fast.gen_batch([OBJDIR / "minimal.bpf.o"] * 2, out_dir=tmp_path / "d",
+                              sign_key=keys["k.pem"], sign_cert=keys["c.pem"])
+    assert r[0].ok and isinstance(r[1].error, ValueError)
+    # keep_going=False: after the first failure the rest are skipped
+    r = bpfgen_fast.gen_batch([tmp_path / "nope.o", OBJDIR / "minimal.bpf.o"], jobs=1,
+                              keep_going=False, sign_key=keys["k.pem"],
+                              sign_cert=keys["c.pem"])
+    assert r[0].error is not None and r[1].skipped
+
+
+@pytest.mark.usefixtures("cli_entry")
+def test_cli_batch_signed(keys: dict[str, Path], tmp_path: Path) -> None:  # noqa: F811
+    out = tmp_path / "out"
+    p = run_cli("batch", "-S", "-k", keys["k.pem"], "-i", keys["c.pem"], "-j", "2",
+                *(f"{n}.o" for n in BATCH), "--out-dir", out, cwd=OBJDIR)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith(f"batch: {len(BATCH)} of {len(BATCH)} objects generated")
+    got = (out / "mixed_everything_bpf.lskel.h").read_text()
+    assert got == _b78_signed("mixed_everything.bpf", keys)
+    for n in BATCH:
+        bpfgen_fast.verify_skeleton(out / f"{n.replace('.', '_')}.lskel.h", keys["c.pem"])
+    p = run_cli("batch", "-S", "-k", keys["k.pem"], "-i", keys["c.pem"], "minimal.bpf.o",
+                "--out-dir", out, "--format", "blobs", cwd=OBJDIR)
+    assert p.returncode == 2
+    assert p.stderr.startswith("error: batch -S writes signed light skeletons: "
+                               "not with --format blobs\n")

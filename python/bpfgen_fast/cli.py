@@ -8,6 +8,7 @@ the command, so it drops into existing Makefiles.
     bpfgen-fast gen loader OBJ [name NAME] -o PREFIX
     bpfgen-fast inspect OBJ [--json]
     bpfgen-fast batch OBJ... [--from FILE] --out-dir DIR [-j N] [--format lskel|blobs]
+    bpfgen-fast batch -S -k KEY -i CERT OBJ... --out-dir DIR [-j N]
     bpfgen-fast verify HEADER --cert CERT
 
 Options may appear anywhere on the line, as with bpftool. Host facts that
@@ -298,8 +299,10 @@ def cmd_batch(args: Args) -> int:
     start = time.monotonic()
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
+        signing: dict[str, Any] = (
+            {"sign_key": args.sign_key, "sign_cert": args.sign_cert} if args.sign else {})
         results = gen_batch(paths, jobs=args.jobs, out_dir=args.out_dir, fmt=fmt,
-                            progress=progress, **args.host())
+                            progress=progress, **signing, **args.host())
     except KeyboardInterrupt:
         if bar and not announced:
             bar.close()
