@@ -141,6 +141,15 @@ def test_excl_hash_mismatch(keys: dict[str, Path]) -> None:  # noqa: F811
     assert verify_error(header, keys["c.pem"]) == EXCL_MSG
 
 
+def test_signature_not_passed(keys: dict[str, Path]) -> None:  # noqa: F811
+    """Blobs that verify are not enough: the header must hand the signature over."""
+    from test_signing import _unsigned
+    header = _unsigned(_signed("minimal.bpf", keys))
+    assert verify_error(header, keys["c.pem"]) == (
+        "the header does not pass its blobs to the loader as signed headers do: "
+        "`opts.signature = (void *)opts_sig;` is not there once")
+
+
 def test_unsigned_header(keys: dict[str, Path]) -> None:  # noqa: F811
     header = bpfgen_fast.gen_skeleton(str(OBJDIR / "minimal.bpf.o"), compat="bpftool-7.8")
     assert verify_error(header, keys["c.pem"]) == \

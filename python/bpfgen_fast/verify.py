@@ -30,6 +30,19 @@ _BLOB = re.compile(r'static const char (opts_\w+)\[\] __attribute__\(\(__aligned
                    r'(.*?)";', re.S)
 _ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})|\\0|\\\n")
 
+#: what hands the blobs to ``bpf_load_and_run``: a header whose blobs verify but
+#: that does not pass them (say ``opts.signature = NULL``) would load unsigned
+_HAND_OVER = (
+    "\topts.signature = (void *)opts_sig;\n",
+    "\topts.signature_sz = sizeof(opts_sig) - 1;\n",
+    "\topts.excl_prog_hash = (void *)opts_excl_hash;\n",
+    "\topts.excl_prog_hash_sz = sizeof(opts_excl_hash) - 1;\n",
+    "\topts.data_sz = sizeof(opts_data) - 1;\n",
+    "\topts.data = (void *)opts_data;\n",
+    "\topts.insns_sz = sizeof(opts_insn) - 1;\n",
+    "\topts.insns = (void *)opts_insn;\n",
+)
+
 #: the signature check: in ``emit_signature_match``'s 33 instructions after the
 #: cleanup block's exit, ``r3 = <64-bit digest word>`` four times
 _CHECK_INSNS = 33
@@ -67,7 +80,8 @@ def _c_string(body: str) -> bytes:
 
 def decode_header(text: str) -> SignedSkeleton:
     """The blobs of a signed light-skeleton header; :class:`SigningError` when
-    one is missing or not in bpftool's spelling."""
+    one is missing or not in bpftool's spelling, or when the header does not
+    hand them (the signature above all) to ``bpf_load_and_run``."""
     blobs: dict[str, bytes] = {}
     for m in _BLOB.finditer(text):
         name = m.group(1)
@@ -83,6 +97,10 @@ def decode_header(text: str) -> SignedSkeleton:
         raise SigningError(f"no {missing[0]}: not a light skeleton header")
     if "opts_sig" not in blobs or "opts_excl_hash" not in blobs:
         raise SigningError("no opts_sig / opts_excl_hash: not a signed light skeleton")
+    for line in _HAND_OVER:
+        if text.count(line) != 1:
+            raise SigningError(f"the header does not pass its blobs to the loader as signed "
+                               f"headers do: `{line.strip()}` is not there once")
     return SignedSkeleton(blobs["opts_data"], blobs["opts_insn"], blobs["opts_sig"],
                           blobs["opts_excl_hash"])
 
