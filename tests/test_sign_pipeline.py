@@ -6,7 +6,7 @@
 * The detached two-step flow: ``gen signing-payload``, a signature made by openssl,
   ``-S --signature SIG -i CERT``: byte-identical to one-step signing with RSA.
 * ECDSA P-256 / P-384 keys: reproducible headers (RFC 6979), bpftool 7.8.0's but
-  for the signature value (divergence 14), verified both ways."""
+  for the signature value (divergence 15), verified both ways."""
 
 from __future__ import annotations
 
