@@ -43,9 +43,10 @@ _HAND_OVER = (
     "\topts.insns = (void *)opts_insn;\n",
 )
 
-#: the signature check: in ``emit_signature_match``'s 33 instructions after the
-#: cleanup block's exit, ``r3 = <64-bit digest word>`` four times
-_CHECK_INSNS = 33
+#: the signature check, after the cleanup block's exit, loads ``r3 = <64-bit digest
+#: word>`` four times; a loader has no other raw 64-bit constant (the self-check
+#: holds it to that), so the scan need not know the check's length, which a
+#: long loader's wider branches change
 _DIGEST_WORDS = 4
 
 
@@ -117,7 +118,7 @@ def embedded_data_hash(insns: bytes) -> bytes:
         raise SigningError("opts_insn has no exit: not a loader program") from None
     words: list[bytes] = []
     i = start
-    end = min(start + _CHECK_INSNS, len(codes) - 1)
+    end = len(codes) - 1  # an ld_imm64 takes two slots
     while i < end and len(words) < _DIGEST_WORDS:
         regs = insns[8 * i + 1]
         if codes[i] == 0x18 and regs in (0x03, 0x30):
