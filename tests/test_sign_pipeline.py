@@ -450,3 +450,29 @@ def test_cli_batch_signed(keys: dict[str, Path], tmp_path: Path) -> None:  # noq
     assert p.returncode == 2
     assert p.stderr.startswith("error: batch -S writes signed light skeletons: "
                                "not with --format blobs\n")
+
+
+@pytest.mark.parametrize("argv,first_line", [
+    (["gen", "skeleton", "-S", "--signature", "s.der", "-k", "k.pem", "-i", "c.pem",
+      "minimal.bpf.o"],
+     "error: -k <private_key> and --signature exclude each other: sign here, or embed a "
+     "signature made elsewhere\n"),
+    (["gen", "skeleton", "-S", "--signature", "s.der", "minimal.bpf.o"],
+     "error: -i <identity_x509_cert> must be supplied with --signature (the signature is "
+     "checked against it)\n"),
+    (["gen", "skeleton", "-L", "--signature", "s.der", "-i", "c.pem", "minimal.bpf.o"],
+     "error: --sign (or -S) must be explicitly passed with -i <identity_x509_cert> and "
+     "-k <private_key> to sign the programs\n"),
+    (["gen", "signing-payload", "minimal.bpf.o", "--compat", "bpftool-7.5"],
+     "error: gen signing-payload is the loader of bpftool 7.8.0's -S: not with --compat "
+     "bpftool-7.5\n"),
+    (["batch", "-S", "--signature", "s.der", "-i", "c.pem", "minimal.bpf.o", "--out-dir", "d"],
+     "error: --signature embeds the signature of one object: not with batch (sign with -k)\n"),
+    (["inspect", "minimal.bpf.o", "--cert", "c.pem"],
+     "error: --cert applies to verify only (signing takes -i CERT)\n"),
+])
+@pytest.mark.usefixtures("cli_entry")
+def test_cli_pipeline_usage_errors(argv: list[str], first_line: str) -> None:
+    p = run_cli(*argv, cwd=OBJDIR)
+    assert (p.returncode, p.stdout) == (2, "")
+    assert p.stderr.startswith(first_line), p.stderr
