@@ -825,6 +825,8 @@ fn parse_cli<'py>(py: Python<'py>, argv: Vec<String>) -> PyResult<Bound<'py, PyD
     d.set_item("sign", r.sign)?;
     d.set_item("sign_key", &r.sign_key)?;
     d.set_item("sign_cert", &r.sign_cert)?;
+    d.set_item("cert", &r.cert)?;
+    d.set_item("signature", &r.signature)?;
     Ok(d)
 }
 

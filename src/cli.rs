@@ -12,14 +12,25 @@ pub const USAGE: &str = "\
 usage: bpfgen-fast [--debug] COMMAND ...
   gen skeleton -L OBJ [name NAME] [-o FILE] [HOST] [AUTOLOAD]
   gen skeleton -L -S -k KEY.pem -i CERT OBJ [name NAME] [-o FILE] [HOST] [AUTOLOAD]
-      (signed, as bpftool 7.8.0: RSA key, X.509 cert with Subject Key Identifier;
+      (signed, as bpftool 7.8.0: RSA or ECDSA P-256/P-384 key (deterministic ECDSA),
+       X.509 cert with Subject Key Identifier;
        -S implies -L and --compat bpftool-7.8)
+  gen skeleton -L -S --signature SIG.der -i CERT OBJ [name NAME] [-o FILE] [HOST] [AUTOLOAD]
+      (signed with a detached CMS signature (DER) made elsewhere over the bytes
+       of gen signing-payload; checked against CERT before it is embedded)
+  gen signing-payload OBJ [name NAME] [-o FILE] [HOST] [AUTOLOAD]
+      (the bytes the kernel verifies: the signed loader's instructions)
   gen loader OBJ [name NAME] -o PREFIX [HOST] [AUTOLOAD]
   inspect OBJ [--json]
   explain OBJ|PREFIX [--json] [--disasm] [HOST] [AUTOLOAD]
   run OBJ [name NAME] [--log-level N] [--json] [AUTOLOAD]     (root)
   batch OBJ... [--from FILE] --out-dir DIR [-j N] [--format lskel|blobs] [HOST]
       [--attach-target PROG=FUNC]
+  batch -S -k KEY.pem -i CERT OBJ... [--from FILE] --out-dir DIR [-j N] [HOST]
+      (signed light skeletons, the key loaded once)
+  verify HEADER --cert CERT
+      (a signed light skeleton, bpftool's or ours: its signature, exclusive-program
+       hash and the loader's data hash, checked offline)
 HOST (default: this machine's, as libbpf reads them):
   --page-size N --possible-cpus N --kernel-version X.Y.Z
   --kconfig-file FILE --kallsyms-file FILE
@@ -38,10 +49,12 @@ pub const COMPAT_CHOICES: [&str; 2] = ["bpftool-7.5", "bpftool-7.8"];
 pub enum Command {
     GenSkeleton,
     GenLoader,
+    GenSigningPayload,
     Inspect,
     Explain,
     Run,
     Batch,
+    Verify,
 }
 
 impl Command {
@@ -49,10 +62,12 @@ impl Command {
         match self {
             Command::GenSkeleton => "gen skeleton",
             Command::GenLoader => "gen loader",
+            Command::GenSigningPayload => "gen signing-payload",
             Command::Inspect => "inspect",
             Command::Explain => "explain",
             Command::Run => "run",
             Command::Batch => "batch",
+            Command::Verify => "verify",
         }
     }
 }
@@ -115,6 +130,10 @@ pub struct Request {
     pub sign: bool,
     pub sign_key: Option<String>,
     pub sign_cert: Option<String>,
+    /// `--signature SIG.der`: a detached signature made elsewhere (with `-S -i CERT`).
+    pub signature: Option<String>,
+    /// `verify --cert CERT`.
+    pub cert: Option<String>,
 }
 
 impl Request {
@@ -146,6 +165,8 @@ impl Request {
             sign: false,
             sign_key: None,
             sign_cert: None,
+            signature: None,
+            cert: None,
         }
     }
 
@@ -284,6 +305,8 @@ fn is_value_option(key: &str) -> bool {
             | "--format"
             | "-k"
             | "-i"
+            | "--cert"
+            | "--signature"
     )
 }
 
@@ -339,6 +362,8 @@ fn set_value(req: &mut Request, key: &str, value: &str) -> Result<(), UsageError
         "--format" => req.format = v,
         "-k" => req.sign_key = v,
         "-i" => req.sign_cert = v,
+        "--cert" => req.cert = v,
+        "--signature" => req.signature = v,
         _ => unreachable!("is_value_option and set_value list the same options"),
     }
     Ok(())
@@ -346,8 +371,19 @@ fn set_value(req: &mut Request, key: &str, value: &str) -> Result<(), UsageError
 
 /// bpftool 7.8.0's signing checks (main.c, for every command), with its messages.
 fn check_signing(req: &Request) -> Result<(), UsageError> {
-    let keyed = req.sign_key.is_some() || req.sign_cert.is_some();
-    if req.sign && (req.sign_key.is_none() || req.sign_cert.is_none()) {
+    let keyed = req.sign_key.is_some() || req.sign_cert.is_some() || req.signature.is_some();
+    if req.sign && req.signature.is_some() {
+        if req.sign_key.is_some() {
+            return Err(UsageError::options(
+                "-k <private_key> and --signature exclude each other: sign here, or embed a signature made elsewhere",
+            ));
+        }
+        if req.sign_cert.is_none() {
+            return Err(UsageError::options(
+                "-i <identity_x509_cert> must be supplied with --signature (the signature is checked against it)",
+            ));
+        }
+    } else if req.sign && (req.sign_key.is_none() || req.sign_cert.is_none()) {
         return Err(UsageError::options(
             "-i <identity_x509_cert> and -k <private_key> must be supplied with -S for signing",
         ));
@@ -368,20 +404,29 @@ fn check_signing(req: &Request) -> Result<(), UsageError> {
 /// The command and its own checks, in the order the facade made them.
 fn command(mut req: Request, words: &[String]) -> Result<Request, UsageError> {
     let two: Vec<&str> = words.iter().take(2).map(String::as_str).collect();
-    if req.sign && two[..] != ["gen", "skeleton"] {
-        return Err(UsageError::command("-S (signing) applies to gen skeleton only"));
+    if req.sign && two[..] != ["gen", "skeleton"] && two.first() != Some(&"batch") {
+        return Err(UsageError::command(
+            "-S (signing) applies to gen skeleton and batch only",
+        ));
     }
     let (cmd, rest) = match two[..] {
         ["gen", "loader"] => (Command::GenLoader, &words[2..]),
+        ["gen", "signing-payload"] => (Command::GenSigningPayload, &words[2..]),
         ["gen", "skeleton"] => (Command::GenSkeleton, &words[2..]),
         ["inspect", ..] => (Command::Inspect, &words[1..]),
         ["explain", ..] => (Command::Explain, &words[1..]),
         ["run", ..] => (Command::Run, &words[1..]),
         ["batch", ..] => (Command::Batch, &words[1..]),
+        ["verify", ..] => (Command::Verify, &words[1..]),
         [] => return Err(UsageError::command("")),
         _ => return Err(UsageError::command("unknown command")),
     };
     req.command = cmd;
+    if req.cert.is_some() && cmd != Command::Verify {
+        return Err(UsageError::command(
+            "--cert applies to verify only (signing takes -i CERT)",
+        ));
+    }
     match cmd {
         Command::GenLoader => {
             if req.output.is_none() {
@@ -395,7 +440,30 @@ fn command(mut req: Request, words: &[String]) -> Result<Request, UsageError> {
             }
             object_and_name(rest, &mut req)?;
         }
+        Command::GenSigningPayload => {
+            if req.compat.as_deref() == Some("bpftool-7.5") {
+                return Err(UsageError::command(
+                    "gen signing-payload is the loader of bpftool 7.8.0's -S: not with --compat bpftool-7.5",
+                ));
+            }
+            object_and_name(rest, &mut req)?;
+        }
         Command::Inspect | Command::Explain | Command::Run => object_and_name(rest, &mut req)?,
+        Command::Verify => {
+            if req.cert.is_none() {
+                return Err(UsageError::command("verify needs --cert CERT"));
+            }
+            match rest {
+                [header] => req.object = Some(header.clone()),
+                [] => return Err(UsageError::command("verify needs a HEADER")),
+                _ => {
+                    return Err(UsageError::command(format!(
+                        "unexpected arguments: {}",
+                        rest[1..].join(" ")
+                    )));
+                }
+            }
+        }
         Command::Batch => {
             if req.out_dir.is_none() {
                 return Err(UsageError::command("batch needs --out-dir DIR"));
@@ -405,6 +473,16 @@ fn command(mut req: Request, words: &[String]) -> Result<Request, UsageError> {
                     "--format must be lskel or blobs, got {}",
                     py_repr(f)
                 )));
+            }
+            if req.sign && req.signature.is_some() {
+                return Err(UsageError::command(
+                    "--signature embeds the signature of one object: not with batch (sign with -k)",
+                ));
+            }
+            if req.sign && req.format.as_deref() == Some("blobs") {
+                return Err(UsageError::command(
+                    "batch -S writes signed light skeletons: not with --format blobs",
+                ));
             }
             req.objects = rest.to_vec();
         }
@@ -454,6 +532,59 @@ mod tests {
         assert_eq!((e.message.as_str(), e.show_usage), ("unknown command", false));
         assert!(p("").unwrap_err().show_usage);
         assert_eq!(p("inspect --bogus").unwrap_err().message, "unknown option --bogus");
+    }
+
+    #[test]
+    fn verify_command() {
+        let r = p("verify x.lskel.h --cert c.pem").unwrap();
+        assert_eq!(r.command, Command::Verify);
+        assert_eq!(
+            (r.object.as_deref(), r.cert.as_deref()),
+            (Some("x.lskel.h"), Some("c.pem"))
+        );
+        assert_eq!(p("verify x.h").unwrap_err().message, "verify needs --cert CERT");
+        assert_eq!(p("verify --cert c.pem").unwrap_err().message, "verify needs a HEADER");
+        assert_eq!(
+            p("verify a.h b.h --cert c").unwrap_err().message,
+            "unexpected arguments: b.h"
+        );
+        assert_eq!(
+            p("inspect a.o --cert c").unwrap_err().message,
+            "--cert applies to verify only (signing takes -i CERT)"
+        );
+    }
+
+    #[test]
+    fn detached_signatures() {
+        let r = p("gen skeleton -S --signature s.der -i c.pem x.o").unwrap();
+        assert_eq!((r.sign, r.use_loader), (true, true));
+        assert_eq!(r.signature.as_deref(), Some("s.der"));
+        assert!(
+            p("gen skeleton -S --signature s.der -k k.pem -i c.pem x.o")
+                .unwrap_err()
+                .message
+                .starts_with("-k <private_key> and --signature exclude each other")
+        );
+        assert!(
+            p("gen skeleton -S --signature s.der x.o")
+                .unwrap_err()
+                .message
+                .starts_with("-i <identity_x509_cert> must be supplied with --signature")
+        );
+        assert!(
+            p("gen skeleton -L --signature s.der -i c.pem x.o")
+                .unwrap_err()
+                .message
+                .starts_with("--sign (or -S) must be explicitly passed")
+        );
+        let r = p("batch -S -k k.pem -i c.pem a.o b.o --out-dir d").unwrap();
+        assert_eq!((r.command, r.sign, r.objects.len()), (Command::Batch, true, 2));
+        assert!(p("batch -S -i c.pem --signature s.der a.o --out-dir d").is_err());
+        assert!(p("batch -S -k k.pem -i c.pem a.o --out-dir d --format blobs").is_err());
+        let r = p("gen signing-payload x.o name y -o p.bin").unwrap();
+        assert_eq!(r.command, Command::GenSigningPayload);
+        assert_eq!((r.name.as_deref(), r.output.as_deref()), (Some("y"), Some("p.bin")));
+        assert!(p("gen signing-payload x.o --compat bpftool-7.5").is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@ import bpfgen_fast
 from support import obj_path
 
 LAZY = ["bpfgen_fast.batch", "bpfgen_fast.explain", "bpfgen_fast.run", "bpfgen_fast.sign",
+        "bpfgen_fast.verify",
         "bpfgen_fast.cli", "typing", "dataclasses", "inspect", "pathlib"]
 
 

@@ -320,7 +320,7 @@ def test_cli_sign_other_command(keys: dict[str, Path], tmp_path: Path) -> None:
     p = run_cli("gen", "loader", "-S", "-k", keys["k.pem"], "-i", keys["c.pem"],
                 obj_path("minimal.bpf"), "-o", tmp_path / "x")
     assert p.returncode == 2
-    assert p.stderr.startswith("error: -S (signing) applies to gen skeleton only\n")
+    assert p.stderr.startswith("error: -S (signing) applies to gen skeleton and batch only\n")
 
 
 @pytest.mark.usefixtures("cli_entry")

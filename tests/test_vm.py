@@ -27,7 +27,10 @@ import vm
 from bpfgen_fast import BpfgenError, BpfObject
 from support import DIVERGENT, GOLDEN, GOLDEN_NAMES, corpus_obj_dir, golden_meta, obj_path
 from test_kernel import Run, parse_run
+from test_sign_pipeline import BPFTOOL_SHAPE, CURVES, ec_keys, openssl_sign  # noqa: F401
 from test_signing import (  # noqa: F401  (fixtures)
+    _b78_exe,
+    _b78_signed,
     _flip_data_byte,
     _flip_insn_byte,
     _signed,
@@ -206,16 +209,29 @@ def test_module_kfuncs_resolve_in_the_modules_btf(
 
 # -- signed light skeletons, verified by the sid kernel ----------------------------------
 
+#: the RSA cases; each ECDSA curve has good_<curve>, flip_data_<curve>, flip_insn_<curve>,
+#: detached_<curve> (openssl's randomised signature through gen signing-payload and
+#: --signature) and, when the 7.8 oracle is built, bpftool_<curve> (bpftool's header)
 SIGNED_CASES = ("good", "flip_data", "flip_insn", "other_key")
+EC_CASES = tuple(f"{case}_{curve}" for curve in CURVES
+                 for case in ("good", "flip_data", "flip_insn", "detached"))
+
+
+def _have_b78() -> bool:
+    exe = _b78_exe()
+    return exe is not None and os.access(exe, os.X_OK)
 
 
 @pytest.fixture(scope="module")
 def vm_signed(signed_build: Path, keys: dict[str, Path],  # noqa: F811
+              ec_keys: dict[str, dict[str, Path]],  # noqa: F811
               tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
     """case -> what KERNEL_MAIN printed (and rc) in the sid kernel: the signed
     progs_tracepoint header, one data byte flipped, one instruction byte flipped,
     signed by another key; the certificate in a fresh session keyring (-3), the
-    system keyrings (0), and no certificate at all."""
+    system keyrings (0), and no certificate at all. The same good and flipped
+    headers signed with ECDSA P-256 and P-384 keys, their certificates in the same
+    session keyring."""
     sid = _sid()
     other = tmp_path_factory.mktemp("other-key")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
@@ -227,6 +243,25 @@ def vm_signed(signed_build: Path, keys: dict[str, Path],  # noqa: F811
                "flip_insn": _flip_insn_byte(good),
                "other_key": _signed("progs_tracepoint.bpf",
                                     {"k.pem": other / "k.pem", "c.pem": other / "c.pem"})}
+    ec_certs = []
+    obj = BpfObject.open(obj_path("progs_tracepoint.bpf"))
+    ec_cases = list(EC_CASES)
+    for curve, k in ec_keys.items():
+        h = _signed("progs_tracepoint.bpf", k)
+        headers.update({f"good_{curve}": h, f"flip_data_{curve}": _flip_data_byte(h),
+                        f"flip_insn_{curve}": _flip_insn_byte(h)})
+        payload = k["c.pem"].with_suffix(".payload")
+        payload.write_bytes(obj.signing_payload())
+        sig = openssl_sign(payload, k["k.pem"], k["c.pem"], k["c.pem"].with_suffix(".sig"),
+                           *BPFTOOL_SHAPE)
+        headers[f"detached_{curve}"] = obj.gen_skeleton(signature=sig, sign_cert=k["c.pem"])
+        if _have_b78():
+            headers[f"bpftool_{curve}"] = _b78_signed("progs_tracepoint.bpf", k)
+            ec_cases.append(f"bpftool_{curve}")
+        der = k["c.pem"].with_suffix(".der")
+        subprocess.run(["openssl", "x509", "-in", str(k["c.pem"]), "-outform", "DER",
+                        "-out", str(der)], check=True, capture_output=True)
+        ec_certs.append(der)
     exes = {case: build_variant(signed_build, f"vm_{case}", h) for case, h in headers.items()}
     shared = tmp_path_factory.mktemp("vm-signed")
 
@@ -238,14 +273,17 @@ def vm_signed(signed_build: Path, keys: dict[str, Path],  # noqa: F811
     with_cert = shared / "with_cert.sh"
     with_cert.write_text(
         f"keyctl padd asymmetric bpfgen_test @s < {shlex.quote(str(keys['c.der']))} >/dev/null\n"
-        + "".join(run(c, exes[c], -3) for c in SIGNED_CASES)
+        + "".join(f"keyctl padd asymmetric bpfgen_test_{i} @s < {shlex.quote(str(c))}"
+                  " >/dev/null || echo \"keyctl padd {c.name} failed\"\n"
+                  for i, c in enumerate(ec_certs))
+        + "".join(run(c, exes[c], -3) for c in (*SIGNED_CASES, *ec_cases))
         + run("system_keyrings", exes["good"], 0))
     without = shared / "without_cert.sh"
     without.write_text(run("no_cert", exes["good"], -3))
     printed = vm.boot(sid, f"keyctl session - sh {with_cert}\nkeyctl session - sh {without}\n",
                       shared)
     results: dict[str, dict[str, str]] = {}
-    for case in (*SIGNED_CASES, "system_keyrings", "no_cert"):
+    for case in (*SIGNED_CASES, *ec_cases, "system_keyrings", "no_cert"):
         path = shared / f"{case}.txt"
         assert path.is_file(), f"no result for {case}:\n{printed[-2000:]}"
         results[case] = dict(kv.split("=", 1) for kv in path.read_text().split() if "=" in kv)
@@ -268,6 +306,35 @@ def test_signed_skeleton_loads_with_its_certificate(vm_signed: dict[str, dict[st
 def test_signed_skeleton_rejections(case: str, errno: int,
                                     vm_signed: dict[str, dict[str, str]]) -> None:
     assert vm_signed[case].get("load") == str(errno), vm_signed[case]
+
+
+@pytest.mark.parametrize("curve", list(CURVES))
+def test_ecdsa_signed_skeleton_loads_with_its_certificate(
+        curve: str, vm_signed: dict[str, dict[str, str]]) -> None:
+    """Linux 7.2 verifies ECDSA (ecdsa-with-SHA256) PKCS#7 signatures of BPF programs:
+    ours (RFC 6979) and openssl's randomised one embedded by the two-step flow."""
+    for case in (f"good_{curve}", f"detached_{curve}"):
+        out = vm_signed[case]
+        assert out["load"] == "0" and out["attach"] == "1" and out["lookup"] == "0", (case, out)
+        assert int(out["count"]) > 0
+
+
+@pytest.mark.parametrize("curve", list(CURVES))
+def test_bpftool_ecdsa_signed_skeleton_loads(curve: str,
+                                             vm_signed: dict[str, dict[str, str]]) -> None:
+    """bpftool 7.8.0's ECDSA header (which verify accepts too) loads in the same kernel."""
+    out = vm_signed.get(f"bpftool_{curve}")
+    if out is None:
+        pytest.skip("bpftool 7.8 oracle not built (scripts/oracle-bpftool-7.8.sh)")
+    assert out["load"] == "0" and out["attach"] == "1", out
+
+
+@pytest.mark.parametrize("curve", list(CURVES))
+@pytest.mark.parametrize(("case", "errno"), [("flip_data", -22), ("flip_insn", -129)])
+def test_ecdsa_signed_skeleton_rejections(curve: str, case: str, errno: int,
+                                          vm_signed: dict[str, dict[str, str]]) -> None:
+    out = vm_signed[f"{case}_{curve}"]
+    assert out.get("load") == str(errno), out
 
 
 # -- the kernel tests this host skips, run inside sid's kernel -----------------------------

@@ -1,4 +1,4 @@
-//! Commands that need Python libraries (`-S` signing through `cryptography`,
+//! Commands that need Python libraries (`-S` signing and `verify` through `cryptography`,
 //! `run`, `explain`) continue in `python3 -m bpfgen_fast`, which parses the
 //! same command line with the same grammar (`_core.parse_cli`). The process
 //! is replaced (exec), not spawned: signals, exit status and the terminal

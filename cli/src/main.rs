@@ -59,19 +59,20 @@ fn main() -> ExitCode {
     }
 }
 
-/// Signing (the `cryptography` package), `run` and `explain` live in Python,
+/// Signing and verifying (the `cryptography` package), `run` and `explain` live in Python,
 /// and so does `--debug`'s traceback.
 fn needs_python(req: &Request) -> bool {
-    req.sign || req.debug || matches!(req.command, Command::Run | Command::Explain)
+    req.sign || req.debug || matches!(req.command, Command::Run | Command::Explain | Command::Verify)
 }
 
 fn dispatch(req: &Request) -> Outcome {
     match req.command {
         Command::GenSkeleton => gen_skeleton(req),
         Command::GenLoader => gen_loader(req),
+        Command::GenSigningPayload => gen_signing_payload(req),
         Command::Inspect => inspect(req),
         Command::Batch => batch::run(req),
-        Command::Run | Command::Explain => unreachable!("handed over to Python"),
+        Command::Run | Command::Explain | Command::Verify => unreachable!("handed over to Python"),
     }
 }
 
@@ -164,6 +165,24 @@ fn gen_loader(req: &Request) -> Outcome {
     bpfgen_fast::files::write_loader(prefix.as_ref(), &b.data, &b.insns, &b.map_names, &b.prog_names)
         .map_err(|(path, e)| output::io_failure(&path.to_string_lossy(), &e))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The bytes a detached signer signs and the kernel verifies: the instructions
+/// of the loader a signed skeleton carries (libbpf 1.8's `gen_hash`, with the
+/// data hash patched in), for this object and these host facts.
+fn gen_signing_payload(req: &Request) -> Outcome {
+    let obj = open(req, true)?;
+    let host = host(req)?;
+    let opts = GenOptions {
+        compat: bpfgen_fast::generate::Compat::Bpftool78,
+        gen_hash: true,
+        ..GenOptions::default()
+    };
+    let blobs = bpfgen_fast::gen_loader_with(&obj, &host, opts)?;
+    match &req.output {
+        None => output::stdout(&blobs.insns),
+        Some(path) => output::write_file(path, &blobs.insns).map(|()| ExitCode::SUCCESS),
+    }
 }
 
 fn inspect(req: &Request) -> Outcome {

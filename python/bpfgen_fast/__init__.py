@@ -5,7 +5,7 @@ from a Rust core.
     >>> loader = bpfgen_fast.gen_loader("prog.bpf.o")
     >>> loader.data, loader.insns
 
-Only what generation needs is imported up front; batch, explain and run
+Only what generation needs is imported up front; batch, explain, run and verify
 (with their larger modules) are imported on first use.
 """
 
@@ -42,12 +42,14 @@ if TYPE_CHECKING:
     from bpfgen_fast.batch import BatchResult, gen_batch
     from bpfgen_fast.explain import Explanation, LoaderDecodeError, explain
     from bpfgen_fast.run import BpfPermissionError, LoadedObject, LoadError, run
+    from bpfgen_fast.verify import SignedSkeleton, verify_skeleton
 
 #: public name -> the submodule that defines it, imported on first use
 _LAZY = {
     "BatchResult": "batch", "gen_batch": "batch",
     "Explanation": "explain", "LoaderDecodeError": "explain", "explain": "explain",
     "BpfPermissionError": "run", "LoadedObject": "run", "LoadError": "run", "run": "run",
+    "SignedSkeleton": "verify", "verify_skeleton": "verify",
 }
 #: names that are both a submodule and the function it exports: the package keeps
 #: the function when the import system binds the submodule to its parent
@@ -91,6 +93,7 @@ __all__ = [
     "MapInfo",
     "ProgramInfo",
     "RelocationError",
+    "SignedSkeleton",
     "SigningError",
     "UnsupportedError",
     "explain",
@@ -99,5 +102,6 @@ __all__ = [
     "gen_skeleton",
     "host_args",
     "run",
+    "verify_skeleton",
 ]
 __version__ = "0.1.0"

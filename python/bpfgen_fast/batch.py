@@ -63,6 +63,8 @@ def gen_batch(
     keep_going: bool = True,
     progress: Progress | None = None,
     attach_targets: Mapping[str, str] | None = None,
+    sign_key: str | os.PathLike[str] | None = None,
+    sign_cert: str | os.PathLike[str] | None = None,
     **host: Any,
 ) -> list[BatchResult]:
     """Generate every object of ``paths`` in parallel.
@@ -87,6 +89,11 @@ def gen_batch(
     or temporary files are left), then the exception propagates. After a
     signal handler's exception, ``progress`` is called once more as soon as
     the cancellation is in force (nothing new starts from then on).
+
+    ``sign_key`` and ``sign_cert``: signed light skeletons (as
+    :meth:`BpfObject.gen_skeleton` with them), the key and certificate loaded
+    and checked once for the whole batch (a bad key raises
+    :class:`SigningError` before any object starts); ``fmt="lskel"`` only.
     """
     if fmt not in ("lskel", "blobs"):
         raise ValueError(f"fmt must be 'lskel' or 'blobs', got {fmt!r}")
@@ -99,6 +106,9 @@ def gen_batch(
         jobs = len(os.sched_getaffinity(0))  # the CPUs this process may run on
     elif jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
+    if sign_key is not None or sign_cert is not None:
+        return _gen_batch_signed(path_list, names, jobs, out_dir, fmt, keep_going, progress,
+                                 sign_key, sign_cert, dict(attach_targets or {}), host)
     args = host_args(**host)
     raw = _core.gen_batch(path_list, names, jobs,
                           None if out_dir is None else os.fspath(out_dir),
@@ -117,6 +127,105 @@ def gen_batch(
             header=header, loader=loader, attach_targets=tuple(targeted),
         ))
     return results
+
+
+def _gen_batch_signed(
+    paths: list[str],
+    names: list[str] | None,
+    jobs: int,
+    out_dir: str | os.PathLike[str] | None,
+    fmt: Format,
+    keep_going: bool,
+    progress: Progress | None,
+    sign_key: str | os.PathLike[str] | None,
+    sign_cert: str | os.PathLike[str] | None,
+    attach_targets: dict[str, str],
+    host: dict[str, Any],
+) -> list[BatchResult]:
+    """gen_batch's signing path: the same contract, on Python threads (the core
+    releases the GIL while it opens, generates and writes; signing is short),
+    because each header's signature comes from ``cryptography`` between the
+    loader and the header."""
+    import threading
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+    from bpfgen_fast.errors import BpfgenError, SigningError
+    from bpfgen_fast.object import BpfObject
+    from bpfgen_fast.sign import cms_sign, load_signer
+
+    if sign_key is None or sign_cert is None:
+        raise SigningError("signing needs both sign_key and sign_cert")
+    if fmt != "lskel":
+        raise SigningError(f"signing makes light skeletons: fmt='lskel', got {fmt!r}")
+    compat = host.setdefault("compat", "bpftool-7.8")
+    if compat != "bpftool-7.8":
+        raise SigningError(f"signed light skeletons need compat='bpftool-7.8', got {compat!r}"
+                           " (bpftool 7.5.0 cannot sign)")
+    key, ski = load_signer(sign_key, sign_cert)  # once, before any object
+    args = dict(host_args(**host), gen_hash=True)
+    obj_names = names if names is not None else [_core.default_object_name(p) for p in paths]
+    dir_path = None if out_dir is None else os.fspath(out_dir)
+    if dir_path is not None:
+        os.makedirs(dir_path, exist_ok=True)
+    # as the core's batch: with an output directory a name met again would overwrite
+    # the earlier object's header, so the later ones fail
+    seen: set[str] = set()
+    duplicate = []
+    for n in obj_names:
+        duplicate.append(dir_path is not None and n in seen)
+        seen.add(n)
+    stop = threading.Event()
+
+    def one(i: int) -> BatchResult:
+        path, name = paths[i], obj_names[i]
+        if stop.is_set():
+            return BatchResult(path=path, name=name, skipped=True)
+        if duplicate[i]:
+            return BatchResult(path=path, name=name, error=ValueError(
+                f"duplicate object name '{name}' in the batch: its output files would "
+                "overwrite another object's"))
+        try:
+            obj = BpfObject.open(path, name)
+            applied = tuple(prog for prog in attach_targets if prog in obj.programs)
+            for prog in applied:
+                obj.programs[prog].attach_target = attach_targets[prog]
+            try:
+                sig = cms_sign(obj._core.gen_loader(args)[1], key, ski)
+            except SigningError as e:
+                raise SigningError(e.reason, obj.name) from e
+            text = obj._core.gen_skeleton(dict(args, signature=sig))
+            if dir_path is None:
+                return BatchResult(path=path, name=name, header=text, attach_targets=applied)
+            out = os.path.join(dir_path, f"{name}.lskel.h")
+            data = text.encode()
+            _core.write_file(out, data)  # atomic: a temporary file renamed into place
+            return BatchResult(path=path, name=name, outputs=(out,), sizes=(len(data),),
+                               attach_targets=applied)
+        except (BpfgenError, OSError) as e:
+            if not keep_going:
+                stop.set()
+            return BatchResult(path=path, name=name, error=e)
+
+    results: list[BatchResult | None] = [None] * len(paths)
+    with ThreadPoolExecutor(max_workers=min(jobs, max(len(paths), 1))) as pool:
+        pending: dict[Future[BatchResult], int] = {}
+        for i in range(len(paths)):  # submitted, so started, in input order
+            pending[pool.submit(one, i)] = i
+        done = 0
+        try:
+            while pending:
+                finished, _ = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    results[pending.pop(f)] = f.result()
+                    done += 1
+                if progress is not None:
+                    progress(done, len(paths))
+        except BaseException:
+            stop.set()  # nothing new starts; the running ones finish
+            if progress is not None:
+                progress(done, len(paths))
+            raise
+    return [r for r in results if r is not None]
 
 
 __all__ = ["BatchResult", "gen_batch"]

@@ -324,22 +324,37 @@ class BpfObject:
         *,
         sign_key: str | os.PathLike[str] | None = None,
         sign_cert: str | os.PathLike[str] | None = None,
+        signature: bytes | str | os.PathLike[str] | None = None,
         **host: Any,
     ) -> str:
         """The light-skeleton header, as ``bpftool gen skeleton -L`` prints it.
 
-        With ``sign_key`` (an RSA private key, PEM) and ``sign_cert`` (its X.509
+        With ``sign_key`` (an RSA or ECDSA P-256 / P-384 private key, PEM; ECDSA
+        signed deterministically) and ``sign_cert`` (its X.509
         certificate, PEM or DER, with a Subject Key Identifier) the header is
         the signed one of ``bpftool gen skeleton -L -S -k KEY -i CERT`` (bpftool
         7.8.0): its loader checks the SHA-256 of its data and the instructions
         carry a CMS signature for the kernel to verify (needs libbpf >= 1.7's
-        ``skel_internal.h``). Signing implies ``compat="bpftool-7.8"``."""
-        if sign_key is None and sign_cert is None:
+        ``skel_internal.h``). Signing implies ``compat="bpftool-7.8"``.
+
+        With ``signature`` (a detached CMS signature, DER, as bytes or a file,
+        made elsewhere over :meth:`signing_payload`) and ``sign_cert`` instead
+        of ``sign_key``, that signature is checked against the certificate and
+        the instructions and embedded as given: the two-step flow of a signer
+        that holds the key elsewhere."""
+        if sign_key is None and sign_cert is None and signature is None:
             return self._core.gen_skeleton(host_args(**host) if host else _DEFAULT_HOST)
         from bpfgen_fast.errors import SigningError
         from bpfgen_fast.sign import cms_sign, load_signer
 
-        if sign_key is None or sign_cert is None:
+        if signature is not None:
+            if sign_key is not None:
+                raise SigningError("sign_key and signature exclude each other: sign here, "
+                                   "or embed a signature made elsewhere", self.name)
+            if sign_cert is None:
+                raise SigningError("a signature needs sign_cert to check it against",
+                                   self.name)
+        elif sign_key is None or sign_cert is None:
             raise SigningError("signing needs both sign_key and sign_cert", self.name)
         compat = host.setdefault("compat", "bpftool-7.8")
         if compat != "bpftool-7.8":
@@ -350,12 +365,53 @@ class BpfObject:
             )
         args = dict(host_args(**host), gen_hash=True)
         try:
-            key, ski = load_signer(sign_key, sign_cert)
+            if signature is not None:
+                sig = _detached_signature(signature, sign_cert, self._core.gen_loader(args)[1])
+            else:
+                assert sign_key is not None
+                key, ski = load_signer(sign_key, sign_cert)
+                sig = cms_sign(self._core.gen_loader(args)[1], key, ski)
         except SigningError as e:
             raise SigningError(e.reason, self.name) from e.__cause__
-        _, insns, _, _ = self._core.gen_loader(args)
-        signature = cms_sign(insns, key, ski)
-        return self._core.gen_skeleton(dict(args, signature=signature))
+        return self._core.gen_skeleton(dict(args, signature=sig))
+
+    def signing_payload(self, **host: Any) -> bytes:
+        """The bytes the kernel verifies the signature of a signed light skeleton
+        over: the instructions of its loader (libbpf 1.8's ``gen_hash`` loader,
+        which embeds the SHA-256 of its data), for these host facts. Sign them
+        elsewhere (``openssl cms -sign -binary -noattr -nocerts -keyid -md sha256
+        -outform DER``) and pass the result as ``gen_skeleton(signature=...)``
+        with the same host facts."""
+        host.setdefault("compat", "bpftool-7.8")
+        if host["compat"] != "bpftool-7.8":
+            from bpfgen_fast.errors import SigningError
+
+            raise SigningError(f"the signing payload is bpftool 7.8.0's signed loader, not "
+                               f"compat={host['compat']!r}", self.name)
+        insns: bytes = self._core.gen_loader(dict(host_args(**host), gen_hash=True))[1]
+        return insns
+
+
+def _detached_signature(signature: bytes | str | os.PathLike[str],
+                        cert_path: str | os.PathLike[str], insns: bytes) -> bytes:
+    """A detached signature made elsewhere, read if it is a path, checked against
+    the certificate over ``insns`` before it is embedded as given."""
+    from bpfgen_fast.errors import SigningError
+    from bpfgen_fast.sign import MAX_SIG_SIZE, load_certificate, verify_cms
+
+    if isinstance(signature, (bytes, bytearray, memoryview)):
+        sig, what = bytes(signature), "signature"
+    else:
+        what = f"signature {os.fspath(signature)}"
+        try:
+            with open(signature, "rb") as f:
+                sig = f.read()
+        except OSError as e:
+            raise SigningError(f"{what}: {e.strerror or e}") from e
+    if len(sig) > MAX_SIG_SIZE:
+        raise SigningError(f"{what} of {len(sig)} bytes exceeds {MAX_SIG_SIZE} bytes")
+    verify_cms(sig, insns, load_certificate(cert_path), os.fspath(cert_path), what)
+    return sig
 
 
 def _read(source: PathOrBytes, name: str | None) -> tuple[bytes, str]:

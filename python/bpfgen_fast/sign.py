@@ -15,7 +15,11 @@ CMS_NOATTR | CMS_NOSMIMECAP``, SHA-256. That yields:
   the signature is RSASSA-PKCS1-v1_5 over SHA-256 of the instructions.
 
 PKCS#1 v1.5 is deterministic, so with an RSA key the result is bpftool's byte for
-byte. ``cryptography`` loads the key and certificate and signs; ``asn1crypto``
+byte. With an ECDSA key (P-256 or P-384) the signer's algorithm is
+``ecdsa-with-SHA256`` without parameters, as OpenSSL writes it, and the
+signature is made deterministically (RFC 6979): the header is reproducible,
+where bpftool's (OpenSSL's randomised ECDSA) differs in ``opts_sig`` on every
+run. ``cryptography`` loads the key and certificate and signs; ``asn1crypto``
 builds the DER. (``cryptography``'s own PKCS#7 builder cannot identify the
 signer by key identifier.)
 """
@@ -30,6 +34,9 @@ from bpfgen_fast.errors import SigningError
 
 #: bpftool's ``MAX_SIG_SIZE``.
 MAX_SIG_SIZE = 4096
+#: the ECDSA curves signing accepts (``cryptography``'s names): NIST P-256 and
+#: P-384, which Linux's ecdsa verifies and OpenSSL's ``-keyid`` signers use
+_CURVES = frozenset({"secp256r1", "secp384r1"})
 
 
 @functools.lru_cache(maxsize=1)
@@ -57,15 +64,31 @@ def _read(path: str | os.PathLike[str], what: str) -> bytes:
         raise SigningError(f"{what} {os.fspath(path)}: {e.strerror or e}") from e
 
 
+def load_certificate(cert_path: str | os.PathLike[str]) -> Any:
+    """An X.509 certificate, PEM or DER (bpftool takes DER when the file starts
+    like a DER SEQUENCE, ``30 81..84``)."""
+    from cryptography import x509
+
+    cert_raw = _read(cert_path, "certificate")
+    try:
+        if len(cert_raw) > 1 and cert_raw[0] == 0x30 and 0x81 <= cert_raw[1] <= 0x84:
+            return x509.load_der_x509_certificate(cert_raw)
+        return x509.load_pem_x509_certificate(cert_raw)
+    except ValueError as e:
+        raise SigningError(
+            f"certificate {os.fspath(cert_path)}: not an X.509 certificate (PEM or DER)"
+        ) from e
+
+
 def load_signer(
     key_path: str | os.PathLike[str], cert_path: str | os.PathLike[str]
 ) -> tuple[Any, bytes]:
-    """The RSA private key (PEM, unencrypted) and the certificate's
+    """The RSA or ECDSA (P-256, P-384) private key (PEM, unencrypted) and the certificate's
     subjectKeyIdentifier. The certificate may be PEM or DER (bpftool takes DER
     when the file starts like a DER SEQUENCE, ``30 81..84``)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
     kpath, cpath = os.fspath(key_path), os.fspath(cert_path)
     key_pem = _read(key_path, "private key")
@@ -73,18 +96,13 @@ def load_signer(
         key = serialization.load_pem_private_key(key_pem, password=None)
     except (ValueError, TypeError) as e:
         raise SigningError(f"private key {kpath}: not an unencrypted PEM private key") from e
-    cert_raw = _read(cert_path, "certificate")
-    try:
-        if len(cert_raw) > 1 and cert_raw[0] == 0x30 and 0x81 <= cert_raw[1] <= 0x84:
-            cert = x509.load_der_x509_certificate(cert_raw)
-        else:
-            cert = x509.load_pem_x509_certificate(cert_raw)
-    except ValueError as e:
-        raise SigningError(f"certificate {cpath}: not an X.509 certificate (PEM or DER)") from e
-    if not isinstance(key, rsa.RSAPrivateKey):
+    cert = load_certificate(cert_path)
+    ecdsa_ok = isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in _CURVES
+    if not isinstance(key, rsa.RSAPrivateKey) and not ecdsa_ok:
         raise SigningError(
-            f"private key {kpath}: only RSA keys are supported (their PKCS#1 v1.5 "
-            "signatures are deterministic, so the header is reproducible)"
+            f"private key {kpath}: only RSA and ECDSA P-256 / P-384 keys are supported "
+            "(signatures that are deterministic, so the header is reproducible, and that "
+            "Linux verifies)"
         )
     if key.public_key() != cert.public_key():
         raise SigningError(f"private key {kpath} does not match certificate {cpath}")
@@ -98,19 +116,26 @@ def load_signer(
 
 
 def cms_sign(insns: bytes, key: Any, ski: bytes) -> bytes:
-    """bpftool's detached CMS signature (DER) over ``insns``."""
+    """bpftool's detached CMS signature (DER) over ``insns``; ECDSA made
+    deterministically (RFC 6979)."""
     from asn1crypto import algos, cms
     from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives.asymmetric import ec, padding
 
-    signature = key.sign(insns, padding.PKCS1v15(), hashes.SHA256())
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        signature = key.sign(insns, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
+        # ecdsa-with-SHA256, parameters absent (asn1crypto forces none here)
+        algorithm = algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"})
+    else:
+        signature = key.sign(insns, padding.PKCS1v15(), hashes.SHA256())
+        # rsaEncryption with NULL parameters (forced by asn1crypto, as OpenSSL writes it)
+        algorithm = algos.SignedDigestAlgorithm({"algorithm": "rsassa_pkcs1v15"})
     signer = cms.SignerInfo(
         {
             "version": "v3",
             "sid": cms.SignerIdentifier({"subject_key_identifier": ski}),
             "digest_algorithm": _digest_algorithm(),
-            # rsaEncryption with NULL parameters (forced by asn1crypto, as OpenSSL writes it)
-            "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": "rsassa_pkcs1v15"}),
+            "signature_algorithm": algorithm,
             "signature": signature,
         }
     )
@@ -136,4 +161,107 @@ def sign_insns(
     return cms_sign(insns, key, ski)
 
 
-__all__ = ["MAX_SIG_SIZE", "cms_sign", "load_signer", "sign_insns"]
+#: CMS digest algorithms (asn1crypto's names) -> ``cryptography`` hash classes' names
+_DIGESTS = {"sha1": "SHA1", "sha224": "SHA224", "sha256": "SHA256", "sha384": "SHA384",
+            "sha512": "SHA512", "sha3_256": "SHA3_256", "sha3_384": "SHA3_384",
+            "sha3_512": "SHA3_512"}
+#: the SignerInfo signature algorithms Linux 7.2's PKCS#7 parser accepts that this
+#: module verifies: rsaEncryption (PKCS#1 v1.5) and ecdsa-with-SHA* (any of them
+#: means "ECDSA"; the hash is the digest algorithm's)
+_ECDSA_ALGOS = frozenset({"sha1_ecdsa", "sha224_ecdsa", "sha256_ecdsa", "sha384_ecdsa",
+                          "sha512_ecdsa", "sha3_256_ecdsa", "sha3_384_ecdsa",
+                          "sha3_512_ecdsa"})
+
+
+def _signer_id(sid: Any) -> str:
+    if sid.name == "subject_key_identifier":
+        return f"key identifier {sid.chosen.native.hex()}"
+    isn = sid.chosen
+    return f"serial {isn['serial_number'].native} of {isn['issuer'].human_friendly}"
+
+
+def _matches(sid: Any, cert: Any) -> bool:
+    """Whether a SignerIdentifier names ``cert`` (as the kernel finds the key: by
+    Subject Key Identifier or by issuer and serial number)."""
+    from cryptography import x509
+
+    if sid.name == "subject_key_identifier":
+        try:
+            ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+        except x509.ExtensionNotFound:
+            return False
+        return bool(sid.chosen.native == ski.value.digest)
+    isn = sid.chosen
+    return bool(isn["serial_number"].native == cert.serial_number
+                and isn["issuer"].dump() == cert.issuer.public_bytes())
+
+
+def verify_cms(der: bytes, content: bytes, cert: Any, cert_name: str,
+               what: str = "opts_sig") -> None:
+    """Check that ``der``, a detached CMS SignedData, is a signature over
+    ``content`` by the key of ``cert``, as Linux's PKCS#7 verifier would
+    (signed attributes, when present, carry the content's digest and are what
+    is signed). :class:`SigningError` names what does not hold; ``what`` names
+    the signature in messages."""
+    from asn1crypto import cms
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+    try:
+        info = cms.ContentInfo.load(der, strict=True)
+        kind = info["content_type"].native
+        if kind != "signed_data":
+            raise SigningError(f"{what} is a CMS {kind}, not a SignedData")
+        signed = info["content"]
+        signed.native  # noqa: B018  (parse it all now: a truncated DER fails here)
+    except (ValueError, TypeError, KeyError):
+        raise SigningError(f"{what} ({len(der)} bytes) is not a DER CMS signature") from None
+    if signed["encap_content_info"]["content"].native is not None:
+        raise SigningError(f"{what} embeds its content: the kernel verifies detached "
+                           "signatures only")
+    signers = list(signed["signer_infos"])
+    mine = [si for si in signers if _matches(si["sid"], cert)]
+    if not mine:
+        ids = ", ".join(_signer_id(si["sid"]) for si in signers) or "nobody"
+        raise SigningError(f"{what} is signed by {ids}, not by certificate {cert_name}")
+    si = mine[0]
+    digest = si["digest_algorithm"]["algorithm"].native
+    if digest not in _DIGESTS:
+        raise SigningError(f"{what}: digest algorithm {digest} is not supported")
+    hash_alg = getattr(hashes, _DIGESTS[digest])()
+    signed_bytes = content
+    attrs = si["signed_attrs"]
+    if attrs.native:
+        h = hashes.Hash(hash_alg)
+        h.update(content)
+        values = {a["type"].native: a["values"].native for a in attrs}
+        if values.get("message_digest") != [h.finalize()]:
+            raise SigningError(f"{what}: the signed message digest is not the {digest} "
+                               "of the signed bytes")
+        # the signature covers the attributes as a SET, not as the [0] of SignerInfo
+        raw = attrs.dump()
+        signed_bytes = b"\x31" + raw[1:]
+    algo = si["signature_algorithm"]["algorithm"].native
+    key = cert.public_key()
+    try:
+        if algo == "rsassa_pkcs1v15":
+            if not isinstance(key, rsa.RSAPublicKey):
+                raise SigningError(f"{what} is an RSA signature, certificate {cert_name} "
+                                   "holds another kind of key")
+            key.verify(si["signature"].native, signed_bytes, padding.PKCS1v15(), hash_alg)
+        elif algo in _ECDSA_ALGOS:
+            if not isinstance(key, ec.EllipticCurvePublicKey):
+                raise SigningError(f"{what} is an ECDSA signature, certificate {cert_name} "
+                                   "holds another kind of key")
+            key.verify(si["signature"].native, signed_bytes, ec.ECDSA(hash_alg))
+        else:
+            raise SigningError(f"{what}: signature algorithm {algo} is not supported "
+                               "(rsaEncryption, ecdsa-with-SHA*)")
+    except InvalidSignature:
+        raise SigningError(f"{what} does not verify over the loader instructions with "
+                           f"certificate {cert_name}") from None
+
+
+__all__ = ["MAX_SIG_SIZE", "cms_sign", "load_certificate", "load_signer", "sign_insns",
+           "verify_cms"]
