@@ -441,9 +441,14 @@ impl Linker<'_> {
             let sec = &info.sections[si];
             let (lo, hi) = (p.sec_insn_off, p.sec_insn_off + p.sec_insn_cnt);
             let insn_off = |i: usize| (ext.record_insn_off(info, sec, i) / 8) as usize;
-            let sorted = *index[si]
-                .sorted
-                .get_or_init(|| (1..sec.count).all(|i| insn_off(i - 1) <= insn_off(i)));
+            let sorted = *index[si].sorted.get_or_init(|| {
+                // One pass over the records' leading offsets (clang emits them
+                // in order; the check decides whether binary search is exact).
+                let offs = ext.records(info, sec, 0, sec.count).chunks_exact(info.rec_size);
+                let mut offs = offs.map(|r| u32::from_le_bytes([r[0], r[1], r[2], r[3]]));
+                let mut prev = 0u32;
+                offs.all(|o| std::mem::replace(&mut prev, o) <= o)
+            });
             found = match sorted {
                 // Sorted records: the same range the scan below finds.
                 true => {
