@@ -315,10 +315,7 @@ impl ExternLookup {
 
 fn find_int_btf_id(btf: &Btf) -> u32 {
     (1..btf.type_cnt())
-        .find(|&id| {
-            btf.type_by_id(id)
-                .is_ok_and(|t| t.kind() == kind::INT && btf.tail_u32(&t) & 0xff == 32)
-        })
+        .find(|&id| btf.kind_of(id) == kind::INT && btf.type_by_id(id).is_ok_and(|t| btf.tail_u32(&t) & 0xff == 32))
         .unwrap_or(0)
 }
 

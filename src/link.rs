@@ -151,11 +151,10 @@ fn exception_callback_tags(obj: &Object) -> Vec<u32> {
     let Some(btf) = &obj.btf else { return Vec::new() };
     (1..btf.type_cnt())
         .filter(|&id| {
-            btf.type_by_id(id).is_ok_and(|t| {
-                t.kind() == kind::DECL_TAG
-                    && btf.tail_u32(&t) == u32::MAX
-                    && btf.name_of(&t).map_or(true, |n| n.starts_with(EXCEPTION_CB_PREFIX))
-            })
+            btf.kind_of(id) == kind::DECL_TAG
+                && btf.type_by_id(id).is_ok_and(|t| {
+                    btf.tail_u32(&t) == u32::MAX && btf.name_of(&t).map_or(true, |n| n.starts_with(EXCEPTION_CB_PREFIX))
+                })
         })
         .collect()
 }

@@ -43,8 +43,10 @@ impl Opener<'_, '_> {
         let err = |msg: String| Error::btf(msg).in_section(MAPS_SEC);
         let sec_id = (1..btf.type_cnt())
             .find(|&id| {
-                btf.type_by_id(id)
-                    .is_ok_and(|t| t.kind() == kind::DATASEC && btf.name_of(&t).is_ok_and(|n| n == MAPS_SEC))
+                btf.kind_of(id) == kind::DATASEC
+                    && btf
+                        .type_by_id(id)
+                        .is_ok_and(|t| btf.name_of(&t).is_ok_and(|n| n == MAPS_SEC))
             })
             .ok_or_else(|| err(format!("DATASEC '{MAPS_SEC}' not found.")))?;
         self.maps_sec_btf_id = sec_id;
