@@ -248,6 +248,8 @@ def main() -> int:
     ap.add_argument("--markdown")
     ap.add_argument("--process-runs", type=int, default=5,
                     help="runs of each per-process command, per object")
+    ap.add_argument("--in-process-only", action="store_true",
+                    help="stop after the in-process comparison (a quick check of the core)")
     args = ap.parse_args()
 
     import bpfgen_fast
@@ -280,6 +282,15 @@ def main() -> int:
     median_obj = by_api[len(by_api) // 2]
     overhead = (api[median_obj] - core[median_obj]) / api[median_obj]
     overhead_all = statistics.median((api[n] - core[n]) / api[n] for n in names)
+    if args.in_process_only:
+        us = {k: geomean(list(d.values())) for k, d in
+              (("libbpf", lib), ("API", api), ("core", core))}
+        print(f"in-process over {len(names)} objects, geomean of per-object ratios: libbpf/API "
+              f"{ratio_api:.2f}x, libbpf/core {ratio_core:.2f}x; geomean us: "
+              + ", ".join(f"{k} {v:.1f}" for k, v in us.items())
+              + f"; Python-side overhead, median object {overhead:.1%}, median over objects "
+              f"{overhead_all:.1%}")
+        return 0
 
     log(f"one process per object, native bpfgen-fast vs bpftool, {args.process_runs} runs each,"
         " alternated ...")
