@@ -4,7 +4,7 @@
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyInt};
+use pyo3::types::{PyBytes, PyDict, PyInt, PyTuple};
 
 use crate::error::{Error, ErrorKind};
 use crate::host::Host;
@@ -161,13 +161,49 @@ impl HostArgs {
     }
 }
 
+/// Host facts converted once (`_core.HostSpec(dict)`): the hot paths take one
+/// instead of the dict, so the dict's keys are not looked up per object.
+#[pyclass(module = "bpfgen_fast._core", name = "HostSpec", frozen)]
+struct PyHostSpec {
+    host: Host,
+    opts: crate::generate::GenOptions,
+}
+
+#[pymethods]
+impl PyHostSpec {
+    #[new]
+    fn new(args: HostArgs) -> Self {
+        let (host, opts) = args.into_host_and_options();
+        PyHostSpec { host, opts }
+    }
+}
+
+/// Host facts as either form: parsed once, or a dict of `HostArgs`' keys.
+#[derive(FromPyObject)]
+enum HostIn<'py> {
+    Spec(Bound<'py, PyHostSpec>),
+    Args(HostArgs),
+}
+
+impl HostIn<'_> {
+    fn into_host_and_options(self) -> (Host, crate::generate::GenOptions) {
+        match self {
+            HostIn::Spec(spec) => {
+                let spec = spec.get();
+                (spec.host.clone(), spec.opts)
+            }
+            HostIn::Args(args) => args.into_host_and_options(),
+        }
+    }
+}
+
 /// (object, data, insns, map_names, prog_names) as `open_and_gen` returns them.
 type OpenGenTuple<'py> = (
     PyObject_,
     Bound<'py, PyBytes>,
     Bound<'py, PyBytes>,
-    Vec<String>,
-    Vec<String>,
+    Bound<'py, PyTuple>,
+    Bound<'py, PyTuple>,
 );
 
 /// One map as `Object.maps` returns it: (name, section, type, key_size,
@@ -197,6 +233,14 @@ type ProgTuple = (
     Option<String>,
 );
 
+/// (data, insns, map_names, prog_names) as `Object.gen_loader` returns them.
+type GenTuple<'py> = (
+    Bound<'py, PyBytes>,
+    Bound<'py, PyBytes>,
+    Bound<'py, PyTuple>,
+    Bound<'py, PyTuple>,
+);
+
 /// (data, insns, map_names, prog_names) as returned to Python.
 type LoaderTuple<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>, Vec<String>, Vec<String>);
 
@@ -213,7 +257,7 @@ struct PyObject_ {
 
 impl PyObject_ {
     /// The loader blobs for `host`, generated with the GIL released.
-    fn blobs(slf: &Bound<'_, Self>, host: HostArgs) -> PyResult<crate::generate::LoaderBlobs> {
+    fn blobs(slf: &Bound<'_, Self>, host: HostIn<'_>) -> PyResult<crate::generate::LoaderBlobs> {
         let py = slf.py();
         let (host, opts) = host.into_host_and_options();
         let obj = &*std::sync::Arc::clone(&slf.borrow().inner);
@@ -375,14 +419,14 @@ impl PyObject_ {
 
     /// Generate the loader: (data, insns, map_names, prog_names).
     /// `host` is a dict with the optional keys of `HostArgs`.
-    fn gen_loader<'py>(slf: &Bound<'py, Self>, host: HostArgs) -> PyResult<LoaderTuple<'py>> {
+    fn gen_loader<'py>(slf: &Bound<'py, Self>, host: HostIn<'py>) -> PyResult<GenTuple<'py>> {
         let py = slf.py();
         let blobs = Self::blobs(slf, host)?;
         Ok((
             PyBytes::new(py, &blobs.data),
             PyBytes::new(py, &blobs.insns),
-            blobs.map_names,
-            blobs.prog_names,
+            PyTuple::new(py, &blobs.map_names)?,
+            PyTuple::new(py, &blobs.prog_names)?,
         ))
     }
 
@@ -490,7 +534,7 @@ fn open(py: Python<'_>, data: &[u8], name: &str) -> PyResult<PyObject_> {
 /// its loader, for the module-level `gen_loader`, the path of users who
 /// generate many loaders.
 #[pyfunction]
-fn open_and_gen<'py>(py: Python<'py>, data: &[u8], name: &str, host: HostArgs) -> PyResult<OpenGenTuple<'py>> {
+fn open_and_gen<'py>(py: Python<'py>, data: &[u8], name: &str, host: HostIn<'py>) -> PyResult<OpenGenTuple<'py>> {
     let (host, opts) = host.into_host_and_options();
     let (obj, blobs) = py
         .detach(|| {
@@ -505,8 +549,8 @@ fn open_and_gen<'py>(py: Python<'py>, data: &[u8], name: &str, host: HostArgs) -
         },
         PyBytes::new(py, &blobs.data),
         PyBytes::new(py, &blobs.insns),
-        blobs.map_names,
-        blobs.prog_names,
+        PyTuple::new(py, &blobs.map_names)?,
+        PyTuple::new(py, &blobs.prog_names)?,
     ))
 }
 
@@ -839,6 +883,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("RelocationError", py.get_type::<RelocationError>())?;
     m.add("UnsupportedError", py.get_type::<UnsupportedError>())?;
     m.add_class::<PyObject_>()?;
+    m.add_class::<PyHostSpec>()?;
     m.add_function(wrap_pyfunction!(open, m)?)?;
     m.add_function(wrap_pyfunction!(open_and_gen, m)?)?;
     m.add_function(wrap_pyfunction!(default_object_name, m)?)?;

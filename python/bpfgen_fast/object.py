@@ -86,6 +86,8 @@ def host_args(
 #: ``host_args()`` with every fact left to the machine, shared by the calls
 #: that give none (read-only: nothing mutates these dicts).
 _DEFAULT_HOST = host_args()
+#: the same, converted by the core once: the per-object hot paths pass it
+_DEFAULT_SPEC = _core.HostSpec(_DEFAULT_HOST)
 
 
 class _Frozen:
@@ -311,12 +313,12 @@ class BpfObject:
         """Generate the loader blobs. Host facts (see :func:`host_args`) default
         to this machine's, like libbpf."""
         args = host_args(**host) if host else _DEFAULT_HOST
-        data, insns, maps, progs = self._core.gen_loader(args)
+        data, insns, maps, progs = self._core.gen_loader(args if host else _DEFAULT_SPEC)
         # Filling __dict__ directly skips __init__'s keyword handling: the same
         # object at a fraction of the cost (this is the per-object hot path).
         loader: Loader = object.__new__(Loader)
-        loader.__dict__.update(data=data, insns=insns, map_names=tuple(maps),
-                               prog_names=tuple(progs), _host=args, _core=self._core)
+        loader.__dict__.update(data=data, insns=insns, map_names=maps,
+                               prog_names=progs, _host=args, _core=self._core)
         return loader
 
     def gen_skeleton(
@@ -432,10 +434,11 @@ def gen_loader(path: PathOrBytes, name: str | None = None, **host: Any) -> Loade
     core: the fastest way to generate many loaders)."""
     data, name = _read(path, name)
     args = host_args(**host) if host else _DEFAULT_HOST
-    core, blob, insns, maps, progs = _core.open_and_gen(data, name, args)
+    core, blob, insns, maps, progs = _core.open_and_gen(data, name,
+                                                        args if host else _DEFAULT_SPEC)
     loader: Loader = object.__new__(Loader)
-    loader.__dict__.update(data=blob, insns=insns, map_names=tuple(maps),
-                           prog_names=tuple(progs), _host=args, _core=core)
+    loader.__dict__.update(data=blob, insns=insns, map_names=maps,
+                           prog_names=progs, _host=args, _core=core)
     return loader
 
 
