@@ -39,6 +39,32 @@ pub const BPF_JSET: u8 = 0x40;
 pub const BPF_JSGE: u8 = 0x70;
 pub const BPF_JSLT: u8 = 0xc0;
 pub const BPF_JSLE: u8 = 0xd0;
+// The rest of the ALU and jump operations, the atomic mode and the masks of
+// an opcode's fields: not emitted here, but `explain` disassembles any
+// program's instructions by them.
+pub const BPF_SUB: u8 = 0x10;
+pub const BPF_MUL: u8 = 0x20;
+pub const BPF_DIV: u8 = 0x30;
+pub const BPF_OR: u8 = 0x40;
+pub const BPF_LSH: u8 = 0x60;
+pub const BPF_NEG: u8 = 0x80;
+pub const BPF_MOD: u8 = 0x90;
+pub const BPF_XOR: u8 = 0xa0;
+pub const BPF_ARSH: u8 = 0xc0;
+/// Byte swap; with `BPF_X` (`BPF_TO_BE`) to big-endian, else to little.
+pub const BPF_END: u8 = 0xd0;
+pub const BPF_JGT: u8 = 0x20;
+pub const BPF_JGE: u8 = 0x30;
+pub const BPF_JSGT: u8 = 0x60;
+pub const BPF_JLT: u8 = 0xa0;
+pub const BPF_JLE: u8 = 0xb0;
+pub const BPF_ATOMIC: u8 = 0xc0;
+pub const BPF_CLASS_MASK: u8 = 0x07;
+pub const BPF_OP_MASK: u8 = 0xf0;
+pub const BPF_SIZE_MASK: u8 = 0x18;
+pub const BPF_MODE_MASK: u8 = 0xe0;
+pub const BPF_SRC_MASK: u8 = 0x08;
+
 /// `gotol` (cpu v4, Linux 6.6): an unconditional jump whose offset is the
 /// 32-bit `imm`, for targets beyond the ±32,767 instructions of `off`.
 pub const BPF_GOTOL: u8 = BPF_JMP32 | BPF_JA;
@@ -83,6 +109,27 @@ pub const ENCODING: &[(&str, i64)] = &[
     ("BPF_JSLT", BPF_JSLT as i64),
     ("BPF_JSLE", BPF_JSLE as i64),
     ("BPF_GOTOL", BPF_GOTOL as i64),
+    ("BPF_SUB", BPF_SUB as i64),
+    ("BPF_MUL", BPF_MUL as i64),
+    ("BPF_DIV", BPF_DIV as i64),
+    ("BPF_OR", BPF_OR as i64),
+    ("BPF_LSH", BPF_LSH as i64),
+    ("BPF_NEG", BPF_NEG as i64),
+    ("BPF_MOD", BPF_MOD as i64),
+    ("BPF_XOR", BPF_XOR as i64),
+    ("BPF_ARSH", BPF_ARSH as i64),
+    ("BPF_END", BPF_END as i64),
+    ("BPF_JGT", BPF_JGT as i64),
+    ("BPF_JGE", BPF_JGE as i64),
+    ("BPF_JSGT", BPF_JSGT as i64),
+    ("BPF_JLT", BPF_JLT as i64),
+    ("BPF_JLE", BPF_JLE as i64),
+    ("BPF_ATOMIC", BPF_ATOMIC as i64),
+    ("BPF_CLASS_MASK", BPF_CLASS_MASK as i64),
+    ("BPF_OP_MASK", BPF_OP_MASK as i64),
+    ("BPF_SIZE_MASK", BPF_SIZE_MASK as i64),
+    ("BPF_MODE_MASK", BPF_MODE_MASK as i64),
+    ("BPF_SRC_MASK", BPF_SRC_MASK as i64),
     ("BPF_W", Size::W as i64),
     ("BPF_H", Size::H as i64),
     ("BPF_B", Size::B as i64),

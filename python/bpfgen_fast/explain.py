@@ -520,11 +520,16 @@ def _decode_insns(raw: bytes, big_endian: bool = False) -> list[_Insn]:
     return out
 
 
-_ALU_OPS = {0x00: "+=", 0x10: "-=", 0x20: "*=", 0x30: "/=", 0x40: "|=", 0x50: "&=",
-            0x60: "<<=", 0x70: ">>=", 0x90: "%=", 0xA0: "^=", 0xB0: "=", 0xC0: "s>>="}
-_JMP_OPS = {0x10: "==", 0x20: ">", 0x30: ">=", 0x40: "&", 0x50: "!=", 0x60: "s>", 0x70: "s>=",
-            0xA0: "<", 0xB0: "<=", 0xC0: "s<", 0xD0: "s<="}
-_SIZE_NAMES = {0x00: "u32", 0x08: "u16", 0x10: "u8", 0x18: "u64"}
+_ALU_OPS = {_core.BPF_ADD: "+=", _core.BPF_SUB: "-=", _core.BPF_MUL: "*=", _core.BPF_DIV: "/=",
+            _core.BPF_OR: "|=", _core.BPF_AND: "&=", _core.BPF_LSH: "<<=", _core.BPF_RSH: ">>=",
+            _core.BPF_MOD: "%=", _core.BPF_XOR: "^=", _core.BPF_MOV: "=", _core.BPF_ARSH: "s>>="}
+_JMP_OPS = {_core.BPF_JEQ: "==", _core.BPF_JGT: ">", _core.BPF_JGE: ">=", _core.BPF_JSET: "&",
+            _core.BPF_JNE: "!=", _core.BPF_JSGT: "s>", _core.BPF_JSGE: "s>=", _core.BPF_JLT: "<",
+            _core.BPF_JLE: "<=", _core.BPF_JSLT: "s<", _core.BPF_JSLE: "s<="}
+_SIZE_NAMES = {_SZ[n]: f"u{8 * n}" for n in (4, 2, 1, 8)}
+# an opcode's fields
+_CLASS, _OP, _SIZE, _MODE, _SRC_X = (_core.BPF_CLASS_MASK, _core.BPF_OP_MASK, _core.BPF_SIZE_MASK,
+                                     _core.BPF_MODE_MASK, _core.BPF_SRC_MASK)
 
 
 def _fmt_off(off: int) -> str:
@@ -532,7 +537,7 @@ def _fmt_off(off: int) -> str:
 
 
 def _disasm_one(i: _Insn, blob: bool = True) -> str:
-    cls = i.code & 7
+    cls = i.code & _CLASS
     if i.code == _LD_IMM64:
         assert i.imm2 is not None
         if i.src == _PSEUDO_MAP_IDX_VALUE and blob:
@@ -544,44 +549,44 @@ def _disasm_one(i: _Insn, blob: bool = True) -> str:
                   _core.BPF_PSEUDO_BTF_ID: " (btf id)", _core.BPF_PSEUDO_FUNC: " (func)",
                   _core.BPF_PSEUDO_MAP_IDX: " (map idx)"}.get(i.src, "")
         return f"r{i.dst} = {value:#x} ll{pseudo}"
-    if cls in (4, 7):  # ALU, ALU64
-        op = i.code & 0xF0
-        r = "r" if cls == 7 else "w"
-        if op == 0x80:
+    if cls in (_core.BPF_ALU, _core.BPF_ALU64):
+        op = i.code & _OP
+        r = "r" if cls == _core.BPF_ALU64 else "w"
+        if op == _core.BPF_NEG:
             return f"{r}{i.dst} = -{r}{i.dst}"
-        if op == 0xD0:
-            return f"{r}{i.dst} = {'be' if i.code & 8 else 'le'}{i.imm} {r}{i.dst}"
+        if op == _core.BPF_END:
+            return f"{r}{i.dst} = {'be' if i.code & _SRC_X else 'le'}{i.imm} {r}{i.dst}"
         sym = _ALU_OPS.get(op, f"alu{op:#x}")
-        rhs = f"{r}{i.src}" if i.code & 8 else str(i.imm)
+        rhs = f"{r}{i.src}" if i.code & _SRC_X else str(i.imm)
         return f"{r}{i.dst} {sym} {rhs}"
-    if cls in (5, 6):  # JMP, JMP32
-        op = i.code & 0xF0
-        if op == 0x80:
+    if cls in (_core.BPF_JMP, _core.BPF_JMP32):
+        op = i.code & _OP
+        if op == _CALL & _OP:
             what = _HELPERS.get(i.imm, "")
-            if i.src == 1:
+            if i.src == _core.BPF_PSEUDO_CALL:
                 return f"call pc{_fmt_off(i.imm)}"
-            if i.src == 2:
+            if i.src == _core.BPF_PSEUDO_KFUNC_CALL:
                 return f"call kfunc {i.imm}"
             return f"call {i.imm}" + (f" ({what})" if what else "")
-        if op == 0x90:
+        if op == _EXIT & _OP:
             return "exit"
         if i.code == _GOTOL:
             return f"gotol pc{_fmt_off(i.imm)} -> {i.idx + 1 + i.imm}"
         target = i.idx + 1 + i.off
-        if op == 0x00:
+        if op == _core.BPF_JA:
             return f"goto pc{_fmt_off(i.off)} -> {target}"
-        r = "r" if cls == 5 else "w"
-        rhs = f"{r}{i.src}" if i.code & 8 else str(i.imm)
+        r = "r" if cls == _core.BPF_JMP else "w"
+        rhs = f"{r}{i.src}" if i.code & _SRC_X else str(i.imm)
         return f"if {r}{i.dst} {_JMP_OPS.get(op, '?')} {rhs} goto pc{_fmt_off(i.off)} -> {target}"
-    size = _SIZE_NAMES[i.code & 0x18]
-    mode = i.code & 0xE0
-    if cls == 1 and mode == 0x60:
+    size = _SIZE_NAMES[i.code & _SIZE]
+    mode = i.code & _MODE
+    if cls == _core.BPF_LDX and mode == _core.BPF_MEM:
         return f"r{i.dst} = *({size} *)(r{i.src} {_fmt_off(i.off)})"
-    if cls == 2 and mode == 0x60:
+    if cls == _core.BPF_ST and mode == _core.BPF_MEM:
         return f"*({size} *)(r{i.dst} {_fmt_off(i.off)}) = {i.imm}"
-    if cls == 3 and mode == 0x60:
+    if cls == _core.BPF_STX and mode == _core.BPF_MEM:
         return f"*({size} *)(r{i.dst} {_fmt_off(i.off)}) = r{i.src}"
-    if cls == 3 and mode == 0xC0:
+    if cls == _core.BPF_STX and mode == _core.BPF_ATOMIC:
         return f"atomic({i.imm:#x}) *({size} *)(r{i.dst} {_fmt_off(i.off)}), r{i.src}"
     return f"(code {i.code:#04x} dst r{i.dst} src r{i.src} off {i.off} imm {i.imm})"
 
@@ -714,7 +719,7 @@ class _Cursor:
                 self.here if i is None else i.idx,
             )
         self.pos += 1
-        return _SZ_OF[i.code & 0x18], i.off
+        return _SZ_OF[i.code & _SIZE], i.off
 
     def stx(self, size: int, dst: int, src: int, off: int) -> None:
         self.take(_STX | _SZ[size], f"*(u{8 * size} *)(r{dst} {_fmt_off(off)}) = r{src}",
