@@ -80,6 +80,8 @@ _HELPERS = {
 }
 _BTF_KINDS = {_core.BTF_KIND_STRUCT: "struct", _core.BTF_KIND_TYPEDEF: "typedef",
               _core.BTF_KIND_FUNC: "func", _core.BTF_KIND_VAR: "var"}
+#: what a ksym relocation looks up: a BTF func or var, or (0) a typeless kallsyms name
+_KSYM_KINDS = {_core.BTF_KIND_FUNC: "func", _core.BTF_KIND_VAR: "var", 0: "kallsyms"}
 
 # bpf commands used by the loader
 _BTF_LOAD, _MAP_CREATE, _PROG_LOAD = _core.BPF_BTF_LOAD, _core.BPF_MAP_CREATE, _core.BPF_PROG_LOAD
@@ -103,6 +105,8 @@ _CALL, _EXIT, _LD_IMM64 = _core.BPF_CALL, _core.BPF_EXIT, _core.BPF_LD_IMM64
 _SZ = {4: _core.BPF_W, 2: _core.BPF_H, 1: _core.BPF_B, 8: _core.BPF_DW}
 _SZ_OF = {v: k for k, v in _SZ.items()}
 _LDX, _ST, _STX = (cls | _core.BPF_MEM for cls in (_core.BPF_LDX, _core.BPF_ST, _core.BPF_STX))
+#: the longest kernel name of a map or program (the attrs' names are NUL-terminated)
+_NAME_MAX = _core.BPF_OBJ_NAME_LEN - 1
 #: ``struct bpf_insn``: its size, and where ``imm`` sits in it
 _INSN_SZ, _IMM_OFF = _core.INSN_SIZE, _core.INSN_IMM_OFFSET
 #: ld_imm64's src: the value at an offset into the map of index imm (the data blob's map)
@@ -711,7 +715,7 @@ class _Cursor:
     def ldx_any(self, dst: int, src: int, off: int | None = None) -> tuple[int, int]:
         """ldx of any size; returns (size, off)."""
         i = self.peek()
-        if i is None or i.code & 0xE7 != _LDX or i.dst != dst or i.src != src or (
+        if i is None or i.code & ~_SIZE != _LDX or i.dst != dst or i.src != src or (
             off is not None and i.off != off
         ):
             raise LoaderDecodeError(
@@ -953,12 +957,12 @@ class _Decoder:
                 slot = self.prog_slots[s.index]
                 names = self.prog_names
                 name = s.kernel_name
-                if slot < len(names) and names[slot][:15] == s.kernel_name:
+                if slot < len(names) and names[slot][:_NAME_MAX] == s.kernel_name:
                     name = names[slot]
                     next_name = slot + 1
                 else:
                     for k in range(next_name, len(names)):
-                        if names[k][:15] == s.kernel_name:
+                        if names[k][:_NAME_MAX] == s.kernel_name:
                             name, next_name = names[k], k + 1
                             break
                 s = replace(s, ctx_slot=slot, name=name)
@@ -1197,7 +1201,7 @@ class _Decoder:
                 f"{extra:#x}", first)
         name = kname
         if index >= 0:
-            if index < len(self.map_names) and self.map_names[index][:15] == kname:
+            if index < len(self.map_names) and self.map_names[index][:_NAME_MAX] == kname:
                 name = self.map_names[index]
             self.maps[index] = name
             self.map_types[index] = mtype
@@ -1699,7 +1703,7 @@ def render_text(e: Explanation) -> str:
                 src = f" (copy of insn {r.repeat_of})" if r.repeat_of is not None else ""
                 slot = f" fd slot {r.fd_slot}" if r.fd_slot is not None and r.repeat_of is None \
                     else ""
-                kind = {12: "func", 14: "var", 0: "kallsyms"}.get(r.btf_kind, str(r.btf_kind))
+                kind = _KSYM_KINDS.get(r.btf_kind, str(r.btf_kind))
                 out.append(
                     f"{'':14}{r.kind} {r.name!r} ({kind}{', ' + how if how else ''}) patches "
                     f"insn {r.insn}: {r.patched_insn}{src}{slot}"
