@@ -69,9 +69,15 @@ pub const BPF_SRC_MASK: u8 = 0x08;
 /// 32-bit `imm`, for targets beyond the ±32,767 instructions of `off`.
 pub const BPF_GOTOL: u8 = BPF_JMP32 | BPF_JA;
 
-/// Bytes per instruction, and where `imm` sits in them.
+/// Bytes per instruction, and where its fields sit in them: the loader
+/// patches programs' instructions in place by these (ksym and kfunc
+/// relocations), and `explain` reads those patches back.
 pub const INSN_SIZE: usize = 8;
-pub const INSN_IMM_OFFSET: usize = 4;
+pub const INSN_REGS_OFFSET: i16 = 1;
+pub const INSN_OFF_OFFSET: i16 = 2;
+pub const INSN_IMM_OFFSET: i16 = 4;
+/// The upper 32 bits of an `ld_imm64`'s value: the second half's `imm`.
+pub const LD_IMM64_IMM_HI_OFFSET: i16 = INSN_SIZE as i16 + INSN_IMM_OFFSET;
 
 /// The encoding facts above as (name, value), for the Python facade, which
 /// decodes loaders (`_core.<name>`); the access sizes as `BPF_W` .. `BPF_DW`.
@@ -135,7 +141,10 @@ pub const ENCODING: &[(&str, i64)] = &[
     ("BPF_B", Size::B as i64),
     ("BPF_DW", Size::DW as i64),
     ("INSN_SIZE", INSN_SIZE as i64),
+    ("INSN_REGS_OFFSET", INSN_REGS_OFFSET as i64),
+    ("INSN_OFF_OFFSET", INSN_OFF_OFFSET as i64),
     ("INSN_IMM_OFFSET", INSN_IMM_OFFSET as i64),
+    ("LD_IMM64_IMM_HI_OFFSET", LD_IMM64_IMM_HI_OFFSET as i64),
 ];
 
 /// Access sizes for loads and stores.

@@ -239,7 +239,10 @@ BPF_H: int
 BPF_B: int
 BPF_DW: int
 INSN_SIZE: int
+INSN_REGS_OFFSET: int
+INSN_OFF_OFFSET: int
 INSN_IMM_OFFSET: int
+LD_IMM64_IMM_HI_OFFSET: int
 
 # map, program and attach type numbers and BPF_F_* flags the facade uses (src/section_defs.rs)
 BPF_MAP_TYPE_ARRAY: int

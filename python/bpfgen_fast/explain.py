@@ -107,8 +107,11 @@ _SZ_OF = {v: k for k, v in _SZ.items()}
 _LDX, _ST, _STX = (cls | _core.BPF_MEM for cls in (_core.BPF_LDX, _core.BPF_ST, _core.BPF_STX))
 #: the longest kernel name of a map or program (the attrs' names are NUL-terminated)
 _NAME_MAX = _core.BPF_OBJ_NAME_LEN - 1
-#: ``struct bpf_insn``: its size, and where ``imm`` sits in it
+#: ``struct bpf_insn``: its size, and where its fields sit in it (``ld_imm64``'s upper half:
+#: the second instruction's imm), which ksym / kfunc relocations patch
 _INSN_SZ, _IMM_OFF = _core.INSN_SIZE, _core.INSN_IMM_OFFSET
+_REGS_OFF, _OFF_OFF, _IMM_HI_OFF = (_core.INSN_REGS_OFFSET, _core.INSN_OFF_OFFSET,
+                                    _core.LD_IMM64_IMM_HI_OFFSET)
 #: ld_imm64's src: the value at an offset into the map of index imm (the data blob's map)
 _PSEUDO_MAP_IDX_VALUE = _core.BPF_PSEUDO_MAP_IDX_VALUE
 
@@ -1342,7 +1345,7 @@ class _Decoder:
             if r.repeat_of is not None:
                 continue
             if r.kind == "ksym":
-                want_closes.append(insns_off + _INSN_SZ * (r.insn + 1) + _IMM_OFF)
+                want_closes.append(insns_off + _INSN_SZ * r.insn + _IMM_HI_OFF)
             elif r.kind == "kfunc":
                 assert r.fd_slot is not None
                 want_closes.append(4 * r.fd_slot)
@@ -1410,17 +1413,17 @@ class _Decoder:
             d1, s1, src1 = c.blob2blob()
             d2, s2, src2 = c.blob2blob()
             rel = (d1 - insn_addr, s1, d2 - insn_addr, s2)
-            if rel == (4, 4, 2, 2):
-                kind, base = "kfunc", src1 - 4
-                ok = src2 == base + 2
-            elif rel == (12, 4, 4, 4):
-                kind, base = "ksym", src1 - 12
-                ok = src2 == base + 4
+            if rel == (_IMM_OFF, 4, _OFF_OFF, 2):
+                kind, base = "kfunc", src1 - _IMM_OFF
+                ok = src2 == base + _OFF_OFF
+            elif rel == (_IMM_HI_OFF, 4, _IMM_OFF, 4):
+                kind, base = "ksym", src1 - _IMM_HI_OFF
+                ok = src2 == base + _IMM_OFF
                 c.jmp(_JNE, 0, 0, 3)
                 self.clear_src_reg()
-            elif rel == (4, 4, 12, 4):
-                kind, base = "typeless", src1 - 4
-                ok = src2 == base + 12
+            elif rel == (_IMM_OFF, 4, _IMM_HI_OFF, 4):
+                kind, base = "typeless", src1 - _IMM_OFF
+                ok = src2 == base + _IMM_HI_OFF
             else:
                 raise LoaderDecodeError("unrecognised repeated ksym relocation", first)
             orig = firsts.get(base)
@@ -1446,9 +1449,9 @@ class _Decoder:
             c.check_err()
             _expect(skip.idx + 1 + skip.off == c.here,
                     "the -ENOENT branch does not skip exactly the error check", skip.idx)
-            c.stx(4, 8, 9, 4)
+            c.stx(4, 8, 9, _IMM_OFF)
             c.take(_RSH64_IMM, "r9 >>= 32", dst=9, imm=32)
-            c.stx(4, 8, 9, 12)
+            c.stx(4, 8, 9, _IMM_HI_OFF)
             r = KsymRelo(first, c.last, name, "typeless", 0, insn, patched, None, None, None)
             firsts[insn_addr] = r
             return r
@@ -1458,28 +1461,28 @@ class _Decoder:
         c.mov_reg(7, 0)
         strong = c.maybe_check_err()
         c.jmp(_JSGE, 7, 0, 3)
-        c.st(4, 8, 4, 0)
-        if c.is_(_ST | _SZ[2], dst=8, off=2):  # kfunc
-            c.st(2, 8, 2, 0)
+        c.st(4, 8, _IMM_OFF, 0)
+        if c.is_(_ST | _SZ[2], dst=8, off=_OFF_OFF):  # kfunc
+            c.st(2, 8, _OFF_OFF, 0)
             c.ja(10)
-            c.stx(4, 8, 7, 4)
+            c.stx(4, 8, 7, _IMM_OFF)
             c.mov_reg(9, 7)
             c.take(_RSH64_IMM, "r9 >>= 32", dst=9, imm=32)
             slot_off = c.ldb(0)
             c.stx(4, 0, 9, 0)
             c.jmp(_JNE, 9, 0, 2)
-            c.st(2, 8, 2, 0)
+            c.st(2, 8, _OFF_OFF, 0)
             c.ja(1)
-            slot = c.st(2, 8, 2)
+            slot = c.st(2, 8, _OFF_OFF)
             _expect(slot_off == 4 * slot, "kfunc BTF fd slot and insn.off disagree", first)
             r = KsymRelo(first, c.last, name, "kfunc", btf_kind, insn, patched, strong, None,
                          slot)
         else:  # typed ld_imm64
-            c.st(4, 8, 12, 0)
+            c.st(4, 8, _IMM_HI_OFF, 0)
             c.ja(4)
-            c.stx(4, 8, 7, 4)
+            c.stx(4, 8, 7, _IMM_OFF)
             c.take(_RSH64_IMM, "r7 >>= 32", dst=7, imm=32)
-            c.stx(4, 8, 7, 12)
+            c.stx(4, 8, 7, _IMM_HI_OFF)
             c.ja(3)
             self.clear_src_reg()
             r = KsymRelo(first, c.last, name, "ksym", btf_kind, insn, patched, strong, None, None)
@@ -1491,9 +1494,9 @@ class _Decoder:
         byte little-endian, the high one big-endian."""
         c = self.c
         keep = 0xF0 if self.big_endian else 0x0F
-        c.ldx(1, 9, 8, 1)
+        c.ldx(1, 9, 8, _REGS_OFF)
         c.take(_AND32_IMM, f"w9 &= {keep:#x}", dst=9, imm=keep)
-        c.stx(1, 8, 9, 1)
+        c.stx(1, 8, 9, _REGS_OFF)
 
     def parse_finish(self) -> Finish:
         c = self.c
