@@ -310,29 +310,50 @@ class LinkKernelInfo:
     prog_id: int
 
 
+# struct bpf_{map,prog,link}_info as this module asks for them: the size it passes and
+# where the fields it reads sit (like the attr sizes above, facts of these calls only)
+MAP_INFO_SZ = 88  # map_extra
+MAP_INFO_NAME = 24  # name, after type, id, key_size, value_size, max_entries, map_flags
+MAP_INFO_BTF_ID = 64  # btf_id, then btf_key_type_id, btf_value_type_id
+MAP_INFO_MAP_EXTRA = 80
+PROG_INFO_SZ = 232  # attach_btf_id
+PROG_INFO_XLATED_PROG_LEN = 20
+PROG_INFO_NR_MAP_IDS = 52
+PROG_INFO_NAME = 64
+PROG_INFO_BTF_ID = 128  # btf_id, then func_info_rec_size
+PROG_INFO_NR_FUNC_INFO = 144  # nr_func_info, then nr_line_info
+PROG_INFO_LINE_INFO_REC_SIZE = 172
+PROG_INFO_ATTACH_BTF_ID = 224
+LINK_INFO_SZ = 64  # type, id, prog_id, then the type's own fields
+
+
+def _name_at(raw: bytes, off: int) -> str:
+    return _cstr(raw[off : off + _core.BPF_OBJ_NAME_LEN])
+
+
 def map_info(fd: int) -> MapKernelInfo:
-    b = _obj_info(fd, 88).raw
+    b = _obj_info(fd, MAP_INFO_SZ).raw
     t, i, ks, vs, me, fl = struct.unpack_from("<6I", b, 0)
-    btf_id, bk, bv = struct.unpack_from("<3I", b, 64)
-    extra, = struct.unpack_from("<Q", b, 80)
-    return MapKernelInfo(t, i, ks, vs, me, fl, _cstr(b[24:40]), btf_id, bk, bv, extra)
+    btf_id, bk, bv = struct.unpack_from("<3I", b, MAP_INFO_BTF_ID)
+    extra, = struct.unpack_from("<Q", b, MAP_INFO_MAP_EXTRA)
+    return MapKernelInfo(t, i, ks, vs, me, fl, _name_at(b, MAP_INFO_NAME), btf_id, bk, bv, extra)
 
 
 def prog_info(fd: int) -> ProgKernelInfo:
-    b = _obj_info(fd, 232).raw
+    b = _obj_info(fd, PROG_INFO_SZ).raw
     t, i = struct.unpack_from("<II", b, 0)
-    xlated, = struct.unpack_from("<I", b, 20)
-    nr_map_ids, = struct.unpack_from("<I", b, 52)
-    btf_id, fi_rec = struct.unpack_from("<II", b, 128)
-    nr_fi, nr_li = struct.unpack_from("<II", b, 144)
-    li_rec, = struct.unpack_from("<I", b, 172)
-    attach_btf_id, = struct.unpack_from("<I", b, 224)
-    return ProgKernelInfo(t, i, _cstr(b[64:80]), xlated, nr_map_ids, btf_id, fi_rec, nr_fi,
-                          nr_li, li_rec, attach_btf_id)
+    xlated, = struct.unpack_from("<I", b, PROG_INFO_XLATED_PROG_LEN)
+    nr_map_ids, = struct.unpack_from("<I", b, PROG_INFO_NR_MAP_IDS)
+    btf_id, fi_rec = struct.unpack_from("<II", b, PROG_INFO_BTF_ID)
+    nr_fi, nr_li = struct.unpack_from("<II", b, PROG_INFO_NR_FUNC_INFO)
+    li_rec, = struct.unpack_from("<I", b, PROG_INFO_LINE_INFO_REC_SIZE)
+    attach_btf_id, = struct.unpack_from("<I", b, PROG_INFO_ATTACH_BTF_ID)
+    return ProgKernelInfo(t, i, _name_at(b, PROG_INFO_NAME), xlated, nr_map_ids, btf_id, fi_rec,
+                          nr_fi, nr_li, li_rec, attach_btf_id)
 
 
 def link_info(fd: int) -> LinkKernelInfo:
-    b = _obj_info(fd, 64).raw
+    b = _obj_info(fd, LINK_INFO_SZ).raw
     t, i, p = struct.unpack_from("<III", b, 0)
     return LinkKernelInfo(t, i, p)
 
