@@ -875,13 +875,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // The rest of what the facade needs to run and decode loaders, one table
     // per owner: the loader's layout, the instruction encoding, the kernel's
     // type numbers and flags, BTF kinds.
-    for table in [
-        crate::loader_abi::LOADER_LAYOUT,
-        crate::insn::ENCODING,
-        section_defs::UAPI_NUMBERS,
-        crate::btf::kind::NAMED,
-    ] {
-        for (name, value) in table {
+    for table in crate::EXPORTED_CONSTANTS {
+        for (name, value) in *table {
             m.add(*name, *value)?;
         }
     }
