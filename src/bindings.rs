@@ -4,7 +4,7 @@
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyInt, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyInt, PyTuple};
 
 use crate::error::{Error, ErrorKind};
 use crate::host::Host;
@@ -919,5 +919,17 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add(*name, *value)?;
     }
     m.add("BPF_OBJ_NAME_LEN", crate::loader_abi::BPF_OBJ_NAME_LEN)?;
+    // The rest of what the facade needs to run and decode loaders, one table
+    // per owner: the loader's layout, the instruction encoding, the kernel's
+    // type numbers and flags, BTF kinds.
+    for table in crate::EXPORTED_CONSTANTS {
+        for (name, value) in *table {
+            m.add(*name, *value)?;
+        }
+    }
+    m.add(
+        "PERCPU_MAP_TYPES",
+        PyFrozenSet::new(py, section_defs::map_type::PERCPU)?,
+    )?;
     Ok(())
 }

@@ -2,6 +2,9 @@
 //! the handful of constructors the loader emitter needs.
 
 pub const BPF_PSEUDO_MAP_FD: u8 = 1;
+/// `ld_imm64` of a map value's address (the kernel's, not emitted here;
+/// `explain` names it).
+pub const BPF_PSEUDO_MAP_VALUE: u8 = 2;
 pub const BPF_PSEUDO_BTF_ID: u8 = 3;
 pub const BPF_PSEUDO_MAP_IDX: u8 = 5;
 pub const BPF_PSEUDO_MAP_IDX_VALUE: u8 = 6;
@@ -20,10 +23,10 @@ pub const BPF_K: u8 = 0x00;
 pub const BPF_X: u8 = 0x08;
 pub const BPF_ALU64: u8 = 0x07;
 pub const BPF_ALU: u8 = 0x04;
-const BPF_LDX: u8 = 0x01;
-const BPF_STX: u8 = 0x03;
-const BPF_ST: u8 = 0x02;
-const BPF_MEM: u8 = 0x60;
+pub const BPF_LDX: u8 = 0x01;
+pub const BPF_STX: u8 = 0x03;
+pub const BPF_ST: u8 = 0x02;
+pub const BPF_MEM: u8 = 0x60;
 
 pub const BPF_ADD: u8 = 0x00;
 pub const BPF_RSH: u8 = 0x70;
@@ -36,9 +39,113 @@ pub const BPF_JSET: u8 = 0x40;
 pub const BPF_JSGE: u8 = 0x70;
 pub const BPF_JSLT: u8 = 0xc0;
 pub const BPF_JSLE: u8 = 0xd0;
+// The rest of the ALU and jump operations, the atomic mode and the masks of
+// an opcode's fields: not emitted here, but `explain` disassembles any
+// program's instructions by them.
+pub const BPF_SUB: u8 = 0x10;
+pub const BPF_MUL: u8 = 0x20;
+pub const BPF_DIV: u8 = 0x30;
+pub const BPF_OR: u8 = 0x40;
+pub const BPF_LSH: u8 = 0x60;
+pub const BPF_NEG: u8 = 0x80;
+pub const BPF_MOD: u8 = 0x90;
+pub const BPF_XOR: u8 = 0xa0;
+pub const BPF_ARSH: u8 = 0xc0;
+/// Byte swap; with `BPF_X` (`BPF_TO_BE`) to big-endian, else to little.
+pub const BPF_END: u8 = 0xd0;
+pub const BPF_JGT: u8 = 0x20;
+pub const BPF_JGE: u8 = 0x30;
+pub const BPF_JSGT: u8 = 0x60;
+pub const BPF_JLT: u8 = 0xa0;
+pub const BPF_JLE: u8 = 0xb0;
+pub const BPF_ATOMIC: u8 = 0xc0;
+pub const BPF_CLASS_MASK: u8 = 0x07;
+pub const BPF_OP_MASK: u8 = 0xf0;
+pub const BPF_SIZE_MASK: u8 = 0x18;
+pub const BPF_MODE_MASK: u8 = 0xe0;
+pub const BPF_SRC_MASK: u8 = 0x08;
+
 /// `gotol` (cpu v4, Linux 6.6): an unconditional jump whose offset is the
 /// 32-bit `imm`, for targets beyond the ±32,767 instructions of `off`.
 pub const BPF_GOTOL: u8 = BPF_JMP32 | BPF_JA;
+
+/// Bytes per instruction, and where its fields sit in them: the loader
+/// patches programs' instructions in place by these (ksym and kfunc
+/// relocations), and `explain` reads those patches back.
+pub const INSN_SIZE: usize = 8;
+pub const INSN_REGS_OFFSET: i16 = 1;
+pub const INSN_OFF_OFFSET: i16 = 2;
+pub const INSN_IMM_OFFSET: i16 = 4;
+/// The upper 32 bits of an `ld_imm64`'s value: the second half's `imm`.
+pub const LD_IMM64_IMM_HI_OFFSET: i16 = INSN_SIZE as i16 + INSN_IMM_OFFSET;
+
+/// The encoding facts above as (name, value), for the Python facade, which
+/// decodes loaders (`_core.<name>`); the access sizes as `BPF_W` .. `BPF_DW`.
+pub const ENCODING: &[(&str, i64)] = &[
+    ("BPF_PSEUDO_MAP_FD", BPF_PSEUDO_MAP_FD as i64),
+    ("BPF_PSEUDO_MAP_VALUE", BPF_PSEUDO_MAP_VALUE as i64),
+    ("BPF_PSEUDO_BTF_ID", BPF_PSEUDO_BTF_ID as i64),
+    ("BPF_PSEUDO_MAP_IDX", BPF_PSEUDO_MAP_IDX as i64),
+    ("BPF_PSEUDO_MAP_IDX_VALUE", BPF_PSEUDO_MAP_IDX_VALUE as i64),
+    ("BPF_PSEUDO_CALL", BPF_PSEUDO_CALL as i64),
+    ("BPF_PSEUDO_FUNC", BPF_PSEUDO_FUNC as i64),
+    ("BPF_PSEUDO_KFUNC_CALL", BPF_PSEUDO_KFUNC_CALL as i64),
+    ("BPF_LD_IMM64", BPF_LD_IMM64 as i64),
+    ("BPF_CALL", BPF_CALL as i64),
+    ("BPF_EXIT", BPF_EXIT as i64),
+    ("BPF_JMP", BPF_JMP as i64),
+    ("BPF_JMP32", BPF_JMP32 as i64),
+    ("BPF_K", BPF_K as i64),
+    ("BPF_X", BPF_X as i64),
+    ("BPF_ALU64", BPF_ALU64 as i64),
+    ("BPF_ALU", BPF_ALU as i64),
+    ("BPF_LDX", BPF_LDX as i64),
+    ("BPF_STX", BPF_STX as i64),
+    ("BPF_ST", BPF_ST as i64),
+    ("BPF_MEM", BPF_MEM as i64),
+    ("BPF_ADD", BPF_ADD as i64),
+    ("BPF_RSH", BPF_RSH as i64),
+    ("BPF_AND", BPF_AND as i64),
+    ("BPF_MOV", BPF_MOV as i64),
+    ("BPF_JA", BPF_JA as i64),
+    ("BPF_JEQ", BPF_JEQ as i64),
+    ("BPF_JNE", BPF_JNE as i64),
+    ("BPF_JSET", BPF_JSET as i64),
+    ("BPF_JSGE", BPF_JSGE as i64),
+    ("BPF_JSLT", BPF_JSLT as i64),
+    ("BPF_JSLE", BPF_JSLE as i64),
+    ("BPF_GOTOL", BPF_GOTOL as i64),
+    ("BPF_SUB", BPF_SUB as i64),
+    ("BPF_MUL", BPF_MUL as i64),
+    ("BPF_DIV", BPF_DIV as i64),
+    ("BPF_OR", BPF_OR as i64),
+    ("BPF_LSH", BPF_LSH as i64),
+    ("BPF_NEG", BPF_NEG as i64),
+    ("BPF_MOD", BPF_MOD as i64),
+    ("BPF_XOR", BPF_XOR as i64),
+    ("BPF_ARSH", BPF_ARSH as i64),
+    ("BPF_END", BPF_END as i64),
+    ("BPF_JGT", BPF_JGT as i64),
+    ("BPF_JGE", BPF_JGE as i64),
+    ("BPF_JSGT", BPF_JSGT as i64),
+    ("BPF_JLT", BPF_JLT as i64),
+    ("BPF_JLE", BPF_JLE as i64),
+    ("BPF_ATOMIC", BPF_ATOMIC as i64),
+    ("BPF_CLASS_MASK", BPF_CLASS_MASK as i64),
+    ("BPF_OP_MASK", BPF_OP_MASK as i64),
+    ("BPF_SIZE_MASK", BPF_SIZE_MASK as i64),
+    ("BPF_MODE_MASK", BPF_MODE_MASK as i64),
+    ("BPF_SRC_MASK", BPF_SRC_MASK as i64),
+    ("BPF_W", Size::W as i64),
+    ("BPF_H", Size::H as i64),
+    ("BPF_B", Size::B as i64),
+    ("BPF_DW", Size::DW as i64),
+    ("INSN_SIZE", INSN_SIZE as i64),
+    ("INSN_REGS_OFFSET", INSN_REGS_OFFSET as i64),
+    ("INSN_OFF_OFFSET", INSN_OFF_OFFSET as i64),
+    ("INSN_IMM_OFFSET", INSN_IMM_OFFSET as i64),
+    ("LD_IMM64_IMM_HI_OFFSET", LD_IMM64_IMM_HI_OFFSET as i64),
+];
 
 /// Access sizes for loads and stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +180,7 @@ pub struct Insn {
     pub imm: i32,
 }
 
-const _: () = assert!(std::mem::size_of::<Insn>() == 8);
+const _: () = assert!(std::mem::size_of::<Insn>() == INSN_SIZE);
 
 /// The little-endian wire bytes of `insns` (what `to_bytes` gives for each),
 /// without a copy on little-endian hosts (performance: large programs were

@@ -36,6 +36,17 @@ pub use host::Host;
 pub use object::{Object, open};
 pub use skel::gen_skeleton;
 
+/// The ABI facts the Python facade gets as `_core.<NAME>` module constants,
+/// one table per owning module (besides `loader_abi::ATTR_LAYOUT`, whose
+/// offsets are `usize`); the bindings register them all, so a name must be
+/// unique across them.
+pub const EXPORTED_CONSTANTS: &[&[(&str, i64)]] = &[
+    loader_abi::LOADER_LAYOUT,
+    insn::ENCODING,
+    section_defs::UAPI_NUMBERS,
+    btf::kind::NAMED,
+];
+
 /// bpftool's object name rule: basename, trailing `.o` dropped, every
 /// character outside `[A-Za-z0-9_]` replaced by `_`, at most 63 characters.
 pub fn default_object_name(path: &str) -> String {
@@ -54,5 +65,18 @@ mod tests {
         assert_eq!(super::default_object_name("dir/p.bpf.o"), "p_bpf");
         assert_eq!(super::default_object_name("x-y.o"), "x_y");
         assert_eq!(super::default_object_name("plain"), "plain");
+    }
+
+    #[test]
+    fn exported_constant_names_are_unique() {
+        let mut names: Vec<&str> = super::EXPORTED_CONSTANTS
+            .iter()
+            .flat_map(|t| t.iter().map(|(n, _)| *n))
+            .collect();
+        names.extend(crate::loader_abi::ATTR_LAYOUT.iter().map(|(n, _)| *n));
+        let all = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all);
     }
 }

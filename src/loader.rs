@@ -842,8 +842,8 @@ impl LoaderGen {
 
     fn emit_relo_kfunc(&mut self, r: &KsymReloc, insn: i32, first: Option<i32>, desc: &mut KsymDesc) {
         if let Some(first) = first {
-            self.blob2blob(insn + 4, 4, first + 4);
-            self.blob2blob(insn + 2, 2, first + 2);
+            self.blob2blob(insn + INSN_IMM_OFFSET as i32, 4, first + INSN_IMM_OFFSET as i32);
+            self.blob2blob(insn + INSN_OFF_OFFSET as i32, 2, first + INSN_OFF_OFFSET as i32);
             return;
         }
         self.emit_find_by_name_kind(r);
@@ -866,24 +866,28 @@ impl LoaderGen {
         }
         desc.off = slot;
         self.emit(Insn::jmp_imm(BPF_JSGE, R7, 0, 3));
-        self.emit(Insn::st_mem(Size::W, R8, 4, 0));
-        self.emit(Insn::st_mem(Size::H, R8, 2, 0));
+        self.emit(Insn::st_mem(Size::W, R8, INSN_IMM_OFFSET, 0));
+        self.emit(Insn::st_mem(Size::H, R8, INSN_OFF_OFFSET, 0));
         self.emit(Insn::jmp_imm(BPF_JA, 0, 0, 10));
-        self.emit(Insn::stx_mem(Size::W, R8, R7, 4));
+        self.emit(Insn::stx_mem(Size::W, R8, R7, INSN_IMM_OFFSET));
         self.emit(Insn::mov64_reg(R9, R7));
         self.emit(Insn::alu64_imm(BPF_RSH, R9, 32));
         self.ld_blob(R0, fd_array_off(slot as usize));
         self.emit(Insn::stx_mem(Size::W, R0, R9, 0));
         self.emit(Insn::jmp_imm(BPF_JNE, R9, 0, 2));
-        self.emit(Insn::st_mem(Size::H, R8, 2, 0));
+        self.emit(Insn::st_mem(Size::H, R8, INSN_OFF_OFFSET, 0));
         self.emit(Insn::jmp_imm(BPF_JA, 0, 0, 1));
-        self.emit(Insn::st_mem(Size::H, R8, 2, slot));
+        self.emit(Insn::st_mem(Size::H, R8, INSN_OFF_OFFSET, slot));
     }
 
     fn emit_relo_typeless(&mut self, r: &KsymReloc, insn: i32, first: Option<i32>) {
         if let Some(first) = first {
-            self.blob2blob(insn + 4, 4, first + 4);
-            self.blob2blob(insn + 12, 4, first + 12);
+            self.blob2blob(insn + INSN_IMM_OFFSET as i32, 4, first + INSN_IMM_OFFSET as i32);
+            self.blob2blob(
+                insn + LD_IMM64_IMM_HI_OFFSET as i32,
+                4,
+                first + LD_IMM64_IMM_HI_OFFSET as i32,
+            );
             return;
         }
         let mut name = r.name.as_bytes().to_vec();
@@ -904,15 +908,19 @@ impl LoaderGen {
         let skip = self.check_err_len(self.insns.len() + 1) as i16;
         self.emit(Insn::jmp_imm(BPF_JEQ, R7, -ENOENT, skip));
         self.check_err();
-        self.emit(Insn::stx_mem(Size::W, R8, R9, 4));
+        self.emit(Insn::stx_mem(Size::W, R8, R9, INSN_IMM_OFFSET));
         self.emit(Insn::alu64_imm(BPF_RSH, R9, 32));
-        self.emit(Insn::stx_mem(Size::W, R8, R9, 12));
+        self.emit(Insn::stx_mem(Size::W, R8, R9, LD_IMM64_IMM_HI_OFFSET));
     }
 
     fn emit_relo_typed(&mut self, r: &KsymReloc, insn: i32, first: Option<i32>) {
         if let Some(first) = first {
-            self.blob2blob(insn + 12, 4, first + 12);
-            self.blob2blob(insn + 4, 4, first + 4);
+            self.blob2blob(
+                insn + LD_IMM64_IMM_HI_OFFSET as i32,
+                4,
+                first + LD_IMM64_IMM_HI_OFFSET as i32,
+            );
+            self.blob2blob(insn + INSN_IMM_OFFSET as i32, 4, first + INSN_IMM_OFFSET as i32);
             self.emit(Insn::jmp_imm(BPF_JNE, R0, 0, 3));
         } else {
             self.emit_find_by_name_kind(r);
@@ -920,28 +928,28 @@ impl LoaderGen {
                 self.check_err();
             }
             self.emit(Insn::jmp_imm(BPF_JSGE, R7, 0, 3));
-            self.emit(Insn::st_mem(Size::W, R8, 4, 0));
-            self.emit(Insn::st_mem(Size::W, R8, 12, 0));
+            self.emit(Insn::st_mem(Size::W, R8, INSN_IMM_OFFSET, 0));
+            self.emit(Insn::st_mem(Size::W, R8, LD_IMM64_IMM_HI_OFFSET, 0));
             self.emit(Insn::jmp_imm(BPF_JA, 0, 0, 4));
-            self.emit(Insn::stx_mem(Size::W, R8, R7, 4));
+            self.emit(Insn::stx_mem(Size::W, R8, R7, INSN_IMM_OFFSET));
             self.emit(Insn::alu64_imm(BPF_RSH, R7, 32));
-            self.emit(Insn::stx_mem(Size::W, R8, R7, 12));
+            self.emit(Insn::stx_mem(Size::W, R8, R7, LD_IMM64_IMM_HI_OFFSET));
             self.emit(Insn::jmp_imm(BPF_JA, 0, 0, 3));
         }
         // Unresolved weak ksym: clear src_reg so it loads as a plain 0.
-        self.emit(Insn::ldx_mem(Size::B, R9, R8, 1));
+        self.emit(Insn::ldx_mem(Size::B, R9, R8, INSN_REGS_OFFSET));
         // Keep dst_reg, clear src_reg: its nibble is the high one in a
         // little-endian instruction, the low one in a big-endian one.
         let keep_dst = if self.big_endian { 0xf0 } else { 0x0f };
         self.emit(Insn::alu32_imm(BPF_AND, R9, keep_dst));
-        self.emit(Insn::stx_mem(Size::B, R8, R9, 1));
+        self.emit(Insn::stx_mem(Size::B, R8, R9, INSN_REGS_OFFSET));
     }
 
     /// Close the BTF fds the lookups returned (module BTFs) once PROG_LOAD ran.
     fn cleanup_relos(&mut self, ksyms: &[KsymDesc]) {
         for d in ksyms {
             if d.is_ld64 && !d.typeless {
-                self.emit_sys_close_blob(d.insn + 12);
+                self.emit_sys_close_blob(d.insn + LD_IMM64_IMM_HI_OFFSET as i32);
             } else if !d.is_ld64 {
                 self.emit_sys_close_blob(fd_array_off(d.off as usize));
                 if (d.off as usize) < self.map_slots + KFUNC_SLOTS {

@@ -6,7 +6,9 @@
 //! modules that bound their inputs by the data blob's size use
 //! [`MAX_DATA_BLOB`] from here too. A leaf: it depends on nothing.
 
-// Helpers the loader calls.
+// Helpers the loader calls (and `bpf_trace_printk`, which libbpf's loaders
+// built with debug output call, so `explain` names it too).
+pub const FN_TRACE_PRINTK: i32 = 6;
 pub const FN_PROBE_READ_KERNEL: i32 = 113;
 pub const FN_COPY_FROM_USER: i32 = 148;
 pub const FN_SYS_BPF: i32 = 166;
@@ -20,6 +22,15 @@ pub const BPF_MAP_UPDATE_ELEM: i32 = 2;
 pub const BPF_PROG_LOAD: i32 = 5;
 pub const BPF_BTF_LOAD: i32 = 18;
 pub const BPF_MAP_FREEZE: i32 = 22;
+// The other commands the Python facade issues when it runs a loader and the
+// objects it made (`_bpf.py`): the same `enum bpf_cmd`, so owned here too.
+pub const BPF_MAP_LOOKUP_ELEM: i32 = 1;
+pub const BPF_MAP_DELETE_ELEM: i32 = 3;
+pub const BPF_PROG_TEST_RUN: i32 = 10;
+pub const BPF_OBJ_GET_INFO_BY_FD: i32 = 15;
+pub const BPF_RAW_TRACEPOINT_OPEN: i32 = 17;
+pub const BPF_LINK_CREATE: i32 = 28;
+pub const BPF_ITER_CREATE: i32 = 33;
 
 /// `union bpf_attr` for each command the loader issues: the offset of every
 /// field the loader fills (a module per command) and the attr size it
@@ -169,6 +180,40 @@ pub const fn ctx_size(nr_maps: usize, nr_progs: usize) -> usize {
 /// The instruction every failure branch jumps to: the shared cleanup block
 /// right after the 7-instruction prologue.
 pub const CLEANUP_LABEL: usize = 7;
+
+/// The facts above that the Python facade needs to run and read back a
+/// loader, as `_core.<name>`: helper ids, `bpf()` commands, the stack slots
+/// (`LOADER_STACK_PROG_FDS` is the first program's), the fd array's slots and
+/// the cleanup label. (Attr layouts: [`ATTR_LAYOUT`]; the ctx: bindings.)
+pub const LOADER_LAYOUT: &[(&str, i64)] = &[
+    ("FN_TRACE_PRINTK", FN_TRACE_PRINTK as i64),
+    ("FN_PROBE_READ_KERNEL", FN_PROBE_READ_KERNEL as i64),
+    ("FN_COPY_FROM_USER", FN_COPY_FROM_USER as i64),
+    ("FN_SYS_BPF", FN_SYS_BPF as i64),
+    ("FN_BTF_FIND_BY_NAME_KIND", FN_BTF_FIND_BY_NAME_KIND as i64),
+    ("FN_SYS_CLOSE", FN_SYS_CLOSE as i64),
+    ("FN_KALLSYMS_LOOKUP_NAME", FN_KALLSYMS_LOOKUP_NAME as i64),
+    ("BPF_MAP_CREATE", BPF_MAP_CREATE as i64),
+    ("BPF_MAP_LOOKUP_ELEM", BPF_MAP_LOOKUP_ELEM as i64),
+    ("BPF_MAP_UPDATE_ELEM", BPF_MAP_UPDATE_ELEM as i64),
+    ("BPF_MAP_DELETE_ELEM", BPF_MAP_DELETE_ELEM as i64),
+    ("BPF_PROG_LOAD", BPF_PROG_LOAD as i64),
+    ("BPF_PROG_TEST_RUN", BPF_PROG_TEST_RUN as i64),
+    ("BPF_OBJ_GET_INFO_BY_FD", BPF_OBJ_GET_INFO_BY_FD as i64),
+    ("BPF_RAW_TRACEPOINT_OPEN", BPF_RAW_TRACEPOINT_OPEN as i64),
+    ("BPF_BTF_LOAD", BPF_BTF_LOAD as i64),
+    ("BPF_MAP_FREEZE", BPF_MAP_FREEZE as i64),
+    ("BPF_LINK_CREATE", BPF_LINK_CREATE as i64),
+    ("BPF_ITER_CREATE", BPF_ITER_CREATE as i64),
+    ("LOADER_STACK_SIZE", STACK_SIZE as i64),
+    ("LOADER_STACK_BTF_FD", STACK_BTF_FD as i64),
+    ("LOADER_STACK_INNER_MAP_FD", STACK_INNER_MAP_FD as i64),
+    ("LOADER_STACK_PROG_FDS", stack_prog_fd(0) as i64),
+    ("LOADER_STACK_PROGS", STACK_PROGS as i64),
+    ("LOADER_MIN_MAP_SLOTS", MIN_MAP_SLOTS as i64),
+    ("LOADER_KFUNC_SLOTS", KFUNC_SLOTS as i64),
+    ("LOADER_CLEANUP_LABEL", CLEANUP_LABEL as i64),
+];
 
 /// A signed loader (libbpf 1.8's `gen_hash`) reads its own map: the
 /// kernel-computed SHA-256 of the data blob in `SHA256_DWORDS` 8-byte words,

@@ -157,6 +157,10 @@ pub mod map_type {
     pub fn is_map_in_map(t: u32) -> bool {
         t == ARRAY_OF_MAPS || t == HASH_OF_MAPS
     }
+
+    /// Maps with one value per possible CPU: user space reads and writes
+    /// `value_size` rounded up to 8, times the number of possible CPUs.
+    pub const PERCPU: &[u32] = &[PERCPU_HASH, PERCPU_ARRAY, LRU_PERCPU_HASH, PERCPU_CGROUP_STORAGE];
 }
 
 /// No special handling.
@@ -189,6 +193,30 @@ pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 /// `BPF_MAP_CREATE` flag: a struct_ops map registered through a link
 /// (`SEC(".struct_ops.link")`).
 pub const BPF_F_LINK: u32 = 1 << 13;
+/// `BPF_MAP_CREATE` flag of an arena: a user-space access to a page not
+/// allocated faults (SIGSEGV) rather than allocating it.
+pub const BPF_F_SEGV_ON_FAULT: u32 = 1 << 17;
+
+/// The type numbers and flags the Python facade's runtime uses (`run.py`,
+/// `_bpf.py`, `explain.py`), as `_core.<name>`; their names are the kernel's.
+pub const UAPI_NUMBERS: &[(&str, i64)] = &[
+    ("BPF_MAP_TYPE_ARRAY", map_type::ARRAY as i64),
+    ("BPF_MAP_TYPE_PROG_ARRAY", map_type::PROG_ARRAY as i64),
+    ("BPF_MAP_TYPE_STRUCT_OPS", map_type::STRUCT_OPS as i64),
+    ("BPF_MAP_TYPE_ARENA", map_type::ARENA as i64),
+    ("BPF_PROG_TYPE_RAW_TRACEPOINT", prog_type::RAW_TRACEPOINT as i64),
+    ("BPF_PROG_TYPE_TRACING", prog_type::TRACING as i64),
+    ("BPF_PROG_TYPE_STRUCT_OPS", prog_type::STRUCT_OPS as i64),
+    ("BPF_PROG_TYPE_LSM", prog_type::LSM as i64),
+    ("BPF_PROG_TYPE_SYSCALL", prog_type::SYSCALL as i64),
+    ("BPF_TRACE_ITER", attach_type::TRACE_ITER as i64),
+    ("BPF_STRUCT_OPS", attach_type::STRUCT_OPS as i64),
+    ("BPF_F_SLEEPABLE", BPF_F_SLEEPABLE as i64),
+    ("BPF_F_RDONLY_PROG", BPF_F_RDONLY_PROG as i64),
+    ("BPF_F_MMAPABLE", BPF_F_MMAPABLE as i64),
+    ("BPF_F_LINK", BPF_F_LINK as i64),
+    ("BPF_F_SEGV_ON_FAULT", BPF_F_SEGV_ON_FAULT as i64),
+];
 
 /// One entry of libbpf's built-in section table.
 ///

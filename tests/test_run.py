@@ -25,6 +25,7 @@ from bpfgen_fast import (
     Loader,
     LoadError,
     _bpf,
+    _core,
     cli,
     run,
 )
@@ -151,7 +152,7 @@ def test_explain_matches_what_the_kernel_reports(name: str) -> None:
             # read-only for programs
             flags = m.flags & ~(_BPF_F_RDONLY | _BPF_F_WRONLY)
             if m.type_name in ("devmap", "devmap_hash"):
-                flags |= _bpf.BPF_F_RDONLY_PROG
+                flags |= _core.BPF_F_RDONLY_PROG
             assert (mi.type, mi.name, mi.key_size, mi.value_size, mi.max_entries,
                     mi.map_flags, mi.map_extra) == (
                 m.type, m.kernel_name, m.key_size, m.value_size, m.max_entries, flags,

@@ -10,6 +10,7 @@ passes, so the kernel never sees stray bytes.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import platform
 import struct
@@ -18,19 +19,19 @@ from dataclasses import dataclass
 
 from bpfgen_fast import _core
 
-# bpf commands
-MAP_CREATE = 0
-MAP_LOOKUP_ELEM = 1
-MAP_UPDATE_ELEM = 2
-MAP_DELETE_ELEM = 3
-PROG_LOAD = 5
-PROG_TEST_RUN = 10
-OBJ_GET_INFO_BY_FD = 15
-RAW_TRACEPOINT_OPEN = 17
-BTF_LOAD = 18
-MAP_FREEZE = 22
-LINK_CREATE = 28
-ITER_CREATE = 33
+# bpf commands: the core's (src/loader_abi.rs); short names for the calls below
+MAP_CREATE = _core.BPF_MAP_CREATE
+MAP_LOOKUP_ELEM = _core.BPF_MAP_LOOKUP_ELEM
+MAP_UPDATE_ELEM = _core.BPF_MAP_UPDATE_ELEM
+MAP_DELETE_ELEM = _core.BPF_MAP_DELETE_ELEM
+PROG_LOAD = _core.BPF_PROG_LOAD
+PROG_TEST_RUN = _core.BPF_PROG_TEST_RUN
+OBJ_GET_INFO_BY_FD = _core.BPF_OBJ_GET_INFO_BY_FD
+RAW_TRACEPOINT_OPEN = _core.BPF_RAW_TRACEPOINT_OPEN
+BTF_LOAD = _core.BPF_BTF_LOAD
+MAP_FREEZE = _core.BPF_MAP_FREEZE
+LINK_CREATE = _core.BPF_LINK_CREATE
+ITER_CREATE = _core.BPF_ITER_CREATE
 
 CMD_NAMES = {
     MAP_CREATE: "MAP_CREATE", MAP_LOOKUP_ELEM: "MAP_LOOKUP_ELEM",
@@ -41,20 +42,6 @@ CMD_NAMES = {
     ITER_CREATE: "ITER_CREATE",
 }
 
-BPF_MAP_TYPE_ARRAY = 2
-BPF_MAP_TYPE_STRUCT_OPS = 26
-BPF_PROG_TYPE_RAW_TRACEPOINT = 17
-BPF_PROG_TYPE_TRACING = 26
-BPF_PROG_TYPE_STRUCT_OPS = 27
-BPF_PROG_TYPE_LSM = 29
-BPF_PROG_TYPE_SYSCALL = 31
-BPF_TRACE_ITER = 28
-BPF_STRUCT_OPS = 44  # attach type: link_create of a struct_ops map
-BPF_F_SLEEPABLE = 1 << 4
-BPF_F_RDONLY_PROG = 1 << 7
-BPF_F_MMAPABLE = 1 << 10
-BPF_F_LINK = 1 << 13  # struct_ops map registered by a link, not by its update
-
 # union bpf_attr sizes as skel_internal.h passes them (offsetofend of the last field used)
 MAP_CREATE_ATTR_SZ = 72  # map_extra
 ELEM_ATTR_SZ = 32  # flags
@@ -64,6 +51,16 @@ INFO_ATTR_SZ = 16  # info
 RAW_TP_ATTR_SZ = 12  # raw_tracepoint.prog_fd
 LINK_CREATE_ATTR_SZ = 28  # link_create.iter_info_len
 ITER_CREATE_ATTR_SZ = 8  # iter_create.flags
+# Fields of those attrs: where the core names them (a loader's MAP_CREATE and PROG_LOAD use
+# the same ones), its offsets; BPF_PROG_TEST_RUN's, which no loader issues, here
+_MAP_NAME, _PROG_FLAGS = _core.MAP_CREATE_MAP_NAME, _core.PROG_LOAD_PROG_FLAGS
+_PROG_NAME, _FD_ARRAY = _core.PROG_LOAD_PROG_NAME, _core.PROG_LOAD_FD_ARRAY
+_NAME_FMT = f"{_core.BPF_OBJ_NAME_LEN - 1}s"  # the name, NUL-terminated
+TEST_RUN_RETVAL = 4  # test.retval
+TEST_RUN_DATA_SIZE_OUT = 12  # test.data_size_out
+TEST_RUN_DURATION = 36  # test.duration
+TEST_RUN_CTX_SIZE_IN = 40  # test.ctx_size_in, then ctx_size_out, ctx_in, ctx_out
+TEST_RUN_CTX_SIZE_OUT = 44  # test.ctx_size_out
 
 # Type names are the core's (section_defs.rs, libbpf's tables); past a table's end a
 # value is shown as unknown(N), as the kernel may know types the table does not.
@@ -131,7 +128,7 @@ def map_create(
 ) -> int:
     a = attr_buf(MAP_CREATE_ATTR_SZ)
     struct.pack_into("<IIIII", a, 0, map_type, key_size, value_size, max_entries, flags)
-    struct.pack_into("15s", a, 28, name.encode())
+    struct.pack_into(_NAME_FMT, a, _MAP_NAME, name.encode())
     return sys_bpf(MAP_CREATE, a, MAP_CREATE_ATTR_SZ)
 
 
@@ -159,7 +156,7 @@ def map_lookup_elem(fd: int, key: bytes, value_size: int) -> bytes | None:
     try:
         sys_bpf(MAP_LOOKUP_ELEM, a, ELEM_ATTR_SZ)
     except OSError as e:
-        if e.errno == 2:
+        if e.errno == errno.ENOENT:
             return None
         raise
     return v.raw[:value_size]
@@ -181,11 +178,11 @@ def prog_load(
     code = ctypes.create_string_buffer(insns, len(insns))
     lic = ctypes.create_string_buffer(license.encode())
     a = attr_buf(PROG_LOAD_ATTR_SZ)
-    struct.pack_into("<IIQQIIQI", a, 0, prog_type, len(insns) // 8, addr(code), addr(lic),
-                     log_level, log_size, log_buf, 0)
-    struct.pack_into("<I", a, 44, prog_flags)
-    struct.pack_into("15s", a, 48, name.encode())
-    struct.pack_into("<Q", a, 120, fd_array)
+    struct.pack_into("<IIQQIIQI", a, 0, prog_type, len(insns) // _core.INSN_SIZE, addr(code),
+                     addr(lic), log_level, log_size, log_buf, 0)
+    struct.pack_into("<I", a, _PROG_FLAGS, prog_flags)
+    struct.pack_into(_NAME_FMT, a, _PROG_NAME, name.encode())
+    struct.pack_into("<Q", a, _FD_ARRAY, fd_array)
     return sys_bpf(PROG_LOAD, a, PROG_LOAD_ATTR_SZ)
 
 
@@ -218,12 +215,12 @@ def prog_test_run(
         "<IiIIQQII", a, 0, prog_fd, 0, 0 if data is None else len(data), data_size_out,
         addr(din), addr(dout), repeat, 0,
     )
-    struct.pack_into("<IIQQ", a, 40, csize, ctx_size_out, addr(ctx), addr(cout))
+    struct.pack_into("<IIQQ", a, TEST_RUN_CTX_SIZE_IN, csize, ctx_size_out, addr(ctx), addr(cout))
     sys_bpf(PROG_TEST_RUN, a, TEST_RUN_ATTR_SZ)
-    retval, = struct.unpack_from("<i", a, 4)
-    out_sz, = struct.unpack_from("<I", a, 12)
-    duration, = struct.unpack_from("<I", a, 36)
-    cout_sz, = struct.unpack_from("<I", a, 44)
+    retval, = struct.unpack_from("<i", a, TEST_RUN_RETVAL)
+    out_sz, = struct.unpack_from("<I", a, TEST_RUN_DATA_SIZE_OUT)
+    duration, = struct.unpack_from("<I", a, TEST_RUN_DURATION)
+    cout_sz, = struct.unpack_from("<I", a, TEST_RUN_CTX_SIZE_OUT)
     return TestRun(
         retval=retval,
         duration=duration,
@@ -313,29 +310,50 @@ class LinkKernelInfo:
     prog_id: int
 
 
+# struct bpf_{map,prog,link}_info as this module asks for them: the size it passes and
+# where the fields it reads sit (like the attr sizes above, facts of these calls only)
+MAP_INFO_SZ = 88  # map_extra
+MAP_INFO_NAME = 24  # name, after type, id, key_size, value_size, max_entries, map_flags
+MAP_INFO_BTF_ID = 64  # btf_id, then btf_key_type_id, btf_value_type_id
+MAP_INFO_MAP_EXTRA = 80
+PROG_INFO_SZ = 232  # attach_btf_id
+PROG_INFO_XLATED_PROG_LEN = 20
+PROG_INFO_NR_MAP_IDS = 52
+PROG_INFO_NAME = 64
+PROG_INFO_BTF_ID = 128  # btf_id, then func_info_rec_size
+PROG_INFO_NR_FUNC_INFO = 144  # nr_func_info, then nr_line_info
+PROG_INFO_LINE_INFO_REC_SIZE = 172
+PROG_INFO_ATTACH_BTF_ID = 224
+LINK_INFO_SZ = 64  # type, id, prog_id, then the type's own fields
+
+
+def _name_at(raw: bytes, off: int) -> str:
+    return _cstr(raw[off : off + _core.BPF_OBJ_NAME_LEN])
+
+
 def map_info(fd: int) -> MapKernelInfo:
-    b = _obj_info(fd, 88).raw
+    b = _obj_info(fd, MAP_INFO_SZ).raw
     t, i, ks, vs, me, fl = struct.unpack_from("<6I", b, 0)
-    btf_id, bk, bv = struct.unpack_from("<3I", b, 64)
-    extra, = struct.unpack_from("<Q", b, 80)
-    return MapKernelInfo(t, i, ks, vs, me, fl, _cstr(b[24:40]), btf_id, bk, bv, extra)
+    btf_id, bk, bv = struct.unpack_from("<3I", b, MAP_INFO_BTF_ID)
+    extra, = struct.unpack_from("<Q", b, MAP_INFO_MAP_EXTRA)
+    return MapKernelInfo(t, i, ks, vs, me, fl, _name_at(b, MAP_INFO_NAME), btf_id, bk, bv, extra)
 
 
 def prog_info(fd: int) -> ProgKernelInfo:
-    b = _obj_info(fd, 232).raw
+    b = _obj_info(fd, PROG_INFO_SZ).raw
     t, i = struct.unpack_from("<II", b, 0)
-    xlated, = struct.unpack_from("<I", b, 20)
-    nr_map_ids, = struct.unpack_from("<I", b, 52)
-    btf_id, fi_rec = struct.unpack_from("<II", b, 128)
-    nr_fi, nr_li = struct.unpack_from("<II", b, 144)
-    li_rec, = struct.unpack_from("<I", b, 172)
-    attach_btf_id, = struct.unpack_from("<I", b, 224)
-    return ProgKernelInfo(t, i, _cstr(b[64:80]), xlated, nr_map_ids, btf_id, fi_rec, nr_fi,
-                          nr_li, li_rec, attach_btf_id)
+    xlated, = struct.unpack_from("<I", b, PROG_INFO_XLATED_PROG_LEN)
+    nr_map_ids, = struct.unpack_from("<I", b, PROG_INFO_NR_MAP_IDS)
+    btf_id, fi_rec = struct.unpack_from("<II", b, PROG_INFO_BTF_ID)
+    nr_fi, nr_li = struct.unpack_from("<II", b, PROG_INFO_NR_FUNC_INFO)
+    li_rec, = struct.unpack_from("<I", b, PROG_INFO_LINE_INFO_REC_SIZE)
+    attach_btf_id, = struct.unpack_from("<I", b, PROG_INFO_ATTACH_BTF_ID)
+    return ProgKernelInfo(t, i, _name_at(b, PROG_INFO_NAME), xlated, nr_map_ids, btf_id, fi_rec,
+                          nr_fi, nr_li, li_rec, attach_btf_id)
 
 
 def link_info(fd: int) -> LinkKernelInfo:
-    b = _obj_info(fd, 64).raw
+    b = _obj_info(fd, LINK_INFO_SZ).raw
     t, i, p = struct.unpack_from("<III", b, 0)
     return LinkKernelInfo(t, i, p)
 

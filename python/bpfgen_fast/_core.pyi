@@ -155,6 +155,128 @@ PROG_LOAD_FD_ARRAY: int
 PROG_LOAD_CORE_RELOS: int
 PROG_LOAD_CORE_RELO_REC_SIZE: int
 
+# the loader's helper ids, the bpf() commands (the loader's and run()'s), its stack slots,
+# fd-array slots and cleanup label (src/loader_abi.rs)
+FN_TRACE_PRINTK: int
+FN_PROBE_READ_KERNEL: int
+FN_COPY_FROM_USER: int
+FN_SYS_BPF: int
+FN_BTF_FIND_BY_NAME_KIND: int
+FN_SYS_CLOSE: int
+FN_KALLSYMS_LOOKUP_NAME: int
+BPF_MAP_CREATE: int
+BPF_MAP_LOOKUP_ELEM: int
+BPF_MAP_UPDATE_ELEM: int
+BPF_MAP_DELETE_ELEM: int
+BPF_PROG_LOAD: int
+BPF_PROG_TEST_RUN: int
+BPF_OBJ_GET_INFO_BY_FD: int
+BPF_RAW_TRACEPOINT_OPEN: int
+BPF_BTF_LOAD: int
+BPF_MAP_FREEZE: int
+BPF_LINK_CREATE: int
+BPF_ITER_CREATE: int
+LOADER_STACK_SIZE: int
+LOADER_STACK_BTF_FD: int
+LOADER_STACK_INNER_MAP_FD: int
+LOADER_STACK_PROG_FDS: int
+LOADER_STACK_PROGS: int
+LOADER_MIN_MAP_SLOTS: int
+LOADER_KFUNC_SLOTS: int
+LOADER_CLEANUP_LABEL: int
+
+# struct bpf_insn: opcode pieces (class | op | source, access sizes), ld_imm64 / call src
+# values, the instruction's size and imm's offset (src/insn.rs)
+BPF_PSEUDO_MAP_FD: int
+BPF_PSEUDO_MAP_VALUE: int
+BPF_PSEUDO_BTF_ID: int
+BPF_PSEUDO_MAP_IDX: int
+BPF_PSEUDO_MAP_IDX_VALUE: int
+BPF_PSEUDO_CALL: int
+BPF_PSEUDO_FUNC: int
+BPF_PSEUDO_KFUNC_CALL: int
+BPF_LD_IMM64: int
+BPF_CALL: int
+BPF_EXIT: int
+BPF_JMP: int
+BPF_JMP32: int
+BPF_K: int
+BPF_X: int
+BPF_ALU64: int
+BPF_ALU: int
+BPF_LDX: int
+BPF_STX: int
+BPF_ST: int
+BPF_MEM: int
+BPF_ADD: int
+BPF_RSH: int
+BPF_AND: int
+BPF_MOV: int
+BPF_JA: int
+BPF_JEQ: int
+BPF_JNE: int
+BPF_JSET: int
+BPF_JSGE: int
+BPF_JSLT: int
+BPF_JSLE: int
+BPF_GOTOL: int
+BPF_SUB: int
+BPF_MUL: int
+BPF_DIV: int
+BPF_OR: int
+BPF_LSH: int
+BPF_NEG: int
+BPF_MOD: int
+BPF_XOR: int
+BPF_ARSH: int
+BPF_END: int
+BPF_JGT: int
+BPF_JGE: int
+BPF_JSGT: int
+BPF_JLT: int
+BPF_JLE: int
+BPF_ATOMIC: int
+BPF_CLASS_MASK: int
+BPF_OP_MASK: int
+BPF_SIZE_MASK: int
+BPF_MODE_MASK: int
+BPF_SRC_MASK: int
+BPF_W: int
+BPF_H: int
+BPF_B: int
+BPF_DW: int
+INSN_SIZE: int
+INSN_REGS_OFFSET: int
+INSN_OFF_OFFSET: int
+INSN_IMM_OFFSET: int
+LD_IMM64_IMM_HI_OFFSET: int
+
+# map, program and attach type numbers and BPF_F_* flags the facade uses (src/section_defs.rs)
+BPF_MAP_TYPE_ARRAY: int
+BPF_MAP_TYPE_PROG_ARRAY: int
+BPF_MAP_TYPE_STRUCT_OPS: int
+BPF_MAP_TYPE_ARENA: int
+BPF_PROG_TYPE_RAW_TRACEPOINT: int
+BPF_PROG_TYPE_TRACING: int
+BPF_PROG_TYPE_STRUCT_OPS: int
+BPF_PROG_TYPE_LSM: int
+BPF_PROG_TYPE_SYSCALL: int
+BPF_TRACE_ITER: int
+BPF_STRUCT_OPS: int
+BPF_F_SLEEPABLE: int
+BPF_F_RDONLY_PROG: int
+BPF_F_MMAPABLE: int
+BPF_F_LINK: int
+BPF_F_SEGV_ON_FAULT: int
+
+# BTF kinds explain names (src/btf/mod.rs)
+BTF_KIND_STRUCT: int
+BTF_KIND_TYPEDEF: int
+BTF_KIND_FUNC: int
+BTF_KIND_VAR: int
+# map types with one value per possible CPU (src/section_defs.rs)
+PERCPU_MAP_TYPES: frozenset[int]
+
 def gen_batch(
     paths: list[str],
     names: list[str] | None,

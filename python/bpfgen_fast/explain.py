@@ -42,11 +42,12 @@ from bpfgen_fast.object import BpfObject, Loader
 
 FORMAT = "bpfgen-explain/1"
 
-# loader layout constants (gen_loader.c)
-_STACK_SZ = 136
-_BTF_FD = -136
-_INNER_MAP_FD = -132
-_PROG_FD0 = -128
+# The loader's layout, helper ids, bpf() commands and instruction encoding are the core's
+# (src/loader_abi.rs, src/insn.rs): short local names for the ones decoded with.
+_STACK_SZ = _core.LOADER_STACK_SIZE
+_BTF_FD = _core.LOADER_STACK_BTF_FD
+_INNER_MAP_FD = _core.LOADER_STACK_INNER_MAP_FD
+_PROG_FD0 = _core.LOADER_STACK_PROG_FDS
 # the skeleton ctx (the core's layout): struct bpf_loader_ctx, then the map descriptors
 # (fields: max_entries override, initial value), then the prog descriptors
 _CTX_HDR, _MAP_DESC, _PROG_DESC = _core.LOADER_CTX_SIZE, _core.MAP_DESC_SIZE, _core.PROG_DESC_SIZE
@@ -59,41 +60,60 @@ _BTF_LOG_MOVES = ((_core.BTF_LOAD_BTF_LOG_LEVEL, 4, _core.LOADER_CTX_LOG_LEVEL),
 _PROG_LOG_MOVES = ((_core.PROG_LOAD_LOG_LEVEL, 4, _core.LOADER_CTX_LOG_LEVEL),
                    (_core.PROG_LOAD_LOG_SIZE, 4, _core.LOADER_CTX_LOG_SIZE),
                    (_core.PROG_LOAD_LOG_BUF, 8, _core.LOADER_CTX_LOG_BUF))
-_CLEANUP_LABEL = 7
-# fd_array: 64 map slots (one per map beyond 64 maps), then 256 kfunc BTF fd slots; more
-# than 32 programs keep their fds in the blob right after it (beyond libbpf 1.5)
-_MAX_USED_MAPS = 64
-_MAX_KFUNC_DESCS = 256
-_MAX_STACK_PROGS = 32
-_BPF_MAP_TYPE_PROG_ARRAY = 3
-_BPF_MAP_TYPE_STRUCT_OPS = 26
-_BPF_MAP_TYPE_ARENA = 33
-_BPF_PROG_TYPE_STRUCT_OPS = 27
-_BTF_KIND_STRUCT = 4
+_CLEANUP_LABEL = _core.LOADER_CLEANUP_LABEL
+# fd_array: map slots (one per map beyond the minimum), then the kfunc BTF fd slots; more
+# programs than the stack has slots for keep their fds in the blob right after it
+# (beyond libbpf 1.5)
+_MAX_USED_MAPS = _core.LOADER_MIN_MAP_SLOTS
+_MAX_KFUNC_DESCS = _core.LOADER_KFUNC_SLOTS
+_MAX_STACK_PROGS = _core.LOADER_STACK_PROGS
 
 # helpers
+_H_PROBE_READ_KERNEL, _H_COPY_FROM_USER = _core.FN_PROBE_READ_KERNEL, _core.FN_COPY_FROM_USER
+_H_SYS_BPF, _H_SYS_CLOSE = _core.FN_SYS_BPF, _core.FN_SYS_CLOSE
+_H_FIND_BY_NAME_KIND, _H_KALLSYMS = _core.FN_BTF_FIND_BY_NAME_KIND, _core.FN_KALLSYMS_LOOKUP_NAME
 _HELPERS = {
-    6: "trace_printk", 113: "probe_read_kernel", 148: "copy_from_user", 166: "sys_bpf",
-    167: "btf_find_by_name_kind", 168: "sys_close", 179: "kallsyms_lookup_name",
+    _core.FN_TRACE_PRINTK: "trace_printk", _H_PROBE_READ_KERNEL: "probe_read_kernel",
+    _H_COPY_FROM_USER: "copy_from_user", _H_SYS_BPF: "sys_bpf",
+    _H_FIND_BY_NAME_KIND: "btf_find_by_name_kind", _H_SYS_CLOSE: "sys_close",
+    _H_KALLSYMS: "kallsyms_lookup_name",
 }
-_H_PROBE_READ_KERNEL, _H_COPY_FROM_USER, _H_SYS_BPF = 113, 148, 166
-_H_FIND_BY_NAME_KIND, _H_SYS_CLOSE, _H_KALLSYMS = 167, 168, 179
-_BTF_KINDS = {4: "struct", 8: "typedef", 12: "func", 14: "var"}
+_BTF_KINDS = {_core.BTF_KIND_STRUCT: "struct", _core.BTF_KIND_TYPEDEF: "typedef",
+              _core.BTF_KIND_FUNC: "func", _core.BTF_KIND_VAR: "var"}
+#: what a ksym relocation looks up: a BTF func or var, or (0) a typeless kallsyms name
+_KSYM_KINDS = {_core.BTF_KIND_FUNC: "func", _core.BTF_KIND_VAR: "var", 0: "kallsyms"}
 
-# bpf commands used by the loader, and their attr sizes
-_BTF_LOAD, _MAP_CREATE, _MAP_UPDATE, _MAP_FREEZE, _PROG_LOAD = 18, 0, 2, 22, 5
+# bpf commands used by the loader
+_BTF_LOAD, _MAP_CREATE, _PROG_LOAD = _core.BPF_BTF_LOAD, _core.BPF_MAP_CREATE, _core.BPF_PROG_LOAD
+_MAP_UPDATE, _MAP_FREEZE = _core.BPF_MAP_UPDATE_ELEM, _core.BPF_MAP_FREEZE
 
-# opcodes
-_MOV64_IMM, _MOV64_REG, _ADD64_IMM, _RSH64_IMM, _AND32_IMM = 0xB7, 0xBF, 0x07, 0x77, 0x54
-_JA, _JEQ, _JNE, _JSET, _JSGE, _JSLT, _JSLE = 0x05, 0x15, 0x55, 0x45, 0x75, 0xC5, 0xD5
+# opcodes: class | op | source
+_MOV64_IMM = _core.BPF_ALU64 | _core.BPF_MOV | _core.BPF_K
+_MOV64_REG = _core.BPF_ALU64 | _core.BPF_MOV | _core.BPF_X
+_ADD64_IMM = _core.BPF_ALU64 | _core.BPF_ADD | _core.BPF_K
+_RSH64_IMM = _core.BPF_ALU64 | _core.BPF_RSH | _core.BPF_K
+_AND32_IMM = _core.BPF_ALU | _core.BPF_AND | _core.BPF_K
+_JA, _JEQ, _JNE, _JSET, _JSGE, _JSLT, _JSLE = (
+    _core.BPF_JMP | op | _core.BPF_K
+    for op in (_core.BPF_JA, _core.BPF_JEQ, _core.BPF_JNE, _core.BPF_JSET, _core.BPF_JSGE,
+               _core.BPF_JSLT, _core.BPF_JSLE))
 #: ``gotol`` (BPF_JMP32 | BPF_JA, cpu v4): the offset is the 32-bit imm. A long loader's
 #: prologue jump, and its error branches out of 16-bit reach of the cleanup label, which
 #: read ``if r7 s>= 0 goto +1; gotol cleanup`` (beyond libbpf 1.5, which refuses them)
-_GOTOL = 0x06
-_CALL, _EXIT, _LD_IMM64 = 0x85, 0x95, 0x18
-_SZ = {4: 0x00, 2: 0x08, 1: 0x10, 8: 0x18}
+_GOTOL = _core.BPF_GOTOL
+_CALL, _EXIT, _LD_IMM64 = _core.BPF_CALL, _core.BPF_EXIT, _core.BPF_LD_IMM64
+_SZ = {4: _core.BPF_W, 2: _core.BPF_H, 1: _core.BPF_B, 8: _core.BPF_DW}
 _SZ_OF = {v: k for k, v in _SZ.items()}
-_LDX, _ST, _STX = 0x61, 0x62, 0x63
+_LDX, _ST, _STX = (cls | _core.BPF_MEM for cls in (_core.BPF_LDX, _core.BPF_ST, _core.BPF_STX))
+#: the longest kernel name of a map or program (the attrs' names are NUL-terminated)
+_NAME_MAX = _core.BPF_OBJ_NAME_LEN - 1
+#: ``struct bpf_insn``: its size, and where its fields sit in it (``ld_imm64``'s upper half:
+#: the second instruction's imm), which ksym / kfunc relocations patch
+_INSN_SZ, _IMM_OFF = _core.INSN_SIZE, _core.INSN_IMM_OFFSET
+_REGS_OFF, _OFF_OFF, _IMM_HI_OFF = (_core.INSN_REGS_OFFSET, _core.INSN_OFF_OFFSET,
+                                    _core.LD_IMM64_IMM_HI_OFFSET)
+#: ld_imm64's src: the value at an offset into the map of index imm (the data blob's map)
+_PSEUDO_MAP_IDX_VALUE = _core.BPF_PSEUDO_MAP_IDX_VALUE
 
 
 class LoaderDecodeError(BpfgenError):
@@ -486,17 +506,17 @@ def loader_is_big_endian(insns: bytes) -> bool:
 
 
 def _decode_insns(raw: bytes, big_endian: bool = False) -> list[_Insn]:
-    if len(raw) % 8:
-        raise LoaderDecodeError(f"instruction blob size {len(raw)} is not a multiple of 8")
-    n = len(raw) // 8
+    if len(raw) % _INSN_SZ:
+        raise LoaderDecodeError(f"instruction blob size {len(raw)} is not a multiple of {_INSN_SZ}")
+    n = len(raw) // _INSN_SZ
     out: list[_Insn] = []
     i = 0
     while i < n:
-        code, dst, src, off, imm = _unpack_insn(raw, 8 * i, big_endian)
+        code, dst, src, off, imm = _unpack_insn(raw, _INSN_SZ * i, big_endian)
         if code == _LD_IMM64:
             if i + 1 >= n:
                 raise LoaderDecodeError("truncated ld_imm64", i)
-            c2, d2, s2, o2, imm2 = _unpack_insn(raw, 8 * (i + 1), big_endian)
+            c2, d2, s2, o2, imm2 = _unpack_insn(raw, _INSN_SZ * (i + 1), big_endian)
             if c2 or d2 or s2 or o2:
                 raise LoaderDecodeError("malformed second half of ld_imm64", i)
             out.append(_Insn(i, code, dst, src, off, imm, imm2))
@@ -507,11 +527,16 @@ def _decode_insns(raw: bytes, big_endian: bool = False) -> list[_Insn]:
     return out
 
 
-_ALU_OPS = {0x00: "+=", 0x10: "-=", 0x20: "*=", 0x30: "/=", 0x40: "|=", 0x50: "&=",
-            0x60: "<<=", 0x70: ">>=", 0x90: "%=", 0xA0: "^=", 0xB0: "=", 0xC0: "s>>="}
-_JMP_OPS = {0x10: "==", 0x20: ">", 0x30: ">=", 0x40: "&", 0x50: "!=", 0x60: "s>", 0x70: "s>=",
-            0xA0: "<", 0xB0: "<=", 0xC0: "s<", 0xD0: "s<="}
-_SIZE_NAMES = {0x00: "u32", 0x08: "u16", 0x10: "u8", 0x18: "u64"}
+_ALU_OPS = {_core.BPF_ADD: "+=", _core.BPF_SUB: "-=", _core.BPF_MUL: "*=", _core.BPF_DIV: "/=",
+            _core.BPF_OR: "|=", _core.BPF_AND: "&=", _core.BPF_LSH: "<<=", _core.BPF_RSH: ">>=",
+            _core.BPF_MOD: "%=", _core.BPF_XOR: "^=", _core.BPF_MOV: "=", _core.BPF_ARSH: "s>>="}
+_JMP_OPS = {_core.BPF_JEQ: "==", _core.BPF_JGT: ">", _core.BPF_JGE: ">=", _core.BPF_JSET: "&",
+            _core.BPF_JNE: "!=", _core.BPF_JSGT: "s>", _core.BPF_JSGE: "s>=", _core.BPF_JLT: "<",
+            _core.BPF_JLE: "<=", _core.BPF_JSLT: "s<", _core.BPF_JSLE: "s<="}
+_SIZE_NAMES = {_SZ[n]: f"u{8 * n}" for n in (4, 2, 1, 8)}
+# an opcode's fields
+_CLASS, _OP, _SIZE, _MODE, _SRC_X = (_core.BPF_CLASS_MASK, _core.BPF_OP_MASK, _core.BPF_SIZE_MASK,
+                                     _core.BPF_MODE_MASK, _core.BPF_SRC_MASK)
 
 
 def _fmt_off(off: int) -> str:
@@ -519,55 +544,56 @@ def _fmt_off(off: int) -> str:
 
 
 def _disasm_one(i: _Insn, blob: bool = True) -> str:
-    cls = i.code & 7
+    cls = i.code & _CLASS
     if i.code == _LD_IMM64:
         assert i.imm2 is not None
-        if i.src == 6 and blob:
+        if i.src == _PSEUDO_MAP_IDX_VALUE and blob:
             return f"r{i.dst} = &blob[{i.imm2}]"
-        if i.src == 6:
+        if i.src == _PSEUDO_MAP_IDX_VALUE:
             return f"r{i.dst} = map[idx:{i.imm}]+{i.imm2} ll"
         value = (i.imm & 0xFFFFFFFF) | ((i.imm2 & 0xFFFFFFFF) << 32)
-        pseudo = {1: " (map fd)", 2: " (map value)", 3: " (btf id)", 4: " (func)",
-                  5: " (map idx)"}.get(i.src, "")
+        pseudo = {_core.BPF_PSEUDO_MAP_FD: " (map fd)", _core.BPF_PSEUDO_MAP_VALUE: " (map value)",
+                  _core.BPF_PSEUDO_BTF_ID: " (btf id)", _core.BPF_PSEUDO_FUNC: " (func)",
+                  _core.BPF_PSEUDO_MAP_IDX: " (map idx)"}.get(i.src, "")
         return f"r{i.dst} = {value:#x} ll{pseudo}"
-    if cls in (4, 7):  # ALU, ALU64
-        op = i.code & 0xF0
-        r = "r" if cls == 7 else "w"
-        if op == 0x80:
+    if cls in (_core.BPF_ALU, _core.BPF_ALU64):
+        op = i.code & _OP
+        r = "r" if cls == _core.BPF_ALU64 else "w"
+        if op == _core.BPF_NEG:
             return f"{r}{i.dst} = -{r}{i.dst}"
-        if op == 0xD0:
-            return f"{r}{i.dst} = {'be' if i.code & 8 else 'le'}{i.imm} {r}{i.dst}"
+        if op == _core.BPF_END:
+            return f"{r}{i.dst} = {'be' if i.code & _SRC_X else 'le'}{i.imm} {r}{i.dst}"
         sym = _ALU_OPS.get(op, f"alu{op:#x}")
-        rhs = f"{r}{i.src}" if i.code & 8 else str(i.imm)
+        rhs = f"{r}{i.src}" if i.code & _SRC_X else str(i.imm)
         return f"{r}{i.dst} {sym} {rhs}"
-    if cls in (5, 6):  # JMP, JMP32
-        op = i.code & 0xF0
-        if op == 0x80:
+    if cls in (_core.BPF_JMP, _core.BPF_JMP32):
+        op = i.code & _OP
+        if op == _CALL & _OP:
             what = _HELPERS.get(i.imm, "")
-            if i.src == 1:
+            if i.src == _core.BPF_PSEUDO_CALL:
                 return f"call pc{_fmt_off(i.imm)}"
-            if i.src == 2:
+            if i.src == _core.BPF_PSEUDO_KFUNC_CALL:
                 return f"call kfunc {i.imm}"
             return f"call {i.imm}" + (f" ({what})" if what else "")
-        if op == 0x90:
+        if op == _EXIT & _OP:
             return "exit"
         if i.code == _GOTOL:
             return f"gotol pc{_fmt_off(i.imm)} -> {i.idx + 1 + i.imm}"
         target = i.idx + 1 + i.off
-        if op == 0x00:
+        if op == _core.BPF_JA:
             return f"goto pc{_fmt_off(i.off)} -> {target}"
-        r = "r" if cls == 5 else "w"
-        rhs = f"{r}{i.src}" if i.code & 8 else str(i.imm)
+        r = "r" if cls == _core.BPF_JMP else "w"
+        rhs = f"{r}{i.src}" if i.code & _SRC_X else str(i.imm)
         return f"if {r}{i.dst} {_JMP_OPS.get(op, '?')} {rhs} goto pc{_fmt_off(i.off)} -> {target}"
-    size = _SIZE_NAMES[i.code & 0x18]
-    mode = i.code & 0xE0
-    if cls == 1 and mode == 0x60:
+    size = _SIZE_NAMES[i.code & _SIZE]
+    mode = i.code & _MODE
+    if cls == _core.BPF_LDX and mode == _core.BPF_MEM:
         return f"r{i.dst} = *({size} *)(r{i.src} {_fmt_off(i.off)})"
-    if cls == 2 and mode == 0x60:
+    if cls == _core.BPF_ST and mode == _core.BPF_MEM:
         return f"*({size} *)(r{i.dst} {_fmt_off(i.off)}) = {i.imm}"
-    if cls == 3 and mode == 0x60:
+    if cls == _core.BPF_STX and mode == _core.BPF_MEM:
         return f"*({size} *)(r{i.dst} {_fmt_off(i.off)}) = r{i.src}"
-    if cls == 3 and mode == 0xC0:
+    if cls == _core.BPF_STX and mode == _core.BPF_ATOMIC:
         return f"atomic({i.imm:#x}) *({size} *)(r{i.dst} {_fmt_off(i.off)}), r{i.src}"
     return f"(code {i.code:#04x} dst r{i.dst} src r{i.src} off {i.off} imm {i.imm})"
 
@@ -665,12 +691,12 @@ class _Cursor:
         )
 
     def is_ldb(self, reg: int, k: int = 0) -> bool:
-        return self.is_(_LD_IMM64, k, dst=reg, src=6, imm=0)
+        return self.is_(_LD_IMM64, k, dst=reg, src=_PSEUDO_MAP_IDX_VALUE, imm=0)
 
     # building blocks ------------------------------------------------------------------------
 
     def ldb(self, reg: int) -> int:
-        i = self.take(_LD_IMM64, f"r{reg} = &blob[...]", dst=reg, src=6, imm=0)
+        i = self.take(_LD_IMM64, f"r{reg} = &blob[...]", dst=reg, src=_PSEUDO_MAP_IDX_VALUE, imm=0)
         assert i.imm2 is not None
         if not 0 <= i.imm2 <= len(self.data):
             raise LoaderDecodeError(f"blob offset {i.imm2} outside the data blob", i.idx)
@@ -692,7 +718,7 @@ class _Cursor:
     def ldx_any(self, dst: int, src: int, off: int | None = None) -> tuple[int, int]:
         """ldx of any size; returns (size, off)."""
         i = self.peek()
-        if i is None or i.code & 0xE7 != _LDX or i.dst != dst or i.src != src or (
+        if i is None or i.code & ~_SIZE != _LDX or i.dst != dst or i.src != src or (
             off is not None and i.off != off
         ):
             raise LoaderDecodeError(
@@ -700,7 +726,7 @@ class _Cursor:
                 self.here if i is None else i.idx,
             )
         self.pos += 1
-        return _SZ_OF[i.code & 0x18], i.off
+        return _SZ_OF[i.code & _SIZE], i.off
 
     def stx(self, size: int, dst: int, src: int, off: int) -> None:
         self.take(_STX | _SZ[size], f"*(u{8 * size} *)(r{dst} {_fmt_off(off)}) = r{src}",
@@ -866,7 +892,7 @@ class _Decoder:
         self.big_endian = big_endian
         self.c = _Cursor(_decode_insns(insns, big_endian), data, big_endian)
         self.data = data
-        self.insn_cnt = len(insns) // 8
+        self.insn_cnt = len(insns) // _INSN_SZ
         self.map_names = list(map_names)
         self.prog_names = list(prog_names)
         self.maps: dict[int, str] = {}
@@ -892,7 +918,7 @@ class _Decoder:
         # prologue
         c.mov_reg(6, 1)
         c.mov_reg(1, 10)
-        c.take(_ADD64_IMM, "r1 += -136", dst=1, imm=-_STACK_SZ)
+        c.take(_ADD64_IMM, f"r1 += {-_STACK_SZ}", dst=1, imm=-_STACK_SZ)
         c.mov_imm(2, _STACK_SZ)
         c.mov_imm(3, 0)
         c.call(_H_PROBE_READ_KERNEL)
@@ -934,12 +960,12 @@ class _Decoder:
                 slot = self.prog_slots[s.index]
                 names = self.prog_names
                 name = s.kernel_name
-                if slot < len(names) and names[slot][:15] == s.kernel_name:
+                if slot < len(names) and names[slot][:_NAME_MAX] == s.kernel_name:
                     name = names[slot]
                     next_name = slot + 1
                 else:
                     for k in range(next_name, len(names)):
-                        if names[k][:15] == s.kernel_name:
+                        if names[k][:_NAME_MAX] == s.kernel_name:
                             name, next_name = names[k], k + 1
                             break
                 s = replace(s, ctx_slot=slot, name=name)
@@ -1103,7 +1129,7 @@ class _Decoder:
         vtype: str | None = None
         if uses_btf and c.is_ldb(1):  # struct_ops: look the vmlinux value type up
             vtype, kind, at = c.btf_lookup()
-            _expect(kind == _BTF_KIND_STRUCT,
+            _expect(kind == _core.BTF_KIND_STRUCT,
                     f"struct_ops value type {vtype!r} looked up as BTF kind {kind}", at)
             c.check_err()
             off = c.ldb(0)
@@ -1170,15 +1196,15 @@ class _Decoder:
         # map_ifindex, btf_fd, btf_key_type_id, btf_value_type_id
         ifindex, _btf_fd, bkey, bvalue = c.unpack("4I", attr + _core.MAP_CREATE_MAP_IFINDEX)
         extra, = c.unpack("Q", attr + _core.MAP_CREATE_MAP_EXTRA)
-        _expect((mtype == _BPF_MAP_TYPE_STRUCT_OPS) == (vtype is not None),
+        _expect((mtype == _core.BPF_MAP_TYPE_STRUCT_OPS) == (vtype is not None),
                 "struct_ops map without its vmlinux value type lookup" if vtype is None
                 else f"vmlinux value type lookup for a {map_type_name(mtype)} map", first)
-        _expect(not extra_from_ctx or (mtype == _BPF_MAP_TYPE_ARENA and extra == 0),
+        _expect(not extra_from_ctx or (mtype == _core.BPF_MAP_TYPE_ARENA and extra == 0),
                 f"map_extra override for a {map_type_name(mtype)} map with map_extra "
                 f"{extra:#x}", first)
         name = kname
         if index >= 0:
-            if index < len(self.map_names) and self.map_names[index][:15] == kname:
+            if index < len(self.map_names) and self.map_names[index][:_NAME_MAX] == kname:
                 name = self.map_names[index]
             self.maps[index] = name
             self.map_types[index] = mtype
@@ -1269,7 +1295,7 @@ class _Decoder:
         )
         idx = fd_src // 4
         name = self.map_name(idx, first)
-        _expect(self.map_types.get(idx) == _BPF_MAP_TYPE_PROG_ARRAY,
+        _expect(self.map_types.get(idx) == _core.BPF_MAP_TYPE_PROG_ARRAY,
                 f"prog fd stored into map #{idx} {name}, not a prog array", first)
         _expect(c.u32(value, first) == 0, "prog-array value slot is not zeroed", first)
         slot = c.u32(key, first)
@@ -1319,7 +1345,7 @@ class _Decoder:
             if r.repeat_of is not None:
                 continue
             if r.kind == "ksym":
-                want_closes.append(insns_off + 8 * r.insn + 12)
+                want_closes.append(insns_off + _INSN_SZ * r.insn + _IMM_HI_OFF)
             elif r.kind == "kfunc":
                 assert r.fd_slot is not None
                 want_closes.append(4 * r.fd_slot)
@@ -1351,11 +1377,13 @@ class _Decoder:
         attach_btf_id, = c.unpack("I", attr + _core.PROG_LOAD_ATTACH_BTF_ID)
         core_cnt, = c.unpack("I", attr + _core.PROG_LOAD_CORE_RELO_CNT)
         license_off, insns_at = stores[0][1], stores[1][1]
-        _expect(insns_at + 8 * insn_cnt <= len(a), "program instructions outside the blob", first)
+        _expect(insns_at + _INSN_SZ * insn_cnt <= len(a), "program instructions outside the blob",
+                first)
         for r in relos:
             _expect(r.insn < insn_cnt, f"relocation of insn {r.insn} beyond the program", first)
         # a struct_ops program's expected_attach_type is the index of its member
-        att_name = f"member {eat}" if ptype == _BPF_PROG_TYPE_STRUCT_OPS else attach_type_name(eat)
+        struct_ops = ptype == _core.BPF_PROG_TYPE_STRUCT_OPS
+        att_name = f"member {eat}" if struct_ops else attach_type_name(eat)
         return ProgLoad(
             first, c.last, attr, j, -1, kname, kname, ptype, prog_type_name(ptype), eat,
             att_name, prog_flags, ifindex, c.cstr(license_off, None, first),
@@ -1364,11 +1392,11 @@ class _Decoder:
         )
 
     def patched(self, insn_addr: int) -> str:
-        if insn_addr + 8 > len(self.data):
+        if insn_addr + _INSN_SZ > len(self.data):
             return "?"
-        raw = self.data[insn_addr : insn_addr + 16]
+        raw = self.data[insn_addr : insn_addr + 2 * _INSN_SZ]
         try:
-            one = raw if raw[0] == _LD_IMM64 else raw[:8]
+            one = raw if raw[0] == _LD_IMM64 else raw[:_INSN_SZ]
             return _disasm_one(_decode_insns(one, self.big_endian)[0], False)
         except LoaderDecodeError:
             return "?"
@@ -1377,25 +1405,25 @@ class _Decoder:
         c = self.c
         first = c.here
         insn_addr = c.ldb(8)
-        _expect(insn_addr >= insns_off and (insn_addr - insns_off) % 8 == 0,
+        _expect(insn_addr >= insns_off and (insn_addr - insns_off) % _INSN_SZ == 0,
                 "relocation does not point at a program instruction", first)
-        insn = (insn_addr - insns_off) // 8
+        insn = (insn_addr - insns_off) // _INSN_SZ
         patched = self.patched(insn_addr)
         if c.is_ldb(2):  # repeated use: copy from the first use
             d1, s1, src1 = c.blob2blob()
             d2, s2, src2 = c.blob2blob()
             rel = (d1 - insn_addr, s1, d2 - insn_addr, s2)
-            if rel == (4, 4, 2, 2):
-                kind, base = "kfunc", src1 - 4
-                ok = src2 == base + 2
-            elif rel == (12, 4, 4, 4):
-                kind, base = "ksym", src1 - 12
-                ok = src2 == base + 4
+            if rel == (_IMM_OFF, 4, _OFF_OFF, 2):
+                kind, base = "kfunc", src1 - _IMM_OFF
+                ok = src2 == base + _OFF_OFF
+            elif rel == (_IMM_HI_OFF, 4, _IMM_OFF, 4):
+                kind, base = "ksym", src1 - _IMM_HI_OFF
+                ok = src2 == base + _IMM_OFF
                 c.jmp(_JNE, 0, 0, 3)
                 self.clear_src_reg()
-            elif rel == (4, 4, 12, 4):
-                kind, base = "typeless", src1 - 4
-                ok = src2 == base + 12
+            elif rel == (_IMM_OFF, 4, _IMM_HI_OFF, 4):
+                kind, base = "typeless", src1 - _IMM_OFF
+                ok = src2 == base + _IMM_HI_OFF
             else:
                 raise LoaderDecodeError("unrecognised repeated ksym relocation", first)
             orig = firsts.get(base)
@@ -1421,9 +1449,9 @@ class _Decoder:
             c.check_err()
             _expect(skip.idx + 1 + skip.off == c.here,
                     "the -ENOENT branch does not skip exactly the error check", skip.idx)
-            c.stx(4, 8, 9, 4)
+            c.stx(4, 8, 9, _IMM_OFF)
             c.take(_RSH64_IMM, "r9 >>= 32", dst=9, imm=32)
-            c.stx(4, 8, 9, 12)
+            c.stx(4, 8, 9, _IMM_HI_OFF)
             r = KsymRelo(first, c.last, name, "typeless", 0, insn, patched, None, None, None)
             firsts[insn_addr] = r
             return r
@@ -1433,28 +1461,28 @@ class _Decoder:
         c.mov_reg(7, 0)
         strong = c.maybe_check_err()
         c.jmp(_JSGE, 7, 0, 3)
-        c.st(4, 8, 4, 0)
-        if c.is_(_ST | _SZ[2], dst=8, off=2):  # kfunc
-            c.st(2, 8, 2, 0)
+        c.st(4, 8, _IMM_OFF, 0)
+        if c.is_(_ST | _SZ[2], dst=8, off=_OFF_OFF):  # kfunc
+            c.st(2, 8, _OFF_OFF, 0)
             c.ja(10)
-            c.stx(4, 8, 7, 4)
+            c.stx(4, 8, 7, _IMM_OFF)
             c.mov_reg(9, 7)
             c.take(_RSH64_IMM, "r9 >>= 32", dst=9, imm=32)
             slot_off = c.ldb(0)
             c.stx(4, 0, 9, 0)
             c.jmp(_JNE, 9, 0, 2)
-            c.st(2, 8, 2, 0)
+            c.st(2, 8, _OFF_OFF, 0)
             c.ja(1)
-            slot = c.st(2, 8, 2)
+            slot = c.st(2, 8, _OFF_OFF)
             _expect(slot_off == 4 * slot, "kfunc BTF fd slot and insn.off disagree", first)
             r = KsymRelo(first, c.last, name, "kfunc", btf_kind, insn, patched, strong, None,
                          slot)
         else:  # typed ld_imm64
-            c.st(4, 8, 12, 0)
+            c.st(4, 8, _IMM_HI_OFF, 0)
             c.ja(4)
-            c.stx(4, 8, 7, 4)
+            c.stx(4, 8, 7, _IMM_OFF)
             c.take(_RSH64_IMM, "r7 >>= 32", dst=7, imm=32)
-            c.stx(4, 8, 7, 12)
+            c.stx(4, 8, 7, _IMM_HI_OFF)
             c.ja(3)
             self.clear_src_reg()
             r = KsymRelo(first, c.last, name, "ksym", btf_kind, insn, patched, strong, None, None)
@@ -1466,9 +1494,9 @@ class _Decoder:
         byte little-endian, the high one big-endian."""
         c = self.c
         keep = 0xF0 if self.big_endian else 0x0F
-        c.ldx(1, 9, 8, 1)
+        c.ldx(1, 9, 8, _REGS_OFF)
         c.take(_AND32_IMM, f"w9 &= {keep:#x}", dst=9, imm=keep)
-        c.stx(1, 8, 9, 1)
+        c.stx(1, 8, 9, _REGS_OFF)
 
     def parse_finish(self) -> Finish:
         c = self.c
@@ -1529,7 +1557,7 @@ def decode(
     slots = [s.ctx_slot + 1 for s in steps if isinstance(s, ProgLoad)]
     need = _core.loader_ctx_size(nr_maps, max(slots, default=0))
     return Explanation(
-        insn_cnt=len(insns) // 8,
+        insn_cnt=len(insns) // _INSN_SZ,
         data_size=len(data),
         nr_maps=nr_maps,
         nr_prog_slots=nr_slots,
@@ -1662,7 +1690,7 @@ def render_text(e: Explanation) -> str:
             flags = f" flags {s.prog_flags:#x}" if s.prog_flags else ""
             # expected_attach_type 0 only means something for cgroup_skb (ingress)
             att = f"  attach {s.attach_type_name}" if s.expected_attach_type or s.type == 8 else ""
-            if s.type == _BPF_PROG_TYPE_STRUCT_OPS:
+            if s.type == _core.BPF_PROG_TYPE_STRUCT_OPS:
                 att = f"  {s.attach_type_name}"
             slot = f" (slot {s.ctx_slot})" if s.ctx_slot != s.index else ""
             out.append(
@@ -1678,7 +1706,7 @@ def render_text(e: Explanation) -> str:
                 src = f" (copy of insn {r.repeat_of})" if r.repeat_of is not None else ""
                 slot = f" fd slot {r.fd_slot}" if r.fd_slot is not None and r.repeat_of is None \
                     else ""
-                kind = {12: "func", 14: "var", 0: "kallsyms"}.get(r.btf_kind, str(r.btf_kind))
+                kind = _KSYM_KINDS.get(r.btf_kind, str(r.btf_kind))
                 out.append(
                     f"{'':14}{r.kind} {r.name!r} ({kind}{', ' + how if how else ''}) patches "
                     f"insn {r.insn}: {r.patched_insn}{src}{slot}"

@@ -119,10 +119,7 @@ def _strerror(err: int) -> str:
 map_ident = _core.map_ident
 
 
-_PERCPU_MAPS = {5, 6, 10, 21}  # percpu_hash, percpu_array, lru_percpu_hash, percpu_cgroup_storage
 _KEY0 = b"\0\0\0\0"
-_BPF_MAP_TYPE_ARENA = 33
-_BPF_F_SEGV_ON_FAULT = 1 << 17  # arena: a user-space fault on a missing page is SIGSEGV
 _MAP_SHARED = 0x01
 # MAP_FIXED without replacing what is mapped there (Linux >= 4.17; same value on every
 # architecture): the arena's address may be in use, e.g. by the same object loaded
@@ -291,7 +288,7 @@ def _struct_ops_values(
     """The values of the created struct_ops maps (from the object the loader was
     generated from, with the same host facts), or ({}, why not) when they cannot be had
     or do not match the loader."""
-    st_maps = [m for m in expl.maps if m.type == _bpf.BPF_MAP_TYPE_STRUCT_OPS]
+    st_maps = [m for m in expl.maps if m.type == _core.BPF_MAP_TYPE_STRUCT_OPS]
     if not st_maps:
         return {}, None
     core = loader._core
@@ -308,7 +305,7 @@ def _struct_ops_values(
     out: dict[str, StructOpsValue] = {}
     for idx, link, value, funcs in values:
         m = by_index.get(idx)
-        stale = (m is None or bool(m.flags & _bpf.BPF_F_LINK) != link
+        stale = (m is None or bool(m.flags & _core.BPF_F_LINK) != link
                  or len(value) != m.value_size or any(p not in progs for _, p in funcs))
         if stale or m is None:
             return {}, ("the object's struct_ops values do not match this loader (was the "
@@ -364,7 +361,7 @@ class LoadedObject:
         self._closed = False
         #: created struct_ops maps, in map order
         self._st_maps = [m.name for m in explanation.maps
-                         if m.type == _bpf.BPF_MAP_TYPE_STRUCT_OPS and m.name in maps]
+                         if m.type == _core.BPF_MAP_TYPE_STRUCT_OPS and m.name in maps]
         self._st_values = dict(struct_ops or {})
         self._st_unavailable = struct_ops_unavailable
         #: struct_ops maps without BPF_F_LINK that attach() registered (by their value)
@@ -502,7 +499,7 @@ class LoadedObject:
         """Look an element up (per-CPU maps: all CPUs' values concatenated, 8-aligned)."""
         rec = self._map_record(name)
         size = rec.value_size
-        if rec.type in _PERCPU_MAPS:
+        if rec.type in _core.PERCPU_MAP_TYPES:
             # one value per possible CPU, counted as the core counts them for generation
             size = (size + 7) // 8 * 8 * _core.host_defaults()[1]
         return _bpf.map_lookup_elem(self.map_fd(name), key, size)
@@ -530,8 +527,8 @@ class LoadedObject:
         """Whether the light skeleton attaches this program (raw_tp, fentry/fexit,
         fmod_ret, tp_btf, lsm, iter)."""
         t = self._prog_record(prog).type
-        return t in (_bpf.BPF_PROG_TYPE_RAW_TRACEPOINT, _bpf.BPF_PROG_TYPE_TRACING,
-                     _bpf.BPF_PROG_TYPE_LSM)
+        return t in (_core.BPF_PROG_TYPE_RAW_TRACEPOINT, _core.BPF_PROG_TYPE_TRACING,
+                     _core.BPF_PROG_TYPE_LSM)
 
     def _attach_struct_ops(self, name: str) -> int | None:
         """Register a struct_ops map (``bpf_map__attach_struct_ops``): write its value
@@ -559,7 +556,7 @@ class LoadedObject:
         if not v.link:
             return None
         try:
-            return _bpf.link_create(fd, 0, _bpf.BPF_STRUCT_OPS)
+            return _bpf.link_create(fd, 0, _core.BPF_STRUCT_OPS)
         except OSError as e:
             raise fail("link create", e.errno or 0) from None
 
@@ -567,7 +564,7 @@ class LoadedObject:
         p = self._prog_record(prog)
         fd = self.prog_fd(prog)
         try:
-            if p.type == _bpf.BPF_PROG_TYPE_RAW_TRACEPOINT:
+            if p.type == _core.BPF_PROG_TYPE_RAW_TRACEPOINT:
                 sec = self._sections.get(prog)
                 if sec is None:
                     raise LoadError(f"attach {prog}: section unknown (run() was given a bare "
@@ -576,9 +573,9 @@ class LoadedObject:
                     raise LoadError(f"attach {prog}: section {sec!r} names no tracepoint",
                                     object_name=self.name)
                 return _bpf.raw_tracepoint_open(sec.split("/", 1)[1], fd)
-            if p.type in (_bpf.BPF_PROG_TYPE_TRACING, _bpf.BPF_PROG_TYPE_LSM):
-                if p.expected_attach_type == _bpf.BPF_TRACE_ITER:
-                    return _bpf.link_create(fd, 0, _bpf.BPF_TRACE_ITER)
+            if p.type in (_core.BPF_PROG_TYPE_TRACING, _core.BPF_PROG_TYPE_LSM):
+                if p.expected_attach_type == _core.BPF_TRACE_ITER:
+                    return _bpf.link_create(fd, 0, _core.BPF_TRACE_ITER)
                 return _bpf.raw_tracepoint_open(None, fd)
         except OSError as e:
             raise LoadError(f"attach {prog}: {_strerror(e.errno or 0)}", errno=e.errno,
@@ -849,10 +846,10 @@ def run(
             ident = map_ident(m.name, internal)
         if ident is not None:
             idents.setdefault(ident, m.name)
-        if internal and ident and m.flags & _bpf.BPF_F_MMAPABLE and m.index in images:
+        if internal and ident and m.flags & _core.BPF_F_MMAPABLE and m.index in images:
             size = (m.value_size + 7) // 8 * 8 * m.max_entries
             size = max(page, (size + page - 1) // page * page)
-            mmapable[m.index] = (ident, size, bool(m.flags & _bpf.BPF_F_RDONLY_PROG))
+            mmapable[m.index] = (ident, size, bool(m.flags & _core.BPF_F_RDONLY_PROG))
 
     def resolve(key: str) -> MapCreate:
         full = idents.get(key, key)
@@ -984,7 +981,7 @@ def _arena_image(loader: Loader, expl: Explanation, name: str) -> tuple[MapCreat
         return None
     idx, image = got
     m = next((m for m in expl.maps if m.index == idx), None)
-    if m is None or m.type != _BPF_MAP_TYPE_ARENA:
+    if m is None or m.type != _core.BPF_MAP_TYPE_ARENA:
         raise LoadError(f"{step}: the object's arena (map #{idx}) is not an ARENA map of this "
                         "loader (was the object changed after generating it?)", step=step,
                         object_name=name)
@@ -1036,7 +1033,7 @@ def _map_arena(
     if len(image) > size:
         raise fail(f"the arena ({size} bytes) is too small for its __arena globals "
                    f"({len(image)} bytes)")
-    if info.map_flags & _BPF_F_SEGV_ON_FAULT:
+    if info.map_flags & _core.BPF_F_SEGV_ON_FAULT:
         raise fail("the arena has BPF_F_SEGV_ON_FAULT: user space cannot fault its pages in "
                    "to copy the __arena globals")
     if reservation is not None and (address != reservation.address
@@ -1071,7 +1068,7 @@ def _load_and_run(
 
     hint = "" if log_level else " (log_level=1 shows the log)"
     try:
-        map_fd = _bpf.map_create(_bpf.BPF_MAP_TYPE_ARRAY, "__loader.map", 4, len(data), 1)
+        map_fd = _bpf.map_create(_core.BPF_MAP_TYPE_ARRAY, "__loader.map", 4, len(data), 1)
     except OSError as e:
         err = e.errno or 0
         if err in (_errno.EPERM, _errno.EACCES, _errno.ENOSYS):
@@ -1092,8 +1089,8 @@ def _load_and_run(
         fd_array = ctypes.c_int(map_fd)
         try:
             prog_fd = _bpf.prog_load(
-                _bpf.BPF_PROG_TYPE_SYSCALL, insns, _LOADER_LICENSE, "__loader.prog",
-                fd_array=ctypes.addressof(fd_array), prog_flags=_bpf.BPF_F_SLEEPABLE,
+                _core.BPF_PROG_TYPE_SYSCALL, insns, _LOADER_LICENSE, "__loader.prog",
+                fd_array=ctypes.addressof(fd_array), prog_flags=_core.BPF_F_SLEEPABLE,
                 log_level=log_level, log_size=len(log_buf) if log_buf is not None else 0,
                 log_buf=_bpf.addr(log_buf),
             )
