@@ -3,7 +3,9 @@ QEMU (tests/vm.py, kernels from scripts/kernels.sh). For every fixture, our load
 bpftool 7.5.0's run through lskel-run inside the guest; ours must load wherever
 bpftool's loads, with the same maps and programs, and fail the same way where it fails.
 These kernels load the fentry and LSM programs this host refuses, so the fixtures that
-need them are proven here.
+need them are proven here. The same boots run the selftests objects this host refuses,
+the signed-skeleton cases and the tests this host skips (sid): every part's jobs for a
+kernel go into that kernel's one boot (`guest_runs`).
 
 Skipped, with the reason, when no kernel could be had (no archive, no QEMU). The
 results of a run live in a directory made for it, named by the blobs' sha256, so a
@@ -18,6 +20,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -85,12 +88,93 @@ def _job_lines(tool: Path, name: str, data: Path, insns: Path, nr: tuple[int, in
     return f"{cmd} > {shlex.quote(str(out))} 2>&1; echo \"rc=$?\" >> {shlex.quote(str(out))}\n"
 
 
+#: A part of the guests' work: a generator that yields (kernel, shell job, time
+#: limit in seconds) for each kernel it needs, receives what that boot printed,
+#: and returns its results.
+Part = Generator[tuple[vm.Kernel, str, float], str, Any]
+
+
 @pytest.fixture(scope="module")
-def vm_results(lskel_run: Path, host: dict[str, Any],
-               tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, tuple[Run, Run]]]:
-    """kernel name -> fixture -> (ours, bpftool's) as lskel-run reported them."""
+def guest_runs(request: pytest.FixtureRequest, lskel_run: Path, host: dict[str, Any],
+               tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """part name -> its results (or the exception it raised, a skip included), from
+    one boot per kernel: every part's jobs for a kernel run in that kernel's one boot,
+    each in a subshell, their files under one shared directory (the run's temporary
+    root). A part that needs another kernel's results first (the loop over kernels in
+    each part) gets them before its next kernel boots, in manifest order."""
     if WHY:
         pytest.skip(WHY)
+    parts: dict[str, Part] = {}
+    outcomes: dict[str, Any] = {}
+    parts["results"] = _results_part(lskel_run, host, tmp_path_factory)
+    parts["corpus"] = _corpus_part(lskel_run, tmp_path_factory)
+    parts["pytest"] = _pytest_part(tmp_path_factory)
+    try:  # signing needs bpftool 7.8's headers and openssl: may skip here
+        parts["signed"] = _signed_part(request.getfixturevalue("signed_build"),
+                                       request.getfixturevalue("keys"),
+                                       request.getfixturevalue("ec_keys"), tmp_path_factory)
+    except pytest.skip.Exception as e:
+        outcomes["signed"] = e
+    pending: dict[str, tuple[vm.Kernel, str, float]] = {}
+
+    def advance(name: str, printed: str | None) -> None:
+        try:
+            pending[name] = parts[name].send(printed)  # type: ignore[arg-type]
+        except StopIteration as done:
+            outcomes[name] = done.value
+        except (Exception, pytest.skip.Exception) as e:  # the part's own tests report it
+            outcomes[name] = e
+
+    for name in parts:
+        advance(name, None)
+    shared = tmp_path_factory.getbasetemp()
+    boots = 0
+    while pending:
+        kernel = next(k for k in KERNELS if any(p[0] is k for p in pending.values()))
+        batch = {n: p for n, p in pending.items() if p[0] is kernel}
+        job = "".join(f"(\n{p[1]})\n" for p in batch.values())
+        printed = vm.boot(kernel, job, shared, timeout=sum(p[2] for p in batch.values()))
+        boots += 1
+        for name in batch:
+            del pending[name]
+            advance(name, printed)
+    assert boots <= len(KERNELS), f"{boots} boots for {len(KERNELS)} kernels"
+    return outcomes
+
+
+def _outcome(runs: dict[str, Any], part: str) -> Any:
+    got = runs[part]
+    if isinstance(got, pytest.skip.Exception):
+        pytest.skip(str(got))
+    if isinstance(got, BaseException):
+        raise got
+    return got
+
+
+@pytest.fixture(scope="module")
+def vm_results(guest_runs: dict[str, Any]) -> dict[str, dict[str, tuple[Run, Run]]]:
+    return _outcome(guest_runs, "results")  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def vm_signed(guest_runs: dict[str, Any]) -> dict[str, dict[str, str]]:
+    return _outcome(guest_runs, "signed")  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def vm_pytest(guest_runs: dict[str, Any]) -> tuple[str, str, str]:
+    return _outcome(guest_runs, "pytest")  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def vm_corpus(guest_runs: dict[str, Any]
+              ) -> dict[str, tuple[dict[str, tuple[Run, Run]], dict[str, dict[str, Any]]]]:
+    return _outcome(guest_runs, "corpus")  # type: ignore[no-any-return]
+
+
+def _results_part(lskel_run: Path, host: dict[str, Any],
+                  tmp_path_factory: pytest.TempPathFactory) -> Part:
+    """kernel name -> fixture -> (ours, bpftool's) as lskel-run reported them."""
     results: dict[str, dict[str, tuple[Run, Run]]] = {}
     for kernel in KERNELS:
         shared = tmp_path_factory.mktemp(f"vm-{kernel.name}")
@@ -128,7 +212,7 @@ def vm_results(lskel_run: Path, host: dict[str, Any],
             job.append(_job_lines(lskel_run, bare, data, insns, (len(loader.map_names),
                                                                  len(loader.prog_names)), ours))
             outs[bare] = (ours, outs[named][1])
-        printed = vm.boot(kernel, "".join(job), shared)
+        printed = yield kernel, "".join(job), 1200
         assert caps.is_file(), f"{kernel.name}: the capability probes did not run:\n{printed}"
         saved = os.environ.get("BPFGEN_CAPS_FILE")  # the test command's table gains a column
         if saved:
@@ -222,10 +306,9 @@ def _have_b78() -> bool:
     return exe is not None and os.access(exe, os.X_OK)
 
 
-@pytest.fixture(scope="module")
-def vm_signed(signed_build: Path, keys: dict[str, Path],  # noqa: F811
-              ec_keys: dict[str, dict[str, Path]],  # noqa: F811
-              tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, str]]:
+def _signed_part(signed_build: Path, keys: dict[str, Path],  # noqa: F811
+                 ec_keys: dict[str, dict[str, Path]],  # noqa: F811
+                 tmp_path_factory: pytest.TempPathFactory) -> Part:
     """case -> what KERNEL_MAIN printed (and rc) in the sid kernel: the signed
     progs_tracepoint header, one data byte flipped, one instruction byte flipped,
     signed by another key; the certificate in a fresh session keyring (-3), the
@@ -280,8 +363,7 @@ def vm_signed(signed_build: Path, keys: dict[str, Path],  # noqa: F811
         + run("system_keyrings", exes["good"], 0))
     without = shared / "without_cert.sh"
     without.write_text(run("no_cert", exes["good"], -3))
-    printed = vm.boot(sid, f"keyctl session - sh {with_cert}\nkeyctl session - sh {without}\n",
-                      shared)
+    printed = yield sid, f"keyctl session - sh {with_cert}\nkeyctl session - sh {without}\n", 600
     results: dict[str, dict[str, str]] = {}
     for case in (*SIGNED_CASES, *ec_cases, "system_keyrings", "no_cert"):
         path = shared / f"{case}.txt"
@@ -351,8 +433,7 @@ IN_GUEST = [
 ]
 
 
-@pytest.fixture(scope="module")
-def vm_pytest(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str]:
+def _pytest_part(tmp_path_factory: pytest.TempPathFactory) -> Part:
     """(pytest's output, its exit status, guest_probes.py's output) for IN_GUEST and
     the hand-attached probes, run in the sid guest."""
     sid = _sid()
@@ -371,7 +452,7 @@ def vm_pytest(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str, str]:
            f"BPFGEN_BUILD_DIR={shlex.quote(str(shared / 'build'))}\n"
            f"{argv} > {out} 2>&1\necho \"rc=$?\" >> {out}\n"
            f"{probe_argv} {probes} > {probes_log} 2>&1\n")
-    printed = vm.boot(sid, job, shared)
+    printed = yield sid, job, 1200
     path = shared / "pytest.txt"
     assert path.is_file(), printed[-2000:]
     text, _, rc = path.read_text().rstrip("\n").rpartition("rc=")
@@ -409,14 +490,10 @@ def _refused_here() -> list[str]:
     return out
 
 
-@pytest.fixture(scope="module")
-def vm_corpus(lskel_run: Path, tmp_path_factory: pytest.TempPathFactory
-              ) -> dict[str, tuple[dict[str, tuple[Run, Run]], dict[str, dict[str, Any]]]]:
+def _corpus_part(lskel_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Part:
     """kernel -> (source -> (ours, bpftool's) through lskel-run, source -> our run()'s
     verdict) for the selftests objects this host refuses; run() only in sid, where the
     loaders are generated in the guest from its own kernel's facts."""
-    if WHY:
-        pytest.skip(WHY)
     corpus = corpus_obj_dir()
     names = _refused_here()
     if corpus is None or not names:
@@ -453,7 +530,7 @@ def vm_corpus(lskel_run: Path, tmp_path_factory: pytest.TempPathFactory
             job.append("export PYTHONDONTWRITEBYTECODE=1\n"
                        + " ".join(shlex.quote(a) for a in argv)
                        + f" > {shlex.quote(str(shared / 'run.txt'))} 2>&1\n")
-        printed = vm.boot(kernel, "".join(job), shared, timeout=1800)
+        printed = yield kernel, "".join(job), 1800
         per = {name: _read_runs(paths, printed) for name, paths in outs.items()}
         runs: dict[str, dict[str, Any]] = {}
         if kernel.name == "sid":
