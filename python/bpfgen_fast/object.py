@@ -345,7 +345,7 @@ class BpfObject:
         if sign_key is None and sign_cert is None and signature is None:
             return self._core.gen_skeleton(host_args(**host) if host else _DEFAULT_HOST)
         from bpfgen_fast.errors import SigningError
-        from bpfgen_fast.sign import cms_sign, load_signer
+        from bpfgen_fast.sign import cms_sign, load_signer, release
 
         if signature is not None:
             if sign_key is not None:
@@ -370,7 +370,10 @@ class BpfObject:
             else:
                 assert sign_key is not None
                 key, ski = load_signer(sign_key, sign_cert)
-                sig = cms_sign(self._core.gen_loader(args)[1], key, ski)
+                try:
+                    sig = cms_sign(self._core.gen_loader(args)[1], key, ski)
+                finally:
+                    release(key)
         except SigningError as e:
             raise SigningError(e.reason, self.name) from e.__cause__
         return self._core.gen_skeleton(dict(args, signature=sig))

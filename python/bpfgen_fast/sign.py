@@ -83,13 +83,25 @@ def load_certificate(cert_path: str | os.PathLike[str]) -> Any:
 def load_signer(
     key_path: str | os.PathLike[str], cert_path: str | os.PathLike[str]
 ) -> tuple[Any, bytes]:
-    """The RSA or ECDSA (P-256, P-384) private key (PEM, unencrypted) and the certificate's
-    subjectKeyIdentifier. The certificate may be PEM or DER (bpftool takes DER
-    when the file starts like a DER SEQUENCE, ``30 81..84``)."""
-    from cryptography import x509
+    """The RSA or ECDSA (P-256, P-384) private key (PEM, unencrypted; or a
+    ``pkcs11:`` URI naming a key in a token, see :mod:`bpfgen_fast._pkcs11`) and
+    the certificate's subjectKeyIdentifier. The certificate may be PEM or DER
+    (bpftool takes DER when the file starts like a DER SEQUENCE, ``30 81..84``)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+    from bpfgen_fast import _pkcs11
+
+    if _pkcs11.is_uri(key_path):
+        assert isinstance(key_path, str)
+        cert = load_certificate(cert_path)
+        token_key = _pkcs11.open_key(key_path)
+        try:
+            _pkcs11.check_against(token_key, cert, os.fspath(cert_path))
+            return token_key, _subject_key_id(cert, os.fspath(cert_path))
+        except BaseException:
+            token_key.close()
+            raise
     kpath, cpath = os.fspath(key_path), os.fspath(cert_path)
     key_pem = _read(key_path, "private key")
     try:
@@ -106,13 +118,19 @@ def load_signer(
         )
     if key.public_key() != cert.public_key():
         raise SigningError(f"private key {kpath} does not match certificate {cpath}")
+    return key, _subject_key_id(cert, cpath)
+
+
+def _subject_key_id(cert: Any, cpath: str) -> bytes:
+    from cryptography import x509
+
     try:
         ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
     except x509.ExtensionNotFound:
         raise SigningError(
             f"certificate {cpath}: no Subject Key Identifier (the CMS signer is identified by it)"
         ) from None
-    return key, bytes(ski.value.digest)
+    return bytes(ski.value.digest)
 
 
 def cms_sign(insns: bytes, key: Any, ski: bytes) -> bytes:
@@ -122,7 +140,13 @@ def cms_sign(insns: bytes, key: Any, ski: bytes) -> bytes:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec, padding
 
-    if isinstance(key, ec.EllipticCurvePrivateKey):
+    from bpfgen_fast._pkcs11 import Pkcs11Key
+
+    if isinstance(key, Pkcs11Key):
+        signature = key.sign(insns)
+        algorithm = algos.SignedDigestAlgorithm(
+            {"algorithm": "rsassa_pkcs1v15" if key.kind == "rsa" else "sha256_ecdsa"})
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
         signature = key.sign(insns, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
         # ecdsa-with-SHA256, parameters absent (asn1crypto forces none here)
         algorithm = algos.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"})
@@ -153,12 +177,22 @@ def cms_sign(insns: bytes, key: Any, ski: bytes) -> bytes:
     return der
 
 
+def release(key: Any) -> None:
+    """Close what a key from :func:`load_signer` holds open (a token session)."""
+    close = getattr(key, "close", None)
+    if close is not None:
+        close()
+
+
 def sign_insns(
     insns: bytes, key_path: str | os.PathLike[str], cert_path: str | os.PathLike[str]
 ) -> bytes:
     """Load the signer and sign ``insns`` (the ``gen_hash`` loader's instructions)."""
     key, ski = load_signer(key_path, cert_path)
-    return cms_sign(insns, key, ski)
+    try:
+        return cms_sign(insns, key, ski)
+    finally:
+        release(key)
 
 
 #: CMS digest algorithms (asn1crypto's names) -> ``cryptography`` hash classes' names
@@ -263,5 +297,5 @@ def verify_cms(der: bytes, content: bytes, cert: Any, cert_name: str,
                            f"certificate {cert_name}") from None
 
 
-__all__ = ["MAX_SIG_SIZE", "cms_sign", "load_certificate", "load_signer", "sign_insns",
-           "verify_cms"]
+__all__ = ["MAX_SIG_SIZE", "cms_sign", "load_certificate", "load_signer", "release",
+           "sign_insns", "verify_cms"]
