@@ -329,8 +329,9 @@ class BpfObject:
     ) -> str:
         """The light-skeleton header, as ``bpftool gen skeleton -L`` prints it.
 
-        With ``sign_key`` (an RSA or ECDSA P-256 / P-384 private key, PEM; ECDSA
-        signed deterministically) and ``sign_cert`` (its X.509
+        With ``sign_key`` (an RSA, ECDSA P-256 / P-384 or ML-DSA-44/65/87
+        private key, PEM, ECDSA signed deterministically; or a ``pkcs11:`` URI
+        naming a key in a token) and ``sign_cert`` (its X.509
         certificate, PEM or DER, with a Subject Key Identifier) the header is
         the signed one of ``bpftool gen skeleton -L -S -k KEY -i CERT`` (bpftool
         7.8.0): its loader checks the SHA-256 of its data and the instructions
