@@ -31,7 +31,7 @@ from test_signing import _flip_insn_byte, c_blob
 try:
     from cryptography.hazmat.primitives.asymmetric import mldsa
     HAVE_MLDSA = True
-except ImportError:  # cryptography < 47
+except ImportError:  # a cryptography without ML-DSA
     HAVE_MLDSA = False
 
 pytestmark = pytest.mark.skipif(not HAVE_MLDSA, reason="this cryptography has no ML-DSA")
