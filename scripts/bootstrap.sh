@@ -19,7 +19,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   python -m pip install -q --upgrade pip
   python -m pip install -q "maturin>=1.5,<2" "pytest>=8" "pytest-benchmark>=4" \
     "pyelftools>=0.31" "hypothesis>=6" "ruff>=0.6" "mypy>=1.10" \
-    "cryptography>=44" "asn1crypto>=1.5"
+    "cryptography>=44" "asn1crypto>=1.5" "python-pkcs11>=0.7"
   echo "$want" > "$stamp"
 fi
 rustup component add clippy rustfmt >/dev/null 2>&1 || true

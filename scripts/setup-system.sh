@@ -2,7 +2,8 @@
 # Installs the system packages bpfgen_fast's tests need on a fresh Debian 12
 # machine: the oracle (bpftool 7.5.0 / libbpf 1.5 from bookworm-backports),
 # clang-19 for compiling BPF fixtures, libbpf-dev for skel_internal.h, and the
-# linux-source-6.12 tarball (libbpf source, selftests corpus).
+# linux-source-6.12 tarball (libbpf source, selftests corpus), and SoftHSM2
+# (a PKCS#11 token for the signing tests).
 # Idempotent: does nothing when everything is already present.
 set -euo pipefail
 
@@ -14,6 +15,8 @@ command -v clang-19 >/dev/null 2>&1 || need+=(clang-19 llvm-19)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 [ -f /usr/include/libelf.h ] || need+=(libelf-dev zlib1g-dev)
 command -v make >/dev/null 2>&1 || need+=(make)
+# a PKCS#11 token for the signing tests (tests/test_pkcs11.py)
+[ -f /usr/lib/softhsm/libsofthsm2.so ] || need+=(softhsm2)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi

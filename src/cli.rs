@@ -12,7 +12,8 @@ pub const USAGE: &str = "\
 usage: bpfgen-fast [--debug] COMMAND ...
   gen skeleton -L OBJ [name NAME] [-o FILE] [HOST] [AUTOLOAD]
   gen skeleton -L -S -k KEY.pem -i CERT OBJ [name NAME] [-o FILE] [HOST] [AUTOLOAD]
-      (signed, as bpftool 7.8.0: RSA or ECDSA P-256/P-384 key (deterministic ECDSA),
+      (signed, as bpftool 7.8.0: RSA, ECDSA P-256/P-384 (deterministic) or
+       ML-DSA-44/65/87 key, PEM, or a 'pkcs11:' URI of a key in a token;
        X.509 cert with Subject Key Identifier;
        -S implies -L and --compat bpftool-7.8)
   gen skeleton -L -S --signature SIG.der -i CERT OBJ [name NAME] [-o FILE] [HOST] [AUTOLOAD]

@@ -372,9 +372,8 @@ def test_other_key_types_refused(algorithm: list[str], tmp_path: Path) -> None:
     with pytest.raises(SigningError) as ei:
         _signed("minimal.bpf", {"k.pem": tmp_path / "k.pem", "c.pem": tmp_path / "c.pem"})
     assert ei.value.reason == (
-        f"private key {tmp_path / 'k.pem'}: only RSA and ECDSA P-256 / P-384 keys are "
-        "supported (signatures that are deterministic, so the header is reproducible, "
-        "and that Linux verifies)")
+        f"private key {tmp_path / 'k.pem'}: only RSA, ECDSA P-256 / P-384 and "
+        "ML-DSA-44/65/87 keys are supported (signatures that Linux verifies)")
 
 
 # -- batch -S ----------------------------------------------------------------------------

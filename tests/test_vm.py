@@ -30,6 +30,7 @@ import vm
 from bpfgen_fast import BpfgenError, BpfObject
 from support import DIVERGENT, GOLDEN, GOLDEN_NAMES, corpus_obj_dir, golden_meta, obj_path
 from test_kernel import Run, parse_run
+from test_mldsa import HAVE_MLDSA, make_mldsa
 from test_sign_pipeline import BPFTOOL_SHAPE, CURVES, ec_keys, openssl_sign  # noqa: F401
 from test_signing import (  # noqa: F401  (fixtures)
     _b78_exe,
@@ -299,6 +300,12 @@ def test_module_kfuncs_resolve_in_the_modules_btf(
 SIGNED_CASES = ("good", "flip_data", "flip_insn", "other_key")
 EC_CASES = tuple(f"{case}_{curve}" for curve in CURVES
                  for case in ("good", "flip_data", "flip_insn", "detached"))
+#: ML-DSA parameter sets: mldsa<level> is the header signed with such a key, its
+#: self-signed certificate added to the session keyring first (padd= records keyctl's
+#: status); mldsa<level>_ca the same with the certificate issued by an RSA CA, which
+#: the kernel can check without ML-DSA
+MLDSA_LEVELS = ("44", "65", "87") if HAVE_MLDSA else ()
+MLDSA_CASES = tuple(f"mldsa{lv}{ca}" for lv in MLDSA_LEVELS for ca in ("", "_ca"))
 
 
 def _have_b78() -> bool:
@@ -314,7 +321,8 @@ def _signed_part(signed_build: Path, keys: dict[str, Path],  # noqa: F811
     signed by another key; the certificate in a fresh session keyring (-3), the
     system keyrings (0), and no certificate at all. The same good and flipped
     headers signed with ECDSA P-256 and P-384 keys, their certificates in the same
-    session keyring."""
+    session keyring; headers signed with ML-DSA-44/65/87 keys, their certificates
+    (self-signed, and issued by an RSA CA) added to it first."""
     sid = _sid()
     other = tmp_path_factory.mktemp("other-key")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
@@ -345,6 +353,17 @@ def _signed_part(signed_build: Path, keys: dict[str, Path],  # noqa: F811
         subprocess.run(["openssl", "x509", "-in", str(k["c.pem"]), "-outform", "DER",
                         "-out", str(der)], check=True, capture_output=True)
         ec_certs.append(der)
+    ml_dir = tmp_path_factory.mktemp("mldsa")
+    ml_certs = {}
+    if MLDSA_LEVELS:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    for level in MLDSA_LEVELS:
+        for case, issuer in ((f"mldsa{level}", None), (f"mldsa{level}_ca", ca_key)):
+            k = make_mldsa(level, ml_dir, case, issuer)
+            headers[case] = _signed("progs_tracepoint.bpf", k)
+            ml_certs[case] = k["c.der"]
     exes = {case: build_variant(signed_build, f"vm_{case}", h) for case, h in headers.items()}
     shared = tmp_path_factory.mktemp("vm-signed")
 
@@ -353,6 +372,15 @@ def _signed_part(signed_build: Path, keys: dict[str, Path],  # noqa: F811
         return (f"BPFGEN_KEYRING_ID={keyring} {shlex.quote(str(exe))} > {out} 2>&1;"
                 f" echo \"rc=$?\" >> {out}\n")
 
+    def ml_run(case: str, cert: Path) -> str:
+        """add the certificate (keyctl's status as padd=, its message in a file of
+        its own), then run the loader, appending"""
+        out = shlex.quote(str(shared / f"{case}.txt"))
+        err = shlex.quote(str(shared / f"{case}.padd"))
+        return (f"keyctl padd asymmetric bpfgen_{case} @s < {shlex.quote(str(cert))}"
+                f" >/dev/null 2>{err}; echo \"padd=$?\" > {out}\n"
+                + run(case, exes[case], -3).replace(" > ", " >> ", 1))
+
     with_cert = shared / "with_cert.sh"
     with_cert.write_text(
         f"keyctl padd asymmetric bpfgen_test @s < {shlex.quote(str(keys['c.der']))} >/dev/null\n"
@@ -360,15 +388,19 @@ def _signed_part(signed_build: Path, keys: dict[str, Path],  # noqa: F811
                   " >/dev/null || echo \"keyctl padd {c.name} failed\"\n"
                   for i, c in enumerate(ec_certs))
         + "".join(run(c, exes[c], -3) for c in (*SIGNED_CASES, *ec_cases))
-        + run("system_keyrings", exes["good"], 0))
+        + run("system_keyrings", exes["good"], 0)
+        + "".join(ml_run(lv, c) for lv, c in ml_certs.items()))
     without = shared / "without_cert.sh"
     without.write_text(run("no_cert", exes["good"], -3))
     printed = yield sid, f"keyctl session - sh {with_cert}\nkeyctl session - sh {without}\n", 600
     results: dict[str, dict[str, str]] = {}
-    for case in (*SIGNED_CASES, *ec_cases, "system_keyrings", "no_cert"):
+    for case in (*SIGNED_CASES, *ec_cases, "system_keyrings", "no_cert", *MLDSA_CASES):
         path = shared / f"{case}.txt"
         assert path.is_file(), f"no result for {case}:\n{printed[-2000:]}"
         results[case] = dict(kv.split("=", 1) for kv in path.read_text().split() if "=" in kv)
+        padd = path.with_suffix(".padd")
+        if padd.is_file():
+            results[case]["padd_message"] = padd.read_text().strip()
     return results
 
 
@@ -417,6 +449,29 @@ def test_ecdsa_signed_skeleton_rejections(curve: str, case: str, errno: int,
                                           vm_signed: dict[str, dict[str, str]]) -> None:
     out = vm_signed[f"{case}_{curve}"]
     assert out.get("load") == str(errno), out
+
+
+@pytest.mark.parametrize("level", ["44", "65", "87"])
+def test_mldsa_signed_skeleton_in_a_kernel_without_mldsa(
+        level: str, vm_signed: dict[str, dict[str, str]]) -> None:
+    """Linux 7.2's PKCS#7 parser knows ML-DSA, but Debian sid's kernel is built
+    without CONFIG_CRYPTO_MLDSA, and this is what it does with our ML-DSA headers
+    (which verify offline):
+
+    * a self-signed ML-DSA certificate is refused by add_key with ENOENT (the kernel
+      has no ML-DSA algorithm to check the self-signature with, and only ENOPKG
+      would let the certificate in unchecked), so the load finds no key: ENOKEY;
+    * the same key in a certificate issued by an RSA CA is added, and the load
+      fails with EKEYREJECTED, the errno of a signature that does not verify."""
+    if not HAVE_MLDSA:
+        pytest.skip("this cryptography has no ML-DSA")
+    out = vm_signed[f"mldsa{level}"]
+    assert out.get("padd") == "1", out
+    assert out.get("padd_message") == "add_key: No such file or directory", out
+    assert out.get("load") == "-126", out
+    out = vm_signed[f"mldsa{level}_ca"]
+    assert out.get("padd") == "0", out
+    assert out.get("load") == "-129", out
 
 
 # -- the kernel tests this host skips, run inside sid's kernel -----------------------------

@@ -151,7 +151,7 @@ def _gen_batch_signed(
 
     from bpfgen_fast.errors import BpfgenError, SigningError
     from bpfgen_fast.object import BpfObject
-    from bpfgen_fast.sign import cms_sign, load_signer
+    from bpfgen_fast.sign import cms_sign, load_signer, release
 
     if sign_key is None or sign_cert is None:
         raise SigningError("signing needs both sign_key and sign_cert")
@@ -225,6 +225,8 @@ def _gen_batch_signed(
             if progress is not None:
                 progress(done, len(paths))
             raise
+        finally:
+            release(key)
     return [r for r in results if r is not None]
 
 

@@ -331,8 +331,9 @@ class BpfObject:
     ) -> str:
         """The light-skeleton header, as ``bpftool gen skeleton -L`` prints it.
 
-        With ``sign_key`` (an RSA or ECDSA P-256 / P-384 private key, PEM; ECDSA
-        signed deterministically) and ``sign_cert`` (its X.509
+        With ``sign_key`` (an RSA, ECDSA P-256 / P-384 or ML-DSA-44/65/87
+        private key, PEM, ECDSA signed deterministically; or a ``pkcs11:`` URI
+        naming a key in a token) and ``sign_cert`` (its X.509
         certificate, PEM or DER, with a Subject Key Identifier) the header is
         the signed one of ``bpftool gen skeleton -L -S -k KEY -i CERT`` (bpftool
         7.8.0): its loader checks the SHA-256 of its data and the instructions
@@ -347,7 +348,7 @@ class BpfObject:
         if sign_key is None and sign_cert is None and signature is None:
             return self._core.gen_skeleton(host_args(**host) if host else _DEFAULT_HOST)
         from bpfgen_fast.errors import SigningError
-        from bpfgen_fast.sign import cms_sign, load_signer
+        from bpfgen_fast.sign import cms_sign, load_signer, release
 
         if signature is not None:
             if sign_key is not None:
@@ -372,7 +373,10 @@ class BpfObject:
             else:
                 assert sign_key is not None
                 key, ski = load_signer(sign_key, sign_cert)
-                sig = cms_sign(self._core.gen_loader(args)[1], key, ski)
+                try:
+                    sig = cms_sign(self._core.gen_loader(args)[1], key, ski)
+                finally:
+                    release(key)
         except SigningError as e:
             raise SigningError(e.reason, self.name) from e.__cause__
         return self._core.gen_skeleton(dict(args, signature=sig))
