@@ -353,6 +353,16 @@ def _signed_part(signed_build: Path, keys: dict[str, Path],  # noqa: F811
         subprocess.run(["openssl", "x509", "-in", str(k["c.pem"]), "-outform", "DER",
                         "-out", str(der)], check=True, capture_output=True)
         ec_certs.append(der)
+        # another key of the same curve, whose certificate is not in the keyring
+        stranger = tmp_path_factory.mktemp(f"other-{curve}")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        f"ec_paramgen_curve:{CURVES[curve]}", "-nodes", "-keyout", "k.pem",
+                        "-out", "c.pem", "-days", "3650", "-subj", f"/CN=another {curve} key",
+                        "-addext", "subjectKeyIdentifier=hash"], cwd=stranger, check=True,
+                       capture_output=True)
+        headers[f"other_key_{curve}"] = _signed(
+            "progs_tracepoint.bpf", {"k.pem": stranger / "k.pem", "c.pem": stranger / "c.pem"})
+        ec_cases.append(f"other_key_{curve}")
     ml_dir = tmp_path_factory.mktemp("mldsa")
     ml_certs = {}
     if MLDSA_LEVELS:
@@ -391,10 +401,13 @@ def _signed_part(signed_build: Path, keys: dict[str, Path],  # noqa: F811
         + run("system_keyrings", exes["good"], 0)
         + "".join(ml_run(lv, c) for lv, c in ml_certs.items()))
     without = shared / "without_cert.sh"
-    without.write_text(run("no_cert", exes["good"], -3))
+    without.write_text(run("no_cert", exes["good"], -3)
+                       + "".join(run(f"no_cert_{curve}", exes[f"good_{curve}"], -3)
+                                 for curve in ec_keys))
     printed = yield sid, f"keyctl session - sh {with_cert}\nkeyctl session - sh {without}\n", 600
     results: dict[str, dict[str, str]] = {}
-    for case in (*SIGNED_CASES, *ec_cases, "system_keyrings", "no_cert", *MLDSA_CASES):
+    no_cert = ["no_cert", *(f"no_cert_{curve}" for curve in ec_keys)]
+    for case in (*SIGNED_CASES, *ec_cases, "system_keyrings", *no_cert, *MLDSA_CASES):
         path = shared / f"{case}.txt"
         assert path.is_file(), f"no result for {case}:\n{printed[-2000:]}"
         results[case] = dict(kv.split("=", 1) for kv in path.read_text().split() if "=" in kv)
@@ -444,7 +457,12 @@ def test_bpftool_ecdsa_signed_skeleton_loads(curve: str,
 
 
 @pytest.mark.parametrize("curve", list(CURVES))
-@pytest.mark.parametrize(("case", "errno"), [("flip_data", -22), ("flip_insn", -129)])
+@pytest.mark.parametrize(("case", "errno"), [
+    ("flip_data", -22),  # the loader's SHA-256 check of the data fails
+    ("flip_insn", -129),  # EKEYREJECTED
+    ("other_key", -126),  # ENOKEY: another key of the curve, its certificate not added
+    ("no_cert", -126),  # ENOKEY: an empty session keyring
+])
 def test_ecdsa_signed_skeleton_rejections(curve: str, case: str, errno: int,
                                           vm_signed: dict[str, dict[str, str]]) -> None:
     out = vm_signed[f"{case}_{curve}"]
