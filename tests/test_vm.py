@@ -223,10 +223,13 @@ def _results_part(lskel_run: Path, host: dict[str, Any],
         results[f"{kernel.name}:before-modprobe"] = {
             MODULE_KFUNCS[0]: _read_runs(before, printed)}
         if saved:
-            loaded = [sum(r.rc == 0 for r in runs) for runs in zip(*per.values())]
+            fixtures = [runs for name, runs in per.items() if name not in TARGETED]
+            loaded = [sum(r.rc == 0 for r in runs) for runs in zip(*fixtures)]
+            bare = sum(per[b][0].rc == 0 for b in TARGETED)
             Path(saved).with_name(f"vm-{kernel.name}.txt").write_text(
                 f"{kernel.name} ({kernel.version}): fixtures loaded: ours {loaded[0]} of "
-                f"{len(per)}, bpftool's {loaded[1]} of {len(per)}\n")
+                f"{len(fixtures)}, bpftool's {loaded[1]} of {len(fixtures)}; bare sections "
+                f"with --attach-target: {bare} of {len(TARGETED)}\n")
     return results
 
 
