@@ -194,20 +194,19 @@ def open_key(uri: str) -> Pkcs11Key:
     return Pkcs11Key(session, key, kind, uri)
 
 
-def check_against(key: Pkcs11Key, cert: Any, cert_name: str) -> None:
+def check_against(key: Pkcs11Key, cert: Any, cert_name: str, curves: frozenset[str]) -> None:
     """That the token's key is the certificate's: a probe signed on the token
     verifies with the certificate's public key (the public half of a sensitive
-    key is not always readable off the token)."""
+    key is not always readable off the token). ``curves``: the ECDSA curves the
+    signer accepts (sign.py's policy)."""
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-    from bpfgen_fast.sign import _CURVES
-
     pub = cert.public_key()
     shown = _redacted(key.uri)
     if key.kind == "ecdsa" and not (isinstance(pub, ec.EllipticCurvePublicKey)
-                                    and pub.curve.name in _CURVES):
+                                    and pub.curve.name in curves):
         raise SigningError(f"PKCS#11 key {shown} does not match certificate {cert_name} "
                            "(or its curve is neither P-256 nor P-384)")
     probe = b"bpfgen_fast: is this the certificate's key?"

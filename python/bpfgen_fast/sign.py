@@ -125,7 +125,7 @@ def load_signer(
         cert = load_certificate(cert_path)
         token_key = _pkcs11.open_key(key_path)
         try:
-            _pkcs11.check_against(token_key, cert, os.fspath(cert_path))
+            _pkcs11.check_against(token_key, cert, os.fspath(cert_path), _CURVES)
             return token_key, _subject_key_id(cert, os.fspath(cert_path))
         except BaseException:
             token_key.close()
