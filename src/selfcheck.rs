@@ -832,6 +832,22 @@ impl Checker<'_> {
         Ok(())
     }
 
+    /// The recording pass, after a fixpoint over the backward edges: the
+    /// abstract state at each jump target joins every way into it.
+    fn trace(&self) -> CheckResult<Trace> {
+        let mut back: HashMap<usize, State> = HashMap::new();
+        for _ in 0..=16 {
+            let mut trace = Trace::default();
+            let mut new_back = HashMap::new();
+            self.pass(&back, &mut new_back, &mut trace)?;
+            if new_back == back {
+                return Ok(trace);
+            }
+            back = new_back;
+        }
+        fail(None, "dataflow did not converge")
+    }
+
     /// One pass over the program. Backward-edge states come in through
     /// `back`; those this pass produces go to `new_back`.
     fn pass(
@@ -999,23 +1015,7 @@ pub fn check(data: &[u8], insns: &[u8], expect: &Expect) -> CheckResult<Report> 
     ck.decode_all(insns)?;
     ck.check_prologue()?;
 
-    // Fixpoint over the backward edges, then the recorded pass.
-    let mut back: HashMap<usize, State> = HashMap::new();
-    let mut trace;
-    let mut rounds = 0;
-    loop {
-        trace = Trace::default();
-        let mut new_back = HashMap::new();
-        ck.pass(&back, &mut new_back, &mut trace)?;
-        if new_back == back {
-            break;
-        }
-        rounds += 1;
-        if rounds > 16 {
-            return fail(None, "dataflow did not converge");
-        }
-        back = new_back;
-    }
+    let mut trace = ck.trace()?;
 
     let mut report = Report {
         insn_cnt: ck.insns.len(),
@@ -1386,7 +1386,22 @@ pub fn check(data: &[u8], insns: &[u8], expect: &Expect) -> CheckResult<Report> 
             return fail(None, format!("program '{}' is autoloaded but never loaded", p.name));
         }
     }
-    // Map fds: fd_array slot i → ctx map descriptor i, nothing else into fd slots.
+    check_fd_handover_and_patches(&ck, stores, &index, nr_maps, map_slots, &prog_windows)?;
+    Ok(report)
+}
+
+/// After the replay: each map's fd reaches its ctx descriptor exactly once and
+/// nothing else is stored there or into the fd array, and run-time patches of
+/// program instructions touch only the program about to be loaded, and only
+/// ld_imm64 immediates / src_reg and call fields.
+fn check_fd_handover_and_patches(
+    ck: &Checker<'_>,
+    stores: &[Store],
+    index: &StoreIndex<'_>,
+    nr_maps: i64,
+    map_slots: i64,
+    prog_windows: &[(i64, i64, usize, usize)],
+) -> CheckResult<()> {
     for i in 0..nr_maps {
         let n = index
             .at(Region::Ctx, CTX_SIZE + MAP_DESC_SIZE * i)
@@ -1444,7 +1459,7 @@ pub fn check(data: &[u8], insns: &[u8], expect: &Expect) -> CheckResult<Report> 
             }
         }
     }
-    Ok(report)
+    Ok(())
 }
 
 #[cfg(test)]
