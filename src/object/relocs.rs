@@ -285,6 +285,14 @@ impl<'a> Opener<'a, '_> {
                     .ok_or_else(|| err(format!("'{}' isn't a valid map reference", sym.name)))?;
                 Target::Map(idx)
             } else if is_prog_array {
+                // The loader stores each slot as a 4-byte key and a 4-byte fd,
+                // the only sizes the kernel's prog arrays take.
+                if map.def.key_size != 4 || map.def.value_size != 4 {
+                    return Err(err(format!(
+                        "prog-array '{}' with static initialisers should have key and value size 4.",
+                        map.name
+                    )));
+                }
                 let prog = self
                     .obj
                     .programs
