@@ -263,11 +263,24 @@ def test_kfuncs_resolved_at_run_time(bpf_src_dir: Path) -> None:  # noqa: F811
 
 @pytest.mark.usefixtures("bpf_permitted", "no_fd_leak")
 def test_fentry_lsm_load_and_attach(bpf_src_dir: Path) -> None:  # noqa: F811
-    """Where the kernel loads fentry and LSM programs, they load and attach."""
+    """Where the kernel loads fentry and LSM programs, they load, attach and run: a
+    sleep goes through do_nanosleep (fentry), an open through the file_open hook
+    (LSM), and each bumps the shared counter (tests/test_vm.py runs this in sid)."""
     obj = loadable(build_bpf("fentry", bpf_src_dir))
     with run(obj) as loaded:
         links = loaded.attach()
         assert set(links) == {"on_nanosleep", "on_open"}
+
+        def hits() -> int:
+            return int(struct.unpack_from("<Q", loaded.bss, 0)[0])
+
+        before = hits()
+        time.sleep(0.001)
+        slept = hits()
+        assert slept > before, "the fentry program on do_nanosleep did not run"
+        with open(__file__, "rb"):
+            pass
+        assert hits() > slept, "the LSM program on file_open did not run"
 
 
 @pytest.mark.usefixtures("bpf_permitted", "no_fd_leak")

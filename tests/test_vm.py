@@ -497,8 +497,9 @@ def test_mldsa_signed_skeleton_in_a_kernel_without_mldsa(
 
 # -- the kernel tests this host skips, run inside sid's kernel -----------------------------
 
-#: pytest node ids that need what this host refuses (arena maps) or that register
-#: struct_ops: run as they are, inside the sid guest, through run() and compiled headers
+#: pytest node ids that need what this host refuses (arena maps, fentry, LSM) or that
+#: register struct_ops: run as they are, inside the sid guest, through run() and
+#: compiled headers
 IN_GUEST = [
     "tests/test_arena_run.py",
     "tests/test_beyond.py::test_arena_globals_read_back",
@@ -506,6 +507,13 @@ IN_GUEST = [
     "tests/test_struct_ops_run.py::test_run_fixture_struct_ops",
     "tests/test_struct_ops_run.py::test_run_fixture_close_unregisters",
     "tests/test_beyond.py::test_struct_ops_header_registers_and_unregisters",
+    # fentry and LSM (EPERM here): loaded, attached and run, and the fixtures that
+    # need them through run() and through the compiled light skeleton
+    "tests/test_run.py::test_fentry_lsm_load_and_attach",
+    "tests/test_run.py::test_fixture_loads_like_the_c_light_skeleton[attach_lsm.bpf]",
+    "tests/test_run.py::test_fixture_loads_like_the_c_light_skeleton[attach_tracing.bpf]",
+    "tests/test_kernel.py::test_our_blobs_load_like_bpftools[attach_lsm.bpf]",
+    "tests/test_kernel.py::test_our_blobs_load_like_bpftools[attach_tracing.bpf]",
 ]
 
 
@@ -518,14 +526,16 @@ def _pytest_part(tmp_path_factory: pytest.TempPathFactory) -> Part:
     repo = Path(__file__).resolve().parent.parent
     argv = " ".join(shlex.quote(a) for a in (
         sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", *IN_GUEST))
-    # the repository is read-only in the guest: no bytecode, no pytest cache
+    # the repository and the host's cache are read-only in the guest: no bytecode,
+    # no pytest cache, tools (lskel-run) built into the shared directory
     probes = shlex.quote(str(shared / "probes.json"))
     probes_log = shlex.quote(str(shared / "probes.txt"))
     probe_argv = " ".join(shlex.quote(a) for a in (
         sys.executable, str(repo / "tests" / "guest_probes.py"),
         str(obj_path("progs_probes.bpf"))))
     job = (f"cd {shlex.quote(str(repo))}\nexport PYTHONDONTWRITEBYTECODE=1 "
-           f"BPFGEN_BUILD_DIR={shlex.quote(str(shared / 'build'))}\n"
+           f"BPFGEN_BUILD_DIR={shlex.quote(str(shared / 'build'))} "
+           f"BPFGEN_TOOL_CACHE={shlex.quote(str(shared / 'tools'))}\n"
            f"{argv} > {out} 2>&1\necho \"rc=$?\" >> {out}\n"
            f"{probe_argv} {probes} > {probes_log} 2>&1\n")
     printed = yield sid, job, 1200
@@ -538,8 +548,9 @@ def _pytest_part(tmp_path_factory: pytest.TempPathFactory) -> Part:
 
 
 def test_arena_and_struct_ops_tests_pass_in_sid(vm_pytest: tuple[str, str, str]) -> None:
-    """Arena maps (refused here) and struct_ops registration, through run() and the
-    compiled light skeletons: every test passes there, none skips."""
+    """Arena maps, fentry and LSM programs (refused here) and struct_ops registration,
+    through run() and the compiled light skeletons, the fentry and LSM programs also
+    attached and seen running: every test passes there, none skips."""
     text, rc, _ = vm_pytest
     last = text.strip().splitlines()[-1]
     assert rc == "0" and " passed" in last, text[-4000:]
