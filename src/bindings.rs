@@ -111,6 +111,9 @@ struct HostArgs {
     /// Test-only: libbpf 1.8's host-order `.kconfig` values for bpfeb objects.
     #[pyo3(item)]
     bpftool_kconfig_host_order: Option<bool>,
+    /// Test-only: libbpf 1.5's map BTF ids where the kernel refuses them.
+    #[pyo3(item)]
+    bpftool_map_btf_ids: Option<bool>,
     /// libbpf 1.8's `gen_hash`: the loader of a signed light skeleton
     /// (implied by `signature`). Optional key.
     #[pyo3(item, default)]
@@ -140,6 +143,7 @@ impl HostArgs {
             bpftool_prog_slots: self.bpftool_prog_slots.unwrap_or(false),
             bpftool_ksym_names: self.bpftool_ksym_names.unwrap_or(false),
             bpftool_kconfig_host_order: self.bpftool_kconfig_host_order.unwrap_or(false),
+            bpftool_map_btf_ids: self.bpftool_map_btf_ids.unwrap_or(false),
             gen_hash: self.gen_hash.unwrap_or(false) || self.signature.is_some(),
         }
     }

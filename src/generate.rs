@@ -4,12 +4,13 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::btf::{essential_name, kind, kind as btf_kind, linkage};
+use crate::btf::{Btf, essential_name, kind, kind as btf_kind, linkage};
 use crate::error::{Error, Result};
 use crate::externs::{self, ExternKind};
 use crate::host::Host;
 use crate::link::link_programs;
 use crate::loader::{KsymReloc, LoaderGen, MapCreate, ProgLoad};
+use crate::map_btf;
 use crate::object::{Map, MapDef, MapOrigin, Object};
 use crate::object::{Reloc, RelocKind};
 use crate::section_defs::{self, LoadAttrs, SEC_ATTACH_BTF, map_type, prog_type};
@@ -76,43 +77,8 @@ pub fn effective_def(def: &MapDef, host: &Host) -> MapDef {
     d
 }
 
-fn btf_ids_dropped(t: u32) -> bool {
-    matches!(
-        t,
-        map_type::PERF_EVENT_ARRAY
-            | map_type::CGROUP_ARRAY
-            | map_type::STACK_TRACE
-            | map_type::ARRAY_OF_MAPS
-            | map_type::HASH_OF_MAPS
-            | map_type::DEVMAP
-            | map_type::DEVMAP_HASH
-            | map_type::CPUMAP
-            | map_type::XSKMAP
-            | map_type::SOCKMAP
-            | map_type::SOCKHASH
-            | map_type::QUEUE
-            | map_type::STACK
-            | map_type::ARENA
-    )
-}
-
-/// A map whose BTF names only a key type, or only a value type where the
-/// kernel needs both. libbpf 1.5's loader passes such ids on and MAP_CREATE
-/// fails with EINVAL; libbpf's normal loader retries without BTF and the map
-/// is created. We create it without BTF right away (README: divergences).
-pub fn btf_ids_incomplete(def: &MapDef) -> bool {
-    match (def.key_type_id != 0, def.value_type_id != 0) {
-        (true, false) => true,
-        // The kernel accepts a missing key type only for these.
-        (false, true) => {
-            !(def.map_type == map_type::ARRAY && def.max_entries == 1 || def.map_type == map_type::BLOOM_FILTER)
-        }
-        _ => false,
-    }
-}
-
-fn map_create<'a>(map: &'a Map, def: &MapDef, has_btf: bool) -> MapCreate<'a> {
-    let keep_ids = has_btf && !btf_ids_dropped(def.map_type) && !btf_ids_incomplete(def);
+fn map_create<'a>(map: &'a Map, def: &MapDef, btf: Option<&Btf>, opts: GenOptions) -> MapCreate<'a> {
+    let (btf_key_type_id, btf_value_type_id) = map_btf::create_ids(def, btf, !opts.bpftool_map_btf_ids);
     MapCreate {
         map_type: def.map_type,
         name: &map.name,
@@ -122,12 +88,8 @@ fn map_create<'a>(map: &'a Map, def: &MapDef, has_btf: bool) -> MapCreate<'a> {
         map_flags: def.map_flags,
         numa_node: def.numa_node,
         map_extra: def.map_extra,
-        btf_key_type_id: if keep_ids { def.key_type_id } else { 0 },
-        btf_value_type_id: if keep_ids && def.map_type != map_type::STRUCT_OPS {
-            def.value_type_id
-        } else {
-            0
-        },
+        btf_key_type_id,
+        btf_value_type_id,
         vmlinux_value_type: None,
         map_extra_from_ctx: false,
     }
@@ -227,6 +189,9 @@ pub struct GenOptions {
     /// Reproduce libbpf 1.8's `.kconfig` values in the build host's byte
     /// order for a big-endian object (wrong on the target). Test-only.
     pub bpftool_kconfig_host_order: bool,
+    /// Pass every map's BTF ids on as libbpf 1.5's gen mode does, even
+    /// where the kernel will refuse them (README: divergence 6). Test-only.
+    pub bpftool_map_btf_ids: bool,
     /// libbpf 1.8's `gen_loader_opts.gen_hash` (what `bpftool gen skeleton
     /// -S` sets): the loader verifies the SHA-256 of its data blob first and
     /// ignores the skeleton's max_entries / initial_value overrides, so a
@@ -380,7 +345,7 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
     let (data_hint, insns_hint) = blob_estimate(obj, &linked);
     emitter.reserve(data_hint, insns_hint);
     emit_btf(&mut emitter, obj)?;
-    emit_maps(&mut emitter, obj, host, st_plan.as_ref(), &kcfg_image);
+    emit_maps(&mut emitter, obj, host, st_plan.as_ref(), &kcfg_image, opts);
     emit_programs(&mut emitter, obj, &mut linked, st_plan.as_ref(), opts)?;
     emit_prog_array_values(&mut emitter, obj, &linked)?;
     // struct_ops values are written at attach time (registration), not by
@@ -513,8 +478,15 @@ fn emit_btf(emitter: &mut LoaderGen, obj: &Object) -> Result<()> {
 
 /// MAP_CREATE of every map libbpf creates, in its order, with inner map
 /// templates, initial images (frozen where read-only) and `.values` slots.
-fn emit_maps(emitter: &mut LoaderGen, obj: &Object, host: &Host, st_plan: Option<&StructOpsPlan>, kcfg_image: &[u8]) {
-    let has_btf = obj.btf.is_some();
+fn emit_maps(
+    emitter: &mut LoaderGen,
+    obj: &Object,
+    host: &Host,
+    st_plan: Option<&StructOpsPlan>,
+    kcfg_image: &[u8],
+    opts: GenOptions,
+) {
+    let btf = obj.btf.as_ref();
     for (i, map) in obj.maps.iter().enumerate() {
         if !map.autocreate() {
             emitter.skip_map(i);
@@ -525,7 +497,7 @@ fn emit_maps(emitter: &mut LoaderGen, obj: &Object, host: &Host, st_plan: Option
                 .and_then(|p| p.maps.iter().find(|k| k.map_idx == i))
                 .expect("planned: every created struct_ops map");
             let vtype = format!("{}{}", struct_ops::VALUE_PREFIX, kern.kern_type_name);
-            let mut create = map_create(map, &map.def, has_btf);
+            let mut create = map_create(map, &map.def, btf, opts);
             create.value_size = kern.value_size;
             create.vmlinux_value_type = Some(&vtype);
             emitter.map_create(&create, Some(i));
@@ -536,9 +508,9 @@ fn emit_maps(emitter: &mut LoaderGen, obj: &Object, host: &Host, st_plan: Option
             && let Some(inner) = &map.inner
         {
             let inner_def = effective_def(&inner.def, host);
-            emitter.map_create(&map_create(inner, &inner_def, has_btf), None);
+            emitter.map_create(&map_create(inner, &inner_def, btf, opts), None);
         }
-        let mut create = map_create(map, &def, has_btf);
+        let mut create = map_create(map, &def, btf, opts);
         create.map_extra_from_ctx = def.map_extra == 0 && obj.arena.as_ref().is_some_and(|a| a.map_idx == i);
         emitter.map_create(&create, Some(i));
         if map.is_internal() {
@@ -616,7 +588,6 @@ fn emit_programs(
     st_plan: Option<&StructOpsPlan>,
     opts: GenOptions,
 ) -> Result<()> {
-    let has_btf = obj.btf.is_some();
     let skel_slots: Vec<usize> = {
         let mut next = 0;
         obj.programs
@@ -636,7 +607,7 @@ fn emit_programs(
         let attach_target = attach_target(obj, lp.prog_idx, &mut attrs, st_plan)?;
         let insn_bytes = crate::insn::wire_bytes(&lp.insns);
         // libbpf passes func/line info only when the object has BTF.
-        let (fi, li) = if has_btf {
+        let (fi, li) = if obj.btf.is_some() {
             (lp.func_info.as_ref(), lp.line_info.as_ref())
         } else {
             (None, None)

@@ -21,6 +21,7 @@ pub mod json;
 pub mod link;
 pub mod loader;
 pub mod loader_abi;
+pub mod map_btf;
 pub mod object;
 pub mod section_defs;
 pub mod selfcheck;

@@ -46,6 +46,7 @@ def host_args(
     _bpftool_prog_slots: bool = False,
     _bpftool_ksym_names: bool = False,
     _bpftool_kconfig_host_order: bool = False,
+    _bpftool_map_btf_ids: bool = False,
 ) -> dict[str, object]:
     """The host facts generation depends on. Anything left ``None`` is read
     from this machine the way libbpf reads it, and only when an object needs it:
@@ -80,6 +81,7 @@ def host_args(
         "bpftool_prog_slots": _bpftool_prog_slots,
         "bpftool_ksym_names": _bpftool_ksym_names,
         "bpftool_kconfig_host_order": _bpftool_kconfig_host_order,
+        "bpftool_map_btf_ids": _bpftool_map_btf_ids,
     }
 
 

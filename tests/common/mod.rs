@@ -48,5 +48,6 @@ pub const BPFTOOL_COMPAT: GenOptions = GenOptions {
     bpftool_prog_slots: true,
     bpftool_ksym_names: true,
     bpftool_kconfig_host_order: false,
+    bpftool_map_btf_ids: true,
     gen_hash: false,
 };
