@@ -58,6 +58,33 @@ def _build_lskel_run(cc: str, flags: list[str], stem: str) -> Path:
     return exe
 
 
+@pytest.fixture
+def no_leaked_fds() -> Iterator[None]:
+    """Fails a test that leaves file descriptors open (maps, programs, links)."""
+    before = set(os.listdir("/proc/self/fd"))
+    yield
+    after = set(os.listdir("/proc/self/fd"))
+    leaked = {fd for fd in after - before if os.path.exists(f"/proc/self/fd/{fd}")}
+    assert not leaked, f"fds leaked: {leaked}"
+
+
+@pytest.fixture(scope="session")
+def bpftool() -> str:
+    """bpftool 7.5.0, the oracle (BPFTOOL overrides the one on PATH)."""
+    path = shutil.which(os.environ.get("BPFTOOL", "bpftool"))
+    if path is None:
+        pytest.skip("bpftool not found: bpftool's side cannot be shown")
+    return path
+
+
+@pytest.fixture(scope="session")
+def gcc() -> str:
+    path = shutil.which("gcc")
+    if path is None:
+        pytest.skip("gcc not found: headers cannot be compiled")
+    return path
+
+
 @pytest.fixture(scope="session")
 def lskel_run() -> Path:
     """Path of a compiled lskel-run, built with gcc into TOOL_CACHE/lskel-run-HASH."""

@@ -165,9 +165,10 @@ static void probe_map(const char *ident, int fd)
 	struct bpf_map_info mi;
 
 	if (fd > 0 && !probe_info(fd, &mi, sizeof(mi)))
-		printf("map %s fd=%d type=%u name=%s key=%u value=%u max_entries=%u flags=0x%x\n",
+		printf("map %s fd=%d type=%u name=%s key=%u value=%u max_entries=%u flags=0x%x "
+			"btf_key=%u btf_value=%u\n",
 			ident, fd, mi.type, mi.name, mi.key_size, mi.value_size, mi.max_entries,
-			mi.map_flags);
+			mi.map_flags, mi.btf_key_type_id, mi.btf_value_type_id);
 	else
 		printf("map %s fd=%d\n", ident, fd);
 }

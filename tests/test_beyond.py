@@ -50,22 +50,6 @@ make_golden = _load_module("make_golden", FIXDIR / "make_golden.py")
 # -- tools -----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
-def bpftool() -> str:
-    path = shutil.which("bpftool")
-    if path is None:
-        pytest.skip("bpftool not found: bpftool's side cannot be shown")
-    return path
-
-
-@pytest.fixture(scope="session")
-def gcc() -> str:
-    path = shutil.which("gcc")
-    if path is None:
-        pytest.skip("gcc not found: headers cannot be compiled")
-    return path
-
-
-@pytest.fixture(scope="session")
 def clang() -> str:
     path = shutil.which(gen_many.CLANG)
     if path is None:
@@ -582,17 +566,6 @@ def test_run_loads_beyond_loaders(which: str, clang: str) -> None:
     path = many(clang, 40, 1) if which == "40 programs" else BAD / "prog_array_static.bpf.o"
     with run(BpfObject.open(path).gen_loader(**SIZES)) as loaded:
         assert all(fd > 0 for fd in loaded.progs.values())
-
-
-@pytest.fixture
-def no_leaked_fds() -> Iterator[None]:
-    import os
-
-    before = set(os.listdir("/proc/self/fd"))
-    yield
-    after = set(os.listdir("/proc/self/fd"))
-    leaked = {fd for fd in after - before if os.path.exists(f"/proc/self/fd/{fd}")}
-    assert not leaked, f"fds leaked: {leaked}"
 
 
 # -- 9. struct_ops maps ----------------------------------------------------------------------

@@ -245,14 +245,6 @@ def test_host_independent_fixtures_ignore_host_inputs(name: str, tmp_path: Path)
 
 # -- live comparison with bpftool on this host -----------------------------------------------
 
-@pytest.fixture(scope="module")
-def bpftool() -> str:
-    exe: str | None = shutil.which(make_golden.BPFTOOL)
-    if exe is None:
-        pytest.skip("bpftool not found")
-    return exe
-
-
 @pytest.mark.parametrize("name", NEW)
 def test_live_host_output_equals_fresh_bpftool(name: str, bpftool: str) -> None:
     p = subprocess.run([bpftool, "gen", "skeleton", "-L", f"obj/{name}.o"], cwd=FIXDIR,
