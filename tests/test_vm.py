@@ -26,9 +26,10 @@ from typing import Any
 
 import pytest
 import test_attach_target
+import test_map_btf
 import vm
 from bpfgen_fast import BpfgenError, BpfObject
-from support import DIVERGENT, GOLDEN, GOLDEN_NAMES, corpus_obj_dir, golden_meta, obj_path
+from support import BAD, DIVERGENT, GOLDEN, GOLDEN_NAMES, corpus_obj_dir, golden_meta, obj_path
 from test_kernel import Run, parse_run
 from test_mldsa import HAVE_MLDSA, make_mldsa
 from test_sign_pipeline import BPFTOOL_SHAPE, CURVES, ec_keys, openssl_sign  # noqa: F401
@@ -56,6 +57,8 @@ PROVEN_HERE = [("attach_tracing.bpf", "sid"), ("attach_lsm.bpf", "lts"),
                ("kfunc_module.bpf", "sid")]
 #: bare SEC("fentry") / SEC("lsm") fixtures given their targets with --attach-target,
 #: and the named twin whose bpftool loader they must load like (tests/test_attach_target.py)
+#: maps whose BTF the kernel refuses (tests/test_map_btf.py), ours against bpftool's
+MAP_BTF = sorted(test_map_btf.CASES)
 TARGETED = {"attach_lsm_bare.bpf": "attach_lsm.bpf",
             "attach_tracing_bare.bpf": "attach_tracing.bpf"}
 #: the fixture whose kfuncs a module defines (nf_conntrack, a module in Debian's
@@ -213,6 +216,17 @@ def _results_part(lskel_run: Path, host: dict[str, Any],
             job.append(_job_lines(lskel_run, bare, data, insns, (len(loader.map_names),
                                                                  len(loader.prog_names)), ours))
             outs[bare] = (ours, outs[named][1])
+        for name in MAP_BTF:  # ours, and bpftool's (the same with the refused ids kept)
+            obj = BpfObject.open(BAD / f"{name}.bpf.o")
+            pair = []
+            for who, loader in (("ours", obj.gen_loader(**host)),
+                                ("theirs", obj.gen_loader(_bpftool_map_btf_ids=True, **host))):
+                sha = hashlib.sha256(loader.data + loader.insns).hexdigest()[:16]
+                data, insns, _ = loader.write(shared / f"{name}.{sha}")
+                pair.append(shared / f"{name}.{sha}.{who}.txt")
+                job.append(_job_lines(lskel_run, name, data, insns, (
+                    len(loader.map_names), len(loader.prog_names)), pair[-1]))
+            outs[name] = (pair[0], pair[1])
         printed = yield kernel, "".join(job), 1200
         assert caps.is_file(), f"{kernel.name}: the capability probes did not run:\n{printed}"
         saved = os.environ.get("BPFGEN_CAPS_FILE")  # the test command's table gains a column
@@ -223,13 +237,16 @@ def _results_part(lskel_run: Path, host: dict[str, Any],
         results[f"{kernel.name}:before-modprobe"] = {
             MODULE_KFUNCS[0]: _read_runs(before, printed)}
         if saved:
-            fixtures = [runs for name, runs in per.items() if name not in TARGETED]
+            fixtures = [runs for name, runs in per.items()
+                        if name not in TARGETED and name not in MAP_BTF]
             loaded = [sum(r.rc == 0 for r in runs) for runs in zip(*fixtures)]
             bare = sum(per[b][0].rc == 0 for b in TARGETED)
+            refused = [sum(per[n][i].rc == 0 for n in MAP_BTF) for i in (0, 1)]
             Path(saved).with_name(f"vm-{kernel.name}.txt").write_text(
                 f"{kernel.name} ({kernel.version}): fixtures loaded: ours {loaded[0]} of "
                 f"{len(fixtures)}, bpftool's {loaded[1]} of {len(fixtures)}; bare sections "
-                f"with --attach-target: {bare} of {len(TARGETED)}\n")
+                f"with --attach-target: {bare} of {len(TARGETED)}; maps with refused BTF: "
+                f"ours {refused[0]}, bpftool's {refused[1]} of {len(MAP_BTF)}\n")
     return results
 
 
@@ -265,6 +282,19 @@ def test_fentry_and_lsm_fixtures_load_in_real_kernels(
 
 
 @pytest.mark.parametrize("kernel", [k.name for k in KERNELS] or ["none"])
+@pytest.mark.parametrize("kernel", [k.name for k in KERNELS] or ["none"])
+@pytest.mark.parametrize("name", MAP_BTF)
+def test_maps_with_refused_btf_load_in_real_kernels(
+        kernel: str, name: str, vm_results: dict[str, dict[str, tuple[Run, Run]]]) -> None:
+    """Each map_btf fixture (tests/test_map_btf.py): the kernel refuses bpftool's loader at
+    MAP_CREATE, with the errno this host gives, and ours, which creates those maps without
+    BTF, loads every map and program."""
+    ours, theirs = vm_results[kernel][name]
+    assert ours.rc == 0, ours
+    refused = f"failed to execute loader prog: -{test_map_btf.CASES[name].bpftool_errno} ("
+    assert theirs.rc == 1 and refused in theirs.out, theirs
+
+
 @pytest.mark.parametrize("bare", sorted(TARGETED))
 def test_bare_sections_with_attach_targets_load_like_the_named_ones(
         kernel: str, bare: str, vm_results: dict[str, dict[str, tuple[Run, Run]]]) -> None:
