@@ -3,15 +3,17 @@
 //! tests/test_map_btf.py), and that the maps the kernel takes meet none
 //! (tests/fixtures/src/maps_btf_checked.bpf.c).
 
-mod common;
-
 use std::fs;
+use std::path::Path;
 
 use bpfgen_fast::map_btf::{Refusal, SpecialField, create_ids, kernel_refusal};
 use bpfgen_fast::object::{Map, Object};
 
 fn open(dir: &str, name: &str) -> Object {
-    let path = common::fixtures().join(dir).join(format!("{name}.bpf.o"));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(dir)
+        .join(format!("{name}.bpf.o"));
     bpfgen_fast::open(&fs::read(&path).expect("fixture"), name).expect("opens")
 }
 
