@@ -18,7 +18,7 @@ import os
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PRELUDE_INCLUDES = "#include <errno.h>\n#include <stdio.h>\n#include <string.h>\n" \
@@ -206,19 +206,115 @@ static void probe_run(const char *ident, int fd, __u32 data_sz, __u32 ctx_sz)
 """
 
 
+RUN_COUNT_FUNCS = r"""
+#include <fcntl.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* The kernel counts each program's runs (bpf_prog_info.run_cnt) while this fd is open. */
+static int enable_run_counts(void)
+{
+	union bpf_attr attr;
+
+	memset(&attr, 0, sizeof(attr));
+	attr.enable_stats.type = BPF_STATS_RUN_TIME;
+	return skel_sys_bpf(BPF_ENABLE_STATS, &attr, sizeof(attr));
+}
+
+/* An iterator program runs when its iterator is read; other links refuse the create. */
+static void read_iterator(int link_fd)
+{
+	union bpf_attr attr;
+	char buf[4096];
+	int fd;
+
+	if (link_fd <= 0)
+		return;
+	memset(&attr, 0, sizeof(attr));
+	attr.iter_create.link_fd = link_fd;
+	fd = skel_sys_bpf(BPF_ITER_CREATE, &attr, sizeof(attr));
+	if (fd < 0)
+		return;
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	close(fd);
+}
+
+/* The events the fixtures' auto-attached programs hook: syscalls (raw_tp sys_enter and
+ * sys_exit, fentry.s on getpgid, lsm.s on bpf), a file open (lsm file_open), a task
+ * rename, a fork waited for (task_newtask, sched_switch), and, for fentry, fexit and
+ * fmod_ret on the kernel's test functions, BPF_PROG_TEST_RUN of each tracing program,
+ * which calls those functions rather than the program. Each happens once, in order: the
+ * counts read afterwards need no waiting. */
+static void trigger(const int *prog_fds, int n)
+{
+	struct bpf_prog_info pi;
+	union bpf_attr attr;
+	pid_t child;
+	int i, fd;
+
+	syscall(SYS_getpgid, 0);
+	fd = open("/dev/null", O_RDONLY);
+	if (fd >= 0)
+		close(fd);
+	prctl(PR_SET_NAME, "lskel-trigger");
+	child = fork();
+	if (child == 0)
+		_exit(0);
+	if (child > 0)
+		waitpid(child, NULL, 0);
+	for (i = 0; i < n; i++) {
+		if (prog_fds[i] <= 0 || probe_info(prog_fds[i], &pi, sizeof(pi)) ||
+			pi.type != BPF_PROG_TYPE_TRACING)
+			continue;
+		memset(&attr, 0, sizeof(attr));
+		attr.test.prog_fd = prog_fds[i];
+		skel_sys_bpf(BPF_PROG_TEST_RUN, &attr, sizeof(attr));
+	}
+}
+
+static void probe_ran(const char *ident, int fd)
+{
+	struct bpf_prog_info pi;
+
+	if (fd > 0 && !probe_info(fd, &pi, sizeof(pi)))
+		printf("ran %s cnt=%llu\n", ident, (unsigned long long)pi.run_cnt);
+}
+"""
+
+
+def _run_count_lines(skel: Skeleton) -> list[str]:
+    """Attach each program through the header, read iterators, trigger, print counts."""
+    lines = [f'\tprintf("attach {p} ret=%d\\n", {skel.name}__{p}__attach(skel));'
+             for p in skel.progs]
+    lines += [f"\tread_iterator(skel->links.{p}_fd);" for p in skel.progs]
+    fds = ", ".join(f"skel->progs.{p}.prog_fd" for p in skel.progs) or "0"
+    lines += ["\t{", f"\t\tint fds[] = {{{fds}}};",
+              f"\t\ttrigger(fds, {len(skel.progs)});", "\t}"]
+    lines += [f'\tprobe_ran("{p}", skel->progs.{p}.prog_fd);' for p in skel.progs]
+    return lines
+
+
 def probe_source(header_name: str, skel: Skeleton, *, required_progs: set[str] | None = None,
                  prelude: str = "", runs: list[TestRun] | None = None,
                  attach: list[str] | None = None, attach_all: bool = False,
-                 extra: str = "") -> str:
+                 extra: str = "", count_runs: bool = False) -> str:
     """A C main for the header: prints ``map IDENT fd=...``, ``prog IDENT fd=...``,
     ``run IDENT ... retval=N``, ``attach IDENT ret=N``; exit 0 when every map fd and every
     program in ``required_progs`` (default: all) is > 0, 3 otherwise, 2 when
-    ``__open_and_load`` fails (after printing ``open_and_load failed errno=N``)."""
+    ``__open_and_load`` fails (after printing ``open_and_load failed errno=N``).
+    ``count_runs``: with the kernel's run counts on, attach every program through its
+    ``__attach`` function, trigger the fixtures' hooks and print ``ran IDENT cnt=N``."""
     required = set(skel.progs) if required_progs is None else required_progs
     lines = [PRELUDE_INCLUDES, prelude, f'#include "{header_name}"\n', PROBE_FUNCS,
+             RUN_COUNT_FUNCS if count_runs else "",
              "int main(void)\n{", f"\tstruct {skel.name} *skel;", "\tint bad = 0;\n",
-             "\tsetvbuf(stdout, NULL, _IOLBF, 0);",
-             f"\tskel = {skel.name}__open_and_load();",
+             "\tsetvbuf(stdout, NULL, _IOLBF, 0);"]
+    if count_runs:
+        lines.append('\tprintf("stats fd=%d\\n", enable_run_counts());')
+    lines += [f"\tskel = {skel.name}__open_and_load();",
              "\tif (!skel) {", '\t\tprintf("open_and_load failed errno=%d\\n", errno);',
              "\t\treturn 2;", "\t}", '\tprintf("loaded\\n");']
     for m in skel.maps:
@@ -236,6 +332,8 @@ def probe_source(header_name: str, skel: Skeleton, *, required_progs: set[str] |
         lines.append(f'\tprintf("attach {p} ret=%d\\n", {skel.name}__{p}__attach(skel));')
     if attach_all:
         lines.append(f'\tprintf("attach_all ret=%d\\n", {skel.name}__attach(skel));')
+    if count_runs:
+        lines += _run_count_lines(skel)
     lines += [f"\t{skel.name}__destroy(skel);", "\treturn bad ? 3 : 0;", "}", ""]
     return "\n".join(lines)
 
@@ -248,6 +346,7 @@ class Probe:
     progs: dict[str, dict[str, str]]
     runs: dict[str, dict[str, str]]
     attach: dict[str, int]
+    ran: dict[str, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
         return f"exit {self.rc}\n{self.out}"
@@ -270,6 +369,8 @@ def parse_probe(rc: int, out: str) -> Probe:
             probe.runs[ident] = _fields(rest)
         elif kind == "attach":
             probe.attach[ident] = int(_fields(rest)["ret"])
+        elif kind == "ran":
+            probe.ran[ident] = int(_fields(rest)["cnt"])
     return probe
 
 
