@@ -19,6 +19,12 @@ pub type WriteError = (PathBuf, std::io::Error);
 /// Write `path` atomically: `DIR/.NAME.PID-SEQ.tmp` in full, then renamed to
 /// `DIR/NAME`. The temporary is removed again if anything fails.
 pub fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_file_with(path, |f| f.write_all(bytes))
+}
+
+/// [`write_file`] with the contents written by `fill`, for text made as it is
+/// written (`skel::write_skeleton`).
+pub fn write_file_with(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> std::io::Result<()> {
     static SEQ: AtomicUsize = AtomicUsize::new(0);
     let Some(name) = path.file_name() else {
         return Err(std::io::Error::from_raw_os_error(libc::EISDIR));
@@ -38,7 +44,7 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
             .create_new(true)
             .mode(0o644)
             .open(&tmp)?;
-        f.write_all(bytes)?;
+        fill(&mut f)?;
         drop(f);
         fs::rename(&tmp, path)
     })();

@@ -8,7 +8,8 @@
 //! ([`attach_line`]) and arena maps ([`MmapedMap`]).
 
 use std::collections::HashMap;
-use std::fmt::Write;
+use std::fmt::{self, Write};
+use std::io;
 
 use crate::btf::cdecl::DeclPrinter;
 use crate::btf::{Btf, kind, linkage};
@@ -159,7 +160,7 @@ static ESCAPES: [[u8; 4]; 256] = {
 /// Written through a small reused buffer: every escape is copied as 4 bytes
 /// and the cursor advanced by its real width, so the only data-dependent
 /// branch is the line break.
-fn push_hex(out: &mut String, data: &[u8]) {
+fn push_hex(out: &mut HeaderText<'_>, data: &[u8]) {
     const WIDTH: usize = 78;
     const CHUNK: usize = 8192;
     out.reserve(data.len() * 4 + data.len() / 19 * 2 + 2);
@@ -232,7 +233,7 @@ fn ctx_size_line(has_progs: bool, has_maps: bool, ptr: &str) -> String {
 /// The attach statement of `<obj>__<prog>__attach`. Divergence: bpftool
 /// crashes on a raw tracepoint section without `/name` (bare `raw_tp`);
 /// such programs get the auto-attach-not-supported form instead.
-fn attach_line(out: &mut String, prog: &Program) {
+fn attach_line(out: &mut HeaderText<'_>, prog: &Program) {
     let attrs = prog.load_attrs();
     match skel_attach_kind(attrs.prog_type, attrs.expected_attach_type) {
         SkelAttach::RawTracepoint => match section_target(&prog.sec_name) {
@@ -250,7 +251,7 @@ fn attach_line(out: &mut String, prog: &Program) {
 /// arena's user range) and pass its address in the map descriptor's
 /// `initial_value`, where the loader takes it as `map_extra`; the mapping in
 /// `__load` then replaces the reservation.
-fn arena_reservation(out: &mut String, a: &ArenaMapping) {
+fn arena_reservation(out: &mut HeaderText<'_>, a: &ArenaMapping) {
     let (mid, size) = (&a.map_ident, a.mmap_size);
     w!(
         out,
@@ -276,7 +277,7 @@ fn arena_reservation(out: &mut String, a: &ArenaMapping) {
 /// program's fd), which registers a map without BPF_F_LINK; a
 /// `.struct_ops.link` map is then attached through a struct_ops link. Maps
 /// the loader did not create (`SEC("?.struct_ops…")`) have no fd and no value.
-fn struct_ops_attach(out: &mut String, st_ops: &[(&Map, String)], obj: &Object, blobs: &LoaderBlobs) {
+fn struct_ops_attach(out: &mut HeaderText<'_>, st_ops: &[(&Map, String)], obj: &Object, blobs: &LoaderBlobs) {
     for (m, id) in st_ops {
         let Some(v) = blobs.struct_ops.iter().find(|v| std::ptr::eq(&obj.maps[v.map_idx], *m)) else {
             continue;
@@ -336,7 +337,7 @@ fn struct_ops_attach(out: &mut String, st_ops: &[(&Map, String)], obj: &Object, 
 /// struct_ops maps in `__detach`: closing a struct_ops link unregisters
 /// it; a map without BPF_F_LINK is unregistered by deleting its value (what
 /// libbpf's struct_ops "link" does on destroy; harmless when not attached).
-fn struct_ops_detach(out: &mut String, st_ops: &[(&Map, String)]) {
+fn struct_ops_detach(out: &mut HeaderText<'_>, st_ops: &[(&Map, String)]) {
     for (m, id) in st_ops {
         if m.def.map_flags & BPF_F_LINK != 0 {
             w!(out, "\tskel_closenz(skel->links.{id}_fd);\n");
@@ -496,7 +497,7 @@ fn signed_skeleton_checks(opts: &GenOptions, signature: &[u8]) -> Result<()> {
 /// The signed header's additions after the `opts_insn` literal: the
 /// signature, the instructions' SHA-256 and the `opts` fields that pass
 /// them (and the skeleton's keyring) on.
-fn push_signature(out: &mut String, insns: &[u8], signature: &[u8]) {
+fn push_signature(out: &mut HeaderText<'_>, insns: &[u8], signature: &[u8]) {
     use sha2::Digest;
     out.push_str("\tstatic const char opts_sig[] __attribute__((__aligned__(8))) = \"\\\n");
     push_hex(out, signature);
@@ -576,15 +577,133 @@ fn gen_inner(
     opts: GenOptions,
     signature: Option<&[u8]>,
 ) -> Result<String> {
-    let skel = Skel::new(obj, blobs, host, opts, signature);
-    let mut out = String::with_capacity(skel.capacity());
-    skel.write_struct(&mut out)?;
-    skel.write_attach(&mut out);
-    skel.write_destroy(&mut out);
-    skel.write_open(&mut out)?;
-    skel.write_load(&mut out)?;
-    skel.write_assertions(&mut out)?;
-    Ok(out)
+    let header = Header::prepare(obj, blobs, host, opts, signature)?;
+    let mut out = HeaderText::buffer(header.skel.capacity());
+    header.write(&mut out);
+    Ok(out.text)
+}
+
+/// [`gen_skeleton_with`] up to the writing: every generation error comes here, so
+/// that [`Header::write_to`] can stream the text to its output as it is made rather
+/// than hold it whole (pyperf600's header is 3.4 MB, three times its loader blobs,
+/// and would set the native command's peak memory).
+pub fn prepare_skeleton<'a>(
+    obj: &'a Object,
+    blobs: &'a LoaderBlobs,
+    host: &'a Host,
+    opts: GenOptions,
+) -> Result<Header<'a>> {
+    Header::prepare(obj, blobs, host, opts, None).map_err(|e| e.for_object(&obj.name))
+}
+
+/// Header text on its way out: kept whole (the API's `String`), or handed to a
+/// writer whenever [`HeaderText::CHUNK`] bytes have gathered.
+struct HeaderText<'w> {
+    text: String,
+    sink: Option<&'w mut dyn io::Write>,
+    /// The writer's first error; what follows is dropped.
+    error: Option<io::Error>,
+}
+
+impl<'w> HeaderText<'w> {
+    const CHUNK: usize = 64 * 1024;
+
+    fn buffer(capacity: usize) -> HeaderText<'w> {
+        HeaderText {
+            text: String::with_capacity(capacity),
+            sink: None,
+            error: None,
+        }
+    }
+
+    fn streamed(sink: &'w mut dyn io::Write) -> HeaderText<'w> {
+        HeaderText {
+            text: String::with_capacity(Self::CHUNK + 8192),
+            sink: Some(sink),
+            error: None,
+        }
+    }
+
+    fn push_str(&mut self, s: &str) {
+        self.text.push_str(s);
+        if self.text.len() >= Self::CHUNK {
+            self.drain();
+        }
+    }
+
+    fn push(&mut self, c: char) {
+        self.text.push(c);
+    }
+
+    /// Room for `additional` more bytes, when the text is kept whole.
+    fn reserve(&mut self, additional: usize) {
+        if self.sink.is_none() {
+            self.text.reserve(additional);
+        }
+    }
+
+    fn drain(&mut self) {
+        let Some(sink) = self.sink.as_mut() else { return };
+        if self.error.is_none()
+            && let Err(e) = sink.write_all(self.text.as_bytes())
+        {
+            self.error = Some(e);
+        }
+        self.text.clear();
+    }
+
+    fn finish(mut self) -> io::Result<()> {
+        self.drain();
+        self.error.map_or(Ok(()), Err)
+    }
+}
+
+impl fmt::Write for HeaderText<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.push_str(s);
+        Ok(())
+    }
+}
+
+/// A header whose fallible parts (the data-section structs and the size
+/// assertions, both read from BTF) are already rendered: only its writer can fail.
+pub struct Header<'a> {
+    skel: Skel<'a>,
+    head: String,
+    tail: String,
+}
+
+impl<'a> Header<'a> {
+    fn prepare(
+        obj: &'a Object,
+        blobs: &'a LoaderBlobs,
+        host: &'a Host,
+        opts: GenOptions,
+        signature: Option<&'a [u8]>,
+    ) -> Result<Header<'a>> {
+        let skel = Skel::new(obj, blobs, host, opts, signature);
+        let mut head = String::new();
+        skel.write_struct(&mut head)?;
+        let mut tail = String::new();
+        skel.write_assertions(&mut tail)?;
+        Ok(Header { skel, head, tail })
+    }
+
+    /// The header's text, written to `sink` in chunks of [`HeaderText::CHUNK`].
+    pub fn write_to(&self, sink: &mut dyn io::Write) -> io::Result<()> {
+        let mut out = HeaderText::streamed(sink);
+        self.write(&mut out);
+        out.finish()
+    }
+
+    fn write(&self, out: &mut HeaderText<'_>) {
+        out.push_str(&self.head);
+        self.skel.write_attach(out);
+        self.skel.write_destroy(out);
+        self.skel.write_open(out);
+        self.skel.write_load(out);
+        out.push_str(&self.tail);
+    }
 }
 
 impl<'a> Skel<'a> {
@@ -737,7 +856,7 @@ impl<'a> Skel<'a> {
     }
 
     /// `__PROG__attach`, `__attach` and `__detach`.
-    fn write_attach(&self, out: &mut String) {
+    fn write_attach(&self, out: &mut HeaderText<'_>) {
         let Skel {
             obj,
             blobs,
@@ -795,7 +914,7 @@ impl<'a> Skel<'a> {
     }
 
     /// `__destroy`: links, program and map fds, mmaped memory.
-    fn write_destroy(&self, out: &mut String) {
+    fn write_destroy(&self, out: &mut HeaderText<'_>) {
         let Skel {
             host,
             name,
@@ -849,7 +968,7 @@ impl<'a> Skel<'a> {
     }
 
     /// `__open`, which stages each mmaped map's initial image, and `__load`'s opening lines.
-    fn write_open(&self, out: &mut String) -> Result<()> {
+    fn write_open(&self, out: &mut HeaderText<'_>) {
         let Skel {
             blobs,
             host,
@@ -930,11 +1049,10 @@ impl<'a> Skel<'a> {
              \tint err;\n\
              \tstatic const char opts_data[] __attribute__((__aligned__(8))) = \"\\\n"
         );
-        Ok(())
     }
 
     /// `__load`'s blobs and what it does after the loader ran, and `__open_and_load`.
-    fn write_load(&self, out: &mut String) -> Result<()> {
+    fn write_load(&self, out: &mut HeaderText<'_>) {
         let Skel {
             blobs,
             host,
@@ -1047,7 +1165,6 @@ impl<'a> Skel<'a> {
              }}\n\
              \n"
         );
-        Ok(())
     }
 
     /// `__assert`'s layout checks of the mmaped maps, and the guard's end.
@@ -1087,9 +1204,68 @@ mod tests {
     use super::*;
 
     fn hex(data: &[u8]) -> String {
-        let mut s = String::new();
-        push_hex(&mut s, data);
-        s
+        let mut out = HeaderText::buffer(0);
+        push_hex(&mut out, data);
+        out.text
+    }
+
+    /// Counts the writes it takes; fails from the `fail_at`-th on.
+    struct Chunks {
+        bytes: Vec<u8>,
+        writes: usize,
+        fail_at: usize,
+    }
+
+    impl std::io::Write for Chunks {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.writes += 1;
+            if self.writes >= self.fail_at {
+                return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            self.bytes.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn streamed_text_is_the_whole_text_in_chunks() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let whole = hex(&data);
+        let mut sink = Chunks {
+            bytes: Vec::new(),
+            writes: 0,
+            fail_at: usize::MAX,
+        };
+        let mut out = HeaderText::streamed(&mut sink);
+        out.push_str("head\n");
+        push_hex(&mut out, &data);
+        out.push('\n');
+        assert!(out.text.len() < HeaderText::CHUNK + 8192);
+        out.finish().unwrap();
+        assert_eq!(sink.bytes, format!("head\n{whole}\n").into_bytes());
+        assert!(
+            sink.writes > whole.len() / HeaderText::CHUNK / 2,
+            "{} writes",
+            sink.writes
+        );
+    }
+
+    #[test]
+    fn streamed_text_reports_the_writers_first_error() {
+        let mut sink = Chunks {
+            bytes: Vec::new(),
+            writes: 0,
+            fail_at: 2,
+        };
+        let mut out = HeaderText::streamed(&mut sink);
+        push_hex(&mut out, &[0xab; 100_000]);
+        let e = out.finish().unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(28));
+        assert_eq!(sink.writes, 2, "nothing written after the error");
     }
 
     #[test]

@@ -149,10 +149,11 @@ fn gen_skeleton(req: &Request) -> Outcome {
     let obj = open(req, true)?;
     let host = host(req)?;
     let blobs = bpfgen_fast::gen_loader_with(&obj, &host, options(req))?;
-    let text = bpfgen_fast::skel::gen_skeleton_with(&obj, &blobs, &host, options(req))?;
+    // streamed, not held: the header is the largest thing the command makes
+    let header = bpfgen_fast::skel::prepare_skeleton(&obj, &blobs, &host, options(req))?;
     match &req.output {
-        None => output::stdout(text.as_bytes()),
-        Some(path) => output::write_file(path, text.as_bytes()).map(|()| ExitCode::SUCCESS),
+        None => output::stdout_with(|out| header.write_to(out)),
+        Some(path) => output::write_file_with(path, |f| header.write_to(f)).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -26,8 +26,13 @@ pub fn io_failure(path: &str, e: &std::io::Error) -> Failure {
 }
 
 pub fn stdout(bytes: &[u8]) -> Outcome {
+    stdout_with(|out| out.write_all(bytes))
+}
+
+/// [`stdout`] with the text written by `fill`.
+pub fn stdout_with(fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Outcome {
     let mut out = std::io::stdout().lock();
-    match out.write_all(bytes).and_then(|()| out.flush()) {
+    match fill(&mut out).and_then(|()| out.flush()) {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::from(1)),
         Err(e) => Err(io_failure("<stdout>", &e)),
@@ -37,4 +42,9 @@ pub fn stdout(bytes: &[u8]) -> Outcome {
 /// Writes `path` atomically (`bpfgen_fast::files::write_file`).
 pub fn write_file(path: &str, bytes: &[u8]) -> Result<(), Failure> {
     bpfgen_fast::files::write_file(Path::new(path), bytes).map_err(|e| io_failure(path, &e))
+}
+
+/// [`write_file`] with the contents written by `fill`.
+pub fn write_file_with(path: &str, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), Failure> {
+    bpfgen_fast::files::write_file_with(Path::new(path), fill).map_err(|e| io_failure(path, &e))
 }
