@@ -81,16 +81,13 @@ def bpftool() -> str:
 def gcc() -> str:
     path = shutil.which("gcc")
     if path is None:
-        pytest.skip("gcc not found: headers cannot be compiled")
+        pytest.skip("gcc not found: headers and lskel-run cannot be compiled")
     return path
 
 
 @pytest.fixture(scope="session")
-def lskel_run() -> Path:
+def lskel_run(gcc: str) -> Path:
     """Path of a compiled lskel-run, built with gcc into TOOL_CACHE/lskel-run-HASH."""
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.skip("gcc not found: cannot build lskel-run")
     return _build_lskel_run(gcc, ["-O2", "-Wall"], "lskel-run")
 
 

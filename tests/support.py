@@ -3,11 +3,13 @@ conftest.py). Importable from the tests because pytest puts tests/ on sys.path."
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import kcaps
 from bpfgen_fast import BpfObject
@@ -24,6 +26,18 @@ CACHE = Path(os.environ.get("BPFGEN_CACHE") or Path.home() / ".cache" / "bpfgen"
 #: where compiled header probes go (BPFGEN_BUILD_DIR moves it out of a read-only checkout,
 #: as in the VM guests)
 BUILD = Path(os.environ.get("BPFGEN_BUILD_DIR") or FIXDIR / "build")
+
+def fixture_script(name: str) -> ModuleType:
+    """tests/fixtures/NAME.py (make_golden, gen_many: scripts, not a package), imported once."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, FIXDIR / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
 
 HOST: dict[str, object] = json.loads((GOLDEN / "host.json").read_text())
 KERNEL: dict[str, dict[str, object]] = json.loads((GOLDEN / "kernel.json").read_text())

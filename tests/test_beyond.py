@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import importlib.util
 import os
 import resource
 import shutil
 import signal
 import struct
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ import pytest
 import skel_c
 from bpfgen_fast import BpfObject, Loader, LoadError, UnsupportedError, host_args, run
 from bpfgen_fast.explain import Explanation, ProgLoad, disasm, explain
-from support import BAD, BUILD, FIXDIR, HOST, obj_path, run_cli
+from support import BAD, BUILD, FIXDIR, HOST, fixture_script, obj_path, run_cli
 
 EXPECTED_BAD = (BAD / "EXPECTED.txt").read_text()
 #: compiled probe programs, cached by content hash (gitignored)
@@ -34,17 +32,8 @@ PROBES = BUILD / "probes"
 SIZES = {"page_size": int(str(HOST["page_size"])), "possible_cpus": int(str(HOST["possible_cpus"]))}
 
 
-def _load_module(name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-gen_many = _load_module("gen_many", FIXDIR / "gen_many.py")
-make_golden = _load_module("make_golden", FIXDIR / "make_golden.py")
+gen_many = fixture_script("gen_many")
+make_golden = fixture_script("make_golden")
 
 
 # -- tools -----------------------------------------------------------------------------------

@@ -17,30 +17,17 @@ opens it (sizes that contradict the BTF types), ours does what bpftool does."""
 from __future__ import annotations
 
 import errno
-import importlib.util
 import struct
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 import skel_c
 from bpfgen_fast import BpfgenError, BpfObject, Loader, LoadError, run
-from support import BAD, BUILD, FIXDIR, HOST, obj_path
+from support import BAD, BUILD, FIXDIR, HOST, fixture_script, obj_path
 
-
-def _load_module(name: str, path: Path) -> Any:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
-make_golden = _load_module("make_golden", FIXDIR / "make_golden.py")
+make_golden = fixture_script("make_golden")
 
 EXPECTED_BAD = (BAD / "EXPECTED.txt").read_text()
 PROBES = BUILD / "probes"
