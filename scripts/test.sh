@@ -41,10 +41,12 @@ report() {
   if [ -x .venv/bin/python ] && [ -f tests/kcaps.py ]; then
     .venv/bin/python tests/kcaps.py --summary "$BPFGEN_SKIP_LOG" || true
     cat "$run_dir"/vm-*.txt 2>/dev/null || true
-    # the s390x guest has no Python to run the probes in: its line above says what loaded
-    printf 'kernel capabilities, this host and the amd64 kernels booted (tests/test_vm.py):\n'
+    # the s390x guest has no Python to run the probes in: its column shows what the
+    # loaders that ran there used ("-": unknown, not refused)
+    printf 'kernel capabilities, this host and the kernels booted (tests/test_vm.py; s390x: used by its bpfeb loaders, tests/test_vm_s390x.py):\n'
     .venv/bin/python tests/kcaps.py --columns "host=$BPFGEN_CAPS_FILE" \
-      "6.12-lts=${BPFGEN_CAPS_FILE%.json}-lts.json" "sid=${BPFGEN_CAPS_FILE%.json}-sid.json" || true
+      "6.12-lts=${BPFGEN_CAPS_FILE%.json}-lts.json" "sid=${BPFGEN_CAPS_FILE%.json}-sid.json" \
+      "s390x=${BPFGEN_CAPS_FILE%.json}-s390x.json" || true
   fi
   printf 'wall time per step:\n'
   printf '  %s\n' "${steps[@]}"

@@ -540,6 +540,36 @@ def load(path: Path) -> dict[str, Capability]:
     return {r["name"]: Capability(**r) for r in json.loads(path.read_text())}
 
 
+def observed(runs: Iterable[tuple[list[list[Any]], list[list[Any]]]]) -> dict[str, Capability]:
+    """Capabilities shown by loaders that ran, where the probes cannot run (the s390x
+    guest has no Python): from each run's (maps, programs) as lskel-run reported them,
+    ``[type, name]`` per created fd, the map and program types the kernel created, and
+    the base a loader needs. What no loader used stays unknown, not refused."""
+    caps: dict[str, Capability] = {}
+
+    def seen(name: str) -> None:
+        if name in PROBES:
+            caps[name] = Capability(name, PROBES[name][0], True, 0, "used by a loader that ran")
+
+    for maps, progs in runs:
+        for base in ("bpf", "btf_load", "syscall_loader"):
+            seen(base)
+        for mtype, _ in (m for m in maps if m[0] is not None):
+            if 0 < mtype < len(MAP_TYPES):
+                seen(f"map:{MAP_TYPES[mtype]}")
+        for ptype, _ in (p for p in progs if p[0] is not None):
+            if 0 < ptype < len(PROG_TYPES):
+                seen(f"prog:{PROG_TYPES[ptype]}")
+    return caps
+
+
+def save(caps: dict[str, Capability], path: Path) -> None:
+    """Write capabilities as ``--save`` does, atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps([asdict(c) for c in caps.values()], indent=1))
+    os.replace(tmp, path)
+
+
 def columns(named: list[tuple[str, dict[str, Capability]]]) -> str:
     """One row per capability, one column per kernel: yes, or the errno it refused with."""
     names = list(PROBES)
@@ -549,7 +579,7 @@ def columns(named: list[tuple[str, dict[str, Capability]]]) -> str:
 
     def show(c: Capability | None) -> str:
         if c is None:
-            return "-"
+            return "-"  # not known in that kernel (not probed there, or not used)
         return "yes" if c.present else errno.errorcode.get(c.errno, str(c.errno))
 
     lines = [f"{'capability':<{width}}" + "".join(f"  {h:<{cell}}" for h in heads)]
@@ -590,9 +620,7 @@ def main(argv: list[str]) -> int:
         return 0
     if args.save:  # the raw results: BPFGEN_TEST_DENY applies when they are read
         raw = probe_all()
-        tmp = args.save.with_name(args.save.name + ".tmp")
-        tmp.write_text(json.dumps([asdict(c) for c in raw.values()], indent=1))
-        os.replace(tmp, args.save)
+        save(raw, args.save)
         caps = _apply_deny(raw)
     else:
         caps = capabilities()

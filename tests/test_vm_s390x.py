@@ -15,6 +15,7 @@ import os
 import re
 from pathlib import Path
 
+import kcaps
 import pytest
 import vm
 from bpfgen_fast import BpfObject
@@ -73,7 +74,10 @@ def s390x_results(lskel_run_s390x: Path, b78: str) -> dict[str, tuple[Run, Run]]
         assert ours in found and theirs in found, f"{name}: no result:\n{printed[-3000:]}"
         results[name] = (found[ours], found[theirs])
     saved = os.environ.get("BPFGEN_CAPS_FILE")  # the test command's summary gains a line
-    if saved:
+    if saved:  # and its capability table a column: what the loaders that ran used
+        kcaps.save(kcaps.observed((r.maps, r.progs) for pair in results.values()
+                                  for r in pair if r.rc == 0),
+                   Path(saved).with_name("capabilities-s390x.json"))
         loaded = [sum(r[i].rc == 0 for r in results.values()) for i in (0, 1)]
         Path(saved).with_name("vm-s390x.txt").write_text(
             f"s390x ({S390X.version}): bpfeb fixtures loaded: ours {loaded[0]} of "
