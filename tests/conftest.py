@@ -22,6 +22,8 @@ from support import CACHE, host_facts, require
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("BPFGEN_SHARED", REPO.parent / "shared"))
 LSKEL_RUN_SRC = Path(os.environ.get("LSKEL_RUN_SRC", SHARED / "tools" / "lskel-run.c"))
+#: our own runner: a loader, one program attached and triggered, one map read back
+LSKEL_TRIGGER_SRC = REPO / "tests" / "tools" / "lskel-trigger.c"
 TOOL_CACHE = Path(os.environ.get("BPFGEN_TOOL_CACHE", CACHE / "tools"))
 
 
@@ -31,12 +33,12 @@ def host() -> dict[str, Any]:
     return host_facts()
 
 
-def _build_lskel_run(cc: str, flags: list[str], stem: str) -> Path:
-    """lskel-run compiled by ``cc`` with ``flags`` into TOOL_CACHE/STEM-HASH (the hash
-    of the source, the compiler and the flags), once."""
-    if not LSKEL_RUN_SRC.is_file():
-        pytest.skip(f"lskel-run source not found at {LSKEL_RUN_SRC}")
-    source = LSKEL_RUN_SRC.read_bytes()
+def _build_lskel_run(cc: str, flags: list[str], stem: str, src: Path = LSKEL_RUN_SRC) -> Path:
+    """A runner (lskel-run by default) compiled by ``cc`` with ``flags`` into
+    TOOL_CACHE/STEM-HASH (the hash of the source, the compiler and the flags), once."""
+    if not src.is_file():
+        pytest.skip(f"{src.name} source not found at {src}")
+    source = src.read_bytes()
     key = hashlib.sha256(source + "\0".join([cc, *flags]).encode()).hexdigest()[:16]
     exe = TOOL_CACHE / f"{stem}-{key}"
     if os.access(exe, os.X_OK):
@@ -45,7 +47,7 @@ def _build_lskel_run(cc: str, flags: list[str], stem: str) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", dir=TOOL_CACHE)
     os.close(fd)
     try:
-        p = subprocess.run([cc, *flags, "-o", tmp, str(LSKEL_RUN_SRC)],
+        p = subprocess.run([cc, *flags, "-o", tmp, str(src)],
                            capture_output=True, text=True, timeout=120)
         if p.returncode != 0:
             pytest.skip(f"cannot compile {stem} (missing libbpf headers?): "
@@ -105,6 +107,16 @@ def lskel_run_s390x() -> Path:
         (include / "bpf").symlink_to("/usr/include/bpf")
     return _build_lskel_run(cc, ["-static", "-O2", "-Wall", "-I", str(include)],
                             "lskel-run-s390x")
+
+
+@pytest.fixture(scope="session")
+def lskel_trigger_s390x(lskel_run_s390x: Path) -> Path:
+    """tests/tools/lskel-trigger.c for the s390x guest, built as lskel_run_s390x is."""
+    cc = shutil.which("s390x-linux-gnu-gcc")
+    assert cc is not None, "s390x-linux-gnu-gcc missing: scripts/kernels.sh installs it"
+    include = TOOL_CACHE / "s390x-include"  # made by lskel_run_s390x
+    return _build_lskel_run(cc, ["-static", "-O2", "-Wall", "-I", str(include)],
+                            "lskel-trigger-s390x", LSKEL_TRIGGER_SRC)
 
 
 @pytest.fixture(params=["python", "native"])
