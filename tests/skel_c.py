@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import subprocess
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -386,13 +387,20 @@ def compile_c(source: str, header: str, workdir: Path, header_name: str = "skel.
     if os.access(exe, os.X_OK):
         return exe, ""
     d.mkdir(parents=True, exist_ok=True)
-    (d / header_name).write_text(header)
-    (d / "probe.c").write_text(source)
-    p = subprocess.run([gcc, *GCC_FLAGS, "-I", str(d), "-o", str(d / ".probe.tmp"),
+    # temporaries of its own, renamed into place: the same source may be compiled by two
+    # threads at once (our header and bpftool's are often the same bytes), and gcc must
+    # never read a file the other is rewriting
+    me = f"{os.getpid()}.{threading.get_ident()}"
+    for name, text in ((header_name, header), ("probe.c", source)):
+        (d / f".{name}.{me}").write_text(text)
+        os.replace(d / f".{name}.{me}", d / name)
+    tmp = d / f".probe.{me}.tmp"
+    p = subprocess.run([gcc, *GCC_FLAGS, "-I", str(d), "-o", str(tmp),
                         str(d / "probe.c")], capture_output=True, text=True, timeout=300)
     if p.returncode != 0:
+        tmp.unlink(missing_ok=True)
         return None, p.stderr
-    os.replace(d / ".probe.tmp", exe)
+    os.replace(tmp, exe)
     return exe, p.stderr
 
 
