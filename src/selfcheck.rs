@@ -1017,7 +1017,7 @@ pub fn check(data: &[u8], insns: &[u8], expect: &Expect) -> CheckResult<Report> 
 
     let mut trace = ck.trace()?;
 
-    let mut report = Report {
+    let report = Report {
         insn_cnt: ck.insns.len(),
         data_len: data.len(),
         warnings: std::mem::take(&mut trace.warnings),
@@ -1025,369 +1025,450 @@ pub fn check(data: &[u8], insns: &[u8], expect: &Expect) -> CheckResult<Report> 
     };
     let stores = &trace.stores;
     let index = StoreIndex::new(stores);
-    // Ctx stores by the value they store (fd hand-over to descriptors).
-    let mut ctx_by_val: HashMap<Val, Vec<i64>> = HashMap::new();
-    for s in stores.iter().filter(|s| s.region == Region::Ctx) {
-        ctx_by_val.entry(s.val).or_default().push(s.off);
-    }
-    // Where the result of the call at `insn` was stored (region, offset).
-    let mut ret_dest: HashMap<usize, Vec<(Region, i64)>> = HashMap::new();
-    for s in stores {
-        if let Val::Ret(at) = s.val {
-            ret_dest.entry(at).or_default().push((s.region, s.off));
-        }
-    }
-    // A data-blob pointer stored into the blob at `off` before `before`.
-    let blob_ptr = |off: i64, before: usize| -> Option<i64> {
-        match index.last_before(Region::Blob, off, before)?.val {
-            Val::Ptr(Region::Blob, p) => Some(p),
-            _ => None,
-        }
-    };
-    // The fd-array map slot whose fd was copied into the attr at `off`.
-    let fd_source = |off: i64, before: usize| -> Option<i64> {
-        match index.last_before(Region::Blob, off, before)?.val {
-            Val::Load(Region::Blob, src, 4) if src % 4 == 0 && src < 4 * map_slots => Some(src / 4),
-            _ => None,
-        }
-    };
-
-    let mut next_map = 0usize;
-    let mut pending_inner: Option<MapCreateRec> = None;
-    // Attributes of each object map created so far, by map index.
-    let mut created_attrs: Vec<MapAttrs> = Vec::new();
-    // (insns start, end, previous PROG_LOAD insn, this PROG_LOAD insn), in
-    // data-blob order (the emitter appends each program's data in turn).
-    let mut prog_windows: Vec<(i64, i64, usize, usize)> = Vec::new();
-    let mut loaded = vec![false; expect.progs.len()];
-    let mut last_prog_load = 0usize;
-    let mut last_prog_idx: Option<usize> = None;
+    let mut walk = SyscallWalk::new(&ck, expect, &index, report);
     for sc in &trace.syscalls {
-        let pc = sc.insn;
-        let a = sc.attr;
-        let u = |o: i64| ck.u32_at(a + o);
         match sc.cmd {
-            BPF_BTF_LOAD => {
-                if report.btf.is_some() {
-                    return fail(Some(pc), "second BPF_BTF_LOAD");
-                }
-                let size = u(field(btf_load::BTF_SIZE)) as i64;
-                let ptr = blob_ptr(a + field(btf_load::BTF), pc).ok_or_else(|| CheckError {
-                    insn: Some(pc),
-                    reason: "BPF_BTF_LOAD attr has no BTF pointer".into(),
-                })?;
-                if !ck.in_data(ptr, size) || size < 24 {
-                    return fail(Some(pc), format!("BTF at data+{ptr:#x} (+{size}) is out of bounds"));
-                }
-                let magic: [u8; 2] = if ck.big_endian { [0xeb, 0x9f] } else { [0x9f, 0xeb] };
-                if ck.data[ptr as usize..ptr as usize + 2] != magic {
-                    return fail(Some(pc), "BTF given to BPF_BTF_LOAD has no BTF magic");
-                }
-                if ret_dest.get(&pc).map(Vec::as_slice) != Some(&[(Region::Stack, STACK_BTF_FD)]) {
-                    return fail(Some(pc), "BTF fd is not kept in its stack slot");
-                }
-                report.btf = Some((ptr as u32, size as u32));
-            }
-            BPF_MAP_CREATE => {
-                let name = ck.cstr_at(pc, a + field(map_create::MAP_NAME), BPF_OBJ_NAME_LEN, "map name")?;
-                let attrs = MapAttrs {
-                    map_type: u(field(map_create::MAP_TYPE)),
-                    key_size: u(field(map_create::KEY_SIZE)),
-                    value_size: u(field(map_create::VALUE_SIZE)),
-                    max_entries: u(field(map_create::MAX_ENTRIES)),
-                    map_flags: u(field(map_create::MAP_FLAGS)),
-                };
-                let dests = ret_dest.get(&pc).map(Vec::as_slice).unwrap_or(&[]);
-                let rec_pc = pc;
-                let mut rec = MapCreateRec {
-                    insn: rec_pc,
-                    attr_off: a as u32,
-                    name,
-                    attrs,
-                    map_idx: None,
-                };
-                // Maps the loader does not create keep an empty fd slot.
-                if !matches!(dests, [(Region::Stack, STACK_INNER_MAP_FD)]) {
-                    while expect.maps.get(next_map).is_some_and(|m| m.skipped) {
-                        created_attrs.push(MapAttrs::default());
-                        next_map += 1;
-                    }
-                }
-                match dests {
-                    [(Region::Stack, STACK_INNER_MAP_FD)] => {
-                        if pending_inner.is_some() {
-                            return fail(Some(pc), "two inner-map templates in a row");
-                        }
-                        pending_inner = Some(rec);
-                        continue;
-                    }
-                    [(Region::Blob, slot)] if *slot % 4 == 0 && *slot / 4 == next_map as i64 => {}
-                    _ => {
-                        return fail(
-                            Some(pc),
-                            format!(
-                                "BPF_MAP_CREATE '{}' fd does not go to fd_array slot {next_map}",
-                                rec.name
-                            ),
-                        );
-                    }
-                }
-                let Some(want) = expect.maps.get(next_map) else {
-                    return fail(
-                        Some(pc),
-                        format!("BPF_MAP_CREATE '{}' beyond the object's maps", rec.name),
-                    );
-                };
-                if rec.name.as_bytes() != trunc_name(&want.name) {
-                    return fail(
-                        Some(pc),
-                        format!(
-                            "map #{next_map} created as '{}', the object's is '{}'",
-                            rec.name, want.name
-                        ),
-                    );
-                }
-                if let Some(w) = want.attrs
-                    && w != attrs
-                {
-                    return fail(
-                        Some(pc),
-                        format!("map '{}' created with {attrs:?}, the object says {w:?}", want.name),
-                    );
-                }
-                let inner_name = format!("{}.inner", want.name);
-                match (pending_inner.take(), is_map_in_map(attrs.map_type)) {
-                    (Some(inner), true) => {
-                        if inner.name.as_bytes() != trunc_name(&inner_name) {
-                            return fail(
-                                Some(inner.insn),
-                                format!("inner map of '{}' named '{}'", want.name, inner.name),
-                            );
-                        }
-                        if let (Some(_), Some(w)) = (want.attrs, want.inner)
-                            && w != inner.attrs
-                        {
-                            return fail(
-                                Some(inner.insn),
-                                format!(
-                                    "inner map of '{}' created with {:?}, the object says {w:?}",
-                                    want.name, inner.attrs
-                                ),
-                            );
-                        }
-                        report.map_creates.push(inner);
-                    }
-                    (None, true) if want.attrs.is_some() && want.inner.is_some() => {
-                        return fail(
-                            Some(pc),
-                            format!("map-in-map '{}' has no inner-map template", want.name),
-                        );
-                    }
-                    (Some(inner), false) => {
-                        return fail(
-                            Some(inner.insn),
-                            format!("inner-map template before non-map-in-map '{}'", want.name),
-                        );
-                    }
-                    _ => {}
-                }
-                rec.map_idx = Some(next_map);
-                created_attrs.push(rec.attrs);
-                report.map_creates.push(rec);
-                next_map += 1;
-            }
-            BPF_MAP_UPDATE_ELEM | BPF_MAP_FREEZE => {
-                let m = fd_source(a + field(map_update::MAP_FD), pc).ok_or_else(|| CheckError {
-                    insn: Some(pc),
-                    reason: "map fd of the attr does not come from an fd_array map slot".into(),
-                })? as usize;
-                if m >= next_map {
-                    return fail(Some(pc), format!("map #{m} used before it is created"));
-                }
-                if sc.cmd == BPF_MAP_FREEZE {
-                    report.map_freezes += 1;
-                    continue;
-                }
-                let map = created_attrs[m];
-                let key = blob_ptr(a + field(map_update::KEY), pc);
-                let value = blob_ptr(a + field(map_update::VALUE), pc);
-                let (Some(key), Some(value)) = (key, value) else {
-                    return fail(Some(pc), "BPF_MAP_UPDATE_ELEM without key and value pointers");
-                };
-                // The value of a map-in-map slot is an fd (4 bytes).
-                let vsize = if is_map_in_map(map.map_type) {
-                    4
-                } else {
-                    map.value_size as i64
-                };
-                if !ck.in_data(key, map.key_size as i64) || !ck.in_data(value, vsize) {
-                    return fail(Some(pc), format!("update of map #{m}: key or value out of bounds"));
-                }
-                report.map_updates += 1;
-            }
-            BPF_PROG_LOAD => {
-                use prog_load as f;
-                let name = ck.cstr_at(pc, a + field(f::PROG_NAME), BPF_OBJ_NAME_LEN, "program name")?;
-                let insn_cnt = u(field(f::INSN_CNT));
-                let ptr = |o: usize, what: &str| {
-                    blob_ptr(a + field(o), pc).ok_or_else(|| CheckError {
-                        insn: Some(pc),
-                        reason: format!("PROG_LOAD '{name}': no {what} pointer"),
-                    })
-                };
-                let insns_off = ptr(f::INSNS, "instructions")?;
-                if insn_cnt == 0 || !ck.in_data(insns_off, 8 * insn_cnt as i64) {
-                    return fail(
-                        Some(pc),
-                        format!("PROG_LOAD '{name}': {insn_cnt} instructions out of bounds"),
-                    );
-                }
-                let license = ck.cstr_at(pc, ptr(f::LICENSE, "license")?, usize::MAX, "license")?;
-                for (what, p, rec, cnt) in [
-                    ("func_info", f::FUNC_INFO, f::FUNC_INFO_REC_SIZE, f::FUNC_INFO_CNT),
-                    ("line_info", f::LINE_INFO, f::LINE_INFO_REC_SIZE, f::LINE_INFO_CNT),
-                ] {
-                    let bytes = u(field(rec)) as i64 * u(field(cnt)) as i64;
-                    let p = ptr(p, what)?;
-                    if !ck.in_data(p, bytes) {
-                        return fail(Some(pc), format!("PROG_LOAD '{name}': {what} out of bounds"));
-                    }
-                }
-                let core_bytes = 16 * u(field(f::CORE_RELO_CNT)) as i64;
-                if u(field(f::CORE_RELO_REC_SIZE)) != 16 || !ck.in_data(ptr(f::CORE_RELOS, "CO-RE")?, core_bytes) {
-                    return fail(Some(pc), format!("PROG_LOAD '{name}': CO-RE records out of bounds"));
-                }
-                if ptr(f::FD_ARRAY, "fd_array")? != 0 {
-                    return fail(Some(pc), format!("PROG_LOAD '{name}': fd_array is not the loader's"));
-                }
-                // The fd: a stack slot (or, beyond 32 programs, a data-blob
-                // word past the fd array), then its ctx program descriptor.
-                let dests = ret_dest.get(&pc).map(Vec::as_slice).unwrap_or(&[]);
-                let &[(region, slot)] = dests else {
-                    return fail(Some(pc), format!("PROG_LOAD '{name}': fd is not kept in one place"));
-                };
-                let kept_ok = match region {
-                    Region::Stack => slot >= STACK_PROG_FD0 && (slot - STACK_PROG_FD0) % 4 == 0,
-                    Region::Blob => slot >= 4 * (map_slots + KFUNC_SLOTS) && slot % 4 == 0,
-                    Region::Ctx | Region::LoaderMap => false,
-                };
-                if !kept_ok {
-                    return fail(Some(pc), format!("PROG_LOAD '{name}': fd kept at {region:?}{slot:+}"));
-                }
-                let progs_at = CTX_SIZE + MAP_DESC_SIZE * nr_maps;
-                let handed = ctx_by_val
-                    .get(&Val::Load(region, slot, 4))
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[]);
-                let &[ctx_off] = handed else {
-                    return fail(
-                        Some(pc),
-                        format!("PROG_LOAD '{name}': fd handed to {} ctx slots", handed.len()),
-                    );
-                };
-                if ctx_off < progs_at || (ctx_off - progs_at) % PROG_DESC_SIZE != 0 {
-                    return fail(
-                        Some(pc),
-                        format!("PROG_LOAD '{name}': fd goes to ctx+{ctx_off}, not a program slot"),
-                    );
-                }
-                let prog_idx = ((ctx_off - progs_at) / PROG_DESC_SIZE) as usize;
-                let Some(want) = expect.progs.get(prog_idx) else {
-                    return fail(
-                        Some(pc),
-                        format!("PROG_LOAD '{name}': fd goes to program slot {prog_idx}, beyond the object's"),
-                    );
-                };
-                if name.as_bytes() != trunc_name(&want.name) {
-                    return fail(
-                        Some(pc),
-                        format!("PROG_LOAD '{name}' hands its fd to program #{prog_idx} '{}'", want.name),
-                    );
-                }
-                if last_prog_idx.is_some_and(|l| l >= prog_idx) {
-                    return fail(Some(pc), format!("PROG_LOAD '{name}' out of program order"));
-                }
-                last_prog_idx = Some(prog_idx);
-                loaded[prog_idx] = true;
-                if want.loaded == Some(false) {
-                    return fail(
-                        Some(pc),
-                        format!("program '{}' is loaded but not autoloaded", want.name),
-                    );
-                }
-                let (prog_type, eat, flags) = (
-                    u(field(f::PROG_TYPE)),
-                    u(field(f::EXPECTED_ATTACH_TYPE)),
-                    u(field(f::PROG_FLAGS)),
-                );
-                if let Some(w) = want.attrs
-                    && w != (prog_type, eat, flags)
-                {
-                    return fail(
-                        Some(pc),
-                        format!(
-                            "PROG_LOAD '{name}': type/attach/flags {:?}, the object says {w:?}",
-                            (prog_type, eat, flags)
-                        ),
-                    );
-                }
-                if insn_cnt < want.min_insn_cnt {
-                    return fail(
-                        Some(pc),
-                        format!("PROG_LOAD '{name}': {insn_cnt} instructions, fewer than its code"),
-                    );
-                }
-                if let Some(l) = &expect.license
-                    && *l != license
-                {
-                    return fail(
-                        Some(pc),
-                        format!("PROG_LOAD '{name}': license '{license}', object's is '{l}'"),
-                    );
-                }
-                if prog_windows.last().is_some_and(|w| w.1 > insns_off) {
-                    return fail(
-                        Some(pc),
-                        format!("PROG_LOAD '{name}': instructions overlap the previous program's"),
-                    );
-                }
-                prog_windows.push((insns_off, insns_off + 8 * insn_cnt as i64, last_prog_load, pc));
-                last_prog_load = pc;
-                report.prog_loads.push(ProgLoadRec {
-                    insn: pc,
-                    attr_off: a as u32,
-                    name,
-                    prog_type,
-                    expected_attach_type: eat,
-                    prog_flags: flags,
-                    insn_cnt,
-                    insns_off: insns_off as u32,
-                    license,
-                    prog_idx,
-                });
-            }
+            BPF_BTF_LOAD => walk.btf_load(sc)?,
+            BPF_MAP_CREATE => walk.map_create(sc)?,
+            BPF_MAP_UPDATE_ELEM | BPF_MAP_FREEZE => walk.map_update(sc)?,
+            BPF_PROG_LOAD => walk.prog_load(sc)?,
             _ => unreachable!("commands filtered in call()"),
         }
     }
-    if let Some(inner) = pending_inner {
-        return fail(Some(inner.insn), "inner-map template without its map-in-map");
-    }
-    while expect.maps.get(next_map).is_some_and(|m| m.skipped) {
-        next_map += 1;
-    }
-    if next_map != expect.maps.len() {
-        return fail(
-            None,
-            format!("{next_map} maps created, the object has {}", expect.maps.len()),
-        );
-    }
-    for (idx, p) in expect.progs.iter().enumerate() {
-        if p.loaded == Some(true) && !loaded[idx] {
-            return fail(None, format!("program '{}' is autoloaded but never loaded", p.name));
+    walk.finish()?;
+    check_fd_handover_and_patches(&ck, stores, &index, nr_maps, map_slots, &walk.prog_windows)?;
+    Ok(walk.report)
+}
+
+/// The replayed syscalls checked in order against the object: what each
+/// `bpf()` command's attr holds, and where the fd it returns goes.
+struct SyscallWalk<'c, 'a> {
+    ck: &'c Checker<'a>,
+    expect: &'c Expect,
+    index: &'c StoreIndex<'c>,
+    /// Ctx offsets by the value stored there (fd hand-over to descriptors).
+    ctx_by_val: HashMap<Val, Vec<i64>>,
+    /// Where the result of the call at an insn was stored (region, offset).
+    ret_dest: HashMap<usize, Vec<(Region, i64)>>,
+    nr_maps: i64,
+    map_slots: i64,
+    report: Report,
+    next_map: usize,
+    pending_inner: Option<MapCreateRec>,
+    /// Attributes of each object map created so far, by map index.
+    created_attrs: Vec<MapAttrs>,
+    /// (insns start, end, previous PROG_LOAD insn, this PROG_LOAD insn), in
+    /// data-blob order (the emitter appends each program's data in turn).
+    prog_windows: Vec<(i64, i64, usize, usize)>,
+    loaded: Vec<bool>,
+    last_prog_load: usize,
+    last_prog_idx: Option<usize>,
+}
+
+impl<'c, 'a> SyscallWalk<'c, 'a> {
+    fn new(ck: &'c Checker<'a>, expect: &'c Expect, index: &'c StoreIndex<'c>, report: Report) -> Self {
+        let stores = index.stores;
+        let mut ctx_by_val: HashMap<Val, Vec<i64>> = HashMap::new();
+        for s in stores.iter().filter(|s| s.region == Region::Ctx) {
+            ctx_by_val.entry(s.val).or_default().push(s.off);
+        }
+        let mut ret_dest: HashMap<usize, Vec<(Region, i64)>> = HashMap::new();
+        for s in stores {
+            if let Val::Ret(at) = s.val {
+                ret_dest.entry(at).or_default().push((s.region, s.off));
+            }
+        }
+        let nr_maps = expect.maps.len() as i64;
+        SyscallWalk {
+            ck,
+            expect,
+            index,
+            ctx_by_val,
+            ret_dest,
+            nr_maps,
+            map_slots: nr_maps.max(MIN_MAP_SLOTS),
+            report,
+            next_map: 0,
+            pending_inner: None,
+            created_attrs: Vec::new(),
+            prog_windows: Vec::new(),
+            loaded: vec![false; expect.progs.len()],
+            last_prog_load: 0,
+            last_prog_idx: None,
         }
     }
-    check_fd_handover_and_patches(&ck, stores, &index, nr_maps, map_slots, &prog_windows)?;
-    Ok(report)
+
+    /// After the last syscall: no template left over, every map created (or
+    /// skipped) and every autoloaded program loaded.
+    fn finish(&mut self) -> CheckResult<()> {
+        if let Some(inner) = &self.pending_inner {
+            return fail(Some(inner.insn), "inner-map template without its map-in-map");
+        }
+        while self.expect.maps.get(self.next_map).is_some_and(|m| m.skipped) {
+            self.next_map += 1;
+        }
+        if self.next_map != self.expect.maps.len() {
+            return fail(
+                None,
+                format!(
+                    "{} maps created, the object has {}",
+                    self.next_map,
+                    self.expect.maps.len()
+                ),
+            );
+        }
+        for (idx, p) in self.expect.progs.iter().enumerate() {
+            if p.loaded == Some(true) && !self.loaded[idx] {
+                return fail(None, format!("program '{}' is autoloaded but never loaded", p.name));
+            }
+        }
+        Ok(())
+    }
+
+    /// A data-blob pointer stored into the blob at `off` before `before`.
+    fn blob_ptr(&self, off: i64, before: usize) -> Option<i64> {
+        match self.index.last_before(Region::Blob, off, before)?.val {
+            Val::Ptr(Region::Blob, p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The fd-array map slot whose fd was copied into the attr at `off`.
+    fn fd_source(&self, off: i64, before: usize) -> Option<i64> {
+        match self.index.last_before(Region::Blob, off, before)?.val {
+            Val::Load(Region::Blob, src, 4) if src % 4 == 0 && src < 4 * self.map_slots => Some(src / 4),
+            _ => None,
+        }
+    }
+
+    /// BPF_BTF_LOAD: one, of real BTF, its fd kept in its stack slot.
+    fn btf_load(&mut self, sc: &Syscall) -> CheckResult<()> {
+        let (pc, a) = (sc.insn, sc.attr);
+        let u = |o: i64| self.ck.u32_at(a + o);
+        if self.report.btf.is_some() {
+            return fail(Some(pc), "second BPF_BTF_LOAD");
+        }
+        let size = u(field(btf_load::BTF_SIZE)) as i64;
+        let ptr = self.blob_ptr(a + field(btf_load::BTF), pc).ok_or_else(|| CheckError {
+            insn: Some(pc),
+            reason: "BPF_BTF_LOAD attr has no BTF pointer".into(),
+        })?;
+        if !self.ck.in_data(ptr, size) || size < 24 {
+            return fail(Some(pc), format!("BTF at data+{ptr:#x} (+{size}) is out of bounds"));
+        }
+        let magic: [u8; 2] = if self.ck.big_endian { [0xeb, 0x9f] } else { [0x9f, 0xeb] };
+        if self.ck.data[ptr as usize..ptr as usize + 2] != magic {
+            return fail(Some(pc), "BTF given to BPF_BTF_LOAD has no BTF magic");
+        }
+        if self.ret_dest.get(&pc).map(Vec::as_slice) != Some(&[(Region::Stack, STACK_BTF_FD)]) {
+            return fail(Some(pc), "BTF fd is not kept in its stack slot");
+        }
+        self.report.btf = Some((ptr as u32, size as u32));
+        Ok(())
+    }
+
+    /// BPF_MAP_CREATE: the object's maps in order (skipped ones leave their slot empty), each with its inner-map template, fds into the fd array.
+    fn map_create(&mut self, sc: &Syscall) -> CheckResult<()> {
+        let (pc, a) = (sc.insn, sc.attr);
+        let u = |o: i64| self.ck.u32_at(a + o);
+        let name = self
+            .ck
+            .cstr_at(pc, a + field(map_create::MAP_NAME), BPF_OBJ_NAME_LEN, "map name")?;
+        let attrs = MapAttrs {
+            map_type: u(field(map_create::MAP_TYPE)),
+            key_size: u(field(map_create::KEY_SIZE)),
+            value_size: u(field(map_create::VALUE_SIZE)),
+            max_entries: u(field(map_create::MAX_ENTRIES)),
+            map_flags: u(field(map_create::MAP_FLAGS)),
+        };
+        let dests = self.ret_dest.get(&pc).map(Vec::as_slice).unwrap_or(&[]);
+        let rec_pc = pc;
+        let mut rec = MapCreateRec {
+            insn: rec_pc,
+            attr_off: a as u32,
+            name,
+            attrs,
+            map_idx: None,
+        };
+        // Maps the loader does not create keep an empty fd slot.
+        if !matches!(dests, [(Region::Stack, STACK_INNER_MAP_FD)]) {
+            while self.expect.maps.get(self.next_map).is_some_and(|m| m.skipped) {
+                self.created_attrs.push(MapAttrs::default());
+                self.next_map += 1;
+            }
+        }
+        let next_map = self.next_map;
+        match dests {
+            [(Region::Stack, STACK_INNER_MAP_FD)] => {
+                if self.pending_inner.is_some() {
+                    return fail(Some(pc), "two inner-map templates in a row");
+                }
+                self.pending_inner = Some(rec);
+                return Ok(());
+            }
+            [(Region::Blob, slot)] if *slot % 4 == 0 && *slot / 4 == self.next_map as i64 => {}
+            _ => {
+                return fail(
+                    Some(pc),
+                    format!(
+                        "BPF_MAP_CREATE '{}' fd does not go to fd_array slot {next_map}",
+                        rec.name
+                    ),
+                );
+            }
+        }
+        let Some(want) = self.expect.maps.get(self.next_map) else {
+            return fail(
+                Some(pc),
+                format!("BPF_MAP_CREATE '{}' beyond the object's maps", rec.name),
+            );
+        };
+        if rec.name.as_bytes() != trunc_name(&want.name) {
+            return fail(
+                Some(pc),
+                format!(
+                    "map #{next_map} created as '{}', the object's is '{}'",
+                    rec.name, want.name
+                ),
+            );
+        }
+        if let Some(w) = want.attrs
+            && w != attrs
+        {
+            return fail(
+                Some(pc),
+                format!("map '{}' created with {attrs:?}, the object says {w:?}", want.name),
+            );
+        }
+        let inner_name = format!("{}.inner", want.name);
+        match (self.pending_inner.take(), is_map_in_map(attrs.map_type)) {
+            (Some(inner), true) => {
+                if inner.name.as_bytes() != trunc_name(&inner_name) {
+                    return fail(
+                        Some(inner.insn),
+                        format!("inner map of '{}' named '{}'", want.name, inner.name),
+                    );
+                }
+                if let (Some(_), Some(w)) = (want.attrs, want.inner)
+                    && w != inner.attrs
+                {
+                    return fail(
+                        Some(inner.insn),
+                        format!(
+                            "inner map of '{}' created with {:?}, the object says {w:?}",
+                            want.name, inner.attrs
+                        ),
+                    );
+                }
+                self.report.map_creates.push(inner);
+            }
+            (None, true) if want.attrs.is_some() && want.inner.is_some() => {
+                return fail(
+                    Some(pc),
+                    format!("map-in-map '{}' has no inner-map template", want.name),
+                );
+            }
+            (Some(inner), false) => {
+                return fail(
+                    Some(inner.insn),
+                    format!("inner-map template before non-map-in-map '{}'", want.name),
+                );
+            }
+            _ => {}
+        }
+        rec.map_idx = Some(self.next_map);
+        self.created_attrs.push(rec.attrs);
+        self.report.map_creates.push(rec);
+        self.next_map += 1;
+        Ok(())
+    }
+
+    /// BPF_MAP_UPDATE_ELEM / BPF_MAP_FREEZE of a map already created, key and value in bounds.
+    fn map_update(&mut self, sc: &Syscall) -> CheckResult<()> {
+        let (pc, a) = (sc.insn, sc.attr);
+        let m = self
+            .fd_source(a + field(map_update::MAP_FD), pc)
+            .ok_or_else(|| CheckError {
+                insn: Some(pc),
+                reason: "map fd of the attr does not come from an fd_array map slot".into(),
+            })? as usize;
+        if m >= self.next_map {
+            return fail(Some(pc), format!("map #{m} used before it is created"));
+        }
+        if sc.cmd == BPF_MAP_FREEZE {
+            self.report.map_freezes += 1;
+            return Ok(());
+        }
+        let map = self.created_attrs[m];
+        let key = self.blob_ptr(a + field(map_update::KEY), pc);
+        let value = self.blob_ptr(a + field(map_update::VALUE), pc);
+        let (Some(key), Some(value)) = (key, value) else {
+            return fail(Some(pc), "BPF_MAP_UPDATE_ELEM without key and value pointers");
+        };
+        // The value of a map-in-map slot is an fd (4 bytes).
+        let vsize = if is_map_in_map(map.map_type) {
+            4
+        } else {
+            map.value_size as i64
+        };
+        if !self.ck.in_data(key, map.key_size as i64) || !self.ck.in_data(value, vsize) {
+            return fail(Some(pc), format!("update of map #{m}: key or value out of bounds"));
+        }
+        self.report.map_updates += 1;
+        Ok(())
+    }
+
+    /// BPF_PROG_LOAD: the object's programs in order, attrs in bounds, each fd handed to its own descriptor.
+    fn prog_load(&mut self, sc: &Syscall) -> CheckResult<()> {
+        let (pc, a) = (sc.insn, sc.attr);
+        let u = |o: i64| self.ck.u32_at(a + o);
+        use prog_load as f;
+        let name = self
+            .ck
+            .cstr_at(pc, a + field(f::PROG_NAME), BPF_OBJ_NAME_LEN, "program name")?;
+        let insn_cnt = u(field(f::INSN_CNT));
+        let ptr = |o: usize, what: &str| {
+            self.blob_ptr(a + field(o), pc).ok_or_else(|| CheckError {
+                insn: Some(pc),
+                reason: format!("PROG_LOAD '{name}': no {what} pointer"),
+            })
+        };
+        let insns_off = ptr(f::INSNS, "instructions")?;
+        if insn_cnt == 0 || !self.ck.in_data(insns_off, 8 * insn_cnt as i64) {
+            return fail(
+                Some(pc),
+                format!("PROG_LOAD '{name}': {insn_cnt} instructions out of bounds"),
+            );
+        }
+        let license = self
+            .ck
+            .cstr_at(pc, ptr(f::LICENSE, "license")?, usize::MAX, "license")?;
+        for (what, p, rec, cnt) in [
+            ("func_info", f::FUNC_INFO, f::FUNC_INFO_REC_SIZE, f::FUNC_INFO_CNT),
+            ("line_info", f::LINE_INFO, f::LINE_INFO_REC_SIZE, f::LINE_INFO_CNT),
+        ] {
+            let bytes = u(field(rec)) as i64 * u(field(cnt)) as i64;
+            let p = ptr(p, what)?;
+            if !self.ck.in_data(p, bytes) {
+                return fail(Some(pc), format!("PROG_LOAD '{name}': {what} out of bounds"));
+            }
+        }
+        let core_bytes = 16 * u(field(f::CORE_RELO_CNT)) as i64;
+        if u(field(f::CORE_RELO_REC_SIZE)) != 16 || !self.ck.in_data(ptr(f::CORE_RELOS, "CO-RE")?, core_bytes) {
+            return fail(Some(pc), format!("PROG_LOAD '{name}': CO-RE records out of bounds"));
+        }
+        if ptr(f::FD_ARRAY, "fd_array")? != 0 {
+            return fail(Some(pc), format!("PROG_LOAD '{name}': fd_array is not the loader's"));
+        }
+        // The fd: a stack slot (or, beyond 32 programs, a data-blob
+        // word past the fd array), then its ctx program descriptor.
+        let dests = self.ret_dest.get(&pc).map(Vec::as_slice).unwrap_or(&[]);
+        let &[(region, slot)] = dests else {
+            return fail(Some(pc), format!("PROG_LOAD '{name}': fd is not kept in one place"));
+        };
+        let kept_ok = match region {
+            Region::Stack => slot >= STACK_PROG_FD0 && (slot - STACK_PROG_FD0) % 4 == 0,
+            Region::Blob => slot >= 4 * (self.map_slots + KFUNC_SLOTS) && slot % 4 == 0,
+            Region::Ctx | Region::LoaderMap => false,
+        };
+        if !kept_ok {
+            return fail(Some(pc), format!("PROG_LOAD '{name}': fd kept at {region:?}{slot:+}"));
+        }
+        let progs_at = CTX_SIZE + MAP_DESC_SIZE * self.nr_maps;
+        let handed = self
+            .ctx_by_val
+            .get(&Val::Load(region, slot, 4))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let &[ctx_off] = handed else {
+            return fail(
+                Some(pc),
+                format!("PROG_LOAD '{name}': fd handed to {} ctx slots", handed.len()),
+            );
+        };
+        if ctx_off < progs_at || (ctx_off - progs_at) % PROG_DESC_SIZE != 0 {
+            return fail(
+                Some(pc),
+                format!("PROG_LOAD '{name}': fd goes to ctx+{ctx_off}, not a program slot"),
+            );
+        }
+        let prog_idx = ((ctx_off - progs_at) / PROG_DESC_SIZE) as usize;
+        let Some(want) = self.expect.progs.get(prog_idx) else {
+            return fail(
+                Some(pc),
+                format!("PROG_LOAD '{name}': fd goes to program slot {prog_idx}, beyond the object's"),
+            );
+        };
+        if name.as_bytes() != trunc_name(&want.name) {
+            return fail(
+                Some(pc),
+                format!("PROG_LOAD '{name}' hands its fd to program #{prog_idx} '{}'", want.name),
+            );
+        }
+        if self.last_prog_idx.is_some_and(|l| l >= prog_idx) {
+            return fail(Some(pc), format!("PROG_LOAD '{name}' out of program order"));
+        }
+        self.last_prog_idx = Some(prog_idx);
+        self.loaded[prog_idx] = true;
+        if want.loaded == Some(false) {
+            return fail(
+                Some(pc),
+                format!("program '{}' is loaded but not autoloaded", want.name),
+            );
+        }
+        let (prog_type, eat, flags) = (
+            u(field(f::PROG_TYPE)),
+            u(field(f::EXPECTED_ATTACH_TYPE)),
+            u(field(f::PROG_FLAGS)),
+        );
+        if let Some(w) = want.attrs
+            && w != (prog_type, eat, flags)
+        {
+            return fail(
+                Some(pc),
+                format!(
+                    "PROG_LOAD '{name}': type/attach/flags {:?}, the object says {w:?}",
+                    (prog_type, eat, flags)
+                ),
+            );
+        }
+        if insn_cnt < want.min_insn_cnt {
+            return fail(
+                Some(pc),
+                format!("PROG_LOAD '{name}': {insn_cnt} instructions, fewer than its code"),
+            );
+        }
+        if let Some(l) = &self.expect.license
+            && *l != license
+        {
+            return fail(
+                Some(pc),
+                format!("PROG_LOAD '{name}': license '{license}', object's is '{l}'"),
+            );
+        }
+        if self.prog_windows.last().is_some_and(|w| w.1 > insns_off) {
+            return fail(
+                Some(pc),
+                format!("PROG_LOAD '{name}': instructions overlap the previous program's"),
+            );
+        }
+        self.prog_windows
+            .push((insns_off, insns_off + 8 * insn_cnt as i64, self.last_prog_load, pc));
+        self.last_prog_load = pc;
+        self.report.prog_loads.push(ProgLoadRec {
+            insn: pc,
+            attr_off: a as u32,
+            name,
+            prog_type,
+            expected_attach_type: eat,
+            prog_flags: flags,
+            insn_cnt,
+            insns_off: insns_off as u32,
+            license,
+            prog_idx,
+        });
+        Ok(())
+    }
 }
 
 /// After the replay: each map's fd reaches its ctx descriptor exactly once and
