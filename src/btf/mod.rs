@@ -195,7 +195,9 @@ impl Btf {
         }
         let types_start = hdr_len + type_off;
         let types_end = types_start + type_len;
-        let mut type_offsets = vec![0usize];
+        // every record is at least 12 bytes: room for all of them, never regrown
+        let mut type_offsets = Vec::with_capacity(type_len / 12 + 1);
+        type_offsets.push(0usize);
         let mut pos = types_start;
         while pos < types_end {
             if pos + 12 > types_end {

@@ -280,9 +280,11 @@ pub struct Names {
 }
 
 impl Names {
-    fn collect<'s>(names: impl ExactSizeIterator<Item = &'s str>) -> Names {
+    fn collect<'s>(names: impl ExactSizeIterator<Item = &'s str> + Clone) -> Names {
+        // sized up front: growing the buffer name by name cost several reallocations
+        // per open
         let mut out = Names {
-            buf: String::new(),
+            buf: String::with_capacity(names.clone().map(str::len).sum()),
             ends: Vec::with_capacity(names.len()),
         };
         for n in names {
