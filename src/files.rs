@@ -23,7 +23,7 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// [`write_file`] with the contents written by `fill`, for text made as it is
-/// written (`skel::write_skeleton`).
+/// written (`skel::Header::write_to`).
 pub fn write_file_with(path: &Path, fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> std::io::Result<()> {
     static SEQ: AtomicUsize = AtomicUsize::new(0);
     let Some(name) = path.file_name() else {
