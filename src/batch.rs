@@ -294,14 +294,9 @@ fn one(job: &Job, name: &str, opts: &BatchOptions, shared: &SharedHost, applied:
             let header = crate::skel::prepare_skeleton(&obj, &blobs, host, opts.options).map_err(Failure::Gen)?;
             let path = dir.join(format!("{name}.lskel.h"));
             let mut size = 0;
-            files::write_file_with(&path, |f| {
-                let mut counted = CountingWriter { inner: f, count: 0 };
-                let written = header.write_to(&mut counted);
-                size = counted.count;
-                written
-            })
-            .map(|()| Output::Written(vec![(path.clone(), size)]))
-            .map_err(|e| io_failure(&path, &e))
+            files::write_file_with(&path, |f| header.write_to(f).map(|n| size = n))
+                .map(|()| Output::Written(vec![(path.clone(), size)]))
+                .map_err(|e| io_failure(&path, &e))
         }
         (Format::Blobs, Some(dir)) => {
             let b = &blobs;
@@ -309,24 +304,6 @@ fn one(job: &Job, name: &str, opts: &BatchOptions, shared: &SharedHost, applied:
                 .map(Output::Written)
                 .map_err(|(path, e)| io_failure(&path, &e))
         }
-    }
-}
-
-/// A writer that counts what passes through it (the size a result reports).
-struct CountingWriter<'a> {
-    inner: &'a mut dyn std::io::Write,
-    count: u64,
-}
-
-impl std::io::Write for CountingWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.count += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
     }
 }
 

@@ -603,6 +603,8 @@ struct HeaderText<'w> {
     sink: Option<&'w mut dyn io::Write>,
     /// The writer's first error; what follows is dropped.
     error: Option<io::Error>,
+    /// Bytes handed to the writer so far.
+    written: u64,
 }
 
 impl<'w> HeaderText<'w> {
@@ -613,6 +615,7 @@ impl<'w> HeaderText<'w> {
             text: String::with_capacity(capacity),
             sink: None,
             error: None,
+            written: 0,
         }
     }
 
@@ -621,6 +624,7 @@ impl<'w> HeaderText<'w> {
             text: String::with_capacity(Self::CHUNK + 8192),
             sink: Some(sink),
             error: None,
+            written: 0,
         }
     }
 
@@ -644,17 +648,19 @@ impl<'w> HeaderText<'w> {
 
     fn drain(&mut self) {
         let Some(sink) = self.sink.as_mut() else { return };
-        if self.error.is_none()
-            && let Err(e) = sink.write_all(self.text.as_bytes())
-        {
-            self.error = Some(e);
+        if self.error.is_none() {
+            match sink.write_all(self.text.as_bytes()) {
+                Ok(()) => self.written += self.text.len() as u64,
+                Err(e) => self.error = Some(e),
+            }
         }
         self.text.clear();
     }
 
-    fn finish(mut self) -> io::Result<()> {
+    /// Everything written out: the header's size, or the writer's first error.
+    fn finish(mut self) -> io::Result<u64> {
         self.drain();
-        self.error.map_or(Ok(()), Err)
+        self.error.map_or(Ok(self.written), Err)
     }
 }
 
@@ -689,8 +695,9 @@ impl<'a> Header<'a> {
         Ok(Header { skel, head, tail })
     }
 
-    /// The header's text, written to `sink` in chunks of [`HeaderText::CHUNK`].
-    pub fn write_to(&self, sink: &mut dyn io::Write) -> io::Result<()> {
+    /// The header's text, written to `sink` in chunks of [`HeaderText::CHUNK`];
+    /// its size in bytes.
+    pub fn write_to(&self, sink: &mut dyn io::Write) -> io::Result<u64> {
         let mut out = HeaderText::streamed(sink);
         self.write(&mut out);
         out.finish()
@@ -1245,8 +1252,9 @@ mod tests {
         push_hex(&mut out, &data);
         out.push('\n');
         assert!(out.text.len() < HeaderText::CHUNK + 8192);
-        out.finish().unwrap();
+        let size = out.finish().unwrap();
         assert_eq!(sink.bytes, format!("head\n{whole}\n").into_bytes());
+        assert_eq!(size, sink.bytes.len() as u64);
         assert!(
             sink.writes > whole.len() / HeaderText::CHUNK / 2,
             "{} writes",

@@ -152,8 +152,8 @@ fn gen_skeleton(req: &Request) -> Outcome {
     // streamed, not held: the header is the largest thing the command makes
     let header = bpfgen_fast::skel::prepare_skeleton(&obj, &blobs, &host, options(req))?;
     match &req.output {
-        None => output::stdout_with(|out| header.write_to(out)),
-        Some(path) => output::write_file_with(path, |f| header.write_to(f)).map(|()| ExitCode::SUCCESS),
+        None => output::stdout_with(|out| header.write_to(out).map(drop)),
+        Some(path) => output::write_file_with(path, |f| header.write_to(f).map(drop)).map(|()| ExitCode::SUCCESS),
     }
 }
 
