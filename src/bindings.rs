@@ -42,6 +42,29 @@ create_exception!(
     "Well-formed input that libbpf 1.5 refuses in gen mode."
 );
 
+create_exception!(
+    _core,
+    LoaderDecodeError,
+    BpfgenError,
+    "The loader does not have the shape gen_loader emits."
+);
+
+/// A decode failure as `LoaderDecodeError("loader: insn N: reason")`, with
+/// the same attributes as every other error of the package.
+fn decode_err(py: Python<'_>, e: crate::explain::DecodeError) -> PyErr {
+    let err = LoaderDecodeError::new_err(e.to_string());
+    let value = err.value(py);
+    let _ = value.setattr("object", "loader");
+    let _ = value.setattr("section", None::<&str>);
+    let _ = value.setattr("offset", e.insn);
+    let _ = value.setattr("reason", e.reason);
+    err
+}
+
+fn bad_document(py: Python<'_>, reason: String) -> PyErr {
+    decode_err(py, crate::explain::DecodeError { reason, insn: None })
+}
+
 fn to_py_err(py: Python<'_>, e: Error) -> PyErr {
     let msg = e.to_string();
     let err = match e.kind {
@@ -843,6 +866,65 @@ fn _time_core(py: Python<'_>, data: &[u8], name: &str, host: HostArgs, repeats: 
 
 /// The command line as the core parses it (`crate::cli::parse`): a dict of the
 /// request's fields. A usage error raises ValueError(message, show_usage).
+/// Decode a loader's blobs: the explanation document (`explain --json`).
+#[pyfunction]
+#[pyo3(signature = (data, insns, map_names, prog_names, ctx_size=None, with_disasm=false, big_endian=None))]
+#[allow(clippy::too_many_arguments)]
+fn explain_loader(
+    py: Python<'_>,
+    data: &[u8],
+    insns: &[u8],
+    map_names: Vec<String>,
+    prog_names: Vec<String>,
+    ctx_size: Option<usize>,
+    with_disasm: bool,
+    big_endian: Option<bool>,
+) -> PyResult<String> {
+    let opts = crate::explain::DecodeOptions {
+        map_names: &map_names,
+        prog_names: &prog_names,
+        ctx_size,
+        with_disasm,
+        big_endian,
+    };
+    let e = py
+        .detach(|| crate::explain::decode(data, insns, &opts))
+        .map_err(|e| decode_err(py, e))?;
+    Ok(e.to_json())
+}
+
+/// The `explain` listing of an explanation document.
+#[pyfunction]
+fn explanation_text(py: Python<'_>, document: &str) -> PyResult<String> {
+    let e = crate::explain::Explanation::from_json(document).map_err(|r| bad_document(py, r))?;
+    Ok(crate::explain::render(&e))
+}
+
+/// The step a failed run stopped at, from the loader map's value after it.
+#[pyfunction]
+fn diagnose_run(py: Python<'_>, document: &str, blob: &[u8]) -> PyResult<(Option<usize>, Option<String>)> {
+    let e = crate::explain::Explanation::from_json(document).map_err(|r| bad_document(py, r))?;
+    Ok(crate::explain::diagnose(&e, blob))
+}
+
+/// One line per instruction (`blob`: a loader's own code).
+#[pyfunction]
+#[pyo3(signature = (insns, blob=true, big_endian=None))]
+fn disasm(py: Python<'_>, insns: &[u8], blob: bool, big_endian: Option<bool>) -> PyResult<Vec<String>> {
+    let be = big_endian.unwrap_or_else(|| blob && crate::disasm::loader_is_big_endian(insns));
+    crate::disasm::listing(insns, blob, be).map_err(|e| decode_err(py, e.into()))
+}
+
+#[pyfunction]
+fn uses_gotol(py: Python<'_>, insns: &[u8], big_endian: bool) -> PyResult<bool> {
+    crate::disasm::uses_gotol(insns, big_endian).map_err(|e| decode_err(py, e.into()))
+}
+
+#[pyfunction]
+fn loader_is_big_endian(insns: &[u8]) -> bool {
+    crate::disasm::loader_is_big_endian(insns)
+}
+
 #[pyfunction]
 fn parse_cli<'py>(py: Python<'py>, argv: Vec<String>) -> PyResult<Bound<'py, PyDict>> {
     let r = crate::cli::parse(&argv).map_err(|e| pyo3::exceptions::PyValueError::new_err((e.message, e.show_usage)))?;
@@ -886,6 +968,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("BtfError", py.get_type::<BtfError>())?;
     m.add("RelocationError", py.get_type::<RelocationError>())?;
     m.add("UnsupportedError", py.get_type::<UnsupportedError>())?;
+    m.add("LoaderDecodeError", py.get_type::<LoaderDecodeError>())?;
     m.add_class::<PyObject_>()?;
     m.add_class::<PyHostSpec>()?;
     m.add_function(wrap_pyfunction!(open, m)?)?;
@@ -905,6 +988,13 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(gen_batch, m)?)?;
     m.add_function(wrap_pyfunction!(_time_core, m)?)?;
     m.add_function(wrap_pyfunction!(parse_cli, m)?)?;
+    m.add_function(wrap_pyfunction!(explain_loader, m)?)?;
+    m.add_function(wrap_pyfunction!(explanation_text, m)?)?;
+    m.add_function(wrap_pyfunction!(diagnose_run, m)?)?;
+    m.add_function(wrap_pyfunction!(disasm, m)?)?;
+    m.add_function(wrap_pyfunction!(uses_gotol, m)?)?;
+    m.add_function(wrap_pyfunction!(loader_is_big_endian, m)?)?;
+    m.add("EXPLAIN_FORMAT", crate::explain::FORMAT)?;
     m.add("CLI_USAGE", crate::cli::USAGE)?;
     // The skeleton ctx a loader reads and writes (`loader_abi.rs`), for the
     // facade that builds one to run a loader, and decodes a loader's uses of it.

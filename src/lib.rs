@@ -9,8 +9,10 @@
 pub mod batch;
 pub mod btf;
 pub mod cli;
+pub mod disasm;
 pub mod elf;
 pub mod error;
+pub mod explain;
 pub mod externs;
 pub mod files;
 pub mod generate;

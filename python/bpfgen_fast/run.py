@@ -56,15 +56,9 @@ from types import TracebackType
 from bpfgen_fast import _bpf, _core
 from bpfgen_fast.errors import BpfgenError
 from bpfgen_fast.explain import (
-    BtfLoad,
     Explanation,
     MapCreate,
-    MapFreeze,
-    MapPopulate,
-    MapUpdate,
-    ProgArrayUpdate,
     ProgLoad,
-    Step,
     explain,
     initial_images,
     uses_gotol,
@@ -706,82 +700,12 @@ def _unregister_struct_ops(map_fd: int) -> None:
         _bpf.map_delete_elem(map_fd, _KEY0)
 
 
-def _step_name(s: Step) -> str:
-    if isinstance(s, BtfLoad):
-        return "BTF_LOAD"
-    if isinstance(s, MapCreate):
-        return f"MAP_CREATE {s.name}" if s.index >= 0 else f"MAP_CREATE (inner) {s.name}"
-    if isinstance(s, (MapUpdate, MapFreeze, MapPopulate)):
-        return f"{s.op} {s.map_name}"
-    if isinstance(s, ProgLoad):
-        return f"PROG_LOAD {s.name}"
-    if isinstance(s, ProgArrayUpdate):
-        return f"{s.op} {s.map_name}[{s.slot}] = {s.prog_name}"
-    return s.op
-
-
 def diagnose(e: Explanation, blob: bytes) -> tuple[int | None, str | None]:
     """Which step of a failed loader run failed, from the loader map's value after
     the run (the loader's working memory: attrs it filled in, fds it stored).
-    Returns (index into ``e.steps``, description), (None, None) when it cannot tell."""
-
-    def u32(off: int) -> int:
-        return struct.unpack_from("<I", blob, off)[0] if 0 <= off <= len(blob) - 4 else 0
-
-    def u64(off: int) -> int:
-        return struct.unpack_from("<Q", blob, off)[0] if 0 <= off <= len(blob) - 8 else 0
-
-    def completed(s: Step) -> bool:
-        return isinstance(s, MapCreate) and s.index >= 0 and u32(4 * s.index) != 0
-
-    def reached(s: Step) -> bool:
-        """Whether the loader got to the step: filled in one of the fields of its attr
-        that it sets at run time (a pointer, an fd) before the bpf() call."""
-        if isinstance(s, BtfLoad):
-            return u64(s.attr + _core.BTF_LOAD_BTF) != 0
-        if isinstance(s, MapCreate):
-            return (completed(s)
-                    or (s.uses_btf_fd and u32(s.attr + _core.MAP_CREATE_BTF_FD) != 0)
-                    or (s.uses_inner_map_fd and u32(s.attr + _core.MAP_CREATE_INNER_MAP_FD) != 0))
-        if isinstance(s, (MapUpdate, MapPopulate, ProgArrayUpdate)):
-            return u64(s.attr + _core.MAP_UPDATE_KEY) != 0
-        if isinstance(s, MapFreeze):
-            return u32(s.attr + _core.MAP_FREEZE_MAP_FD) != 0
-        if isinstance(s, ProgLoad):
-            return u64(s.attr + _core.PROG_LOAD_LICENSE) != 0
-        return False
-
-    steps = e.steps
-    last = max((i for i, s in enumerate(steps) if reached(s)), default=None)
-    if last is None:
-        idx = 0
-    elif completed(steps[last]):
-        idx = last + 1
-    else:
-        idx = last
-        nxt = steps[last + 1] if last + 1 < len(steps) else None
-        if isinstance(nxt, MapCreate) and not (nxt.uses_btf_fd or nxt.uses_inner_map_fd):
-            return None, f"{_step_name(steps[last])} or {_step_name(nxt)}"
-    if idx >= len(steps) or not isinstance(steps[idx], (BtfLoad, MapCreate, MapUpdate, MapFreeze,
-                                                          MapPopulate, ProgLoad,
-                                                          ProgArrayUpdate)):
-        return None, None
-    s = steps[idx]
-    if (isinstance(s, MapCreate) and s.vmlinux_value_type is not None
-            and u32(s.attr + _core.MAP_CREATE_BTF_VMLINUX_VALUE_TYPE_ID) == 0):
-        # btf_vmlinux_value_type_id not filled in: the lookup failed
-        return idx, f"vmlinux BTF lookup struct '{s.vmlinux_value_type}' for map {s.name}"
-    if isinstance(s, ProgLoad):
-        t = s.attach_target
-        if t is not None and u32(s.attr + _core.PROG_LOAD_ATTACH_BTF_ID) == 1:
-            # the placeholder the lookup replaces is still there
-            return idx, f"attach target lookup {t.kind_name} '{t.name}' for {s.name}"
-        for r in s.relocations:
-            first_strong = r.repeat_of is None and r.strong and r.kind in ("kfunc", "ksym")
-            # the imm of the patched insn (8 bytes, imm at +4): still 0 when the lookup failed
-            if first_strong and u32(s.insns + 8 * r.insn + 4) == 0:
-                return idx, f"{r.kind} lookup '{r.name}' for {s.name}"
-    return idx, _step_name(s)
+    Returns (index into ``e.steps``, description), (None, None) when it cannot tell.
+    The core reads it (src/explain/diagnose.rs)."""
+    return _core.diagnose_run(e.to_json(indent=None), blob)
 
 
 def _c_string(buf: ctypes.Array[ctypes.c_char]) -> str:
