@@ -117,6 +117,59 @@ pub fn write_loader(
     ])
 }
 
+/// A loader read back from [`write_loader`]'s files: the blobs, and the
+/// names from `PREFIX.json` (none when there is no such file).
+pub struct LoaderFiles {
+    pub data: Vec<u8>,
+    pub insns: Vec<u8>,
+    pub map_names: Vec<String>,
+    pub prog_names: Vec<String>,
+}
+
+/// Why [`read_loader`] failed: a file it could not read, or a
+/// `PREFIX.json` that is not the metadata.
+pub enum ReadError {
+    Io(PathBuf, std::io::Error),
+    Meta(PathBuf, String),
+}
+
+/// Read `PREFIX.data.bin`, `PREFIX.insns.bin` and, when present, the names
+/// in `PREFIX.json`.
+pub fn read_loader(prefix: &Path) -> Result<LoaderFiles, ReadError> {
+    let read = |suffix: &str| {
+        let path = with_suffix(prefix, suffix);
+        std::fs::read(&path).map_err(|e| ReadError::Io(path, e))
+    };
+    let (data, insns) = (read(".data.bin")?, read(".insns.bin")?);
+    let meta_path = with_suffix(prefix, ".json");
+    let (map_names, prog_names) = match std::fs::read(&meta_path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), Vec::new()),
+        Err(e) => return Err(ReadError::Io(meta_path, e)),
+        Ok(raw) => {
+            let names = |meta: &serde_json::Value, key: &str| -> Result<Vec<String>, String> {
+                match meta.get(key) {
+                    None => Ok(Vec::new()),
+                    Some(serde_json::Value::Array(v)) => Ok(v
+                        .iter()
+                        .map(|n| n.as_str().map_or_else(|| n.to_string(), str::to_string))
+                        .collect()),
+                    Some(_) => Err(format!("{key:?} is not a list")),
+                }
+            };
+            let parsed = serde_json::from_slice::<serde_json::Value>(&raw)
+                .map_err(|e| e.to_string())
+                .and_then(|meta| Ok((names(&meta, "maps")?, names(&meta, "programs")?)));
+            parsed.map_err(|why| ReadError::Meta(meta_path, why))?
+        }
+    };
+    Ok(LoaderFiles {
+        data,
+        insns,
+        map_names,
+        prog_names,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,10 +59,10 @@ fn main() -> ExitCode {
     }
 }
 
-/// Signing and verifying (the `cryptography` package), `run` and `explain` live in Python,
+/// Signing and verifying (the `cryptography` package) and `run` live in Python,
 /// and so does `--debug`'s traceback.
 fn needs_python(req: &Request) -> bool {
-    req.sign || req.debug || matches!(req.command, Command::Run | Command::Explain | Command::Verify)
+    req.sign || req.debug || matches!(req.command, Command::Run | Command::Verify)
 }
 
 fn dispatch(req: &Request) -> Outcome {
@@ -71,8 +71,9 @@ fn dispatch(req: &Request) -> Outcome {
         Command::GenLoader => gen_loader(req),
         Command::GenSigningPayload => gen_signing_payload(req),
         Command::Inspect => inspect(req),
+        Command::Explain => explain(req),
         Command::Batch => batch::run(req),
-        Command::Run | Command::Explain | Command::Verify => unreachable!("handed over to Python"),
+        Command::Run | Command::Verify => unreachable!("handed over to Python"),
     }
 }
 
@@ -193,5 +194,50 @@ fn inspect(req: &Request) -> Outcome {
     } else {
         bpfgen_fast::inspect::to_text(&obj)
     };
+    output::stdout(text.as_bytes())
+}
+
+/// `explain OBJ|PREFIX`: the loader of an object (generated with these host
+/// facts), or one `gen loader -o PREFIX` wrote, decoded into its steps.
+fn explain(req: &Request) -> Outcome {
+    let path = req.object.as_deref().expect("the grammar gives explain an object");
+    let prefix = std::path::Path::new(path);
+    let is_prefix = !prefix.is_file() && std::path::Path::new(&format!("{path}.insns.bin")).is_file();
+    let (data, insns, map_names, prog_names) = if is_prefix {
+        if let Some(name) = &req.name {
+            return Err(Failure::Usage(UsageError {
+                message: format!("unexpected arguments: name {name}"),
+                show_usage: false,
+            }));
+        }
+        match bpfgen_fast::files::read_loader(prefix) {
+            Ok(f) => (f.data, f.insns, f.map_names, f.prog_names),
+            Err(bpfgen_fast::files::ReadError::Io(p, e)) => {
+                return Err(output::io_failure(&p.to_string_lossy(), &e));
+            }
+            Err(bpfgen_fast::files::ReadError::Meta(p, why)) => {
+                return Err(Failure::Error(format!("loader: {}: {why}", p.display())));
+            }
+        }
+    } else {
+        let obj = open(req, true)?;
+        let host = host(req)?;
+        let b = bpfgen_fast::gen_loader_with(&obj, &host, options(req))?;
+        (b.data, b.insns, b.map_names, b.prog_names)
+    };
+    let opts = bpfgen_fast::explain::DecodeOptions {
+        map_names: &map_names,
+        prog_names: &prog_names,
+        ctx_size: Some(bpfgen_fast::loader_abi::ctx_size(map_names.len(), prog_names.len())),
+        with_disasm: req.disasm,
+        big_endian: None,
+    };
+    let e = bpfgen_fast::explain::decode(&data, &insns, &opts).map_err(|e| Failure::Error(e.to_string()))?;
+    let mut text = if req.json {
+        e.to_json()
+    } else {
+        bpfgen_fast::explain::render(&e)
+    };
+    text.push('\n');
     output::stdout(text.as_bytes())
 }

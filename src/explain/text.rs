@@ -2,43 +2,13 @@
 //! target and relocations), the error path last, then the disassembly when
 //! asked for.
 
-use std::fmt::Write;
-
 use super::model::*;
 use crate::btf::kind as btf_kind;
+use crate::json::py_repr;
 use crate::section_defs::prog_type;
 
 fn span(first: usize, last: usize) -> String {
     format!("[{first:5}-{last:5}]")
-}
-
-/// A string as Python's `repr` writes it (the listing quotes names that way).
-pub fn py_repr(s: &str) -> String {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || (0x7f..0xa0).contains(&(c as u32)) => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
 }
 
 /// What a relocation looks up, by its BTF kind (0: a typeless kallsyms name).
