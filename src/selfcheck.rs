@@ -49,6 +49,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
+use crate::explain::{Explanation, Step};
 use crate::generate::{LoaderBlobs, effective_def};
 use crate::host::Host;
 use crate::insn::{
@@ -82,8 +83,8 @@ const COND_JUMPS: [u8; 6] = [
 ];
 
 use crate::loader_abi::{
-    self as abi, BPF_OBJ_NAME_LEN, CLEANUP_LABEL, FN_BTF_FIND_BY_NAME_KIND, FN_COPY_FROM_USER, FN_KALLSYMS_LOOKUP_NAME,
-    FN_PROBE_READ_KERNEL, FN_SYS_BPF, FN_SYS_CLOSE, btf_load, map_create, map_freeze, map_update, prog_load,
+    self as abi, CLEANUP_LABEL, FN_BTF_FIND_BY_NAME_KIND, FN_COPY_FROM_USER, FN_KALLSYMS_LOOKUP_NAME,
+    FN_PROBE_READ_KERNEL, FN_SYS_BPF, FN_SYS_CLOSE, btf_load, map_freeze, map_update, prog_load,
 };
 
 /// An attr field's offset (`loader_abi`) in the checker's i64 arithmetic.
@@ -489,19 +490,6 @@ impl Checker<'_> {
             u32::from_be_bytes(b)
         } else {
             u32::from_le_bytes(b)
-        }
-    }
-
-    /// NUL-terminated string stored at `off` (bounded by `max` bytes).
-    fn cstr_at(&self, pc: usize, off: i64, max: usize, what: &str) -> CheckResult<String> {
-        if !self.in_data(off, 1) {
-            return fail(Some(pc), format!("{what} at data+{off:#x} is out of bounds"));
-        }
-        let rest = &self.data[off as usize..];
-        let rest = &rest[..rest.len().min(max)];
-        match rest.iter().position(|&b| b == 0) {
-            Some(n) => Ok(String::from_utf8_lossy(&rest[..n]).into_owned()),
-            None => fail(Some(pc), format!("{what} at data+{off:#x} is not NUL-terminated")),
         }
     }
 
@@ -1016,6 +1004,21 @@ pub fn check(data: &[u8], insns: &[u8], expect: &Expect) -> CheckResult<Report> 
     ck.check_prologue()?;
 
     let mut trace = ck.trace()?;
+    // What each call asks for (names, types, sizes, counts) is read by the one
+    // decoder of the format; the replay above proves where values flow.
+    let names = |v: &[String]| v.to_vec();
+    let map_names = names(&expect.maps.iter().map(|m| m.name.clone()).collect::<Vec<_>>());
+    let prog_names = names(&expect.progs.iter().map(|p| p.name.clone()).collect::<Vec<_>>());
+    let opts = crate::explain::DecodeOptions {
+        map_names: &map_names,
+        prog_names: &prog_names,
+        ..Default::default()
+    };
+    let explained = crate::explain::decode(data, insns, &opts).map_err(|e| CheckError {
+        insn: e.insn,
+        reason: format!("not gen_loader's shape: {}", e.reason),
+    })?;
+    let steps = StepsByAttr::new(&explained, &trace.syscalls)?;
 
     let report = Report {
         insn_cnt: ck.insns.len(),
@@ -1025,7 +1028,7 @@ pub fn check(data: &[u8], insns: &[u8], expect: &Expect) -> CheckResult<Report> 
     };
     let stores = &trace.stores;
     let index = StoreIndex::new(stores);
-    let mut walk = SyscallWalk::new(&ck, expect, &index, report);
+    let mut walk = SyscallWalk::new(&ck, expect, &index, &steps, report);
     for sc in &trace.syscalls {
         match sc.cmd {
             BPF_BTF_LOAD => walk.btf_load(sc)?,
@@ -1040,12 +1043,52 @@ pub fn check(data: &[u8], insns: &[u8], expect: &Expect) -> CheckResult<Report> 
     Ok(walk.report)
 }
 
+/// The decoded step of each `bpf()` call the replay found, by its attr's
+/// blob offset: both readings of the loader must find the same calls.
+struct StepsByAttr<'e> {
+    by_attr: HashMap<i64, &'e Step>,
+}
+
+impl<'e> StepsByAttr<'e> {
+    fn new(e: &'e Explanation, syscalls: &[Syscall]) -> CheckResult<Self> {
+        let mut by_attr = HashMap::new();
+        for step in &e.steps {
+            let attr = match step {
+                Step::BtfLoad(s) => s.attr,
+                Step::MapCreate(s) => s.attr,
+                Step::MapUpdate(s) => s.attr,
+                Step::MapFreeze(s) => s.attr,
+                Step::MapPopulate(s) => s.attr,
+                Step::ProgArrayUpdate(s) => s.attr,
+                Step::ProgLoad(s) => s.attr,
+                Step::Finish(_) => continue,
+            };
+            by_attr.insert(attr as i64, step);
+        }
+        if by_attr.len() != syscalls.len() {
+            return fail(
+                None,
+                format!("{} bpf() calls replayed, {} decoded", syscalls.len(), by_attr.len()),
+            );
+        }
+        Ok(StepsByAttr { by_attr })
+    }
+
+    fn at(&self, sc: &Syscall) -> CheckResult<&'e Step> {
+        self.by_attr.get(&sc.attr).copied().ok_or_else(|| CheckError {
+            insn: Some(sc.insn),
+            reason: format!("the bpf() call with its attr at data+{:#x} does not decode", sc.attr),
+        })
+    }
+}
+
 /// The replayed syscalls checked in order against the object: what each
 /// `bpf()` command's attr holds, and where the fd it returns goes.
 struct SyscallWalk<'c, 'a> {
     ck: &'c Checker<'a>,
     expect: &'c Expect,
     index: &'c StoreIndex<'c>,
+    steps: &'c StepsByAttr<'c>,
     /// Ctx offsets by the value stored there (fd hand-over to descriptors).
     ctx_by_val: HashMap<Val, Vec<i64>>,
     /// Where the result of the call at an insn was stored (region, offset).
@@ -1066,7 +1109,13 @@ struct SyscallWalk<'c, 'a> {
 }
 
 impl<'c, 'a> SyscallWalk<'c, 'a> {
-    fn new(ck: &'c Checker<'a>, expect: &'c Expect, index: &'c StoreIndex<'c>, report: Report) -> Self {
+    fn new(
+        ck: &'c Checker<'a>,
+        expect: &'c Expect,
+        index: &'c StoreIndex<'c>,
+        steps: &'c StepsByAttr<'c>,
+        report: Report,
+    ) -> Self {
         let stores = index.stores;
         let mut ctx_by_val: HashMap<Val, Vec<i64>> = HashMap::new();
         for s in stores.iter().filter(|s| s.region == Region::Ctx) {
@@ -1083,6 +1132,7 @@ impl<'c, 'a> SyscallWalk<'c, 'a> {
             ck,
             expect,
             index,
+            steps,
             ctx_by_val,
             ret_dest,
             nr_maps,
@@ -1144,11 +1194,13 @@ impl<'c, 'a> SyscallWalk<'c, 'a> {
     /// BPF_BTF_LOAD: one, of real BTF, its fd kept in its stack slot.
     fn btf_load(&mut self, sc: &Syscall) -> CheckResult<()> {
         let (pc, a) = (sc.insn, sc.attr);
-        let u = |o: i64| self.ck.u32_at(a + o);
+        let Step::BtfLoad(step) = self.steps.at(sc)? else {
+            return fail(Some(pc), "BPF_BTF_LOAD decodes as another command");
+        };
         if self.report.btf.is_some() {
             return fail(Some(pc), "second BPF_BTF_LOAD");
         }
-        let size = u(field(btf_load::BTF_SIZE)) as i64;
+        let size = step.size as i64;
         let ptr = self.blob_ptr(a + field(btf_load::BTF), pc).ok_or_else(|| CheckError {
             insn: Some(pc),
             reason: "BPF_BTF_LOAD attr has no BTF pointer".into(),
@@ -1170,16 +1222,16 @@ impl<'c, 'a> SyscallWalk<'c, 'a> {
     /// BPF_MAP_CREATE: the object's maps in order (skipped ones leave their slot empty), each with its inner-map template, fds into the fd array.
     fn map_create(&mut self, sc: &Syscall) -> CheckResult<()> {
         let (pc, a) = (sc.insn, sc.attr);
-        let u = |o: i64| self.ck.u32_at(a + o);
-        let name = self
-            .ck
-            .cstr_at(pc, a + field(map_create::MAP_NAME), BPF_OBJ_NAME_LEN, "map name")?;
+        let Step::MapCreate(step) = self.steps.at(sc)? else {
+            return fail(Some(pc), "BPF_MAP_CREATE decodes as another command");
+        };
+        let name = step.kernel_name.clone();
         let attrs = MapAttrs {
-            map_type: u(field(map_create::MAP_TYPE)),
-            key_size: u(field(map_create::KEY_SIZE)),
-            value_size: u(field(map_create::VALUE_SIZE)),
-            max_entries: u(field(map_create::MAX_ENTRIES)),
-            map_flags: u(field(map_create::MAP_FLAGS)),
+            map_type: step.map_type,
+            key_size: step.key_size,
+            value_size: step.value_size,
+            max_entries: step.max_entries,
+            map_flags: step.flags,
         };
         let dests = self.ret_dest.get(&pc).map(Vec::as_slice).unwrap_or(&[]);
         let rec_pc = pc;
@@ -1323,10 +1375,11 @@ impl<'c, 'a> SyscallWalk<'c, 'a> {
         let (pc, a) = (sc.insn, sc.attr);
         let u = |o: i64| self.ck.u32_at(a + o);
         use prog_load as f;
-        let name = self
-            .ck
-            .cstr_at(pc, a + field(f::PROG_NAME), BPF_OBJ_NAME_LEN, "program name")?;
-        let insn_cnt = u(field(f::INSN_CNT));
+        let Step::ProgLoad(step) = self.steps.at(sc)? else {
+            return fail(Some(pc), "BPF_PROG_LOAD decodes as another command");
+        };
+        let name = step.kernel_name.clone();
+        let insn_cnt = step.insn_cnt;
         let ptr = |o: usize, what: &str| {
             self.blob_ptr(a + field(o), pc).ok_or_else(|| CheckError {
                 insn: Some(pc),
@@ -1340,20 +1393,19 @@ impl<'c, 'a> SyscallWalk<'c, 'a> {
                 format!("PROG_LOAD '{name}': {insn_cnt} instructions out of bounds"),
             );
         }
-        let license = self
-            .ck
-            .cstr_at(pc, ptr(f::LICENSE, "license")?, usize::MAX, "license")?;
+        ptr(f::LICENSE, "license")?;
+        let license = step.license.clone();
         for (what, p, rec, cnt) in [
-            ("func_info", f::FUNC_INFO, f::FUNC_INFO_REC_SIZE, f::FUNC_INFO_CNT),
-            ("line_info", f::LINE_INFO, f::LINE_INFO_REC_SIZE, f::LINE_INFO_CNT),
+            ("func_info", f::FUNC_INFO, step.func_info_rec_size, step.func_info_cnt),
+            ("line_info", f::LINE_INFO, step.line_info_rec_size, step.line_info_cnt),
         ] {
-            let bytes = u(field(rec)) as i64 * u(field(cnt)) as i64;
+            let bytes = rec as i64 * cnt as i64;
             let p = ptr(p, what)?;
             if !self.ck.in_data(p, bytes) {
                 return fail(Some(pc), format!("PROG_LOAD '{name}': {what} out of bounds"));
             }
         }
-        let core_bytes = 16 * u(field(f::CORE_RELO_CNT)) as i64;
+        let core_bytes = 16 * step.core_relo_cnt as i64;
         if u(field(f::CORE_RELO_REC_SIZE)) != 16 || !self.ck.in_data(ptr(f::CORE_RELOS, "CO-RE")?, core_bytes) {
             return fail(Some(pc), format!("PROG_LOAD '{name}': CO-RE records out of bounds"));
         }
@@ -1416,11 +1468,13 @@ impl<'c, 'a> SyscallWalk<'c, 'a> {
                 format!("program '{}' is loaded but not autoloaded", want.name),
             );
         }
-        let (prog_type, eat, flags) = (
-            u(field(f::PROG_TYPE)),
-            u(field(f::EXPECTED_ATTACH_TYPE)),
-            u(field(f::PROG_FLAGS)),
-        );
+        let (prog_type, eat, flags) = (step.prog_type, step.expected_attach_type, step.prog_flags);
+        if insns_off != step.insns as i64 {
+            return fail(
+                Some(pc),
+                format!("PROG_LOAD '{name}': instructions pointer differs from the decoded one"),
+            );
+        }
         if let Some(w) = want.attrs
             && w != (prog_type, eat, flags)
         {
@@ -1572,14 +1626,29 @@ mod tests {
     }
 
     #[test]
-    fn minimal_loader_passes() {
+    fn safe_loader_of_another_shape_is_refused() {
+        // Memory-safe, and the replay finds nothing wrong, but it is not a
+        // loader gen_loader makes (no BTF / inner-map fd closes in its
+        // cleanup block, no epilogue): the decoder refuses it.
         let data = vec![0; 1280];
         let r = check(
             &data,
             &loader(&[insn(MOV64_K, 0, 0, 0, 0), insn(BPF_EXIT, 0, 0, 0, 0)]),
             &Expect::default(),
         );
-        assert_eq!(r.map(|r| r.insn_cnt), Ok(11));
+        let e = r.expect_err("not gen_loader's shape");
+        assert!(e.reason.starts_with("not gen_loader's shape: "), "{e}");
+    }
+
+    #[test]
+    fn emitted_loaders_pass() {
+        for progs in [0, 1, 3] {
+            for signed in [false, true] {
+                let (data, insns, expect) = emitted(progs, signed);
+                let r = check(&data, &insns, &expect).expect("the emitter's loader passes");
+                assert_eq!(r.prog_loads.len(), progs);
+            }
+        }
     }
 
     /// Found by the `selfcheck` fuzz target: an ld_imm64 naming register 11

@@ -533,3 +533,38 @@ def test_selfcheck_rejects_raw_constants_outside_the_signature_check() -> None:
     with pytest.raises(BpfgenError, match="ld_imm64 is not a data-blob address"):
         _core.selfcheck(loader.data, bytes(raw), list(loader.map_names),
                         list(loader.prog_names))
+
+
+# -- explain reads signed loaders -------------------------------------------------------------
+
+@pytest.mark.parametrize("name", OBJ_NAMES)
+def test_explain_reads_signed_loaders(name: str) -> None:
+    """A signed loader decodes like any other: its signature check is reported with the
+    SHA-256 it compares against (the data blob's), its maps keep their signed sizes and
+    images (nothing read from the ctx), and the steps are the unsigned loader's."""
+    from bpfgen_fast.explain import MapCreate, MapUpdate, decode
+
+    data, insns, maps, progs, _ = _signed_loader(name)
+    e = decode(data, insns, maps, progs)
+    assert e.signature_check is not None
+    assert e.signature_check.sha256 == hashlib.sha256(data).hexdigest()
+    assert all(not s.value_from_ctx for s in e.steps if isinstance(s, MapUpdate))
+    assert all(not s.max_entries_from_ctx for s in e.steps if isinstance(s, MapCreate))
+    assert "SIGNATURE_CHECK" in e.to_text()
+    unsigned = BpfObject.open(OBJDIR / f"{name}.o").gen_loader(compat="bpftool-7.8")
+    plain = decode(unsigned.data, unsigned.insns, maps, progs)
+    assert plain.signature_check is None
+    assert [(type(s).__name__, getattr(s, "name", None)) for s in e.steps] == \
+        [(type(s).__name__, getattr(s, "name", None)) for s in plain.steps]
+
+
+def test_explain_reads_a_signed_bpfeb_loader() -> None:
+    """The hash dwords of a big-endian signed loader read back as the digest's bytes."""
+    from bpfgen_fast.explain import decode
+
+    obj = BpfObject.open(FIXDIR / "eb" / "global_data.bpf.o")
+    host = dict(bpfgen_fast.host_args(compat="bpftool-7.8"), gen_hash=True)
+    data, insns, maps, progs = obj._core.gen_loader(host)
+    e = decode(data, insns, list(maps), list(progs))
+    assert e.big_endian and e.signature_check is not None
+    assert e.signature_check.sha256 == hashlib.sha256(data).hexdigest()

@@ -856,14 +856,14 @@ impl Decoder<'_, '_> {
         let rel = soff as i64 - abi::stack_prog_fd(0) as i64;
         let ok =
             self.prog_fd_blob.is_none() && rel >= 0 && rel % 4 == 0 && ((rel / 4) as usize) < self.nr_prog_fd_slots;
-        ok.then_some((rel / 4) as usize)
+        ok.then(|| (rel / 4) as usize)
     }
 
     /// The load index whose fd sits at blob offset `off`.
     fn prog_fd_blob_slot(&self, off: Option<usize>) -> Option<usize> {
         let (base, off) = (self.prog_fd_blob?, off?);
         let ok = off >= base && (off - base) % 4 == 0 && (off - base) / 4 < self.nr_prog_fd_slots;
-        ok.then_some((off - base) / 4)
+        ok.then(|| (off - base) / 4)
     }
 
     /// The end of a PROG_LOAD: keep the new fd in prog fd slot `j`.
