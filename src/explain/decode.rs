@@ -856,7 +856,7 @@ impl Decoder<'_, '_> {
         let rel = soff as i64 - abi::stack_prog_fd(0) as i64;
         let ok =
             self.prog_fd_blob.is_none() && rel >= 0 && rel % 4 == 0 && ((rel / 4) as usize) < self.nr_prog_fd_slots;
-        ok.then(|| (rel / 4) as usize)
+        ok.then_some((rel / 4) as usize)
     }
 
     /// The load index whose fd sits at blob offset `off`.
