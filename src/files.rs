@@ -5,6 +5,8 @@
 //! renamed over its target: a reader (or an interrupted run) sees the old
 //! file or the whole new one, never a part. Not fsync'd: atomic, not durable.
 //! Files are created with mode 0644 less the umask, like any other output.
+//! A loader's three files are read back here too ([`read_loader`]), by the
+//! owner of their format.
 
 use std::ffi::OsString;
 use std::fs;
