@@ -997,25 +997,23 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("EXPLAIN_FORMAT", crate::explain::FORMAT)?;
     m.add("CLI_USAGE", crate::cli::USAGE)?;
     // The skeleton ctx a loader reads and writes (`loader_abi.rs`), for the
-    // facade that builds one to run a loader, and decodes a loader's uses of it.
-    m.add("LOADER_CTX_FLAGS", crate::loader_abi::CTX_FLAGS)?;
-    m.add("LOADER_CTX_LOG_LEVEL", crate::loader_abi::CTX_LOG_LEVEL)?;
-    m.add("LOADER_CTX_LOG_SIZE", crate::loader_abi::CTX_LOG_SIZE)?;
-    m.add("LOADER_CTX_LOG_BUF", crate::loader_abi::CTX_LOG_BUF)?;
+    // facade that builds one to run a loader.
     m.add("LOADER_CTX_SIZE", crate::loader_abi::CTX_SIZE)?;
     m.add("MAP_DESC_SIZE", crate::loader_abi::MAP_DESC_SIZE)?;
     m.add("MAP_DESC_MAX_ENTRIES", crate::loader_abi::MAP_DESC_MAX_ENTRIES)?;
     m.add("MAP_DESC_INITIAL_VALUE", crate::loader_abi::MAP_DESC_INITIAL_VALUE)?;
     m.add("PROG_DESC_SIZE", crate::loader_abi::PROG_DESC_SIZE)?;
-    // bpf_attr field offsets and sizes (`loader_abi.rs`): where a loader's
-    // attrs sit, for the facade that reads them back
-    for (name, value) in crate::loader_abi::ATTR_LAYOUT {
-        m.add(*name, *value)?;
-    }
     m.add("BPF_OBJ_NAME_LEN", crate::loader_abi::BPF_OBJ_NAME_LEN)?;
-    // The rest of what the facade needs to run and decode loaders, one table
-    // per owner: the loader's layout, the instruction encoding, the kernel's
-    // type numbers and flags, BTF kinds.
+    // the attr fields run()'s own MAP_CREATE and PROG_LOAD fill besides the
+    // ones at the start of the attr
+    use crate::loader_abi::{map_create, prog_load};
+    m.add("MAP_CREATE_MAP_NAME", map_create::MAP_NAME)?;
+    m.add("PROG_LOAD_PROG_FLAGS", prog_load::PROG_FLAGS)?;
+    m.add("PROG_LOAD_PROG_NAME", prog_load::PROG_NAME)?;
+    m.add("PROG_LOAD_FD_ARRAY", prog_load::FD_ARRAY)?;
+    // the instruction size, for the raw programs run() loads
+    m.add("INSN_SIZE", crate::insn::INSN_SIZE)?;
+    // The commands and the kernel's type numbers and flags the runtime uses.
     for table in crate::EXPORTED_CONSTANTS {
         for (name, value) in *table {
             m.add(*name, *value)?;

@@ -39,16 +39,11 @@ pub use host::Host;
 pub use object::{Object, open};
 pub use skel::gen_skeleton;
 
-/// The ABI facts the Python facade gets as `_core.<NAME>` module constants,
-/// one table per owning module (besides `loader_abi::ATTR_LAYOUT`, whose
-/// offsets are `usize`); the bindings register them all, so a name must be
-/// unique across them.
-pub const EXPORTED_CONSTANTS: &[&[(&str, i64)]] = &[
-    loader_abi::LOADER_LAYOUT,
-    insn::ENCODING,
-    section_defs::UAPI_NUMBERS,
-    btf::kind::NAMED,
-];
+/// The ABI facts the Python facade's runtime gets as `_core.<NAME>` module
+/// constants, one table per owning module; the bindings register them all,
+/// so a name must be unique across them. (Reading loaders back needs none:
+/// the decoder is the core's.)
+pub const EXPORTED_CONSTANTS: &[&[(&str, i64)]] = &[loader_abi::BPF_COMMANDS, section_defs::UAPI_NUMBERS];
 
 /// bpftool's object name rule: basename, trailing `.o` dropped, every
 /// character outside `[A-Za-z0-9_]` replaced by `_`, at most 63 characters.
@@ -76,7 +71,6 @@ mod tests {
             .iter()
             .flat_map(|t| t.iter().map(|(n, _)| *n))
             .collect();
-        names.extend(crate::loader_abi::ATTR_LAYOUT.iter().map(|(n, _)| *n));
         let all = names.len();
         names.sort_unstable();
         names.dedup();

@@ -23,7 +23,8 @@ pub const BPF_PROG_LOAD: i32 = 5;
 pub const BPF_BTF_LOAD: i32 = 18;
 pub const BPF_MAP_FREEZE: i32 = 22;
 // The other commands the Python facade issues when it runs a loader and the
-// objects it made (`_bpf.py`): the same `enum bpf_cmd`, so owned here too.
+// objects it made (`_bpf.py`, [`BPF_COMMANDS`]): the same `enum bpf_cmd`, so
+// owned here too.
 pub const BPF_MAP_LOOKUP_ELEM: i32 = 1;
 pub const BPF_MAP_DELETE_ELEM: i32 = 3;
 pub const BPF_PROG_TEST_RUN: i32 = 10;
@@ -34,10 +35,8 @@ pub const BPF_ITER_CREATE: i32 = 33;
 
 /// `union bpf_attr` for each command the loader issues: the offset of every
 /// field the loader fills (a module per command) and the attr size it
-/// passes (`*_ATTR_SIZE`: offsetofend of the last field it uses). Besides
-/// the emitter and the self-check, the Python facade reads loaders' attrs
-/// back (`explain`, `run.diagnose`): it gets these from the extension as
-/// `_core.<COMMAND>_<FIELD>` ([`ATTR_LAYOUT`]), not as numbers of its own.
+/// passes (`*_ATTR_SIZE`: offsetofend of the last field it uses), for the
+/// emitter, the decoder and the self-check.
 macro_rules! attr_layouts {
     ($($cmd:ident $prefix:literal $size:ident = $sz:expr, { $($field:ident = $off:expr),* $(,)? })*) => {
         $(
@@ -47,8 +46,9 @@ macro_rules! attr_layouts {
             }
         )*
         /// Every attr size and field offset as (`MAP_CREATE_ATTR_SIZE`,
-        /// `MAP_CREATE_BTF_FD`, ..., value).
-        pub const ATTR_LAYOUT: &[(&str, usize)] = &[
+        /// `MAP_CREATE_BTF_FD`, ..., value): the layout test's table.
+        #[cfg(test)]
+        const ATTR_LAYOUT: &[(&str, usize)] = &[
             $(
                 (stringify!($size), $size),
                 $((concat!($prefix, "_", stringify!($field)), $cmd::$field),)*
@@ -181,18 +181,9 @@ pub const fn ctx_size(nr_maps: usize, nr_progs: usize) -> usize {
 /// right after the 7-instruction prologue.
 pub const CLEANUP_LABEL: usize = 7;
 
-/// The facts above that the Python facade needs to run and read back a
-/// loader, as `_core.<name>`: helper ids, `bpf()` commands, the stack slots
-/// (`LOADER_STACK_PROG_FDS` is the first program's), the fd array's slots and
-/// the cleanup label. (Attr layouts: [`ATTR_LAYOUT`]; the ctx: bindings.)
-pub const LOADER_LAYOUT: &[(&str, i64)] = &[
-    ("FN_TRACE_PRINTK", FN_TRACE_PRINTK as i64),
-    ("FN_PROBE_READ_KERNEL", FN_PROBE_READ_KERNEL as i64),
-    ("FN_COPY_FROM_USER", FN_COPY_FROM_USER as i64),
-    ("FN_SYS_BPF", FN_SYS_BPF as i64),
-    ("FN_BTF_FIND_BY_NAME_KIND", FN_BTF_FIND_BY_NAME_KIND as i64),
-    ("FN_SYS_CLOSE", FN_SYS_CLOSE as i64),
-    ("FN_KALLSYMS_LOOKUP_NAME", FN_KALLSYMS_LOOKUP_NAME as i64),
+/// The `bpf()` commands the Python facade issues when it runs a loader
+/// (`_bpf.py`), as `_core.<name>`.
+pub const BPF_COMMANDS: &[(&str, i64)] = &[
     ("BPF_MAP_CREATE", BPF_MAP_CREATE as i64),
     ("BPF_MAP_LOOKUP_ELEM", BPF_MAP_LOOKUP_ELEM as i64),
     ("BPF_MAP_UPDATE_ELEM", BPF_MAP_UPDATE_ELEM as i64),
@@ -205,14 +196,6 @@ pub const LOADER_LAYOUT: &[(&str, i64)] = &[
     ("BPF_MAP_FREEZE", BPF_MAP_FREEZE as i64),
     ("BPF_LINK_CREATE", BPF_LINK_CREATE as i64),
     ("BPF_ITER_CREATE", BPF_ITER_CREATE as i64),
-    ("LOADER_STACK_SIZE", STACK_SIZE as i64),
-    ("LOADER_STACK_BTF_FD", STACK_BTF_FD as i64),
-    ("LOADER_STACK_INNER_MAP_FD", STACK_INNER_MAP_FD as i64),
-    ("LOADER_STACK_PROG_FDS", stack_prog_fd(0) as i64),
-    ("LOADER_STACK_PROGS", STACK_PROGS as i64),
-    ("LOADER_MIN_MAP_SLOTS", MIN_MAP_SLOTS as i64),
-    ("LOADER_KFUNC_SLOTS", KFUNC_SLOTS as i64),
-    ("LOADER_CLEANUP_LABEL", CLEANUP_LABEL as i64),
 ];
 
 /// A signed loader (libbpf 1.8's `gen_hash`) reads its own map: the

@@ -100,84 +100,24 @@ def loader_is_big_endian(insns: bytes) -> bool: ...
 
 CLI_USAGE: str
 
-# the skeleton ctx: struct bpf_loader_ctx (fields at these offsets), then one bpf_map_desc
-# per map (fields at these offsets) and one bpf_prog_desc per program (src/loader_abi.rs)
-LOADER_CTX_FLAGS: int
-LOADER_CTX_LOG_LEVEL: int
-LOADER_CTX_LOG_SIZE: int
-LOADER_CTX_LOG_BUF: int
+# What run() needs to run a loader (reading one back needs nothing here: the decoder is
+# the core's). The skeleton ctx: struct bpf_loader_ctx, then one bpf_map_desc per map
+# (fields at these offsets) and one bpf_prog_desc per program (src/loader_abi.rs)
 LOADER_CTX_SIZE: int
 MAP_DESC_SIZE: int
 MAP_DESC_MAX_ENTRIES: int
 MAP_DESC_INITIAL_VALUE: int
 PROG_DESC_SIZE: int
 
-# union bpf_attr: attr sizes and field offsets of the commands a loader issues
-# (src/loader_abi.rs); the names in MAP_CREATE and PROG_LOAD are BPF_OBJ_NAME_LEN bytes
+# the names in MAP_CREATE and PROG_LOAD are BPF_OBJ_NAME_LEN bytes (src/loader_abi.rs)
 BPF_OBJ_NAME_LEN: int
-BTF_LOAD_ATTR_SIZE: int
-BTF_LOAD_BTF: int
-BTF_LOAD_BTF_LOG_BUF: int
-BTF_LOAD_BTF_SIZE: int
-BTF_LOAD_BTF_LOG_SIZE: int
-BTF_LOAD_BTF_LOG_LEVEL: int
-MAP_CREATE_ATTR_SIZE: int
-MAP_CREATE_MAP_TYPE: int
-MAP_CREATE_KEY_SIZE: int
-MAP_CREATE_VALUE_SIZE: int
-MAP_CREATE_MAX_ENTRIES: int
-MAP_CREATE_MAP_FLAGS: int
-MAP_CREATE_INNER_MAP_FD: int
-MAP_CREATE_NUMA_NODE: int
+# the attr fields run()'s own MAP_CREATE and PROG_LOAD fill (src/loader_abi.rs)
 MAP_CREATE_MAP_NAME: int
-MAP_CREATE_MAP_IFINDEX: int
-MAP_CREATE_BTF_FD: int
-MAP_CREATE_BTF_KEY_TYPE_ID: int
-MAP_CREATE_BTF_VALUE_TYPE_ID: int
-MAP_CREATE_BTF_VMLINUX_VALUE_TYPE_ID: int
-MAP_CREATE_MAP_EXTRA: int
-MAP_UPDATE_ATTR_SIZE: int
-MAP_UPDATE_MAP_FD: int
-MAP_UPDATE_KEY: int
-MAP_UPDATE_VALUE: int
-MAP_UPDATE_FLAGS: int
-MAP_FREEZE_ATTR_SIZE: int
-MAP_FREEZE_MAP_FD: int
-PROG_LOAD_ATTR_SIZE: int
-PROG_LOAD_PROG_TYPE: int
-PROG_LOAD_INSN_CNT: int
-PROG_LOAD_INSNS: int
-PROG_LOAD_LICENSE: int
-PROG_LOAD_LOG_LEVEL: int
-PROG_LOAD_LOG_SIZE: int
-PROG_LOAD_LOG_BUF: int
 PROG_LOAD_PROG_FLAGS: int
 PROG_LOAD_PROG_NAME: int
-PROG_LOAD_PROG_IFINDEX: int
-PROG_LOAD_EXPECTED_ATTACH_TYPE: int
-PROG_LOAD_PROG_BTF_FD: int
-PROG_LOAD_FUNC_INFO_REC_SIZE: int
-PROG_LOAD_FUNC_INFO: int
-PROG_LOAD_FUNC_INFO_CNT: int
-PROG_LOAD_LINE_INFO_REC_SIZE: int
-PROG_LOAD_LINE_INFO: int
-PROG_LOAD_LINE_INFO_CNT: int
-PROG_LOAD_ATTACH_BTF_ID: int
-PROG_LOAD_ATTACH_BTF_OBJ_FD: int
-PROG_LOAD_CORE_RELO_CNT: int
 PROG_LOAD_FD_ARRAY: int
-PROG_LOAD_CORE_RELOS: int
-PROG_LOAD_CORE_RELO_REC_SIZE: int
 
-# the loader's helper ids, the bpf() commands (the loader's and run()'s), its stack slots,
-# fd-array slots and cleanup label (src/loader_abi.rs)
-FN_TRACE_PRINTK: int
-FN_PROBE_READ_KERNEL: int
-FN_COPY_FROM_USER: int
-FN_SYS_BPF: int
-FN_BTF_FIND_BY_NAME_KIND: int
-FN_SYS_CLOSE: int
-FN_KALLSYMS_LOOKUP_NAME: int
+# the bpf() commands run() issues (src/loader_abi.rs)
 BPF_MAP_CREATE: int
 BPF_MAP_LOOKUP_ELEM: int
 BPF_MAP_UPDATE_ELEM: int
@@ -190,80 +130,9 @@ BPF_BTF_LOAD: int
 BPF_MAP_FREEZE: int
 BPF_LINK_CREATE: int
 BPF_ITER_CREATE: int
-LOADER_STACK_SIZE: int
-LOADER_STACK_BTF_FD: int
-LOADER_STACK_INNER_MAP_FD: int
-LOADER_STACK_PROG_FDS: int
-LOADER_STACK_PROGS: int
-LOADER_MIN_MAP_SLOTS: int
-LOADER_KFUNC_SLOTS: int
-LOADER_CLEANUP_LABEL: int
 
-# struct bpf_insn: opcode pieces (class | op | source, access sizes), ld_imm64 / call src
-# values, the instruction's size and imm's offset (src/insn.rs)
-BPF_PSEUDO_MAP_FD: int
-BPF_PSEUDO_MAP_VALUE: int
-BPF_PSEUDO_BTF_ID: int
-BPF_PSEUDO_MAP_IDX: int
-BPF_PSEUDO_MAP_IDX_VALUE: int
-BPF_PSEUDO_CALL: int
-BPF_PSEUDO_FUNC: int
-BPF_PSEUDO_KFUNC_CALL: int
-BPF_LD_IMM64: int
-BPF_CALL: int
-BPF_EXIT: int
-BPF_JMP: int
-BPF_JMP32: int
-BPF_K: int
-BPF_X: int
-BPF_ALU64: int
-BPF_ALU: int
-BPF_LDX: int
-BPF_STX: int
-BPF_ST: int
-BPF_MEM: int
-BPF_ADD: int
-BPF_RSH: int
-BPF_AND: int
-BPF_MOV: int
-BPF_JA: int
-BPF_JEQ: int
-BPF_JNE: int
-BPF_JSET: int
-BPF_JSGE: int
-BPF_JSLT: int
-BPF_JSLE: int
-BPF_GOTOL: int
-BPF_SUB: int
-BPF_MUL: int
-BPF_DIV: int
-BPF_OR: int
-BPF_LSH: int
-BPF_NEG: int
-BPF_MOD: int
-BPF_XOR: int
-BPF_ARSH: int
-BPF_END: int
-BPF_JGT: int
-BPF_JGE: int
-BPF_JSGT: int
-BPF_JLT: int
-BPF_JLE: int
-BPF_ATOMIC: int
-BPF_CLASS_MASK: int
-BPF_OP_MASK: int
-BPF_SIZE_MASK: int
-BPF_MODE_MASK: int
-BPF_SRC_MASK: int
-BPF_W: int
-BPF_H: int
-BPF_B: int
-BPF_DW: int
+# the size of struct bpf_insn (src/insn.rs)
 INSN_SIZE: int
-INSN_REGS_OFFSET: int
-INSN_OFF_OFFSET: int
-INSN_IMM_OFFSET: int
-LD_IMM64_IMM_HI_OFFSET: int
 
 # map, program and attach type numbers and BPF_F_* flags the facade uses (src/section_defs.rs)
 BPF_MAP_TYPE_ARRAY: int
@@ -283,11 +152,6 @@ BPF_F_MMAPABLE: int
 BPF_F_LINK: int
 BPF_F_SEGV_ON_FAULT: int
 
-# BTF kinds explain names (src/btf/mod.rs)
-BTF_KIND_STRUCT: int
-BTF_KIND_TYPEDEF: int
-BTF_KIND_FUNC: int
-BTF_KIND_VAR: int
 # map types with one value per possible CPU (src/section_defs.rs)
 PERCPU_MAP_TYPES: frozenset[int]
 

@@ -34,15 +34,6 @@ pub mod kind {
     pub const DECL_TAG: u32 = 17;
     pub const TYPE_TAG: u32 = 18;
     pub const ENUM64: u32 = 19;
-
-    /// The kinds `explain` names in a loader's BTF lookups, as
-    /// (`_core.<name>`, value), for the Python facade.
-    pub const NAMED: &[(&str, i64)] = &[
-        ("BTF_KIND_STRUCT", STRUCT as i64),
-        ("BTF_KIND_TYPEDEF", TYPEDEF as i64),
-        ("BTF_KIND_FUNC", FUNC as i64),
-        ("BTF_KIND_VAR", VAR as i64),
-    ];
 }
 
 pub mod linkage {
