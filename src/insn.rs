@@ -69,6 +69,31 @@ pub const BPF_SRC_MASK: u8 = 0x08;
 /// 32-bit `imm`, for targets beyond the ±32,767 instructions of `off`.
 pub const BPF_GOTOL: u8 = BPF_JMP32 | BPF_JA;
 
+/// Whole opcodes of the instructions a loader is made of: the emitter
+/// composes them from the pieces above, the decoder (`explain`) and the
+/// self-check match them by these names.
+pub mod loader_ops {
+    use super::*;
+    pub const MOV64_K: u8 = BPF_ALU64 | BPF_MOV | BPF_K;
+    pub const MOV64_X: u8 = BPF_ALU64 | BPF_MOV | BPF_X;
+    pub const ADD64_K: u8 = BPF_ALU64 | BPF_ADD | BPF_K;
+    pub const RSH64_K: u8 = BPF_ALU64 | BPF_RSH | BPF_K;
+    pub const AND32_K: u8 = BPF_ALU | BPF_AND | BPF_K;
+    pub const JA: u8 = BPF_JMP | BPF_JA;
+    pub const JEQ_K: u8 = BPF_JMP | BPF_JEQ | BPF_K;
+    pub const JEQ_X: u8 = BPF_JMP | BPF_JEQ | BPF_X;
+    pub const JNE_K: u8 = BPF_JMP | BPF_JNE | BPF_K;
+    pub const JNE_X: u8 = BPF_JMP | BPF_JNE | BPF_X;
+    pub const JSET_K: u8 = BPF_JMP | BPF_JSET | BPF_K;
+    pub const JSGE_K: u8 = BPF_JMP | BPF_JSGE | BPF_K;
+    pub const JSLT_K: u8 = BPF_JMP | BPF_JSLT | BPF_K;
+    pub const JSLE_K: u8 = BPF_JMP | BPF_JSLE | BPF_K;
+    /// Loads and stores, to be or'ed with an access [`Size`].
+    pub const LDX_MEM: u8 = BPF_LDX | BPF_MEM;
+    pub const ST_MEM: u8 = BPF_ST | BPF_MEM;
+    pub const STX_MEM: u8 = BPF_STX | BPF_MEM;
+}
+
 /// Bytes per instruction, and where its fields sit in them: the loader
 /// patches programs' instructions in place by these (ksym and kfunc
 /// relocations), and `explain` reads those patches back.

@@ -52,35 +52,19 @@ use std::fmt;
 use crate::explain::{Explanation, Step};
 use crate::generate::{LoaderBlobs, effective_def};
 use crate::host::Host;
-use crate::insn::{
-    BPF_ADD, BPF_ALU, BPF_ALU64, BPF_AND, BPF_CALL, BPF_EXIT, BPF_GOTOL, BPF_JA, BPF_JEQ, BPF_JMP, BPF_JNE, BPF_JSET,
-    BPF_JSGE, BPF_JSLE, BPF_JSLT, BPF_K, BPF_LD_IMM64, BPF_MOV, BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE, BPF_RSH,
-    BPF_X,
-};
+use crate::insn::{BPF_CALL, BPF_EXIT, BPF_GOTOL, BPF_LD_IMM64, BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE};
 use crate::object::Object;
 use crate::section_defs::map_type::is_map_in_map;
 
-// Opcodes the emitter produces (ARCHITECTURE: loader.rs, insn.rs), composed
-// from insn.rs's encoding.
-const MOV64_X: u8 = BPF_ALU64 | BPF_MOV | BPF_X;
-const MOV64_K: u8 = BPF_ALU64 | BPF_MOV | BPF_K;
-const ADD64_K: u8 = BPF_ALU64 | BPF_ADD | BPF_K;
-const RSH64_K: u8 = BPF_ALU64 | BPF_RSH | BPF_K;
-const AND32_K: u8 = BPF_ALU | BPF_AND | BPF_K;
-const JA: u8 = BPF_JMP | BPF_JA;
+// Opcodes the emitter produces: insn.rs's `loader_ops`.
+use crate::insn::loader_ops::{
+    ADD64_K, AND32_K, JA, JEQ_K, JEQ_X, JNE_K, JNE_X, JSET_K, JSGE_K, JSLE_K, JSLT_K, MOV64_K, MOV64_X, RSH64_K,
+};
 /// `gotol`: the long form of `ja`, and of an error branch out of 16-bit
 /// reach (behind the negated condition).
 const GOTOL: u8 = BPF_GOTOL;
-const JSLT_K: u8 = BPF_JMP | BPF_JSLT | BPF_K;
 /// Conditional jumps (immediate forms) the emitter uses.
-const COND_JUMPS: [u8; 6] = [
-    BPF_JMP | BPF_JEQ | BPF_K,
-    BPF_JMP | BPF_JNE | BPF_K,
-    BPF_JMP | BPF_JSET | BPF_K,
-    BPF_JMP | BPF_JSGE | BPF_K,
-    JSLT_K,
-    BPF_JMP | BPF_JSLE | BPF_K,
-];
+const COND_JUMPS: [u8; 6] = [JEQ_K, JNE_K, JSET_K, JSGE_K, JSLT_K, JSLE_K];
 
 use crate::loader_abi::{
     self as abi, CLEANUP_LABEL, FN_BTF_FIND_BY_NAME_KIND, FN_COPY_FROM_USER, FN_KALLSYMS_LOOKUP_NAME,
@@ -467,9 +451,7 @@ struct Checker<'a> {
 /// 7-instruction comparison per SHA-256 dword; each of its 5 branches one
 /// `gotol` longer where the cleanup label is out of 16-bit reach.
 const SIGNATURE_INSNS: usize = 5 + abi::SHA256_DWORDS * 7;
-const JNE_X: u8 = BPF_JMP | BPF_JNE | BPF_X;
 /// The negated `JNE_X` of a signature comparison in long form.
-const JEQ_X: u8 = BPF_JMP | BPF_JEQ | BPF_X;
 /// Bytes of the loader map a signature check may read: the SHA-256, then
 /// the 4-byte exclusivity flag.
 const LOADER_MAP_READABLE: i64 = abi::SHA256_DIGEST_LENGTH as i64 + 4;

@@ -9,6 +9,7 @@ use super::model::*;
 use super::{DecodeError, DecodeOptions};
 use crate::btf::kind as btf_kind;
 use crate::disasm::{self, Slot};
+use crate::insn::loader_ops::*;
 use crate::insn::*;
 use crate::loader_abi::{self as abi, btf_load, map_create, map_freeze, map_update, prog_load};
 use crate::section_defs::{attach_type_name, map_type, map_type_name, prog_type, prog_type_name};
@@ -25,25 +26,6 @@ fn fail<T>(reason: impl Into<String>, insn: Option<usize>) -> Result<T> {
 fn expect(ok: bool, reason: impl FnOnce() -> String, insn: Option<usize>) -> Result<()> {
     if ok { Ok(()) } else { fail(reason(), insn) }
 }
-
-// The opcodes the blocks are made of.
-const MOV64_IMM: u8 = BPF_ALU64 | BPF_MOV | BPF_K;
-const MOV64_REG: u8 = BPF_ALU64 | BPF_MOV | BPF_X;
-const ADD64_IMM: u8 = BPF_ALU64 | BPF_ADD | BPF_K;
-const RSH64_IMM: u8 = BPF_ALU64 | BPF_RSH | BPF_K;
-const AND32_IMM: u8 = BPF_ALU | BPF_AND | BPF_K;
-const JA: u8 = BPF_JMP | BPF_JA;
-const JEQ: u8 = BPF_JMP | BPF_JEQ | BPF_K;
-const JEQ_X: u8 = BPF_JMP | BPF_JEQ | BPF_X;
-const JNE: u8 = BPF_JMP | BPF_JNE | BPF_K;
-const JNE_X: u8 = BPF_JMP | BPF_JNE | BPF_X;
-const JSET: u8 = BPF_JMP | BPF_JSET | BPF_K;
-const JSGE: u8 = BPF_JMP | BPF_JSGE | BPF_K;
-const JSLT: u8 = BPF_JMP | BPF_JSLT | BPF_K;
-const JSLE: u8 = BPF_JMP | BPF_JSLE | BPF_K;
-const LDX: u8 = BPF_LDX | BPF_MEM;
-const ST: u8 = BPF_ST | BPF_MEM;
-const STX: u8 = BPF_STX | BPF_MEM;
 
 /// The access-size bits of a load or store of `n` bytes.
 fn sz(n: u32) -> u8 {
@@ -193,11 +175,11 @@ impl<'a> Cursor<'a> {
     fn mov_imm(&mut self, reg: u8, imm: Option<i32>) -> Result<i32> {
         let mut want = w().dst(reg).src(0);
         want.imm = imm;
-        Ok(self.take(MOV64_IMM, || format!("r{reg} = imm"), want)?.imm)
+        Ok(self.take(MOV64_K, || format!("r{reg} = imm"), want)?.imm)
     }
 
     fn mov_reg(&mut self, dst: u8, src: u8) -> Result<()> {
-        self.take(MOV64_REG, || format!("r{dst} = r{src}"), w().dst(dst).src(src))
+        self.take(MOV64_X, || format!("r{dst} = r{src}"), w().dst(dst).src(src))
             .map(drop)
     }
 
@@ -217,7 +199,7 @@ impl<'a> Cursor<'a> {
         let mut want = w().dst(dst).src(src);
         want.off = off;
         self.take(
-            LDX | sz(size),
+            LDX_MEM | sz(size),
             || format!("r{dst} = *(u{} *)(r{src} ...)", 8 * size),
             want,
         )
@@ -227,7 +209,10 @@ impl<'a> Cursor<'a> {
     fn ldx_any(&mut self, dst: u8, src: u8, off: Option<i16>) -> Result<(u32, i16)> {
         match self.peek(0).copied() {
             Some(i)
-                if i.code & !BPF_SIZE_MASK == LDX && i.dst == dst && i.src == src && off.is_none_or(|o| o == i.off) =>
+                if i.code & !BPF_SIZE_MASK == LDX_MEM
+                    && i.dst == dst
+                    && i.src == src
+                    && off.is_none_or(|o| o == i.off) =>
             {
                 self.pos += 1;
                 Ok((size_of(i.code), i.off))
@@ -247,7 +232,7 @@ impl<'a> Cursor<'a> {
                 disasm::signed_offset(off as i64)
             )
         };
-        self.take(STX | sz(size), what, w().dst(dst).src(src).off(off))
+        self.take(STX_MEM | sz(size), what, w().dst(dst).src(src).off(off))
             .map(drop)
     }
 
@@ -255,7 +240,7 @@ impl<'a> Cursor<'a> {
         let what = || format!("*(u{} *)(r{dst} {}) = imm", 8 * size, disasm::signed_offset(off as i64));
         let mut want = w().dst(dst).src(0).off(off);
         want.imm = imm;
-        Ok(self.take(ST | sz(size), what, want)?.imm)
+        Ok(self.take(ST_MEM | sz(size), what, want)?.imm)
     }
 
     fn jmp(&mut self, code: u8, dst: u8, imm: i32, off: i16) -> Result<()> {
@@ -288,7 +273,7 @@ impl<'a> Cursor<'a> {
     /// ctx to blob: (blob offset, size, ctx offset, whether a zero value is skipped).
     fn ctx2blob(&mut self) -> Result<(usize, u32, i16, bool)> {
         let (size, ctx_off) = self.ldx_any(R0, R6, None)?;
-        let nonzero = self.is(JEQ, 0, w().dst(R0).imm(0).off(3));
+        let nonzero = self.is(JEQ_K, 0, w().dst(R0).imm(0).off(3));
         if nonzero {
             self.pos += 1;
         }
@@ -369,7 +354,7 @@ impl<'a> Cursor<'a> {
             let at = self.here();
             (at, self.goto("gotol cleanup")?)
         } else {
-            let i = self.take(JSLT, || "if r7 s< 0 goto cleanup".into(), w().dst(R7).src(0).imm(0))?;
+            let i = self.take(JSLT_K, || "if r7 s< 0 goto cleanup".into(), w().dst(R7).src(0).imm(0))?;
             (i.idx, (i.idx as i64 + 1 + i.off as i64).max(0) as usize)
         };
         expect(
@@ -380,11 +365,11 @@ impl<'a> Cursor<'a> {
     }
 
     fn at_long_check_err(&self) -> bool {
-        self.is(JSGE, 0, w().dst(R7).src(0).imm(0).off(1)) && self.is(BPF_GOTOL, 1, w())
+        self.is(JSGE_K, 0, w().dst(R7).src(0).imm(0).off(1)) && self.is(BPF_GOTOL, 1, w())
     }
 
     fn maybe_check_err(&mut self) -> Result<bool> {
-        if self.is(JSLT, 0, w().dst(R7).src(0).imm(0)) || self.at_long_check_err() {
+        if self.is(JSLT_K, 0, w().dst(R7).src(0).imm(0)) || self.at_long_check_err() {
             self.check_err()?;
             return Ok(true);
         }
@@ -392,7 +377,7 @@ impl<'a> Cursor<'a> {
     }
 
     fn close_tail(&mut self) -> Result<()> {
-        self.jmp(JSLE, R1, 0, 2)?;
+        self.jmp(JSLE_K, R1, 0, 2)?;
         self.mov_reg(R9, R1)?;
         self.call(abi::FN_SYS_CLOSE)
     }
@@ -571,7 +556,7 @@ impl Decoder<'_, '_> {
         c.mov_reg(R6, R1)?;
         c.mov_reg(R1, R10)?;
         c.take(
-            ADD64_IMM,
+            ADD64_K,
             || format!("r1 += {}", -abi::STACK_SIZE),
             w().dst(R1).imm(-abi::STACK_SIZE),
         )?;
@@ -668,9 +653,9 @@ impl Decoder<'_, '_> {
         )?;
         let c = &mut self.c;
         let mut k: i16 = 0;
-        while c.is(LDX, 0, w().dst(R1).src(R10).off(-(abi::STACK_SIZE as i16) + 4 * k)) {
+        while c.is(LDX_MEM, 0, w().dst(R1).src(R10).off(-(abi::STACK_SIZE as i16) + 4 * k)) {
             c.pos += 1;
-            c.jmp(JSLE, R1, 0, 1)?;
+            c.jmp(JSLE_K, R1, 0, 1)?;
             c.call(abi::FN_SYS_CLOSE)?;
             k += 1;
         }
@@ -742,7 +727,11 @@ impl Decoder<'_, '_> {
     /// `if dst <op> rhs goto cleanup`, or its long form (the negated branch
     /// over a `gotol`), as a signature check's mismatch branches read.
     fn mismatch_branch(&mut self, by_reg: Option<u8>, imm: i32) -> Result<()> {
-        let (short, negated) = if by_reg.is_some() { (JNE_X, JEQ_X) } else { (JNE, JEQ) };
+        let (short, negated) = if by_reg.is_some() {
+            (JNE_X, JEQ_X)
+        } else {
+            (JNE_K, JEQ_K)
+        };
         let mut want = w().dst(R2);
         match by_reg {
             Some(r) => want = want.src(r).imm(0),
@@ -806,20 +795,17 @@ impl Decoder<'_, '_> {
 
     fn parse_step(&mut self) -> Result<Step> {
         let c = &self.c;
-        let ldx = |size: u32, dst: u8, src: u8| c.is(LDX | sz(size), 0, w().dst(dst).src(src));
-        if c.is(LDX, 0, w().dst(R0).src(R6).off(8)) {
+        let ldx = |size: u32, dst: u8, src: u8| c.is(LDX_MEM | sz(size), 0, w().dst(dst).src(src));
+        if c.is(LDX_MEM, 0, w().dst(R0).src(R6).off(8)) {
             return self.parse_btf().map(Step::BtfLoad);
         }
-        if c.is(LDX, 0, w().dst(R1).src(R10).off(abi::STACK_BTF_FD)) {
+        if c.is(LDX_MEM, 0, w().dst(R1).src(R10).off(abi::STACK_BTF_FD)) {
             return self.parse_finish().map(Step::Finish);
         }
         if self.at_prog_fd_copy() {
             return self.parse_prog_array_update().map(Step::ProgArrayUpdate);
         }
-        if ldx(4, R0, R10)
-            || ldx(4, R0, R6)
-            || ldx(8, R0, R6)
-            || c.is(MOV64_IMM, 0, w().dst(R1).imm(abi::BPF_MAP_CREATE))
+        if ldx(4, R0, R10) || ldx(4, R0, R6) || ldx(8, R0, R6) || c.is(MOV64_K, 0, w().dst(R1).imm(abi::BPF_MAP_CREATE))
         {
             return self.parse_map_create().map(Step::MapCreate);
         }
@@ -846,7 +832,7 @@ impl Decoder<'_, '_> {
         let c = &self.c;
         let Some(i) = c.peek(0) else { return false };
         match self.prog_fd_blob {
-            None => c.is(LDX, 0, w().dst(R0).src(R10)) && self.prog_fd_stack_slot(i.off).is_some(),
+            None => c.is(LDX_MEM, 0, w().dst(R0).src(R10)) && self.prog_fd_stack_slot(i.off).is_some(),
             Some(_) => c.is_ldb(R2, 0) && self.prog_fd_blob_slot(c.ldb_at(R2)).is_some(),
         }
     }
@@ -940,7 +926,7 @@ impl Decoder<'_, '_> {
         // (which attr field, the blob offset it was stored at)
         let mut pre: Vec<(&str, usize)> = Vec::new();
         let c = &mut self.c;
-        if c.is(LDX, 0, w().dst(R0).src(R10).off(abi::STACK_BTF_FD)) {
+        if c.is(LDX_MEM, 0, w().dst(R0).src(R10).off(abi::STACK_BTF_FD)) {
             pre.push(("btf_fd", c.stack2blob()?.0));
             uses_btf = true;
         }
@@ -959,7 +945,7 @@ impl Decoder<'_, '_> {
             pre.push(("btf_vmlinux_value_type_id", off));
             vtype = Some(name);
         }
-        if c.is(LDX, 0, w().dst(R0).src(R10).off(abi::STACK_INNER_MAP_FD)) {
+        if c.is(LDX_MEM, 0, w().dst(R0).src(R10).off(abi::STACK_INNER_MAP_FD)) {
             pre.push(("inner_map_fd", c.stack2blob()?.0));
             uses_inner = true;
         }
@@ -967,7 +953,7 @@ impl Decoder<'_, '_> {
             let rel = ctx_off as i64 - (abi::CTX_SIZE + field) as i64;
             (rel >= 0 && rel % abi::MAP_DESC_SIZE as i64 == 0).then_some(rel as usize / abi::MAP_DESC_SIZE)
         };
-        if c.is(LDX | sz(8), 0, w().dst(R0).src(R6)) {
+        if c.is(LDX_MEM | sz(8), 0, w().dst(R0).src(R6)) {
             // map_extra = the descriptor's initial_value, when set
             let (off, size, ctx_off, nonzero) = c.ctx2blob()?;
             let idx = desc(ctx_off, abi::MAP_DESC_INITIAL_VALUE);
@@ -980,7 +966,7 @@ impl Decoder<'_, '_> {
             pre.push(("map_extra", off));
             extra_from_ctx = true;
         }
-        if c.is(LDX, 0, w().dst(R0).src(R6)) {
+        if c.is(LDX_MEM, 0, w().dst(R0).src(R6)) {
             let (off, size, ctx_off, nonzero) = c.ctx2blob()?;
             let idx = desc(ctx_off, abi::MAP_DESC_MAX_ENTRIES);
             expect(
@@ -1015,7 +1001,7 @@ impl Decoder<'_, '_> {
             )?;
         }
         c.check_err()?;
-        let index: i64 = if c.is(STX, 0, w().dst(R10).src(R7).off(abi::STACK_INNER_MAP_FD)) {
+        let index: i64 = if c.is(STX_MEM, 0, w().dst(R10).src(R7).off(abi::STACK_INNER_MAP_FD)) {
             c.pos += 1;
             expect(
                 ctx_idx.is_none(),
@@ -1151,11 +1137,11 @@ impl Decoder<'_, '_> {
             Some(first),
         )?;
         let idx = rel as usize / abi::MAP_DESC_SIZE;
-        c.jmp(JEQ, R3, 0, 8)?;
+        c.jmp(JEQ_K, R3, 0, 8)?;
         let value = c.ldb(R1)?;
         let value_size = c.mov_imm(R2, None)?;
         c.ldx(4, R0, R6, Some(abi::CTX_FLAGS))?;
-        c.jmp(JSET, R0, abi::BPF_SKEL_KERNEL, 2)?;
+        c.jmp(JSET_K, R0, abi::BPF_SKEL_KERNEL, 2)?;
         c.call(abi::FN_COPY_FROM_USER)?;
         c.ja(1)?;
         c.call(abi::FN_PROBE_READ_KERNEL)?;
@@ -1221,7 +1207,7 @@ impl Decoder<'_, '_> {
         let (fd_dst, sz4, fd_src) = self.c.blob2blob()?;
         expect(sz4 == 4 && fd_src % 4 == 0, || "bad map fd copy".into(), Some(first))?;
         let idx = fd_src / 4;
-        if self.c.is(MOV64_IMM, 0, w().dst(R1).imm(abi::BPF_MAP_FREEZE)) {
+        if self.c.is(MOV64_K, 0, w().dst(R1).imm(abi::BPF_MAP_FREEZE)) {
             let c = &mut self.c;
             let (_, attr, size) = c.sys_bpf(Some(abi::BPF_MAP_FREEZE))?;
             c.check_err()?;
@@ -1367,7 +1353,7 @@ impl Decoder<'_, '_> {
             c.check_err()?;
             attach_attr = Some(c.ldb(R0)?);
             c.stx(4, R0, R7, prog_load::ATTACH_BTF_ID as i16)?;
-            c.take(RSH64_IMM, || "r7 >>= 32".into(), w().dst(R7).imm(32))?;
+            c.take(RSH64_K, || "r7 >>= 32".into(), w().dst(R7).imm(32))?;
             c.stx(4, R0, R7, prog_load::ATTACH_BTF_OBJ_FD as i16)?;
             attach = Some(AttachTarget {
                 first_insn: at,
@@ -1533,7 +1519,7 @@ impl Decoder<'_, '_> {
             } else if rel == (imm_hi, 4, imm, 4) {
                 let base = src1.wrapping_sub(IMM_HI_OFF);
                 let ok = src2 == base.wrapping_add(IMM_OFF);
-                c.jmp(JNE, R0, 0, 3)?;
+                c.jmp(JNE_K, R0, 0, 3)?;
                 self.clear_src_reg()?;
                 (RelocKind::Ksym, base, ok)
             } else if rel == (imm, 4, imm_hi, 4) {
@@ -1563,7 +1549,7 @@ impl Decoder<'_, '_> {
         let name_off = c.ldb(R1)?;
         let len = c.mov_imm(R2, None)?;
         let name = c.cstr(name_off, Some(len as i64), Some(at))?;
-        if c.is(MOV64_IMM, 0, w().dst(R3).imm(0)) && c.is_ldb(R4, 1) {
+        if c.is(MOV64_K, 0, w().dst(R3).imm(0)) && c.is_ldb(R4, 1) {
             // typeless: the kallsyms address
             c.pos += 1;
             c.ldb(R4)?;
@@ -1573,7 +1559,7 @@ impl Decoder<'_, '_> {
             c.mov_reg(R7, R0)?;
             // -ENOENT skips the error check (two instructions in its long form)
             let what = || "if r7 == -ENOENT goto over the error check".to_string();
-            let skip = c.take(JEQ, what, w().dst(R7).src(0).imm(-ENOENT))?;
+            let skip = c.take(JEQ_K, what, w().dst(R7).src(0).imm(-ENOENT))?;
             c.check_err()?;
             expect(
                 skip.idx as i64 + 1 + skip.off as i64 == c.here() as i64,
@@ -1581,7 +1567,7 @@ impl Decoder<'_, '_> {
                 Some(skip.idx),
             )?;
             c.stx(4, R8, R9, IMM_OFF as i16)?;
-            c.take(RSH64_IMM, || "r9 >>= 32".into(), w().dst(R9).imm(32))?;
+            c.take(RSH64_K, || "r9 >>= 32".into(), w().dst(R9).imm(32))?;
             c.stx(4, R8, R9, IMM_HI_OFF as i16)?;
             return Ok(KsymRelo {
                 first_insn: first,
@@ -1601,18 +1587,18 @@ impl Decoder<'_, '_> {
         c.call(abi::FN_BTF_FIND_BY_NAME_KIND)?;
         c.mov_reg(R7, R0)?;
         let strong = c.maybe_check_err()?;
-        c.jmp(JSGE, R7, 0, 3)?;
+        c.jmp(JSGE_K, R7, 0, 3)?;
         c.st(4, R8, IMM_OFF as i16, Some(0))?;
-        let (kind, fd_slot) = if c.is(ST | sz(2), 0, w().dst(R8).off(OFF_OFF as i16)) {
+        let (kind, fd_slot) = if c.is(ST_MEM | sz(2), 0, w().dst(R8).off(OFF_OFF as i16)) {
             // a kfunc
             c.st(2, R8, OFF_OFF as i16, Some(0))?;
             c.ja(10)?;
             c.stx(4, R8, R7, IMM_OFF as i16)?;
             c.mov_reg(R9, R7)?;
-            c.take(RSH64_IMM, || "r9 >>= 32".into(), w().dst(R9).imm(32))?;
+            c.take(RSH64_K, || "r9 >>= 32".into(), w().dst(R9).imm(32))?;
             let slot_off = c.ldb(R0)?;
             c.stx(4, R0, R9, 0)?;
-            c.jmp(JNE, R9, 0, 2)?;
+            c.jmp(JNE_K, R9, 0, 2)?;
             c.st(2, R8, OFF_OFF as i16, Some(0))?;
             c.ja(1)?;
             let slot = c.st(2, R8, OFF_OFF as i16, None)?;
@@ -1627,7 +1613,7 @@ impl Decoder<'_, '_> {
             c.st(4, R8, IMM_HI_OFF as i16, Some(0))?;
             c.ja(4)?;
             c.stx(4, R8, R7, IMM_OFF as i16)?;
-            c.take(RSH64_IMM, || "r7 >>= 32".into(), w().dst(R7).imm(32))?;
+            c.take(RSH64_K, || "r7 >>= 32".into(), w().dst(R7).imm(32))?;
             c.stx(4, R8, R7, IMM_HI_OFF as i16)?;
             c.ja(3)?;
             self.clear_src_reg()?;
@@ -1654,7 +1640,7 @@ impl Decoder<'_, '_> {
         let keep: i32 = if c.big_endian { 0xf0 } else { 0x0f };
         let regs = INSN_REGS_OFFSET;
         c.ldx(1, R9, R8, Some(regs))?;
-        c.take(AND32_IMM, || format!("w9 &= {keep:#x}"), w().dst(R9).imm(keep))?;
+        c.take(AND32_K, || format!("w9 &= {keep:#x}"), w().dst(R9).imm(keep))?;
         c.stx(1, R8, R9, regs)
     }
 
@@ -1667,7 +1653,7 @@ impl Decoder<'_, '_> {
         loop {
             let c = &mut self.c;
             let more = match blob {
-                None => c.is(LDX, 0, w().dst(R0).src(R10)),
+                None => c.is(LDX_MEM, 0, w().dst(R0).src(R10)),
                 Some(b) => c.ldb_at(R1) == Some(b + 4 * j),
             };
             if !more {

@@ -25,32 +25,25 @@ struct After<'a> {
 }
 
 impl After<'_> {
-    fn u32(&self, off: usize) -> u32 {
-        match self.blob.get(off..off + 4) {
-            Some(b) => {
-                let b: [u8; 4] = b.try_into().expect("4 bytes");
-                if self.big_endian {
-                    u32::from_be_bytes(b)
-                } else {
-                    u32::from_le_bytes(b)
-                }
-            }
-            None => 0,
+    /// The `n`-byte word at `off` in the target's byte order; 0 past the end.
+    fn word(&self, off: usize, n: usize) -> u64 {
+        let Some(bytes) = self.blob.get(off..off + n) else {
+            return 0;
+        };
+        let fold = |v: u64, b: &u8| v << 8 | *b as u64;
+        if self.big_endian {
+            bytes.iter().fold(0, fold)
+        } else {
+            bytes.iter().rev().fold(0, fold)
         }
     }
 
+    fn u32(&self, off: usize) -> u32 {
+        self.word(off, 4) as u32
+    }
+
     fn u64(&self, off: usize) -> u64 {
-        match self.blob.get(off..off + 8) {
-            Some(b) => {
-                let b: [u8; 8] = b.try_into().expect("8 bytes");
-                if self.big_endian {
-                    u64::from_be_bytes(b)
-                } else {
-                    u64::from_le_bytes(b)
-                }
-            }
-            None => 0,
-        }
+        self.word(off, 8)
     }
 
     /// A map created and its fd kept in its fd-array slot.
