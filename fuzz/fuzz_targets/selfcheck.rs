@@ -1,11 +1,14 @@
-//! The loader self-check on corrupted loaders: the input picks a fixture
-//! object's loader (generated once) and XOR-patches its instruction and data
-//! blobs; or, with a leading 0xff, supplies both blobs raw. The check may
-//! accept or reject, but must not panic or hang.
+//! The loader self-check and the loader decoder (`explain`) on corrupted
+//! loaders: the input picks a fixture object's loader (generated once) and
+//! XOR-patches its instruction and data blobs; or, with a leading 0xff,
+//! supplies both blobs raw. Each may accept or reject, but must not panic or
+//! hang. (The self-check decodes only loaders its replay accepts, so the
+//! decoder is also run on its own.)
 #![no_main]
 
 use std::sync::OnceLock;
 
+use bpfgen_fast::explain::{self, DecodeOptions};
 use bpfgen_fast::selfcheck;
 use libfuzzer_sys::fuzz_target;
 
@@ -49,6 +52,13 @@ fuzz_target!(|input: &[u8]| {
         let split = rest.len() / 2 / 8 * 8;
         let names = vec!["m".to_string(); rest.first().map_or(0, |&b| b as usize % 4)];
         let _ = selfcheck::check_names(&rest[split..], &rest[..split], &names, &names);
+        let opts = DecodeOptions {
+            map_names: &names,
+            prog_names: &names,
+            with_disasm: true,
+            ..Default::default()
+        };
+        let _ = explain::decode(&rest[split..], &rest[..split], &opts);
         return;
     }
     let seed = &seeds()[sel as usize % seeds().len()];
@@ -60,4 +70,12 @@ fuzz_target!(|input: &[u8]| {
         blob[(off >> 1) % len] ^= patch[4];
     }
     let _ = selfcheck::check_names(&data, &insns, &seed.maps, &seed.progs);
+    let opts = DecodeOptions {
+        map_names: &seed.maps,
+        prog_names: &seed.progs,
+        ..Default::default()
+    };
+    if let Ok(e) = explain::decode(&data, &insns, &opts) {
+        let _ = (explain::render(&e), e.to_json(), explain::diagnose(&e, &data));
+    }
 });
