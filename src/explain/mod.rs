@@ -9,11 +9,12 @@
 //!
 //! - [`model`]: the steps, as `explain --json` writes them;
 //! - [`decode`]: blobs to an [`Explanation`], in either byte order, signed
-//!   or not;
+//!   or not, matched with a cursor over the instructions (`cursor.rs`);
 //! - [`text`]: the `explain` listing;
 //! - [`diagnose`]: which step a failed run stopped at, from the blob the
 //!   run left behind.
 
+mod cursor;
 mod decode;
 mod diagnose;
 pub mod model;
