@@ -33,7 +33,11 @@ pub fn host() -> Host {
         // A committed stand-in kernel BTF (tcp_congestion_ops), so struct_ops
         // objects are generated for without reading this machine's.
         kernel_btf: Some(
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/kernel-btf/struct_ops_kernel.btf").into(),
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/fixtures/kernel-btf/struct_ops_kernel.btf"
+            )
+            .into(),
         ),
     }
 }
@@ -47,7 +51,11 @@ fn generate(obj: &Object, host: &Host) {
     // Big-endian objects are generated for as bpftool 7.8 does (the default,
     // bpftool 7.5's behaviour, refuses them).
     let opts = GenOptions {
-        compat: if obj.big_endian { Compat::Bpftool78 } else { Compat::Bpftool75 },
+        compat: if obj.big_endian {
+            Compat::Bpftool78
+        } else {
+            Compat::Bpftool75
+        },
         ..GenOptions::default()
     };
     match gen_loader_with(obj, host, opts) {
