@@ -907,6 +907,24 @@ fn diagnose_run(py: Python<'_>, document: &str, blob: &[u8]) -> PyResult<(Option
     Ok(crate::explain::diagnose(&e, blob))
 }
 
+/// A loader `gen loader -o PREFIX` wrote: (data, insns, map names, program names).
+#[pyfunction]
+fn read_loader<'py>(
+    py: Python<'py>,
+    prefix: std::path::PathBuf,
+) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>, Vec<String>, Vec<String>)> {
+    match py.detach(|| crate::files::read_loader(&prefix)) {
+        Ok(f) => Ok((
+            PyBytes::new(py, &f.data),
+            PyBytes::new(py, &f.insns),
+            f.map_names,
+            f.prog_names,
+        )),
+        Err(crate::files::ReadError::Io(path, e)) => Err(io_error(&path, &e)),
+        Err(crate::files::ReadError::Meta(path, why)) => Err(bad_document(py, format!("{}: {why}", path.display()))),
+    }
+}
+
 /// One line per instruction (`blob`: a loader's own code).
 #[pyfunction]
 #[pyo3(signature = (insns, blob=true, big_endian=None))]
@@ -992,6 +1010,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(explanation_text, m)?)?;
     m.add_function(wrap_pyfunction!(diagnose_run, m)?)?;
     m.add_function(wrap_pyfunction!(disasm, m)?)?;
+    m.add_function(wrap_pyfunction!(read_loader, m)?)?;
     m.add_function(wrap_pyfunction!(uses_gotol, m)?)?;
     m.add_function(wrap_pyfunction!(loader_is_big_endian, m)?)?;
     m.add("EXPLAIN_FORMAT", crate::explain::FORMAT)?;

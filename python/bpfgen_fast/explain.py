@@ -438,23 +438,8 @@ def explain(loader: Loader | BpfObject, *, disasm: bool = False) -> Explanation:
 def read_loader(prefix: str | os.PathLike[str]) -> Loader:
     """Read ``PREFIX.data.bin``/``PREFIX.insns.bin`` (and ``PREFIX.json`` for the
     map and program names if present), as written by :meth:`Loader.write`."""
-    base = os.fspath(prefix)
-    with open(base + ".data.bin", "rb") as f:
-        data = f.read()
-    with open(base + ".insns.bin", "rb") as f:
-        insns = f.read()
-    maps: tuple[str, ...] = ()
-    progs: tuple[str, ...] = ()
-    try:
-        with open(base + ".json") as f:
-            meta = json.load(f)
-        maps = tuple(str(m) for m in meta.get("maps", ()))
-        progs = tuple(str(p) for p in meta.get("programs", ()))
-    except FileNotFoundError:
-        pass
-    except (ValueError, AttributeError, TypeError) as e:
-        raise _bad(f"{base}.json: {e}") from None
-    return Loader(data=data, insns=insns, map_names=maps, prog_names=progs)
+    data, insns, maps, progs = _core.read_loader(prefix)
+    return Loader(data=data, insns=insns, map_names=tuple(maps), prog_names=tuple(progs))
 
 
 def initial_images(e: Explanation, data: bytes) -> dict[int, bytes]:
