@@ -4,6 +4,8 @@
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
+use pyo3::pyclass::CompareOp;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyInt, PyTuple};
 
 use crate::error::{Error, ErrorKind};
@@ -166,19 +168,25 @@ impl HostArgs {
 }
 
 /// Host facts converted once (`_core.HostSpec(dict)`): the hot paths take one
-/// instead of the dict, so the dict's keys are not looked up per object.
+/// instead of the dict, so the dict's keys are not looked up per object. It
+/// keeps the dict too, for the `Loader`s made with it (`Loader._host`).
 #[pyclass(module = "bpfgen_fast._core", name = "HostSpec", frozen)]
 struct PyHostSpec {
     host: Host,
     opts: crate::generate::GenOptions,
+    args: Py<PyAny>,
 }
 
 #[pymethods]
 impl PyHostSpec {
     #[new]
-    fn new(args: HostArgs) -> Self {
-        let (host, opts) = args.into_host_and_options();
-        PyHostSpec { host, opts }
+    fn new(args: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let (host, opts) = args.extract::<HostArgs>()?.into_host_and_options();
+        Ok(PyHostSpec {
+            host,
+            opts,
+            args: args.clone().unbind(),
+        })
     }
 }
 
@@ -201,14 +209,37 @@ impl HostIn<'_> {
     }
 }
 
-/// (object, data, insns, map_names, prog_names) as `open_and_gen` returns them.
-type OpenGenTuple<'py> = (
-    PyObject_,
-    Bound<'py, PyBytes>,
-    Bound<'py, PyBytes>,
-    Bound<'py, PyTuple>,
-    Bound<'py, PyTuple>,
-);
+/// Host facts for a call that makes a `Loader`: a `HostSpec` is used in
+/// place (nothing converted or copied), a dict is converted; either way the
+/// dict is kept for the `Loader`'s `_host`.
+enum HostFor<'a> {
+    Spec(&'a PyHostSpec),
+    Owned(Host, crate::generate::GenOptions, Py<PyAny>),
+}
+
+impl<'a> HostFor<'a> {
+    fn extract(host: &'a Bound<'_, PyAny>) -> PyResult<Self> {
+        if let Ok(spec) = host.cast::<PyHostSpec>() {
+            return Ok(HostFor::Spec(spec.get()));
+        }
+        let (h, opts) = host.extract::<HostArgs>()?.into_host_and_options();
+        Ok(HostFor::Owned(h, opts, host.clone().unbind()))
+    }
+
+    fn host(&self) -> (&Host, crate::generate::GenOptions) {
+        match self {
+            HostFor::Spec(s) => (&s.host, s.opts),
+            HostFor::Owned(h, opts, _) => (h, *opts),
+        }
+    }
+
+    fn args(&self, py: Python<'_>) -> Py<PyAny> {
+        match self {
+            HostFor::Spec(s) => s.args.clone_ref(py),
+            HostFor::Owned(_, _, args) => args.clone_ref(py),
+        }
+    }
+}
 
 /// One map as `Object.maps` returns it: (name, section, type, key_size,
 /// value_size, max_entries, flags, internal, inner, ident).
@@ -434,6 +465,24 @@ impl PyObject_ {
         ))
     }
 
+    /// Generate the loader as a `Loader` (`BpfObject.gen_loader`): `host` is a
+    /// `HostSpec` or a dict of `HostArgs`' keys, kept as the `Loader`'s `_host`.
+    fn loader(slf: &Bound<'_, Self>, host: &Bound<'_, PyAny>) -> PyResult<PyLoader> {
+        let py = slf.py();
+        let host = HostFor::extract(host)?;
+        let (h, opts) = host.host();
+        let obj = &*std::sync::Arc::clone(&slf.borrow().inner);
+        let blobs = py
+            .detach(|| crate::generate::gen_loader_with(obj, h, opts))
+            .map_err(|e| to_py_err(py, e))?;
+        Ok(PyLoader::from_blobs(
+            py,
+            blobs,
+            host.args(py),
+            slf.clone().into_any().unbind(),
+        ))
+    }
+
     /// `__arena` globals: (arena map index, initial image) or None. The
     /// image belongs at the start of the arena's user mapping (at the map's
     /// `map_extra` address), copied in after the loader has run.
@@ -477,6 +526,277 @@ impl PyObject_ {
         let expect = crate::selfcheck::expect_object(&slf.borrow().inner, &host);
         let report = py.detach(|| crate::selfcheck::check(data, insns, &expect));
         selfcheck_result(py, report)
+    }
+}
+
+/// A loader's map or program names: the core's strings, made a tuple on
+/// first access (most callers never look), or the object a caller gave.
+struct Names {
+    /// The core's names; empty when `given`.
+    core: Vec<String>,
+    given: bool,
+    tuple: PyOnceLock<Py<PyAny>>,
+}
+
+impl Names {
+    fn from_core(core: Vec<String>) -> Self {
+        Names {
+            core,
+            given: false,
+            tuple: PyOnceLock::new(),
+        }
+    }
+
+    fn given(py: Python<'_>, obj: Py<PyAny>) -> Self {
+        let tuple = PyOnceLock::new();
+        let _ = tuple.set(py, obj);
+        Names {
+            core: Vec::new(),
+            given: true,
+            tuple,
+        }
+    }
+
+    fn get<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.tuple
+            .get_or_try_init(py, || PyTuple::new(py, &self.core).map(|t| t.into_any().unbind()))
+            .map(|t| t.bind(py).clone())
+    }
+
+    fn len(&self, py: Python<'_>) -> PyResult<usize> {
+        if self.given {
+            self.get(py)?.len()
+        } else {
+            Ok(self.core.len())
+        }
+    }
+
+    /// The names as strings, for the files `write` makes.
+    fn strings(&self, py: Python<'_>) -> PyResult<std::borrow::Cow<'_, [String]>> {
+        if self.given {
+            Ok(std::borrow::Cow::Owned(self.get(py)?.extract()?))
+        } else {
+            Ok(std::borrow::Cow::Borrowed(&self.core))
+        }
+    }
+}
+
+/// A generated loader: the two blobs and the skeleton layout they expect.
+/// Immutable; :meth:`replace` makes a changed copy.
+#[pyclass(module = "bpfgen_fast.object", name = "Loader", frozen)]
+struct PyLoader {
+    data: Py<PyAny>,
+    insns: Py<PyAny>,
+    map_names: Names,
+    prog_names: Names,
+    host: Py<PyAny>,
+    core: Py<PyAny>,
+}
+
+impl PyLoader {
+    /// The core's blobs: each blob copied once into its `bytes`, the names
+    /// kept as they are until asked for.
+    fn from_blobs(py: Python<'_>, blobs: crate::generate::LoaderBlobs, host: Py<PyAny>, core: Py<PyAny>) -> Self {
+        PyLoader {
+            data: PyBytes::new(py, &blobs.data).into_any().unbind(),
+            insns: PyBytes::new(py, &blobs.insns).into_any().unbind(),
+            map_names: Names::from_core(blobs.map_names),
+            prog_names: Names::from_core(blobs.prog_names),
+            host,
+            core,
+        }
+    }
+
+    /// (data, insns, map_names, prog_names): what equality, hashing and the
+    /// repr look at.
+    fn values<'py>(&self, py: Python<'py>) -> PyResult<[Bound<'py, PyAny>; 4]> {
+        Ok([
+            self.data.bind(py).clone(),
+            self.insns.bind(py).clone(),
+            self.map_names.get(py)?,
+            self.prog_names.get(py)?,
+        ])
+    }
+}
+
+#[pymethods]
+impl PyLoader {
+    #[new]
+    #[pyo3(signature = (data, insns, map_names, prog_names, _host = None, _core = None))]
+    fn new(
+        py: Python<'_>,
+        data: Py<PyAny>,
+        insns: Py<PyAny>,
+        map_names: Py<PyAny>,
+        prog_names: Py<PyAny>,
+        _host: Option<Py<PyAny>>,
+        _core: Option<Py<PyAny>>,
+    ) -> Self {
+        PyLoader {
+            data,
+            insns,
+            map_names: Names::given(py, map_names),
+            prog_names: Names::given(py, prog_names),
+            host: _host.unwrap_or_else(|| PyDict::new(py).into_any().unbind()),
+            core: _core.unwrap_or_else(|| py.None()),
+        }
+    }
+
+    #[getter]
+    fn data(&self, py: Python<'_>) -> Py<PyAny> {
+        self.data.clone_ref(py)
+    }
+
+    #[getter]
+    fn insns(&self, py: Python<'_>) -> Py<PyAny> {
+        self.insns.clone_ref(py)
+    }
+
+    #[getter]
+    fn map_names<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.map_names.get(py)
+    }
+
+    #[getter]
+    fn prog_names<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.prog_names.get(py)
+    }
+
+    /// The host facts it was generated with (a `host_args()` dict).
+    #[getter]
+    fn _host(&self, py: Python<'_>) -> Py<PyAny> {
+        self.host.clone_ref(py)
+    }
+
+    /// The object it was generated from (`_core.Object`), or None.
+    #[getter]
+    fn _core(&self, py: Python<'_>) -> Py<PyAny> {
+        self.core.clone_ref(py)
+    }
+
+    /// A copy with the given fields changed (``data=``, ``insns=``, ...).
+    #[pyo3(signature = (**changes))]
+    fn replace(&self, py: Python<'_>, changes: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let mut fields = [
+            self.data.clone_ref(py),
+            self.insns.clone_ref(py),
+            self.map_names.get(py)?.unbind(),
+            self.prog_names.get(py)?.unbind(),
+            self.host.clone_ref(py),
+            self.core.clone_ref(py),
+        ];
+        const NAMES: [&str; 6] = ["data", "insns", "map_names", "prog_names", "_host", "_core"];
+        if let Some(changes) = changes {
+            for (key, value) in changes.iter() {
+                let key: std::borrow::Cow<'_, str> = key.extract()?;
+                let Some(i) = NAMES.iter().position(|n| *n == key) else {
+                    return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                        "replace() got an unexpected keyword argument '{key}'"
+                    )));
+                };
+                fields[i] = value.unbind();
+            }
+        }
+        let [data, insns, map_names, prog_names, host, core] = fields;
+        Ok(PyLoader {
+            data,
+            insns,
+            map_names: Names::given(py, map_names),
+            prog_names: Names::given(py, prog_names),
+            host: if host.is_none(py) {
+                PyDict::new(py).into_any().unbind()
+            } else {
+                host
+            },
+            core,
+        })
+    }
+
+    /// The light-skeleton header embedding these blobs (same host facts).
+    fn gen_skeleton<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        if self.core.is_none(py) {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "this Loader was not generated from a BpfObject",
+            ));
+        }
+        self.core.bind(py).call_method1("gen_skeleton", (self.host.bind(py),))
+    }
+
+    /// Size of the loader ctx: bpf_loader_ctx + one map desc per map + one
+    /// prog desc per program.
+    #[getter]
+    fn ctx_size(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(crate::loader_abi::ctx_size(
+            self.map_names.len(py)?,
+            self.prog_names.len(py)?,
+        ))
+    }
+
+    /// Write ``PREFIX.data.bin``, ``PREFIX.insns.bin`` and ``PREFIX.json`` (the
+    /// names and sizes), each atomically and all or nothing, as ``gen loader -o
+    /// PREFIX`` and ``gen_batch(fmt="blobs")`` do; returns their paths.
+    fn write(&self, py: Python<'_>, prefix: std::path::PathBuf) -> PyResult<Vec<std::path::PathBuf>> {
+        let (data, insns) = (self.data.bind(py), self.insns.bind(py));
+        let (data, insns): (&[u8], &[u8]) = (data.extract()?, insns.extract()?);
+        let (maps, progs) = (self.map_names.strings(py)?, self.prog_names.strings(py)?);
+        py.detach(|| crate::files::write_loader(&prefix, data, insns, &maps, &progs))
+            .map(|written| written.into_iter().map(|(path, _)| path).collect())
+            .map_err(|(path, e)| io_error(&path, &e))
+    }
+
+    fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> PyResult<Py<PyAny>> {
+        let py = other.py();
+        let Ok(other) = other.cast::<PyLoader>() else {
+            return Ok(py.NotImplemented());
+        };
+        let equal = || -> PyResult<bool> {
+            let (a, b) = (self.values(py)?, other.get().values(py)?);
+            for (x, y) in a.iter().zip(b.iter()) {
+                if !x.eq(y)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        };
+        match op {
+            CompareOp::Eq => Ok(pyo3::types::PyBool::new(py, equal()?).to_owned().into_any().unbind()),
+            CompareOp::Ne => Ok(pyo3::types::PyBool::new(py, !equal()?).to_owned().into_any().unbind()),
+            _ => Ok(py.NotImplemented()),
+        }
+    }
+
+    fn __hash__(&self, py: Python<'_>) -> PyResult<isize> {
+        PyTuple::new(py, self.values(py)?)?.hash()
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let [data, insns, maps, progs] = self.values(py)?;
+        Ok(format!(
+            "Loader(data={}, insns={}, map_names={}, prog_names={})",
+            data.repr()?,
+            insns.repr()?,
+            maps.repr()?,
+            progs.repr()?
+        ))
+    }
+
+    /// Pickles and copies as a call of the constructor with every field.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, pyo3::types::PyType>, Bound<'py, PyTuple>)> {
+        let py = slf.py();
+        let this = slf.get();
+        let [data, insns, maps, progs] = this.values(py)?;
+        let args = PyTuple::new(
+            py,
+            [
+                data,
+                insns,
+                maps,
+                progs,
+                this.host.bind(py).clone(),
+                this.core.bind(py).clone(),
+            ],
+        )?;
+        Ok((slf.get_type(), args))
     }
 }
 
@@ -534,28 +854,27 @@ fn open(py: Python<'_>, data: &[u8], name: &str) -> PyResult<PyObject_> {
         .map_err(|e| to_py_err(py, e))
 }
 
-/// Open and generate in one call (one GIL release): the opened object and
-/// its loader, for the module-level `gen_loader`, the path of users who
-/// generate many loaders.
+/// Open and generate in one call (one GIL release): the loader, holding the
+/// opened object (`Loader._core`), for the module-level `gen_loader`, the path
+/// of users who generate many loaders.
 #[pyfunction]
-fn open_and_gen<'py>(py: Python<'py>, data: &[u8], name: &str, host: HostIn<'py>) -> PyResult<OpenGenTuple<'py>> {
-    let (host, opts) = host.into_host_and_options();
+fn open_and_gen(py: Python<'_>, data: &[u8], name: &str, host: &Bound<'_, PyAny>) -> PyResult<PyLoader> {
+    let host = HostFor::extract(host)?;
+    let (h, opts) = host.host();
     let (obj, blobs) = py
         .detach(|| {
             let obj = crate::object::open(data, name)?;
-            let blobs = crate::generate::gen_loader_with(&obj, &host, opts)?;
+            let blobs = crate::generate::gen_loader_with(&obj, h, opts)?;
             Ok::<_, crate::Error>((obj, blobs))
         })
         .map_err(|e| to_py_err(py, e))?;
-    Ok((
+    let core = Bound::new(
+        py,
         PyObject_ {
             inner: std::sync::Arc::new(obj),
         },
-        PyBytes::new(py, &blobs.data),
-        PyBytes::new(py, &blobs.insns),
-        PyTuple::new(py, &blobs.map_names)?,
-        PyTuple::new(py, &blobs.prog_names)?,
-    ))
+    )?;
+    Ok(PyLoader::from_blobs(py, blobs, host.args(py), core.into_any().unbind()))
 }
 
 /// bpftool's default object name for a path.
@@ -888,6 +1207,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("UnsupportedError", py.get_type::<UnsupportedError>())?;
     m.add_class::<PyObject_>()?;
     m.add_class::<PyHostSpec>()?;
+    m.add_class::<PyLoader>()?;
     m.add_function(wrap_pyfunction!(open, m)?)?;
     m.add_function(wrap_pyfunction!(open_and_gen, m)?)?;
     m.add_function(wrap_pyfunction!(default_object_name, m)?)?;
