@@ -250,7 +250,7 @@ pub fn link_programs(obj: &Object, resolved: &Resolved) -> Result<Vec<LinkedProg
     let own_relocs = relocs_with_core(obj).map_err(|e| e.for_object(&obj.name))?;
     let exc_tags = exception_callback_tags(obj);
     let ext_index = ExtIndex::new(obj);
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(obj.programs.iter().filter(|p| !p.is_subprog && p.autoload).count());
     let mut linked_bytes = 0usize;
     // One offset table for all main programs, reset after each through the
     // list of sub-programs it appended: a fresh table per main program made

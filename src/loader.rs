@@ -165,10 +165,17 @@ impl LoaderGen {
     /// [`LoaderGen::new`] with libbpf 1.8's `gen_hash` option: a loader
     /// for a signed light skeleton (`bpftool gen skeleton -L -S`).
     pub fn with_hash(nr_progs: usize, nr_maps: usize, gen_hash: bool) -> LoaderGen {
+        LoaderGen::with_capacity(nr_progs, nr_maps, gen_hash, (4096, 256))
+    }
+
+    /// [`LoaderGen::with_hash`] with its blobs allocated once, at `capacity`
+    /// (data bytes, instructions): an estimate of the output made before
+    /// anything is written, so that the buffers need not grow.
+    pub fn with_capacity(nr_progs: usize, nr_maps: usize, gen_hash: bool, capacity: (usize, usize)) -> LoaderGen {
         let map_slots = nr_maps.max(MIN_MAP_SLOTS);
         let mut g = LoaderGen {
-            data: Vec::with_capacity(4096),
-            insns: Vec::with_capacity(256),
+            data: Vec::with_capacity(capacity.0),
+            insns: Vec::with_capacity(capacity.1),
             cleanup_label: 0,
             nr_maps: 0,
             nr_maps_total: nr_maps,
@@ -403,14 +410,6 @@ impl LoaderGen {
         self.data.extend_from_slice(bytes);
         self.data.resize(off + padded, 0);
         off as i32
-    }
-
-    /// Reserve room for `data` more blob bytes and `insns` more loader
-    /// instructions up front (performance: large objects otherwise grow the
-    /// blob by repeated doubling, copying it each time).
-    pub fn reserve(&mut self, data: usize, insns: usize) {
-        self.data.reserve(data);
-        self.insns.reserve(insns);
     }
 
     fn add_zeroes(&mut self, n: usize) -> i32 {
