@@ -18,19 +18,21 @@ fn internal_map_name(kern_obj_name: &str, real_name: &str) -> String {
     } else {
         (BPF_OBJ_NAME_LEN - sfx_len - 1).min(kern_obj_name.len())
     };
-    let suffix: String = real_name.chars().take(sfx_len).collect();
-    let mut name: String = kern_obj_name.chars().take(pfx_len).collect();
-    name.push_str(&suffix);
-    name.chars()
-        .take(BPF_OBJ_NAME_LEN - 1)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    // One pass, one allocation: the prefix's and suffix's characters, the
+    // first BPF_OBJ_NAME_LEN - 1 of them, sanitized.
+    let mut name = String::with_capacity(BPF_OBJ_NAME_LEN - 1);
+    let chars = kern_obj_name
+        .chars()
+        .take(pfx_len)
+        .chain(real_name.chars().take(sfx_len));
+    for c in chars.take(BPF_OBJ_NAME_LEN - 1) {
+        name.push(if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+            c
+        } else {
+            '_'
+        });
+    }
+    name
 }
 
 impl Opener<'_, '_> {
