@@ -263,7 +263,7 @@ impl Btf {
         let bad = || Error::btf(format!("BTF string offset {off:#x} is invalid")).in_section(".BTF");
         let rest = strs.get(off..).ok_or_else(bad)?;
         let end = rest.iter().position(|&b| b == 0).ok_or_else(bad)?;
-        std::str::from_utf8(&rest[..end]).map_err(|_| bad())
+        crate::elf::utf8_name(&rest[..end]).ok_or_else(bad)
     }
 
     pub fn name_of(&self, t: &TypeRef) -> Result<&str> {
