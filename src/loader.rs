@@ -412,6 +412,19 @@ impl LoaderGen {
         off as i32
     }
 
+    /// `add_data` of `s` and its terminating NUL, without building them in a
+    /// buffer first (the NUL is the first byte of the zero padding).
+    fn add_cstr(&mut self, s: &str) -> i32 {
+        let off = self.data.len();
+        let n = s.len() + 1;
+        if !self.data_fits(n) {
+            return 0;
+        }
+        self.data.extend_from_slice(s.as_bytes());
+        self.data.resize(off + n.div_ceil(8) * 8, 0);
+        off as i32
+    }
+
     fn add_zeroes(&mut self, n: usize) -> i32 {
         let off = self.data.len();
         if !self.data_fits(n) {
@@ -708,9 +721,7 @@ impl LoaderGen {
     pub fn prog_load(&mut self, p: &ProgLoad) {
         // Its fd goes to its descriptor in the end: fail now if out of reach.
         self.ctx_off(CTX_SIZE + MAP_DESC_SIZE * self.nr_maps_total + PROG_DESC_SIZE * p.skel_slot);
-        let mut license = p.license.as_bytes().to_vec();
-        license.push(0);
-        let license_off = self.add_data(&license);
+        let license_off = self.add_cstr(p.license);
         let insns_off = if self.big_endian {
             let mut be = p.insns.to_vec();
             Insn::bswap_wire(&mut be);
@@ -786,10 +797,8 @@ impl LoaderGen {
     /// `bpf_btf_find_by_name_kind(name, kind)` into r7: the type id in the
     /// low 32 bits, a module BTF fd (or 0 for vmlinux) in the high 32 bits.
     fn emit_btf_lookup(&mut self, name: &str, kind: u32) {
-        let mut bytes = name.as_bytes().to_vec();
-        bytes.push(0);
-        let len = bytes.len() as i32;
-        let name_off = self.add_data(&bytes);
+        let len = name.len() as i32 + 1;
+        let name_off = self.add_cstr(name);
         self.ld_blob(R1, name_off);
         self.emit(Insn::mov64_imm(R2, len));
         self.emit(Insn::mov64_imm(R3, kind as i32));
@@ -889,10 +898,8 @@ impl LoaderGen {
             );
             return;
         }
-        let mut name = r.name.as_bytes().to_vec();
-        name.push(0);
-        let len = name.len() as i32;
-        let name_off = self.add_data(&name);
+        let len = r.name.len() as i32 + 1;
+        let name_off = self.add_cstr(&r.name);
         let res_off = self.add_zeroes(8);
         self.ld_blob(R1, name_off);
         self.emit(Insn::mov64_imm(R2, len));
