@@ -471,16 +471,12 @@ impl PyObject_ {
         let py = slf.py();
         let host = HostFor::extract(host)?;
         let (h, opts) = host.host();
-        let obj = &*std::sync::Arc::clone(&slf.borrow().inner);
+        let source = std::sync::Arc::clone(&slf.borrow().inner);
         let blobs = py
-            .detach(|| crate::generate::gen_loader_with(obj, h, opts))
+            .detach(|| crate::generate::gen_loader_unnamed(&source, h, opts))
             .map_err(|e| to_py_err(py, e))?;
-        Ok(PyLoader::from_blobs(
-            py,
-            blobs,
-            host.args(py),
-            slf.clone().into_any().unbind(),
-        ))
+        let core = Some(slf.clone().into_any().unbind());
+        Ok(PyLoader::generated(py, &blobs, source, host.args(py), core))
     }
 
     /// `__arena` globals: (arena map index, initial image) or None. The
@@ -529,82 +525,107 @@ impl PyObject_ {
     }
 }
 
-/// A loader's map or program names: the core's strings, made a tuple on
-/// first access (most callers never look), or the object a caller gave.
-struct Names {
-    /// The core's names; empty when `given`.
-    core: Vec<String>,
-    given: bool,
-    tuple: PyOnceLock<Py<PyAny>>,
-}
-
-impl Names {
-    fn from_core(core: Vec<String>) -> Self {
-        Names {
-            core,
-            given: false,
-            tuple: PyOnceLock::new(),
-        }
-    }
-
-    fn given(py: Python<'_>, obj: Py<PyAny>) -> Self {
-        let tuple = PyOnceLock::new();
-        let _ = tuple.set(py, obj);
-        Names {
-            core: Vec::new(),
-            given: true,
-            tuple,
-        }
-    }
-
-    fn get<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.tuple
-            .get_or_try_init(py, || PyTuple::new(py, &self.core).map(|t| t.into_any().unbind()))
-            .map(|t| t.bind(py).clone())
-    }
-
-    fn len(&self, py: Python<'_>) -> PyResult<usize> {
-        if self.given {
-            self.get(py)?.len()
-        } else {
-            Ok(self.core.len())
-        }
-    }
-
-    /// The names as strings, for the files `write` makes.
-    fn strings(&self, py: Python<'_>) -> PyResult<std::borrow::Cow<'_, [String]>> {
-        if self.given {
-            Ok(std::borrow::Cow::Owned(self.get(py)?.extract()?))
-        } else {
-            Ok(std::borrow::Cow::Borrowed(&self.core))
-        }
-    }
-}
-
 /// A generated loader: the two blobs and the skeleton layout they expect.
 /// Immutable; :meth:`replace` makes a changed copy.
 #[pyclass(module = "bpfgen_fast.object", name = "Loader", frozen)]
 struct PyLoader {
     data: Py<PyAny>,
     insns: Py<PyAny>,
-    map_names: Names,
-    prog_names: Names,
+    /// The opened object it was generated from (a snapshot): its name tuples
+    /// and its `_core` wrapper are made from it on first access (most callers
+    /// never look, and the core makes no strings for them). None for a
+    /// `Loader` built from its fields, whose cells are then all set.
+    source: Option<std::sync::Arc<Object>>,
+    map_names: PyOnceLock<Py<PyAny>>,
+    prog_names: PyOnceLock<Py<PyAny>>,
     host: Py<PyAny>,
-    core: Py<PyAny>,
+    core: PyOnceLock<Py<PyAny>>,
+}
+
+/// A cell already holding `value`.
+fn cell_of(py: Python<'_>, value: Py<PyAny>) -> PyOnceLock<Py<PyAny>> {
+    let cell = PyOnceLock::new();
+    let _ = cell.set(py, value);
+    cell
+}
+
+fn no_source() -> PyErr {
+    pyo3::exceptions::PyRuntimeError::new_err("internal error: a Loader without its names")
 }
 
 impl PyLoader {
-    /// The core's blobs: each blob copied once into its `bytes`, the names
-    /// kept as they are until asked for.
-    fn from_blobs(py: Python<'_>, blobs: crate::generate::LoaderBlobs, host: Py<PyAny>, core: Py<PyAny>) -> Self {
+    /// A loader generated from `source`: each blob copied once into its
+    /// `bytes`; `core` is the `_core.Object` to report, if the caller has one.
+    fn generated(
+        py: Python<'_>,
+        blobs: &crate::generate::LoaderBlobs,
+        source: std::sync::Arc<Object>,
+        host: Py<PyAny>,
+        core: Option<Py<PyAny>>,
+    ) -> Self {
         PyLoader {
             data: PyBytes::new(py, &blobs.data).into_any().unbind(),
             insns: PyBytes::new(py, &blobs.insns).into_any().unbind(),
-            map_names: Names::from_core(blobs.map_names),
-            prog_names: Names::from_core(blobs.prog_names),
+            source: Some(source),
+            map_names: PyOnceLock::new(),
+            prog_names: PyOnceLock::new(),
             host,
-            core,
+            core: core.map_or_else(PyOnceLock::new, |c| cell_of(py, c)),
         }
+    }
+
+    fn cell(&self, maps: bool) -> &PyOnceLock<Py<PyAny>> {
+        if maps { &self.map_names } else { &self.prog_names }
+    }
+
+    /// `map_names` or `prog_names`.
+    fn names<'py>(&self, py: Python<'py>, maps: bool) -> PyResult<Bound<'py, PyAny>> {
+        self.cell(maps)
+            .get_or_try_init(py, || {
+                let obj = self.source.as_deref().ok_or_else(no_source)?;
+                let tuple = if maps {
+                    PyTuple::new(py, crate::generate::map_names(obj))?
+                } else {
+                    PyTuple::new(py, crate::generate::prog_names(obj).collect::<Vec<_>>())?
+                };
+                Ok::<_, PyErr>(tuple.into_any().unbind())
+            })
+            .map(|t| t.bind(py).clone())
+    }
+
+    fn names_len(&self, py: Python<'_>, maps: bool) -> PyResult<usize> {
+        match (self.cell(maps).get(py), self.source.as_deref()) {
+            (Some(t), _) => t.bind(py).len(),
+            (None, Some(obj)) if maps => Ok(crate::generate::map_names(obj).count()),
+            (None, Some(obj)) => Ok(crate::generate::prog_names(obj).count()),
+            (None, None) => Err(no_source()),
+        }
+    }
+
+    /// The names as strings, for the files `write` makes.
+    fn names_strings(&self, py: Python<'_>, maps: bool) -> PyResult<Vec<String>> {
+        match (self.cell(maps).get(py), self.source.as_deref()) {
+            (None, Some(obj)) if maps => Ok(crate::generate::map_names(obj).map(str::to_string).collect()),
+            (None, Some(obj)) => Ok(crate::generate::prog_names(obj).map(str::to_string).collect()),
+            _ => self.names(py, maps)?.extract(),
+        }
+    }
+
+    /// `_core`: the given object, or a `_core.Object` over the source made
+    /// on first access (the same one every time), or None.
+    fn core_obj<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.core
+            .get_or_try_init(py, || match &self.source {
+                Some(obj) => Bound::new(
+                    py,
+                    PyObject_ {
+                        inner: std::sync::Arc::clone(obj),
+                    },
+                )
+                .map(|o| o.into_any().unbind()),
+                None => Ok(py.None()),
+            })
+            .map(|c| c.bind(py).clone())
     }
 
     /// (data, insns, map_names, prog_names): what equality, hashing and the
@@ -613,8 +634,8 @@ impl PyLoader {
         Ok([
             self.data.bind(py).clone(),
             self.insns.bind(py).clone(),
-            self.map_names.get(py)?,
-            self.prog_names.get(py)?,
+            self.names(py, true)?,
+            self.names(py, false)?,
         ])
     }
 }
@@ -635,10 +656,11 @@ impl PyLoader {
         PyLoader {
             data,
             insns,
-            map_names: Names::given(py, map_names),
-            prog_names: Names::given(py, prog_names),
+            source: None,
+            map_names: cell_of(py, map_names),
+            prog_names: cell_of(py, prog_names),
             host: _host.unwrap_or_else(|| PyDict::new(py).into_any().unbind()),
-            core: _core.unwrap_or_else(|| py.None()),
+            core: cell_of(py, _core.unwrap_or_else(|| py.None())),
         }
     }
 
@@ -654,12 +676,12 @@ impl PyLoader {
 
     #[getter]
     fn map_names<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.map_names.get(py)
+        self.names(py, true)
     }
 
     #[getter]
     fn prog_names<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.prog_names.get(py)
+        self.names(py, false)
     }
 
     /// The host facts it was generated with (a `host_args()` dict).
@@ -670,20 +692,21 @@ impl PyLoader {
 
     /// The object it was generated from (`_core.Object`), or None.
     #[getter]
-    fn _core(&self, py: Python<'_>) -> Py<PyAny> {
-        self.core.clone_ref(py)
+    fn _core<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.core_obj(py)
     }
 
     /// A copy with the given fields changed (``data=``, ``insns=``, ...).
     #[pyo3(signature = (**changes))]
     fn replace(&self, py: Python<'_>, changes: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let [data, insns, map_names, prog_names] = self.values(py)?;
         let mut fields = [
-            self.data.clone_ref(py),
-            self.insns.clone_ref(py),
-            self.map_names.get(py)?.unbind(),
-            self.prog_names.get(py)?.unbind(),
+            data.unbind(),
+            insns.unbind(),
+            map_names.unbind(),
+            prog_names.unbind(),
             self.host.clone_ref(py),
-            self.core.clone_ref(py),
+            self.core_obj(py)?.unbind(),
         ];
         const NAMES: [&str; 6] = ["data", "insns", "map_names", "prog_names", "_host", "_core"];
         if let Some(changes) = changes {
@@ -701,25 +724,27 @@ impl PyLoader {
         Ok(PyLoader {
             data,
             insns,
-            map_names: Names::given(py, map_names),
-            prog_names: Names::given(py, prog_names),
+            source: None,
+            map_names: cell_of(py, map_names),
+            prog_names: cell_of(py, prog_names),
             host: if host.is_none(py) {
                 PyDict::new(py).into_any().unbind()
             } else {
                 host
             },
-            core,
+            core: cell_of(py, core),
         })
     }
 
     /// The light-skeleton header embedding these blobs (same host facts).
     fn gen_skeleton<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        if self.core.is_none(py) {
+        let core = self.core_obj(py)?;
+        if core.is_none() {
             return Err(pyo3::exceptions::PyValueError::new_err(
                 "this Loader was not generated from a BpfObject",
             ));
         }
-        self.core.bind(py).call_method1("gen_skeleton", (self.host.bind(py),))
+        core.call_method1("gen_skeleton", (self.host.bind(py),))
     }
 
     /// Size of the loader ctx: bpf_loader_ctx + one map desc per map + one
@@ -727,8 +752,8 @@ impl PyLoader {
     #[getter]
     fn ctx_size(&self, py: Python<'_>) -> PyResult<usize> {
         Ok(crate::loader_abi::ctx_size(
-            self.map_names.len(py)?,
-            self.prog_names.len(py)?,
+            self.names_len(py, true)?,
+            self.names_len(py, false)?,
         ))
     }
 
@@ -738,7 +763,7 @@ impl PyLoader {
     fn write(&self, py: Python<'_>, prefix: std::path::PathBuf) -> PyResult<Vec<std::path::PathBuf>> {
         let (data, insns) = (self.data.bind(py), self.insns.bind(py));
         let (data, insns): (&[u8], &[u8]) = (data.extract()?, insns.extract()?);
-        let (maps, progs) = (self.map_names.strings(py)?, self.prog_names.strings(py)?);
+        let (maps, progs) = (self.names_strings(py, true)?, self.names_strings(py, false)?);
         py.detach(|| crate::files::write_loader(&prefix, data, insns, &maps, &progs))
             .map(|written| written.into_iter().map(|(path, _)| path).collect())
             .map_err(|(path, e)| io_error(&path, &e))
@@ -787,14 +812,7 @@ impl PyLoader {
         let [data, insns, maps, progs] = this.values(py)?;
         let args = PyTuple::new(
             py,
-            [
-                data,
-                insns,
-                maps,
-                progs,
-                this.host.bind(py).clone(),
-                this.core.bind(py).clone(),
-            ],
+            [data, insns, maps, progs, this.host.bind(py).clone(), this.core_obj(py)?],
         )?;
         Ok((slf.get_type(), args))
     }
@@ -855,8 +873,8 @@ fn open(py: Python<'_>, data: &[u8], name: &str) -> PyResult<PyObject_> {
 }
 
 /// Open and generate in one call (one GIL release): the loader, holding the
-/// opened object (`Loader._core`), for the module-level `gen_loader`, the path
-/// of users who generate many loaders.
+/// opened object (its `_core.Object` made only if asked for), for the
+/// module-level `gen_loader`, the path of users who generate many loaders.
 #[pyfunction]
 fn open_and_gen(py: Python<'_>, data: &[u8], name: &str, host: &Bound<'_, PyAny>) -> PyResult<PyLoader> {
     let host = HostFor::extract(host)?;
@@ -864,17 +882,17 @@ fn open_and_gen(py: Python<'_>, data: &[u8], name: &str, host: &Bound<'_, PyAny>
     let (obj, blobs) = py
         .detach(|| {
             let obj = crate::object::open(data, name)?;
-            let blobs = crate::generate::gen_loader_with(&obj, h, opts)?;
+            let blobs = crate::generate::gen_loader_unnamed(&obj, h, opts)?;
             Ok::<_, crate::Error>((obj, blobs))
         })
         .map_err(|e| to_py_err(py, e))?;
-    let core = Bound::new(
+    Ok(PyLoader::generated(
         py,
-        PyObject_ {
-            inner: std::sync::Arc::new(obj),
-        },
-    )?;
-    Ok(PyLoader::from_blobs(py, blobs, host.args(py), core.into_any().unbind()))
+        &blobs,
+        std::sync::Arc::new(obj),
+        host.args(py),
+        None,
+    ))
 }
 
 /// bpftool's default object name for a path.
@@ -1151,7 +1169,8 @@ fn _time_core(py: Python<'_>, data: &[u8], name: &str, host: HostArgs, repeats: 
         for _ in 0..repeats {
             let t = std::time::Instant::now();
             let obj = crate::object::open(data, name)?;
-            std::hint::black_box(crate::generate::gen_loader_with(&obj, &host, opts)?);
+            // the API's work: the Loader takes its names from the object
+            std::hint::black_box(crate::generate::gen_loader_unnamed(&obj, &host, opts)?);
             drop(obj);
             times.push(t.elapsed().as_secs_f64());
         }

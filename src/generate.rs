@@ -235,7 +235,28 @@ pub fn gen_loader(obj: &Object, host: &Host) -> Result<LoaderBlobs> {
 }
 
 pub fn gen_loader_with(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs> {
+    let mut blobs = gen_loader_unnamed(obj, host, opts)?;
+    blobs.map_names = map_names(obj).map(str::to_string).collect();
+    blobs.prog_names = prog_names(obj).map(str::to_string).collect();
+    Ok(blobs)
+}
+
+/// [`gen_loader_with`] with `map_names` and `prog_names` left empty, for a
+/// caller that reads them from the object only when asked (the Python
+/// `Loader`): [`map_names`] and [`prog_names`] give the same names.
+pub fn gen_loader_unnamed(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs> {
     gen_inner(obj, host, opts).map_err(|e| e.for_object(&obj.name))
+}
+
+/// The loader's map descriptors in ctx order: every map of the object.
+pub fn map_names(obj: &Object) -> impl ExactSizeIterator<Item = &str> {
+    obj.maps.iter().map(|m| m.name.as_str())
+}
+
+/// The loader's program descriptors in ctx order: every entry program,
+/// loaded or not.
+pub fn prog_names(obj: &Object) -> impl Iterator<Item = &str> {
+    obj.programs.iter().filter(|p| !p.is_subprog).map(|p| p.name.as_str())
 }
 
 /// struct_ops translation against the kernel BTF, when the object creates
@@ -358,13 +379,9 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
     Ok(LoaderBlobs {
         data,
         insns,
-        map_names: obj.maps.iter().map(|m| m.name.clone()).collect(),
-        prog_names: obj
-            .programs
-            .iter()
-            .filter(|p| !p.is_subprog)
-            .map(|p| p.name.clone())
-            .collect(),
+        // filled by gen_loader_with, from the object (see `gen_loader_unnamed`)
+        map_names: Vec::new(),
+        prog_names: Vec::new(),
         kconfig_image: obj.kconfig_map_idx.map(|_| kcfg_image),
         struct_ops,
     })

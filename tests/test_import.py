@@ -90,3 +90,7 @@ def test_loader_built_by_the_core_behaves_like_a_bare_one(tmp_path: Path) -> Non
     written = [p.read_bytes() for p in fresh.write(tmp_path / "a")]
     assert written == [p.read_bytes() for p in bare.write(tmp_path / "b")]
     assert written[:2] == [loader.data, loader.insns]
+    assert fresh.ctx_size == loader.ctx_size
+    # its _core.Object is made on first access, then the same one
+    assert fresh._core is fresh._core and fresh._core.name == loader._core.name
+    assert fresh == loader and fresh.replace()._core is fresh._core
