@@ -365,16 +365,21 @@ impl Btf {
     }
 
     pub fn secinfos(&self, t: &TypeRef) -> Vec<VarSecinfo> {
-        (0..t.vlen() as usize)
-            .map(|i| {
-                let o = t.tail() + 12 * i;
-                VarSecinfo {
-                    type_id: read_u32(&self.raw, o).unwrap_or(0),
-                    offset: read_u32(&self.raw, o + 4).unwrap_or(0),
-                    size: read_u32(&self.raw, o + 8).unwrap_or(0),
-                }
-            })
-            .collect()
+        self.secinfo_iter(t).collect()
+    }
+
+    /// A DATASEC's entries read in place (`secinfos` without the `Vec`: a
+    /// small allocation per DATASEC looked at, for the callers that only read).
+    pub fn secinfo_iter<'a>(&'a self, t: &TypeRef) -> impl ExactSizeIterator<Item = VarSecinfo> + use<'a> {
+        let tail = t.tail();
+        (0..t.vlen() as usize).map(move |i| {
+            let o = tail + 12 * i;
+            VarSecinfo {
+                type_id: read_u32(&self.raw, o).unwrap_or(0),
+                offset: read_u32(&self.raw, o + 4).unwrap_or(0),
+                size: read_u32(&self.raw, o + 8).unwrap_or(0),
+            }
+        })
     }
 
     /// Skip const/volatile/restrict/typedef/type_tag to the underlying type.

@@ -51,7 +51,7 @@ impl Opener<'_, '_> {
             .ok_or_else(|| err(format!("DATASEC '{MAPS_SEC}' not found.")))?;
         self.maps_sec_btf_id = sec_id;
         let datasec = btf.type_by_id(sec_id)?;
-        for (var_idx, vsi) in btf.secinfos(&datasec).iter().enumerate() {
+        for (var_idx, vsi) in btf.secinfo_iter(&datasec).enumerate() {
             let var = btf.type_by_id(vsi.type_id)?;
             let map_name = btf.name_of(&var)?.to_string();
             if map_name.is_empty() {
@@ -321,7 +321,7 @@ fn datasec_has_exposed_var(btf: &Btf, id: u32) -> bool {
     if t.kind() != kind::DATASEC {
         return false;
     }
-    btf.secinfos(&t).iter().any(|vsi| {
+    btf.secinfo_iter(&t).any(|vsi| {
         btf.type_by_id(vsi.type_id)
             .is_ok_and(|v| v.kind() == kind::VAR && btf.tail_u32(&v) != linkage::STATIC)
     })
