@@ -6,7 +6,7 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::pyclass::CompareOp;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyInt, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyInt, PyString, PyTuple};
 
 use crate::error::{Error, ErrorKind};
 use crate::host::Host;
@@ -862,9 +862,34 @@ fn selfcheck<'py>(
     selfcheck_result(py, report)
 }
 
+/// An object name's UTF-8, borrowed from the `bytes` Python encodes it to:
+/// under the limited API of Python 3.9 PyO3's `&str` argument copies it once
+/// more into a `String` (an allocation per call on the hot paths).
+struct Utf8Name<'py>(Bound<'py, PyBytes>);
+
+impl<'py> Utf8Name<'py> {
+    fn of(name: &Bound<'py, PyString>) -> PyResult<Self> {
+        // a name that cannot be encoded (lone surrogates) fails as PyO3's
+        // `&str` argument did: TypeError "argument 'name': ..."
+        name.encode_utf8().map(Utf8Name).map_err(|e| {
+            let py = name.py();
+            let err = pyo3::exceptions::PyTypeError::new_err(format!("argument 'name': {e}"));
+            err.set_cause(py, Some(e));
+            err
+        })
+    }
+
+    fn as_str(&self) -> &str {
+        // Python's UTF-8 encoder produced these bytes: valid UTF-8
+        crate::elf::utf8_name(self.0.as_bytes()).unwrap_or_default()
+    }
+}
+
 /// Open a BPF object from its bytes (libbpf's open phase).
 #[pyfunction]
-fn open(py: Python<'_>, data: &[u8], name: &str) -> PyResult<PyObject_> {
+fn open(py: Python<'_>, data: &[u8], name: &Bound<'_, PyString>) -> PyResult<PyObject_> {
+    let name = Utf8Name::of(name)?;
+    let name = name.as_str();
     py.detach(|| crate::object::open(data, name))
         .map(|inner| PyObject_ {
             inner: std::sync::Arc::new(inner),
@@ -876,7 +901,14 @@ fn open(py: Python<'_>, data: &[u8], name: &str) -> PyResult<PyObject_> {
 /// opened object (its `_core.Object` made only if asked for), for the
 /// module-level `gen_loader`, the path of users who generate many loaders.
 #[pyfunction]
-fn open_and_gen(py: Python<'_>, data: &[u8], name: &str, host: &Bound<'_, PyAny>) -> PyResult<PyLoader> {
+fn open_and_gen(
+    py: Python<'_>,
+    data: &[u8],
+    name: &Bound<'_, PyString>,
+    host: &Bound<'_, PyAny>,
+) -> PyResult<PyLoader> {
+    let name = Utf8Name::of(name)?;
+    let name = name.as_str();
     let host = HostFor::extract(host)?;
     let (h, opts) = host.host();
     let (obj, blobs) = py
