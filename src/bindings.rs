@@ -4,7 +4,9 @@
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyInt, PyTuple};
+use pyo3::pyclass::CompareOp;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyDict, PyFrozenSet, PyInt, PyString, PyTuple};
 
 use crate::error::{Error, ErrorKind};
 use crate::host::Host;
@@ -189,19 +191,25 @@ impl HostArgs {
 }
 
 /// Host facts converted once (`_core.HostSpec(dict)`): the hot paths take one
-/// instead of the dict, so the dict's keys are not looked up per object.
+/// instead of the dict, so the dict's keys are not looked up per object. It
+/// keeps the dict too, for the `Loader`s made with it (`Loader._host`).
 #[pyclass(module = "bpfgen_fast._core", name = "HostSpec", frozen)]
 struct PyHostSpec {
     host: Host,
     opts: crate::generate::GenOptions,
+    args: Py<PyAny>,
 }
 
 #[pymethods]
 impl PyHostSpec {
     #[new]
-    fn new(args: HostArgs) -> Self {
-        let (host, opts) = args.into_host_and_options();
-        PyHostSpec { host, opts }
+    fn new(args: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let (host, opts) = args.extract::<HostArgs>()?.into_host_and_options();
+        Ok(PyHostSpec {
+            host,
+            opts,
+            args: args.clone().unbind(),
+        })
     }
 }
 
@@ -224,14 +232,37 @@ impl HostIn<'_> {
     }
 }
 
-/// (object, data, insns, map_names, prog_names) as `open_and_gen` returns them.
-type OpenGenTuple<'py> = (
-    PyObject_,
-    Bound<'py, PyBytes>,
-    Bound<'py, PyBytes>,
-    Bound<'py, PyTuple>,
-    Bound<'py, PyTuple>,
-);
+/// Host facts for a call that makes a `Loader`: a `HostSpec` is used in
+/// place (nothing converted or copied), a dict is converted; either way the
+/// dict is kept for the `Loader`'s `_host`.
+enum HostFor<'a> {
+    Spec(&'a PyHostSpec),
+    Owned(Host, crate::generate::GenOptions, Py<PyAny>),
+}
+
+impl<'a> HostFor<'a> {
+    fn extract(host: &'a Bound<'_, PyAny>) -> PyResult<Self> {
+        if let Ok(spec) = host.cast::<PyHostSpec>() {
+            return Ok(HostFor::Spec(spec.get()));
+        }
+        let (h, opts) = host.extract::<HostArgs>()?.into_host_and_options();
+        Ok(HostFor::Owned(h, opts, host.clone().unbind()))
+    }
+
+    fn host(&self) -> (&Host, crate::generate::GenOptions) {
+        match self {
+            HostFor::Spec(s) => (&s.host, s.opts),
+            HostFor::Owned(h, opts, _) => (h, *opts),
+        }
+    }
+
+    fn args(&self, py: Python<'_>) -> Py<PyAny> {
+        match self {
+            HostFor::Spec(s) => s.args.clone_ref(py),
+            HostFor::Owned(_, _, args) => args.clone_ref(py),
+        }
+    }
+}
 
 /// One map as `Object.maps` returns it: (name, section, type, key_size,
 /// value_size, max_entries, flags, internal, inner, ident).
@@ -457,6 +488,20 @@ impl PyObject_ {
         ))
     }
 
+    /// Generate the loader as a `Loader` (`BpfObject.gen_loader`): `host` is a
+    /// `HostSpec` or a dict of `HostArgs`' keys, kept as the `Loader`'s `_host`.
+    fn loader(slf: &Bound<'_, Self>, host: &Bound<'_, PyAny>) -> PyResult<PyLoader> {
+        let py = slf.py();
+        let host = HostFor::extract(host)?;
+        let (h, opts) = host.host();
+        let source = std::sync::Arc::clone(&slf.borrow().inner);
+        let blobs = py
+            .detach(|| crate::generate::gen_loader_unnamed(&source, h, opts))
+            .map_err(|e| to_py_err(py, e))?;
+        let core = Some(slf.clone().into_any().unbind());
+        Ok(PyLoader::generated(py, &blobs, source, host.args(py), core))
+    }
+
     /// `__arena` globals: (arena map index, initial image) or None. The
     /// image belongs at the start of the arena's user mapping (at the map's
     /// `map_extra` address), copied in after the loader has run.
@@ -500,6 +545,299 @@ impl PyObject_ {
         let expect = crate::selfcheck::expect_object(&slf.borrow().inner, &host);
         let report = py.detach(|| crate::selfcheck::check(data, insns, &expect));
         selfcheck_result(py, report)
+    }
+}
+
+/// A generated loader: the two blobs and the skeleton layout they expect.
+/// Immutable; :meth:`replace` makes a changed copy.
+#[pyclass(module = "bpfgen_fast.object", name = "Loader", frozen)]
+struct PyLoader {
+    data: Py<PyAny>,
+    insns: Py<PyAny>,
+    /// The opened object it was generated from (a snapshot): its name tuples
+    /// and its `_core` wrapper are made from it on first access (most callers
+    /// never look, and the core makes no strings for them). None for a
+    /// `Loader` built from its fields, whose cells are then all set.
+    source: Option<std::sync::Arc<Object>>,
+    map_names: PyOnceLock<Py<PyAny>>,
+    prog_names: PyOnceLock<Py<PyAny>>,
+    host: Py<PyAny>,
+    core: PyOnceLock<Py<PyAny>>,
+}
+
+/// A cell already holding `value`.
+fn cell_of(py: Python<'_>, value: Py<PyAny>) -> PyOnceLock<Py<PyAny>> {
+    let cell = PyOnceLock::new();
+    let _ = cell.set(py, value);
+    cell
+}
+
+fn no_source() -> PyErr {
+    pyo3::exceptions::PyRuntimeError::new_err("internal error: a Loader without its names")
+}
+
+impl PyLoader {
+    /// A loader generated from `source`: each blob copied once into its
+    /// `bytes`; `core` is the `_core.Object` to report, if the caller has one.
+    fn generated(
+        py: Python<'_>,
+        blobs: &crate::generate::LoaderBlobs,
+        source: std::sync::Arc<Object>,
+        host: Py<PyAny>,
+        core: Option<Py<PyAny>>,
+    ) -> Self {
+        PyLoader {
+            data: PyBytes::new(py, &blobs.data).into_any().unbind(),
+            insns: PyBytes::new(py, &blobs.insns).into_any().unbind(),
+            source: Some(source),
+            map_names: PyOnceLock::new(),
+            prog_names: PyOnceLock::new(),
+            host,
+            core: core.map_or_else(PyOnceLock::new, |c| cell_of(py, c)),
+        }
+    }
+
+    fn cell(&self, maps: bool) -> &PyOnceLock<Py<PyAny>> {
+        if maps { &self.map_names } else { &self.prog_names }
+    }
+
+    /// `map_names` or `prog_names`.
+    fn names<'py>(&self, py: Python<'py>, maps: bool) -> PyResult<Bound<'py, PyAny>> {
+        self.cell(maps)
+            .get_or_try_init(py, || {
+                let obj = self.source.as_deref().ok_or_else(no_source)?;
+                let tuple = if maps {
+                    PyTuple::new(py, crate::generate::map_names(obj))?
+                } else {
+                    PyTuple::new(py, crate::generate::prog_names(obj).collect::<Vec<_>>())?
+                };
+                Ok::<_, PyErr>(tuple.into_any().unbind())
+            })
+            .map(|t| t.bind(py).clone())
+    }
+
+    fn names_len(&self, py: Python<'_>, maps: bool) -> PyResult<usize> {
+        match (self.cell(maps).get(py), self.source.as_deref()) {
+            (Some(t), _) => t.bind(py).len(),
+            (None, Some(obj)) if maps => Ok(crate::generate::map_names(obj).count()),
+            (None, Some(obj)) => Ok(crate::generate::prog_names(obj).count()),
+            (None, None) => Err(no_source()),
+        }
+    }
+
+    /// The names as strings, for the files `write` makes.
+    fn names_strings(&self, py: Python<'_>, maps: bool) -> PyResult<Vec<String>> {
+        match (self.cell(maps).get(py), self.source.as_deref()) {
+            (None, Some(obj)) if maps => Ok(crate::generate::map_names(obj).map(str::to_string).collect()),
+            (None, Some(obj)) => Ok(crate::generate::prog_names(obj).map(str::to_string).collect()),
+            _ => self.names(py, maps)?.extract(),
+        }
+    }
+
+    /// `_core`: the given object, or a `_core.Object` over the source made
+    /// on first access (the same one every time), or None.
+    fn core_obj<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.core
+            .get_or_try_init(py, || match &self.source {
+                Some(obj) => Bound::new(
+                    py,
+                    PyObject_ {
+                        inner: std::sync::Arc::clone(obj),
+                    },
+                )
+                .map(|o| o.into_any().unbind()),
+                None => Ok(py.None()),
+            })
+            .map(|c| c.bind(py).clone())
+    }
+
+    /// (data, insns, map_names, prog_names): what equality, hashing and the
+    /// repr look at.
+    fn values<'py>(&self, py: Python<'py>) -> PyResult<[Bound<'py, PyAny>; 4]> {
+        Ok([
+            self.data.bind(py).clone(),
+            self.insns.bind(py).clone(),
+            self.names(py, true)?,
+            self.names(py, false)?,
+        ])
+    }
+}
+
+#[pymethods]
+impl PyLoader {
+    #[new]
+    #[pyo3(signature = (data, insns, map_names, prog_names, _host = None, _core = None))]
+    fn new(
+        py: Python<'_>,
+        data: Py<PyAny>,
+        insns: Py<PyAny>,
+        map_names: Py<PyAny>,
+        prog_names: Py<PyAny>,
+        _host: Option<Py<PyAny>>,
+        _core: Option<Py<PyAny>>,
+    ) -> Self {
+        PyLoader {
+            data,
+            insns,
+            source: None,
+            map_names: cell_of(py, map_names),
+            prog_names: cell_of(py, prog_names),
+            host: _host.unwrap_or_else(|| PyDict::new(py).into_any().unbind()),
+            core: cell_of(py, _core.unwrap_or_else(|| py.None())),
+        }
+    }
+
+    #[getter]
+    fn data(&self, py: Python<'_>) -> Py<PyAny> {
+        self.data.clone_ref(py)
+    }
+
+    #[getter]
+    fn insns(&self, py: Python<'_>) -> Py<PyAny> {
+        self.insns.clone_ref(py)
+    }
+
+    #[getter]
+    fn map_names<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.names(py, true)
+    }
+
+    #[getter]
+    fn prog_names<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.names(py, false)
+    }
+
+    /// The host facts it was generated with (a `host_args()` dict).
+    #[getter]
+    fn _host(&self, py: Python<'_>) -> Py<PyAny> {
+        self.host.clone_ref(py)
+    }
+
+    /// The object it was generated from (`_core.Object`), or None.
+    #[getter]
+    fn _core<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.core_obj(py)
+    }
+
+    /// A copy with the given fields changed (``data=``, ``insns=``, ...).
+    #[pyo3(signature = (**changes))]
+    fn replace(&self, py: Python<'_>, changes: Option<&Bound<'_, PyDict>>) -> PyResult<Self> {
+        let [data, insns, map_names, prog_names] = self.values(py)?;
+        let mut fields = [
+            data.unbind(),
+            insns.unbind(),
+            map_names.unbind(),
+            prog_names.unbind(),
+            self.host.clone_ref(py),
+            self.core_obj(py)?.unbind(),
+        ];
+        const NAMES: [&str; 6] = ["data", "insns", "map_names", "prog_names", "_host", "_core"];
+        if let Some(changes) = changes {
+            for (key, value) in changes.iter() {
+                let key: std::borrow::Cow<'_, str> = key.extract()?;
+                let Some(i) = NAMES.iter().position(|n| *n == key) else {
+                    return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                        "replace() got an unexpected keyword argument '{key}'"
+                    )));
+                };
+                fields[i] = value.unbind();
+            }
+        }
+        let [data, insns, map_names, prog_names, host, core] = fields;
+        Ok(PyLoader {
+            data,
+            insns,
+            source: None,
+            map_names: cell_of(py, map_names),
+            prog_names: cell_of(py, prog_names),
+            host: if host.is_none(py) {
+                PyDict::new(py).into_any().unbind()
+            } else {
+                host
+            },
+            core: cell_of(py, core),
+        })
+    }
+
+    /// The light-skeleton header embedding these blobs (same host facts).
+    fn gen_skeleton<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core_obj(py)?;
+        if core.is_none() {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "this Loader was not generated from a BpfObject",
+            ));
+        }
+        core.call_method1("gen_skeleton", (self.host.bind(py),))
+    }
+
+    /// Size of the loader ctx: bpf_loader_ctx + one map desc per map + one
+    /// prog desc per program.
+    #[getter]
+    fn ctx_size(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(crate::loader_abi::ctx_size(
+            self.names_len(py, true)?,
+            self.names_len(py, false)?,
+        ))
+    }
+
+    /// Write ``PREFIX.data.bin``, ``PREFIX.insns.bin`` and ``PREFIX.json`` (the
+    /// names and sizes), each atomically and all or nothing, as ``gen loader -o
+    /// PREFIX`` and ``gen_batch(fmt="blobs")`` do; returns their paths.
+    fn write(&self, py: Python<'_>, prefix: std::path::PathBuf) -> PyResult<Vec<std::path::PathBuf>> {
+        let (data, insns) = (self.data.bind(py), self.insns.bind(py));
+        let (data, insns): (&[u8], &[u8]) = (data.extract()?, insns.extract()?);
+        let (maps, progs) = (self.names_strings(py, true)?, self.names_strings(py, false)?);
+        py.detach(|| crate::files::write_loader(&prefix, data, insns, &maps, &progs))
+            .map(|written| written.into_iter().map(|(path, _)| path).collect())
+            .map_err(|(path, e)| io_error(&path, &e))
+    }
+
+    fn __richcmp__(&self, other: &Bound<'_, PyAny>, op: CompareOp) -> PyResult<Py<PyAny>> {
+        let py = other.py();
+        let Ok(other) = other.cast::<PyLoader>() else {
+            return Ok(py.NotImplemented());
+        };
+        let equal = || -> PyResult<bool> {
+            let (a, b) = (self.values(py)?, other.get().values(py)?);
+            for (x, y) in a.iter().zip(b.iter()) {
+                if !x.eq(y)? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        };
+        match op {
+            CompareOp::Eq => Ok(pyo3::types::PyBool::new(py, equal()?).to_owned().into_any().unbind()),
+            CompareOp::Ne => Ok(pyo3::types::PyBool::new(py, !equal()?).to_owned().into_any().unbind()),
+            _ => Ok(py.NotImplemented()),
+        }
+    }
+
+    fn __hash__(&self, py: Python<'_>) -> PyResult<isize> {
+        PyTuple::new(py, self.values(py)?)?.hash()
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let [data, insns, maps, progs] = self.values(py)?;
+        Ok(format!(
+            "Loader(data={}, insns={}, map_names={}, prog_names={})",
+            data.repr()?,
+            insns.repr()?,
+            maps.repr()?,
+            progs.repr()?
+        ))
+    }
+
+    /// Pickles and copies as a call of the constructor with every field.
+    fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, pyo3::types::PyType>, Bound<'py, PyTuple>)> {
+        let py = slf.py();
+        let this = slf.get();
+        let [data, insns, maps, progs] = this.values(py)?;
+        let args = PyTuple::new(
+            py,
+            [data, insns, maps, progs, this.host.bind(py).clone(), this.core_obj(py)?],
+        )?;
+        Ok((slf.get_type(), args))
     }
 }
 
@@ -547,9 +885,34 @@ fn selfcheck<'py>(
     selfcheck_result(py, report)
 }
 
+/// An object name's UTF-8, borrowed from the `bytes` Python encodes it to:
+/// under the limited API of Python 3.9 PyO3's `&str` argument copies it once
+/// more into a `String` (an allocation per call on the hot paths).
+struct Utf8Name<'py>(Bound<'py, PyBytes>);
+
+impl<'py> Utf8Name<'py> {
+    fn of(name: &Bound<'py, PyString>) -> PyResult<Self> {
+        // a name that cannot be encoded (lone surrogates) fails as PyO3's
+        // `&str` argument did: TypeError "argument 'name': ..."
+        name.encode_utf8().map(Utf8Name).map_err(|e| {
+            let py = name.py();
+            let err = pyo3::exceptions::PyTypeError::new_err(format!("argument 'name': {e}"));
+            err.set_cause(py, Some(e));
+            err
+        })
+    }
+
+    fn as_str(&self) -> &str {
+        // Python's UTF-8 encoder produced these bytes: valid UTF-8
+        crate::elf::utf8_name(self.0.as_bytes()).unwrap_or_default()
+    }
+}
+
 /// Open a BPF object from its bytes (libbpf's open phase).
 #[pyfunction]
-fn open(py: Python<'_>, data: &[u8], name: &str) -> PyResult<PyObject_> {
+fn open(py: Python<'_>, data: &[u8], name: &Bound<'_, PyString>) -> PyResult<PyObject_> {
+    let name = Utf8Name::of(name)?;
+    let name = name.as_str();
     py.detach(|| crate::object::open(data, name))
         .map(|inner| PyObject_ {
             inner: std::sync::Arc::new(inner),
@@ -557,27 +920,33 @@ fn open(py: Python<'_>, data: &[u8], name: &str) -> PyResult<PyObject_> {
         .map_err(|e| to_py_err(py, e))
 }
 
-/// Open and generate in one call (one GIL release): the opened object and
-/// its loader, for the module-level `gen_loader`, the path of users who
-/// generate many loaders.
+/// Open and generate in one call (one GIL release): the loader, holding the
+/// opened object (its `_core.Object` made only if asked for), for the
+/// module-level `gen_loader`, the path of users who generate many loaders.
 #[pyfunction]
-fn open_and_gen<'py>(py: Python<'py>, data: &[u8], name: &str, host: HostIn<'py>) -> PyResult<OpenGenTuple<'py>> {
-    let (host, opts) = host.into_host_and_options();
+fn open_and_gen(
+    py: Python<'_>,
+    data: &[u8],
+    name: &Bound<'_, PyString>,
+    host: &Bound<'_, PyAny>,
+) -> PyResult<PyLoader> {
+    let name = Utf8Name::of(name)?;
+    let name = name.as_str();
+    let host = HostFor::extract(host)?;
+    let (h, opts) = host.host();
     let (obj, blobs) = py
         .detach(|| {
             let obj = crate::object::open(data, name)?;
-            let blobs = crate::generate::gen_loader_with(&obj, &host, opts)?;
+            let blobs = crate::generate::gen_loader_unnamed(&obj, h, opts)?;
             Ok::<_, crate::Error>((obj, blobs))
         })
         .map_err(|e| to_py_err(py, e))?;
-    Ok((
-        PyObject_ {
-            inner: std::sync::Arc::new(obj),
-        },
-        PyBytes::new(py, &blobs.data),
-        PyBytes::new(py, &blobs.insns),
-        PyTuple::new(py, &blobs.map_names)?,
-        PyTuple::new(py, &blobs.prog_names)?,
+    Ok(PyLoader::generated(
+        py,
+        &blobs,
+        std::sync::Arc::new(obj),
+        host.args(py),
+        None,
     ))
 }
 
@@ -855,7 +1224,8 @@ fn _time_core(py: Python<'_>, data: &[u8], name: &str, host: HostArgs, repeats: 
         for _ in 0..repeats {
             let t = std::time::Instant::now();
             let obj = crate::object::open(data, name)?;
-            std::hint::black_box(crate::generate::gen_loader_with(&obj, &host, opts)?);
+            // the API's work: the Loader takes its names from the object
+            std::hint::black_box(crate::generate::gen_loader_unnamed(&obj, &host, opts)?);
             drop(obj);
             times.push(t.elapsed().as_secs_f64());
         }
@@ -989,6 +1359,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LoaderDecodeError", py.get_type::<LoaderDecodeError>())?;
     m.add_class::<PyObject_>()?;
     m.add_class::<PyHostSpec>()?;
+    m.add_class::<PyLoader>()?;
     m.add_function(wrap_pyfunction!(open, m)?)?;
     m.add_function(wrap_pyfunction!(open_and_gen, m)?)?;
     m.add_function(wrap_pyfunction!(default_object_name, m)?)?;

@@ -91,6 +91,19 @@ pub struct Elf<'a> {
     pub big_endian: bool,
 }
 
+/// `bytes` as a `str` if they are UTF-8: `std::str::from_utf8`, with an inline
+/// check first for the ASCII that ELF and BTF names almost always are (the
+/// general validator, called once per name, was 4-6% of opening a small object).
+#[inline]
+pub fn utf8_name(bytes: &[u8]) -> Option<&str> {
+    if bytes.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
+    } else {
+        std::str::from_utf8(bytes).ok()
+    }
+}
+
 fn format_err(reason: impl Into<String>) -> Error {
     Error::elf(reason)
 }
@@ -141,7 +154,7 @@ impl<'a> Elf<'a> {
                     .in_section(SECTION_HEADERS)
                     .at(idx.0 as u64 * 64)
             })?;
-            let name = std::str::from_utf8(name_bytes).map_err(|_| {
+            let name = utf8_name(name_bytes).ok_or_else(|| {
                 format_err(format!("section #{}: name is not UTF-8", idx.0))
                     .in_section(SECTION_HEADERS)
                     .at(idx.0 as u64 * 64)
@@ -198,7 +211,7 @@ impl<'a> Elf<'a> {
                         .in_section(symtab.name)
                         .at(i as u64 * 24)
                 })?;
-                std::str::from_utf8(&rest[..end]).map_err(|_| {
+                utf8_name(&rest[..end]).ok_or_else(|| {
                     format_err(format!("symbol #{i}: name is not UTF-8"))
                         .in_section(symtab.name)
                         .at(i as u64 * 24)

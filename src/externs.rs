@@ -287,7 +287,7 @@ impl ExternLookup {
                     }
                 },
                 kind::DATASEC => {
-                    for v in btf.secinfos(&t) {
+                    for v in btf.secinfo_iter(&t) {
                         l.sec_of.entry(v.type_id).or_insert(id);
                     }
                 }
@@ -326,8 +326,7 @@ fn add_dummy_ksym_var(btf: &mut Btf) -> Result<Option<u32>> {
     };
     let sec = btf.type_by_id(sec_id)?;
     let has_func = btf
-        .secinfos(&sec)
-        .iter()
+        .secinfo_iter(&sec)
         .any(|v| btf.type_by_id(v.type_id).is_ok_and(|t| t.kind() == kind::FUNC));
     if !has_func {
         return Ok(None);

@@ -207,7 +207,10 @@ pub struct GenOptions {
 fn blob_estimate(obj: &Object, linked: &[crate::link::LinkedProgram]) -> (usize, usize) {
     const CAP: usize = 64 << 20;
     let ext_len = |r: &Option<crate::link::ExtRecords>| r.as_ref().map_or(0, |r| r.bytes.len());
-    let mut data = 4096 + obj.btf.as_ref().map_or(0, |b| b.raw().len());
+    // 2 KiB: the fd-array slots and the BTF load's attrs; every fixture's data
+    // blob fits the estimate (tests/fixtures: 1.2x to 1.8x its final size,
+    // instructions 1.1x to 3.6x).
+    let mut data = 2048 + obj.btf.as_ref().map_or(0, |b| b.raw().len());
     for m in &obj.maps {
         data = data.saturating_add(m.initial_value.len().saturating_add(160));
     }
@@ -232,7 +235,28 @@ pub fn gen_loader(obj: &Object, host: &Host) -> Result<LoaderBlobs> {
 }
 
 pub fn gen_loader_with(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs> {
+    let mut blobs = gen_loader_unnamed(obj, host, opts)?;
+    blobs.map_names = map_names(obj).map(str::to_string).collect();
+    blobs.prog_names = prog_names(obj).map(str::to_string).collect();
+    Ok(blobs)
+}
+
+/// [`gen_loader_with`] with `map_names` and `prog_names` left empty, for a
+/// caller that reads them from the object only when asked (the Python
+/// `Loader`): [`map_names`] and [`prog_names`] give the same names.
+pub fn gen_loader_unnamed(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs> {
     gen_inner(obj, host, opts).map_err(|e| e.for_object(&obj.name))
+}
+
+/// The loader's map descriptors in ctx order: every map of the object.
+pub fn map_names(obj: &Object) -> impl ExactSizeIterator<Item = &str> {
+    obj.maps.iter().map(|m| m.name.as_str())
+}
+
+/// The loader's program descriptors in ctx order: every entry program,
+/// loaded or not.
+pub fn prog_names(obj: &Object) -> impl Iterator<Item = &str> {
+    obj.programs.iter().filter(|p| !p.is_subprog).map(|p| p.name.as_str())
 }
 
 /// struct_ops translation against the kernel BTF, when the object creates
@@ -339,11 +363,10 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
     let (kcfg_image, resolved) = resolve_externs(obj, host, opts)?;
     let mut linked = link_programs(obj, &resolved)?;
 
-    let mut emitter = LoaderGen::with_hash(obj.programs.len(), obj.maps.len(), opts.gen_hash);
+    // Performance: the blobs sized up front (a hint, capped; see `blob_estimate`).
+    let capacity = blob_estimate(obj, &linked);
+    let mut emitter = LoaderGen::with_capacity(obj.programs.len(), obj.maps.len(), opts.gen_hash, capacity);
     emitter.set_big_endian(obj.big_endian);
-    // Performance: size the blobs up front (a hint, capped; see `blob_estimate`).
-    let (data_hint, insns_hint) = blob_estimate(obj, &linked);
-    emitter.reserve(data_hint, insns_hint);
     emit_btf(&mut emitter, obj)?;
     emit_maps(&mut emitter, obj, host, st_plan.as_ref(), &kcfg_image, opts);
     emit_programs(&mut emitter, obj, &mut linked, st_plan.as_ref(), opts)?;
@@ -356,13 +379,9 @@ fn gen_inner(obj: &Object, host: &Host, opts: GenOptions) -> Result<LoaderBlobs>
     Ok(LoaderBlobs {
         data,
         insns,
-        map_names: obj.maps.iter().map(|m| m.name.clone()).collect(),
-        prog_names: obj
-            .programs
-            .iter()
-            .filter(|p| !p.is_subprog)
-            .map(|p| p.name.clone())
-            .collect(),
+        // filled by gen_loader_with, from the object (see `gen_loader_unnamed`)
+        map_names: Vec::new(),
+        prog_names: Vec::new(),
         kconfig_image: obj.kconfig_map_idx.map(|_| kcfg_image),
         struct_ops,
     })

@@ -11,6 +11,7 @@ use crate::insn::{
     BPF_PSEUDO_BTF_ID, BPF_PSEUDO_FUNC, BPF_PSEUDO_KFUNC_CALL, BPF_PSEUDO_MAP_IDX, BPF_PSEUDO_MAP_IDX_VALUE, Insn,
 };
 use crate::object::{Object, Reloc, RelocKind, find_prog_by_sec_insn};
+use std::borrow::Cow;
 
 /// func_info or line_info records ready for PROG_LOAD.
 #[derive(Debug, Clone, Default)]
@@ -32,9 +33,11 @@ pub struct LinkedProgram {
 }
 
 /// CO-RE records become relocations of the (sub-)program that owns them
-/// (`bpf_object__relocate_core` in gen mode: recorded, never applied).
-fn relocs_with_core(obj: &Object) -> Result<Vec<Vec<Reloc>>> {
-    let mut relocs: Vec<Vec<Reloc>> = obj.programs.iter().map(|p| p.relocs.clone()).collect();
+/// (`bpf_object__relocate_core` in gen mode: recorded, never applied). A
+/// program without CO-RE records keeps its own relocations, borrowed (a copy
+/// of each program's list per generation was an allocation per program).
+fn relocs_with_core(obj: &Object) -> Result<Vec<Cow<'_, [Reloc]>>> {
+    let mut relocs: Vec<Cow<'_, [Reloc]>> = obj.programs.iter().map(|p| Cow::Borrowed(&p.relocs[..])).collect();
     let (Some(ext), Some(btf)) = (&obj.btf_ext, &obj.btf) else {
         return Ok(relocs);
     };
@@ -65,7 +68,7 @@ fn relocs_with_core(obj: &Object) -> Result<Vec<Vec<Reloc>>> {
             if !p.autoload {
                 continue;
             }
-            relocs[pi].push(Reloc {
+            relocs[pi].to_mut().push(Reloc {
                 insn_idx: sec_insn - p.sec_insn_off,
                 kind: RelocKind::Core {
                     type_id: word(4),
@@ -76,7 +79,10 @@ fn relocs_with_core(obj: &Object) -> Result<Vec<Vec<Reloc>>> {
         }
     }
     for r in relocs.iter_mut() {
-        r.sort_by_key(|r| (r.insn_idx, r.kind.order()));
+        // a stable sort leaves sorted lists as they are: only unsorted ones are copied
+        if !r.is_sorted_by_key(|r| (r.insn_idx, r.kind.order())) {
+            r.to_mut().sort_by_key(|r| (r.insn_idx, r.kind.order()));
+        }
     }
     Ok(relocs)
 }
@@ -250,7 +256,7 @@ pub fn link_programs(obj: &Object, resolved: &Resolved) -> Result<Vec<LinkedProg
     let own_relocs = relocs_with_core(obj).map_err(|e| e.for_object(&obj.name))?;
     let exc_tags = exception_callback_tags(obj);
     let ext_index = ExtIndex::new(obj);
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(obj.programs.iter().filter(|p| !p.is_subprog && p.autoload).count());
     let mut linked_bytes = 0usize;
     // One offset table for all main programs, reset after each through the
     // list of sub-programs it appended: a fresh table per main program made
@@ -271,7 +277,7 @@ pub fn link_programs(obj: &Object, resolved: &Resolved) -> Result<Vec<LinkedProg
             sub_insn_off: std::mem::take(&mut sub_insn_off),
             appended: Vec::new(),
             insns,
-            relocs: own_relocs[idx].clone(),
+            relocs: own_relocs[idx].to_vec(),
             func_info: None,
             line_info: None,
         };
@@ -327,7 +333,7 @@ fn append_pristine(out: &mut Vec<Insn>, p: &crate::object::Program) {
 struct Linker<'o> {
     obj: &'o Object,
     /// Each program's own relocations (ELF ones plus recorded CO-RE).
-    own_relocs: &'o [Vec<Reloc>],
+    own_relocs: &'o [Cow<'o, [Reloc]>],
     resolved: &'o Resolved,
     exc_tags: &'o [u32],
     ext_index: &'o ExtIndex,

@@ -100,7 +100,9 @@ struct KsymDesc {
 /// Loader under construction.
 pub struct LoaderGen {
     data: Vec<u8>,
-    insns: Vec<Insn>,
+    /// The loader's instructions, already in their little-endian wire
+    /// format: `finish` hands this buffer over as the blob, no copy.
+    insns: Vec<u8>,
     cleanup_label: usize,
     nr_maps: usize,
     nr_maps_total: usize,
@@ -165,10 +167,17 @@ impl LoaderGen {
     /// [`LoaderGen::new`] with libbpf 1.8's `gen_hash` option: a loader
     /// for a signed light skeleton (`bpftool gen skeleton -L -S`).
     pub fn with_hash(nr_progs: usize, nr_maps: usize, gen_hash: bool) -> LoaderGen {
+        LoaderGen::with_capacity(nr_progs, nr_maps, gen_hash, (4096, 256))
+    }
+
+    /// [`LoaderGen::with_hash`] with its blobs allocated once, at `capacity`
+    /// (data bytes, instructions): an estimate of the output made before
+    /// anything is written, so that the buffers need not grow.
+    pub fn with_capacity(nr_progs: usize, nr_maps: usize, gen_hash: bool, capacity: (usize, usize)) -> LoaderGen {
         let map_slots = nr_maps.max(MIN_MAP_SLOTS);
         let mut g = LoaderGen {
-            data: Vec::with_capacity(4096),
-            insns: Vec::with_capacity(256),
+            data: Vec::with_capacity(capacity.0),
+            insns: Vec::with_capacity(capacity.1.saturating_mul(8)),
             cleanup_label: 0,
             nr_maps: 0,
             nr_maps_total: nr_maps,
@@ -204,7 +213,7 @@ impl LoaderGen {
         let blob_progs = if g.prog_fd_blob.is_some() { nr_progs } else { 0 };
         let skip = stack_words * 3 + 2 + (nr_maps + blob_progs) * 6;
         g.emit_goto_forward(skip);
-        g.cleanup_label = g.insns.len();
+        g.cleanup_label = g.insn_cnt();
         // (Unless the prologue's jump already failed: nothing is emitted then.)
         debug_assert!(
             g.error.is_some() || g.cleanup_label == CLEANUP_LABEL,
@@ -244,7 +253,7 @@ impl LoaderGen {
         for i in 0..SHA256_DWORDS {
             self.emit2(Insn::ld_imm64_raw(R1, BPF_PSEUDO_MAP_IDX, 0, 0));
             self.emit(Insn::ldx_mem(Size::DW, R2, R1, (i * 8) as i16));
-            self.hash_insns[i] = self.insns.len();
+            self.hash_insns[i] = self.insn_cnt();
             self.emit2(Insn::ld_imm64_raw(R3, 0, 0, 0));
             self.emit(Insn::mov64_imm(R7, -EINVAL));
             self.emit_branch(Cond::Ne, R2, Rhs::Reg(R3), self.cleanup_label);
@@ -339,7 +348,7 @@ impl LoaderGen {
             Rhs::Imm(imm) => Insn::jmp_imm(cond.op(), dst, imm, off),
             Rhs::Reg(src) => Insn::new(BPF_JMP | cond.op() | BPF_X, dst, src, off, 0),
         };
-        let at = self.insns.len() as i64;
+        let at = self.insn_cnt() as i64;
         match i16::try_from(target as i64 - at - 1) {
             Ok(off) => self.emit(branch(cond, off)),
             Err(_) => {
@@ -367,30 +376,47 @@ impl LoaderGen {
     // so an object that fails early cannot make us build a huge loader first
     // (hostile-input bound). Past the kernel's program size nothing could
     // load it: that is a failure too, which bounds every loader at 8 MB.
+    #[inline]
     fn emit(&mut self, insn: Insn) {
         if self.room_for(1) {
-            self.insns.push(insn);
+            self.insns.extend_from_slice(&insn.to_bytes());
         }
     }
 
+    #[inline]
     fn emit2(&mut self, pair: [Insn; 2]) {
         if self.room_for(2) {
-            self.insns.extend_from_slice(&pair);
+            let (a, b) = (pair[0].to_bytes(), pair[1].to_bytes());
+            let mut both = [0u8; 16];
+            both[..8].copy_from_slice(&a);
+            both[8..].copy_from_slice(&b);
+            self.insns.extend_from_slice(&both);
         }
     }
 
+    /// Instructions emitted so far.
+    fn insn_cnt(&self) -> usize {
+        self.insns.len() / 8
+    }
+
+    #[inline]
     fn room_for(&mut self, n: usize) -> bool {
-        if self.error.is_some() {
-            return false;
+        if self.error.is_none() && self.insn_cnt() + n <= MAX_LOADER_INSNS {
+            return true;
         }
-        if self.insns.len() + n > MAX_LOADER_INSNS {
+        self.no_room();
+        false
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn no_room(&mut self) {
+        if self.error.is_none() {
             self.fail(Error::unsupported(format!(
                 "loader would exceed the kernel's limit of {MAX_LOADER_INSNS} instructions for one program \
                  (too many programs, maps or relocations for one loader)"
             )));
-            return false;
         }
-        true
     }
 
     /// `add_data`: append 8-byte aligned, return the offset before appending.
@@ -405,12 +431,17 @@ impl LoaderGen {
         off as i32
     }
 
-    /// Reserve room for `data` more blob bytes and `insns` more loader
-    /// instructions up front (performance: large objects otherwise grow the
-    /// blob by repeated doubling, copying it each time).
-    pub fn reserve(&mut self, data: usize, insns: usize) {
-        self.data.reserve(data);
-        self.insns.reserve(insns);
+    /// `add_data` of `s` and its terminating NUL, without building them in a
+    /// buffer first (the NUL is the first byte of the zero padding).
+    fn add_cstr(&mut self, s: &str) -> i32 {
+        let off = self.data.len();
+        let n = s.len() + 1;
+        if !self.data_fits(n) {
+            return 0;
+        }
+        self.data.extend_from_slice(s.as_bytes());
+        self.data.resize(off + n.div_ceil(8) * 8, 0);
+        off as i32
     }
 
     fn add_zeroes(&mut self, n: usize) -> i32 {
@@ -709,9 +740,7 @@ impl LoaderGen {
     pub fn prog_load(&mut self, p: &ProgLoad) {
         // Its fd goes to its descriptor in the end: fail now if out of reach.
         self.ctx_off(CTX_SIZE + MAP_DESC_SIZE * self.nr_maps_total + PROG_DESC_SIZE * p.skel_slot);
-        let mut license = p.license.as_bytes().to_vec();
-        license.push(0);
-        let license_off = self.add_data(&license);
+        let license_off = self.add_cstr(p.license);
         let insns_off = if self.big_endian {
             let mut be = p.insns.to_vec();
             Insn::bswap_wire(&mut be);
@@ -787,10 +816,8 @@ impl LoaderGen {
     /// `bpf_btf_find_by_name_kind(name, kind)` into r7: the type id in the
     /// low 32 bits, a module BTF fd (or 0 for vmlinux) in the high 32 bits.
     fn emit_btf_lookup(&mut self, name: &str, kind: u32) {
-        let mut bytes = name.as_bytes().to_vec();
-        bytes.push(0);
-        let len = bytes.len() as i32;
-        let name_off = self.add_data(&bytes);
+        let len = name.len() as i32 + 1;
+        let name_off = self.add_cstr(name);
         self.ld_blob(R1, name_off);
         self.emit(Insn::mov64_imm(R2, len));
         self.emit(Insn::mov64_imm(R3, kind as i32));
@@ -890,10 +917,8 @@ impl LoaderGen {
             );
             return;
         }
-        let mut name = r.name.as_bytes().to_vec();
-        name.push(0);
-        let len = name.len() as i32;
-        let name_off = self.add_data(&name);
+        let len = r.name.len() as i32 + 1;
+        let name_off = self.add_cstr(&r.name);
         let res_off = self.add_zeroes(8);
         self.ld_blob(R1, name_off);
         self.emit(Insn::mov64_imm(R2, len));
@@ -905,7 +930,7 @@ impl LoaderGen {
         self.emit(Insn::mov64_reg(R7, R0));
         // A missing symbol (-ENOENT) is not an error here: skip the check,
         // one instruction or, in a long loader, two.
-        let skip = self.check_err_len(self.insns.len() + 1) as i16;
+        let skip = self.check_err_len(self.insn_cnt() + 1) as i16;
         self.emit(Insn::jmp_imm(BPF_JEQ, R7, -ENOENT, skip));
         self.check_err();
         self.emit(Insn::stx_mem(Size::W, R8, R9, INSN_IMM_OFFSET));
@@ -988,10 +1013,9 @@ impl LoaderGen {
         if self.gen_hash {
             self.patch_data_hash();
         }
-        // One copy of the instructions' memory, already the wire format on
-        // little-endian hosts (an 8-byte append per instruction cost 5% of
-        // open+generate on small objects).
-        let mut insns = crate::insn::wire_bytes(&self.insns).into_owned();
+        // The instructions were written in their wire format: the buffer is
+        // the blob (no copy).
+        let mut insns = std::mem::take(&mut self.insns);
         if self.big_endian {
             Insn::bswap_wire(&mut insns);
         }
@@ -1012,8 +1036,9 @@ impl LoaderGen {
         for (i, &at) in self.hash_insns.iter().enumerate() {
             let dw = u64::from_le_bytes(digest[8 * i..8 * i + 8].try_into().expect("8 bytes"));
             let dw = if self.big_endian { dw.swap_bytes() } else { dw };
-            self.insns[at].imm = dw as u32 as i32;
-            self.insns[at + 1].imm = (dw >> 32) as u32 as i32;
+            // imm is bytes 4..8 of each instruction (little-endian here)
+            self.insns[8 * at + 4..8 * at + 8].copy_from_slice(&(dw as u32).to_le_bytes());
+            self.insns[8 * at + 12..8 * at + 16].copy_from_slice(&((dw >> 32) as u32).to_le_bytes());
         }
     }
 }
@@ -1068,17 +1093,26 @@ mod tests {
     fn at(at: usize) -> LoaderGen {
         let mut g = LoaderGen::new(0, 0);
         assert_eq!(g.cleanup_label, CLEANUP_LABEL);
-        g.insns.resize(at, Insn::mov64_imm(R0, 0));
+        let fill = Insn::mov64_imm(R0, 0).to_bytes();
+        while g.insn_cnt() < at {
+            g.insns.extend_from_slice(&fill);
+        }
         g
     }
 
-    fn tail(g: &LoaderGen, n: usize) -> &[Insn] {
-        &g.insns[g.insns.len() - n..]
+    /// The instructions, decoded from the wire bytes the generator keeps.
+    fn ins(g: &LoaderGen) -> Vec<Insn> {
+        g.insns.chunks_exact(8).map(Insn::from_bytes).collect()
+    }
+
+    fn tail(g: &LoaderGen, n: usize) -> Vec<Insn> {
+        let all = ins(g);
+        all[all.len() - n..].to_vec()
     }
 
     /// Where the jump at `pc` lands, for either form.
     fn target(g: &LoaderGen, pc: usize) -> i64 {
-        let i = g.insns[pc];
+        let i = Insn::from_bytes(&g.insns[8 * pc..8 * pc + 8]);
         let off = if i.code == BPF_GOTOL {
             i.imm as i64
         } else {
@@ -1102,7 +1136,7 @@ mod tests {
         // if r7 s>= 0 goto +1; gotol 7
         assert_eq!(tail(&g, 2), [Insn::jmp_imm(BPF_JSGE, R7, 0, 1), Insn::gotol(-32770)]);
         assert_eq!(target(&g, 32776), CLEANUP_LABEL as i64);
-        assert_eq!(g.insns[32776].to_bytes(), [0x06, 0, 0, 0, 0xfe, 0x7f, 0xff, 0xff]);
+        assert_eq!(g.insns[8 * 32776..8 * 32777], [0x06, 0, 0, 0, 0xfe, 0x7f, 0xff, 0xff]);
         assert!(g.error.is_none());
     }
 
@@ -1119,16 +1153,17 @@ mod tests {
         for (start, len) in [(100usize, 1i16), (40_000, 2)] {
             let mut g = at(start);
             g.emit_relo_typeless(&r, 0, None);
-            let jeq = (start..g.insns.len())
-                .find(|&pc| g.insns[pc].code == BPF_JMP | BPF_JEQ | BPF_K && g.insns[pc].imm == -ENOENT)
+            let insns = ins(&g);
+            let jeq = (start..insns.len())
+                .find(|&pc| insns[pc].code == BPF_JMP | BPF_JEQ | BPF_K && insns[pc].imm == -ENOENT)
                 .expect("the -ENOENT branch");
-            assert_eq!(g.insns[jeq].off, len);
+            assert_eq!(insns[jeq].off, len);
             // It lands right after the error check, which goes to the cleanup label.
             let check = jeq + 1;
             assert_eq!(target(&g, jeq), (check + len as usize) as i64);
             let last = check + len as usize - 1;
             assert_eq!(target(&g, last), CLEANUP_LABEL as i64);
-            assert_eq!(g.insns[jeq + 1 + len as usize], Insn::stx_mem(Size::W, R8, R9, 4));
+            assert_eq!(insns[jeq + 1 + len as usize], Insn::stx_mem(Size::W, R8, R9, 4));
         }
     }
 
@@ -1136,13 +1171,13 @@ mod tests {
     fn prologue_jumps_over_a_long_cleanup_block_with_gotol() {
         // 5,459 programs: a cleanup block of 32,762 insns, still `ja`.
         let g = LoaderGen::new(5459, 0);
-        assert_eq!(g.insns[6], Insn::jmp_imm(BPF_JA, 0, 0, 32762));
+        assert_eq!(ins(&g)[6], Insn::jmp_imm(BPF_JA, 0, 0, 32762));
         let g = LoaderGen::new(5500, 0);
         let skip = 2 * 3 + 2 + 5500 * 6;
-        assert_eq!(g.insns[6], Insn::gotol(skip));
+        assert_eq!(ins(&g)[6], Insn::gotol(skip));
         assert_eq!(g.cleanup_label, CLEANUP_LABEL);
-        assert_eq!(target(&g, 6), g.insns.len() as i64);
-        assert_eq!(g.insns.last(), Some(&Insn::exit()));
+        assert_eq!(target(&g, 6), g.insn_cnt() as i64);
+        assert_eq!(ins(&g).last(), Some(&Insn::exit()));
     }
 
     #[test]
@@ -1152,7 +1187,7 @@ mod tests {
         // label is the negated comparison over a gotol.
         let g = LoaderGen::with_hash(6000, 0, true);
         let start = target(&g, 6) as usize;
-        let sig = &g.insns[start..];
+        let sig = &ins(&g)[start..];
         let long: Vec<usize> = (0..sig.len()).filter(|&k| sig[k].code == BPF_GOTOL).collect();
         assert_eq!(long.len(), SHA256_DWORDS + 1);
         for &k in &long {
@@ -1165,7 +1200,7 @@ mod tests {
         assert_eq!(sig[long[1] - 1], Insn::new(BPF_JMP | BPF_JEQ | BPF_X, R2, R3, 1, 0));
         // The same check after a short cleanup block is libbpf 1.8's.
         let g = LoaderGen::with_hash(3, 0, true);
-        assert!(g.insns.iter().all(|i| i.code != BPF_GOTOL));
+        assert!(ins(&g).iter().all(|i| i.code != BPF_GOTOL));
     }
 
     #[test]
@@ -1174,7 +1209,7 @@ mod tests {
         g.emit(Insn::exit());
         assert!(g.error.is_none());
         g.emit(Insn::exit());
-        assert_eq!(g.insns.len(), MAX_LOADER_INSNS, "stops growing");
+        assert_eq!(g.insn_cnt(), MAX_LOADER_INSNS, "stops growing");
         let e = g.finish().unwrap_err();
         assert!(
             e.to_string()

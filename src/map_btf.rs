@@ -329,7 +329,7 @@ fn special_fields(btf: &Btf, value: &TypeRef) -> Option<Vec<SpecialField>> {
     match value.kind() {
         kind::STRUCT | kind::UNION => walk_struct(btf, value, 0, 0, &mut found)?,
         kind::DATASEC => {
-            for vsi in btf.secinfos(value) {
+            for vsi in btf.secinfo_iter(value) {
                 let var = btf.type_by_id(vsi.type_id).ok()?;
                 let var_type = btf.type_by_id(var.size_or_type).ok()?;
                 walk_field(btf, var_type, vsi.offset, vsi.size, 0, &mut found)?;

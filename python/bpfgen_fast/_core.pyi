@@ -42,6 +42,8 @@ class Object:
     def gen_loader(
         self, host: dict[str, object] | HostSpec
     ) -> tuple[bytes, bytes, tuple[str, ...], tuple[str, ...]]: ...
+    # the same as a Loader, whose _host is the dict (a HostSpec's own dict)
+    def loader(self, host: dict[str, object] | HostSpec) -> Loader: ...
     # host may also carry "gen_hash" (bool: libbpf 1.8's signed-loader mode) and
     # "signature" (bytes: CMS over the gen_hash loader's insns -> signed header,
     # compat "bpftool-7.8" only); both optional keys.
@@ -60,9 +62,48 @@ class HostSpec:
 
     def __init__(self, host: dict[str, object]) -> None: ...
 
+class Loader:
+    """A generated loader: the two blobs and the skeleton layout they expect.
+    Immutable; :meth:`replace` makes a changed copy."""
+
+    def __init__(
+        self,
+        data: bytes,
+        insns: bytes,
+        map_names: tuple[str, ...],
+        prog_names: tuple[str, ...],
+        _host: dict[str, object] | None = None,
+        _core: Object | None = None,
+    ) -> None: ...
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def insns(self) -> bytes: ...
+    @property
+    def map_names(self) -> tuple[str, ...]: ...
+    @property
+    def prog_names(self) -> tuple[str, ...]: ...
+    @property
+    def _host(self) -> dict[str, object]: ...
+    @property
+    def _core(self) -> Object | None: ...
+    def replace(self, **changes: Any) -> Loader:
+        """A copy with the given fields changed (``data=``, ``insns=``, ...)."""
+    def gen_skeleton(self) -> str:
+        """The light-skeleton header embedding these blobs (same host facts)."""
+    @property
+    def ctx_size(self) -> int:
+        """Size of the loader ctx: bpf_loader_ctx + one map desc per map + one prog
+        desc per program."""
+    def write(self, prefix: str | os.PathLike[str]) -> list[Path]:
+        """Write ``PREFIX.data.bin``, ``PREFIX.insns.bin`` and ``PREFIX.json`` (the
+        names and sizes), each atomically and all or nothing; returns their paths."""
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
 def open_and_gen(
     data: bytes, name: str, host: dict[str, object] | HostSpec
-) -> tuple[Object, bytes, bytes, tuple[str, ...], tuple[str, ...]]: ...
+) -> Loader: ...
 def selfcheck(
     data: bytes, insns: bytes, map_names: list[str], prog_names: list[str]
 ) -> dict[str, object]: ...

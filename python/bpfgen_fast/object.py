@@ -12,10 +12,8 @@ from bpfgen_fast import _core
 # Python skips it (every annotation here is a string)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
     from typing import Any, Union
 
-    _CoreObject = _core.Object
     PathOrBytes = Union[str, os.PathLike[str], bytes, bytearray, memoryview]
     KconfigValue = Union[str, int, bool]
 
@@ -233,47 +231,11 @@ class _OrderedView(Mapping[str, "object"]):
         return len(self._items)
 
 
-class Loader(_Frozen):
-    """A generated loader: the two blobs and the skeleton layout they expect.
-    Immutable; :meth:`replace` makes a changed copy."""
-
-    _FIELDS = ("data", "insns", "map_names", "prog_names")  # repr and equality
-    data: bytes
-    insns: bytes
-    map_names: tuple[str, ...]
-    prog_names: tuple[str, ...]
-    _host: dict[str, object]
-    _core: _core.Object | None
-
-    def __init__(self, data: bytes, insns: bytes, map_names: tuple[str, ...],
-                 prog_names: tuple[str, ...], _host: dict[str, object] | None = None,
-                 _core: _CoreObject | None = None) -> None:
-        self.__dict__.update(data=data, insns=insns, map_names=map_names, prog_names=prog_names,
-                             _host={} if _host is None else _host, _core=_core)
-
-    def replace(self, **changes: Any) -> Loader:
-        """A copy with the given fields changed (``data=``, ``insns=``, ...)."""
-        fields = {f: getattr(self, f) for f in (*self._FIELDS, "_host", "_core")}
-        return Loader(**{**fields, **changes})
-
-    def gen_skeleton(self) -> str:
-        """The light-skeleton header embedding these blobs (same host facts)."""
-        if self._core is None:
-            raise ValueError("this Loader was not generated from a BpfObject")
-        return self._core.gen_skeleton(self._host)
-
-    @property
-    def ctx_size(self) -> int:
-        """Size of the loader ctx: bpf_loader_ctx + one map desc per map + one prog desc
-        per program."""
-        return _core.loader_ctx_size(len(self.map_names), len(self.prog_names))
-
-    def write(self, prefix: str | os.PathLike[str]) -> list[Path]:
-        """Write ``PREFIX.data.bin``, ``PREFIX.insns.bin`` and ``PREFIX.json`` (the names and
-        sizes), each atomically and all or nothing, as ``gen loader -o PREFIX`` and
-        ``gen_batch(fmt="blobs")`` do; returns their paths."""
-        return _core.write_loader(prefix, self.data, self.insns, list(self.map_names),
-                                  list(self.prog_names))
+#: A generated loader (``data``, ``insns``, ``map_names``, ``prog_names``,
+#: ``ctx_size``, ``replace()``, ``gen_skeleton()``, ``write()``): built by the
+#: core, so a generation makes no Python-level object; its name tuples are made
+#: on first access.
+Loader = _core.Loader
 
 
 class BpfObject:
@@ -286,6 +248,8 @@ class BpfObject:
     def open(cls, source: PathOrBytes, name: str | None = None) -> BpfObject:
         """Open from a path (``name`` defaults to bpftool's rule) or from bytes
         (``name`` required)."""
+        if type(source) is bytes and name is not None:  # the common case, without _read
+            return cls(_core.open(source, name))
         return cls(_core.open(*_read(source, name)))
 
     @property
@@ -314,14 +278,8 @@ class BpfObject:
     def gen_loader(self, **host: Any) -> Loader:
         """Generate the loader blobs. Host facts (see :func:`host_args`) default
         to this machine's, like libbpf."""
-        args = host_args(**host) if host else _DEFAULT_HOST
-        data, insns, maps, progs = self._core.gen_loader(args if host else _DEFAULT_SPEC)
-        # Filling __dict__ directly skips __init__'s keyword handling: the same
-        # object at a fraction of the cost (this is the per-object hot path).
-        loader: Loader = object.__new__(Loader)
-        loader.__dict__.update(data=data, insns=insns, map_names=maps,
-                               prog_names=progs, _host=args, _core=self._core)
-        return loader
+        # the core builds the Loader, its _host the dict (HostSpec keeps its own)
+        return self._core.loader(host_args(**host) if host else _DEFAULT_SPEC)
 
     def gen_skeleton(
         self,
@@ -438,14 +396,10 @@ def _read(source: PathOrBytes, name: str | None) -> tuple[bytes, str]:
 def gen_loader(path: PathOrBytes, name: str | None = None, **host: Any) -> Loader:
     """Open ``path`` and generate its loader in one call (one call into the
     core: the fastest way to generate many loaders)."""
+    if type(path) is bytes and name is not None and not host:  # the hot path, in one call
+        return _core.open_and_gen(path, name, _DEFAULT_SPEC)
     data, name = _read(path, name)
-    args = host_args(**host) if host else _DEFAULT_HOST
-    core, blob, insns, maps, progs = _core.open_and_gen(data, name,
-                                                        args if host else _DEFAULT_SPEC)
-    loader: Loader = object.__new__(Loader)
-    loader.__dict__.update(data=blob, insns=insns, map_names=maps,
-                           prog_names=progs, _host=args, _core=core)
-    return loader
+    return _core.open_and_gen(data, name, host_args(**host) if host else _DEFAULT_SPEC)
 
 
 def gen_skeleton(path: PathOrBytes, name: str | None = None, **host: Any) -> str:

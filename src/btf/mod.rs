@@ -254,7 +254,7 @@ impl Btf {
         let bad = || Error::btf(format!("BTF string offset {off:#x} is invalid")).in_section(".BTF");
         let rest = strs.get(off..).ok_or_else(bad)?;
         let end = rest.iter().position(|&b| b == 0).ok_or_else(bad)?;
-        std::str::from_utf8(&rest[..end]).map_err(|_| bad())
+        crate::elf::utf8_name(&rest[..end]).ok_or_else(bad)
     }
 
     pub fn name_of(&self, t: &TypeRef) -> Result<&str> {
@@ -356,16 +356,21 @@ impl Btf {
     }
 
     pub fn secinfos(&self, t: &TypeRef) -> Vec<VarSecinfo> {
-        (0..t.vlen() as usize)
-            .map(|i| {
-                let o = t.tail() + 12 * i;
-                VarSecinfo {
-                    type_id: read_u32(&self.raw, o).unwrap_or(0),
-                    offset: read_u32(&self.raw, o + 4).unwrap_or(0),
-                    size: read_u32(&self.raw, o + 8).unwrap_or(0),
-                }
-            })
-            .collect()
+        self.secinfo_iter(t).collect()
+    }
+
+    /// A DATASEC's entries read in place (`secinfos` without the `Vec`: a
+    /// small allocation per DATASEC looked at, for the callers that only read).
+    pub fn secinfo_iter<'a>(&'a self, t: &TypeRef) -> impl ExactSizeIterator<Item = VarSecinfo> + use<'a> {
+        let tail = t.tail();
+        (0..t.vlen() as usize).map(move |i| {
+            let o = tail + 12 * i;
+            VarSecinfo {
+                type_id: read_u32(&self.raw, o).unwrap_or(0),
+                offset: read_u32(&self.raw, o + 4).unwrap_or(0),
+                size: read_u32(&self.raw, o + 8).unwrap_or(0),
+            }
+        })
     }
 
     /// Skip const/volatile/restrict/typedef/type_tag to the underlying type.

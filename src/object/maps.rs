@@ -1,8 +1,6 @@
 //! The maps an object defines: BTF-defined ones in `.maps`, one per global
 //! data section, `.kconfig`, the arena, and libbpf's names for them.
 
-use std::collections::HashMap;
-
 use super::open::{Opener, SecKind};
 use super::*;
 use crate::btf::{Btf, kind, linkage};
@@ -18,19 +16,21 @@ fn internal_map_name(kern_obj_name: &str, real_name: &str) -> String {
     } else {
         (BPF_OBJ_NAME_LEN - sfx_len - 1).min(kern_obj_name.len())
     };
-    let suffix: String = real_name.chars().take(sfx_len).collect();
-    let mut name: String = kern_obj_name.chars().take(pfx_len).collect();
-    name.push_str(&suffix);
-    name.chars()
-        .take(BPF_OBJ_NAME_LEN - 1)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    // One pass, one allocation: the prefix's and suffix's characters, the
+    // first BPF_OBJ_NAME_LEN - 1 of them, sanitized.
+    let mut name = String::with_capacity(BPF_OBJ_NAME_LEN - 1);
+    let chars = kern_obj_name
+        .chars()
+        .take(pfx_len)
+        .chain(real_name.chars().take(sfx_len));
+    for c in chars.take(BPF_OBJ_NAME_LEN - 1) {
+        name.push(if c.is_ascii_alphanumeric() || c == '_' || c == '.' {
+            c
+        } else {
+            '_'
+        });
+    }
+    name
 }
 
 impl Opener<'_, '_> {
@@ -51,7 +51,7 @@ impl Opener<'_, '_> {
             .ok_or_else(|| err(format!("DATASEC '{MAPS_SEC}' not found.")))?;
         self.maps_sec_btf_id = sec_id;
         let datasec = btf.type_by_id(sec_id)?;
-        for (var_idx, vsi) in btf.secinfos(&datasec).iter().enumerate() {
+        for (var_idx, vsi) in btf.secinfo_iter(&datasec).enumerate() {
             let var = btf.type_by_id(vsi.type_id)?;
             let map_name = btf.name_of(&var)?.to_string();
             if map_name.is_empty() {
@@ -125,8 +125,10 @@ impl Opener<'_, '_> {
         // (`btf__find_by_name`; thousands of sections × millions of types).
         // Only names starting with '.' can match a data section's name, so
         // only those are indexed (performance: hashing every type name was a
-        // visible share of opening an object).
-        let mut first_by_name: HashMap<&str, u32> = HashMap::new();
+        // visible share of opening an object). A sorted table, not a HashMap:
+        // a handful of names, for which SipHash's setup and the table's
+        // allocation were ~2% of opening a small object.
+        let mut first_by_name: Vec<(&str, u32)> = Vec::new();
         if let Some(btf) = &self.obj.btf
             && self
                 .sec_kinds
@@ -138,10 +140,14 @@ impl Opener<'_, '_> {
                 if btf.name_first_byte(&t) == Some(b'.')
                     && let Ok(name) = btf.name_of(&t)
                 {
-                    first_by_name.entry(name).or_insert(id);
+                    first_by_name.push((name, id));
                 }
             }
         }
+        // ids were pushed in increasing order and the sort is stable: each
+        // name's first id stays first, and dedup keeps it
+        first_by_name.sort_by(|a, b| a.0.cmp(b.0));
+        first_by_name.dedup_by(|later, first| later.0 == first.0);
         let mut total: u64 = 0;
         for sec in self.elf.sections.iter().skip(1) {
             let origin = match self.sec_kinds[sec.index] {
@@ -178,8 +184,9 @@ impl Opener<'_, '_> {
                 ..MapDef::default()
             };
             if let Some(btf) = &self.obj.btf
-                && let Some(&id) = first_by_name.get(sec.name)
+                && let Ok(at) = first_by_name.binary_search_by(|(n, _)| n.cmp(&sec.name))
             {
+                let id = first_by_name[at].1;
                 def.value_type_id = id;
                 if datasec_has_exposed_var(btf, id) {
                     def.map_flags |= BPF_F_MMAPABLE;
@@ -314,7 +321,7 @@ fn datasec_has_exposed_var(btf: &Btf, id: u32) -> bool {
     if t.kind() != kind::DATASEC {
         return false;
     }
-    btf.secinfos(&t).iter().any(|vsi| {
+    btf.secinfo_iter(&t).any(|vsi| {
         btf.type_by_id(vsi.type_id)
             .is_ok_and(|v| v.kind() == kind::VAR && btf.tail_u32(&v) != linkage::STATIC)
     })

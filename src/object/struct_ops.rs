@@ -48,7 +48,7 @@ pub fn collect_maps(btf: &Btf, sec: &Section) -> Result<Vec<Map>> {
         None => (true, sec_name),
     };
     let mut maps = Vec::new();
-    for (var_idx, vsi) in btf.secinfos(&datasec).into_iter().enumerate() {
+    for (var_idx, vsi) in btf.secinfo_iter(&datasec).enumerate() {
         let var = btf.type_by_id(vsi.type_id)?;
         let var_name = btf.name_of(&var)?.to_string();
         let (type_id, t) = btf.skip_mods_and_typedefs(var.size_or_type).map_err(|_| {
