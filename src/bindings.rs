@@ -1277,12 +1277,12 @@ fn diagnose_run(py: Python<'_>, document: &str, blob: &[u8]) -> PyResult<(Option
     Ok(crate::explain::diagnose(&e, blob))
 }
 
-/// A loader `gen loader -o PREFIX` wrote: (data, insns, map names, program names).
+/// (data, insns, map names, program names): a loader read back.
+type LoaderParts<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>, Vec<String>, Vec<String>);
+
+/// A loader `gen loader -o PREFIX` wrote.
 #[pyfunction]
-fn read_loader<'py>(
-    py: Python<'py>,
-    prefix: std::path::PathBuf,
-) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>, Vec<String>, Vec<String>)> {
+fn read_loader<'py>(py: Python<'py>, prefix: std::path::PathBuf) -> PyResult<LoaderParts<'py>> {
     match py.detach(|| crate::files::read_loader(&prefix)) {
         Ok(f) => Ok((
             PyBytes::new(py, &f.data),
