@@ -1,10 +1,10 @@
 //! The loader's ABI: the numbers a generated loader program shares with the
 //! kernel and the light skeleton. Helper ids, `bpf()` commands and their attr
 //! sizes, and where the fd array, the skeleton's ctx and the loader's stack
-//! slots sit. The emitter (`loader.rs`) writes by these facts and the
-//! self-check (`selfcheck.rs`) reads by them, so each is spelt once, here;
-//! modules that bound their inputs by the data blob's size use
-//! [`MAX_DATA_BLOB`] from here too. A leaf: it depends on nothing.
+//! slots sit. The emitter (`loader.rs`) writes by these facts, the decoder
+//! (`explain/`) and the self-check (`selfcheck/`) read by them, so each is
+//! spelt once, here; modules that bound their inputs by the data blob's size
+//! use [`MAX_DATA_BLOB`] from here too. A leaf: it depends on nothing.
 
 // Helpers the loader calls (and `bpf_trace_printk`, which libbpf's loaders
 // built with debug output call, so `explain` names it too).
