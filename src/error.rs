@@ -1,7 +1,7 @@
 //! One error type for the whole core. Every error carries enough context to
 //! point a user at the offending bytes: the object, the ELF section and the
 //! offset inside it, where known. Conversion to Python exceptions lives in
-//! `bindings.rs`; nothing here knows about Python.
+//! `bindings/errors.rs`; nothing here knows about Python.
 
 use std::fmt;
 
