@@ -137,6 +137,18 @@ pub fn read_maybe_gz(path: impl AsRef<std::path::Path>) -> std::io::Result<Strin
 }
 
 impl Host {
+    /// This machine's facts, with the page size and possible-CPU count a
+    /// caller pins (the command line's `--page-size` / `--possible-cpus`, the
+    /// API's `page_size=` / `possible_cpus=`) in place of the detected ones.
+    pub fn detect_pinned(page_size: Option<u32>, possible_cpus: Option<u32>) -> Host {
+        let detected = Host::detect();
+        Host {
+            page_size: page_size.unwrap_or(detected.page_size),
+            possible_cpus: possible_cpus.unwrap_or(detected.possible_cpus),
+            ..detected
+        }
+    }
+
     pub fn detect() -> Host {
         // SAFETY: sysconf has no memory-safety preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };

@@ -79,13 +79,7 @@ fn dispatch(req: &Request) -> Outcome {
 
 /// The host facts: this machine's, except what the command line pins.
 pub fn host(req: &Request) -> Result<Host, Failure> {
-    let mut host = Host::detect();
-    if let Some(p) = req.page_size {
-        host.page_size = p;
-    }
-    if let Some(c) = req.possible_cpus {
-        host.possible_cpus = c;
-    }
+    let mut host = Host::detect_pinned(req.page_size, req.possible_cpus);
     host.kernel_version = req.kernel_version;
     if let Some(path) = &req.kconfig_file {
         let text = bpfgen_fast::host::read_maybe_gz(path).map_err(|e| output::io_failure(path, &e))?;

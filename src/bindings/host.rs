@@ -72,13 +72,7 @@ impl HostArgs {
     }
 
     pub(super) fn into_host(self) -> Host {
-        let mut host = Host::detect();
-        if let Some(p) = self.page_size {
-            host.page_size = p;
-        }
-        if let Some(c) = self.possible_cpus {
-            host.possible_cpus = c;
-        }
+        let mut host = Host::detect_pinned(self.page_size, self.possible_cpus);
         host.kernel_version = self.kernel_version;
         host.kconfig = self.kconfig.map(Into::into);
         host.kconfig_extra = self.kconfig_extra.map(Into::into);
